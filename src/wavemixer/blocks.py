@@ -1,0 +1,129 @@
+"""The WaveMix block: one class for every DWT level, with the upsampler as an option."""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+import torch
+from torch import Tensor, nn
+
+from .dwt import BoundaryMode, haar_packed
+
+__all__ = ["LevelMixer", "Upsampler", "WaveMixBlock", "check_block_args"]
+
+Upsampler = Literal["convtranspose", "nearest", "bilinear", "pixelshuffle"]
+"""How a level's MLP output returns to the finer resolution.
+
+``convtranspose``: 1x1 conv to ``ff_channel`` then ConvTranspose2d(k4, s2, p1) (the paper).
+``nearest``/``bilinear``: 1x1 conv straight to the output width, then parameter-free x2 upsampling
+(the reference README's parameter-efficient models). ``pixelshuffle``: PixelShuffle(2) then a 3x3 conv
+(the reference's "V3" variant)."""
+
+UPSAMPLERS = frozenset(get_args(Upsampler))
+
+
+def check_block_args(*, dim: int, level: int, mult: int, ff_channel: int, dropout: float, upsample: str) -> None:
+    """Validate block hyper-parameters up front, naming the rule that a value breaks."""
+    if not isinstance(level, int) or isinstance(level, bool) or level < 1:
+        raise ValueError(f"level must be an integer >= 1 (number of Haar DWT levels per block), got {level!r}")
+    if dim < 4 or dim % 4:
+        raise ValueError(f"final_dim must be a positive multiple of 4 (the block reduces C to C/4), got {dim}")
+    if level >= 2 and dim % 8:
+        raise ValueError(
+            f"final_dim must be a multiple of 8 for level >= 2 (coarser levels output C/2 from C/4), got {dim}"
+        )
+    if mult < 1:
+        raise ValueError(f"mult must be >= 1, got {mult}")
+    if ff_channel < 1:
+        raise ValueError(f"ff_channel must be >= 1, got {ff_channel}")
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+    if upsample not in UPSAMPLERS:
+        raise ValueError(f"unknown upsample {upsample!r}; expected one of {sorted(UPSAMPLERS)}")
+    if upsample == "pixelshuffle" and (mult * dim) % 4:
+        raise ValueError(f"upsample='pixelshuffle' needs mult * final_dim divisible by 4, got {mult} * {dim}")
+
+
+class LevelMixer(nn.Module):
+    """The channel MLP of one DWT level: 1x1 expand, GELU, dropout, then back to twice the resolution.
+
+    Followed by BatchNorm of the output. There is deliberately no nonlinearity between ``project``
+    and ``upsample`` (as in the paper), which lets eval-time code fold the BatchNorm into them.
+    """
+
+    def __init__(
+        self, in_dim: int, out_dim: int, *, hidden_dim: int, ff_channel: int, dropout: float, upsample: Upsampler
+    ) -> None:
+        super().__init__()
+        self.expand = nn.Conv2d(in_dim, hidden_dim, 1)
+        self.act = nn.GELU()
+        self.drop = nn.Dropout(dropout)
+        if upsample == "convtranspose":
+            self.project = nn.Conv2d(hidden_dim, ff_channel, 1)
+            self.upsample = nn.ConvTranspose2d(ff_channel, out_dim, 4, stride=2, padding=1)
+        elif upsample == "pixelshuffle":
+            self.project = nn.PixelShuffle(2)
+            self.upsample = nn.Conv2d(hidden_dim // 4, out_dim, 3, padding=1)
+        else:
+            self.project = nn.Conv2d(hidden_dim, out_dim, 1)
+            self.upsample = nn.Upsample(scale_factor=2, mode=upsample)
+        self.norm = nn.BatchNorm2d(out_dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.drop(self.act(self.expand(x)))
+        return self.norm(self.upsample(self.project(x)))
+
+
+class WaveMixBlock(nn.Module):
+    """Resolution-preserving WaveMix token mixer for any number of DWT levels (the residual branch).
+
+    ``C -> C/4`` 1x1 reduction; Haar DWT levels 1..L, each from the previous LL (computed once);
+    the coarsest level's MLP output is upsampled and concatenated with the next finer level, down to
+    level 1, whose MLP returns ``C`` channels at the input resolution. The caller adds the residual.
+
+    Odd or non-divisible sizes work: the DWT extends odd sizes by the boundary ``mode`` (as PyWavelets)
+    and each upsampled map is cropped to the finer level's size.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        *,
+        level: int = 1,
+        mult: int = 2,
+        ff_channel: int | None = None,
+        dropout: float = 0.0,
+        upsample: Upsampler = "convtranspose",
+        mode: BoundaryMode = "zero",
+    ) -> None:
+        super().__init__()
+        ff_channel = dim if ff_channel is None else ff_channel
+        check_block_args(dim=dim, level=level, mult=mult, ff_channel=ff_channel, dropout=dropout, upsample=upsample)
+        self.dim, self.level, self.mode = dim, level, mode
+        self.reduction = nn.Conv2d(dim, dim // 4, 1)
+        mixers = []
+        for j in range(level):  # j = 0 is the finest level
+            in_dim = dim if j == level - 1 else dim + dim // 2
+            out_dim = dim if j == 0 else dim // 2
+            mixers.append(
+                LevelMixer(
+                    in_dim, out_dim, hidden_dim=mult * dim, ff_channel=ff_channel, dropout=dropout, upsample=upsample
+                )
+            )
+        self.levels = nn.ModuleList(mixers)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.shape[1] != self.dim:
+            raise ValueError(f"WaveMixBlock expects {self.dim} input channels (final_dim), got {x.shape[1]}")
+        r = self.reduction(x)
+        bands: list[Tensor] = []
+        for _ in range(self.level):
+            packed = haar_packed(r, self.mode)
+            bands.append(packed)
+            r = packed[:, 0::4]  # this level's LL feeds the next level
+        out = self.levels[-1](bands[-1])
+        for j in range(self.level - 2, -1, -1):
+            z = bands[j]
+            out = torch.cat((z, out[..., : z.shape[-2], : z.shape[-1]]), dim=1)
+            out = self.levels[j](out)
+        return out[..., : x.shape[-2], : x.shape[-1]]

@@ -1,0 +1,212 @@
+"""Stem + stack of residual WaveMix blocks: the encoder shared by every model family."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator
+from typing import Any, Literal, get_args
+
+import torch
+from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
+
+from .blocks import Upsampler, WaveMixBlock
+from .dwt import BoundaryMode
+
+__all__ = ["Stem", "WaveMixBody", "build_stem", "stem_reduction"]
+
+Stem = Literal["patchify", "strided"]
+"""``patchify``: Conv3x3 in->C/4, Conv3x3 C/4->C/2 (both stride 1), Conv pxp stride p, GELU, BatchNorm.
+``strided``: Conv3x3 in->C/2 and Conv3x3 C/2->C, both with stride ``stride`` (``stride=1`` is the
+two-conv stride-1 stem of the WaveMix-Lite CIFAR/MNIST models)."""
+
+STEMS = frozenset(get_args(Stem))
+
+
+def build_stem(stem: str, *, in_chans: int, dim: int, patch_size: int, stride: int) -> nn.Sequential:
+    """Layers are numbered as in the reference package so its weights map one to one."""
+    if stem == "patchify":
+        return nn.Sequential(
+            nn.Conv2d(in_chans, dim // 4, 3, 1, 1),
+            nn.Conv2d(dim // 4, dim // 2, 3, 1, 1),
+            nn.Conv2d(dim // 2, dim, patch_size, patch_size),
+            nn.GELU(),
+            nn.BatchNorm2d(dim),
+        )
+    return nn.Sequential(
+        nn.Conv2d(in_chans, dim // 2, 3, stride, 1),
+        nn.Conv2d(dim // 2, dim, 3, stride, 1),
+    )
+
+
+def stem_reduction(stem: str, *, patch_size: int, stride: int) -> int:
+    """How much the stem shrinks each spatial side."""
+    return patch_size if stem == "patchify" else stride * stride
+
+
+@contextlib.contextmanager
+def _frozen_batchnorm_stats(module: nn.Module) -> Iterator[None]:
+    """Recomputation under gradient checkpointing must not update BatchNorm running stats twice."""
+    norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [m.momentum for m in norms]
+    for m in norms:
+        m.momentum = 0.0
+    try:
+        yield
+    finally:
+        for m, momentum in zip(norms, saved):
+            m.momentum = momentum
+
+
+class WaveMixBody(nn.Module):
+    """Validated hyper-parameters, stem, residual blocks, gradient checkpointing and input checks."""
+
+    def __init__(
+        self,
+        *,
+        depth: int,
+        final_dim: int,
+        ff_channel: int | None,
+        mult: int,
+        level: int,
+        dropout: float,
+        stem: Stem,
+        patch_size: int,
+        stride: int,
+        in_chans: int,
+        upsample: Upsampler,
+        mode: BoundaryMode,
+    ) -> None:
+        super().__init__()
+        if not isinstance(depth, int) or depth < 1:
+            raise ValueError(f"depth must be an integer >= 1, got {depth!r}")
+        if stem not in STEMS:
+            raise ValueError(f"unknown stem {stem!r}; expected one of {sorted(STEMS)}")
+        if in_chans < 1:
+            raise ValueError(f"in_chans must be >= 1, got {in_chans}")
+        if patch_size < 1 or stride < 1:
+            raise ValueError(f"patch_size and stride must be >= 1, got patch_size={patch_size}, stride={stride}")
+        if ff_channel is not None and upsample != "convtranspose" and ff_channel != final_dim:
+            raise ValueError(
+                f"ff_channel={ff_channel} applies only to upsample='convtranspose'; leave it unset with "
+                f"upsample={upsample!r} (the MLP then projects straight to the output width)"
+            )
+        self.in_chans = in_chans
+        self.num_features = final_dim
+        self.reduction = stem_reduction(stem, patch_size=patch_size, stride=stride)
+        self.min_input_size = patch_size if stem == "patchify" else 1
+        self.grad_checkpointing = False
+        self.stem = build_stem(stem, in_chans=in_chans, dim=final_dim, patch_size=patch_size, stride=stride)
+        self.blocks = nn.ModuleList(
+            WaveMixBlock(
+                final_dim, level=level, mult=mult, ff_channel=ff_channel, dropout=dropout, upsample=upsample, mode=mode
+            )
+            for _ in range(depth)
+        )
+        self.feature_info = [
+            dict(num_chs=final_dim, reduction=self.reduction, module=f"blocks.{i}") for i in range(depth)
+        ]
+
+    # -- construction record (config.json) ------------------------------------------------------
+    def _record_config(self, config: dict[str, Any]) -> None:
+        self.config = dict(config)
+
+    # -- checks ---------------------------------------------------------------------------------
+    def check_input(self, x: Tensor) -> None:
+        if x.dim() != 4:
+            raise ValueError(f"expected a 4-D image batch (B, C, H, W), got shape {tuple(x.shape)}")
+        if x.shape[1] != self.in_chans:
+            raise ValueError(
+                f"this model takes {self.in_chans}-channel images (in_chans={self.in_chans}), got {x.shape[1]} "
+                "channels; convert the images or build the model with a matching in_chans"
+            )
+        h, w = x.shape[-2:]
+        if h < self.min_input_size or w < self.min_input_size:
+            raise ValueError(
+                f"input {h}x{w} is smaller than the patchify stem's patch ({self.min_input_size}); "
+                f"use images of at least {self.min_input_size}x{self.min_input_size}"
+            )
+
+    # -- timm-style API -------------------------------------------------------------------------
+    @torch.jit.ignore
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute each block in backward: activation memory O(1 block) instead of O(depth)."""
+        self.grad_checkpointing = enable
+
+    @torch.jit.ignore
+    def group_matcher(self, coarse: bool = False) -> dict[str, Any]:
+        return dict(stem=r"^stem", blocks=r"^blocks\.(\d+)")
+
+    def _run_block(self, block: nn.Module, x: Tensor) -> Tensor:
+        if self.grad_checkpointing and self.training and torch.is_grad_enabled() and not torch.jit.is_scripting():
+            branch = checkpoint(
+                block,
+                x,
+                use_reentrant=False,
+                context_fn=lambda: (contextlib.nullcontext(), _frozen_batchnorm_stats(block)),
+            )
+        else:
+            branch = block(x)
+        return x + branch
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        self.check_input(x)
+        x = self.stem(x)
+        for block in self.blocks:
+            x = self._run_block(block, x)
+        return x
+
+    def forward_intermediates(
+        self,
+        x: Tensor,
+        indices: int | list[int] | None = None,
+        norm: bool = False,
+        stop_early: bool = False,
+        output_fmt: str = "NCHW",
+        intermediates_only: bool = False,
+    ) -> list[Tensor] | tuple[Tensor, list[Tensor]]:
+        """Block outputs (timm convention): ``indices`` an int takes the last n blocks."""
+        if output_fmt not in ("NCHW", "NHWC"):
+            raise ValueError(f"output_fmt must be 'NCHW' or 'NHWC', got {output_fmt!r}")
+        take = self._take_indices(indices)
+        self.check_input(x)
+        x = self.stem(x)
+        intermediates = []
+        last = max(take) if stop_early else len(self.blocks) - 1
+        for i, block in enumerate(self.blocks[: last + 1]):
+            x = self._run_block(block, x)
+            if i in take:
+                intermediates.append(x.permute(0, 2, 3, 1) if output_fmt == "NHWC" else x)
+        if intermediates_only:
+            return intermediates
+        return x, intermediates
+
+    def _take_indices(self, indices: int | list[int] | None) -> list[int]:
+        depth = len(self.blocks)
+        if indices is None:
+            return list(range(depth))
+        if isinstance(indices, int):
+            if not 1 <= indices <= depth:
+                raise ValueError(f"indices={indices} must be between 1 and depth={depth}")
+            return list(range(depth - indices, depth))
+        take = [i % depth if -depth <= i < depth else None for i in indices]
+        if None in take:
+            raise ValueError(f"block indices {indices} out of range for depth {depth}")
+        return sorted(set(take))  # type: ignore[arg-type]
+
+    def prune_intermediate_layers(self, indices: int | list[int] = 1, prune_norm: bool = False, prune_head: bool = True):
+        take = self._take_indices(indices)
+        self.blocks = self.blocks[: max(take) + 1]
+        self.feature_info = self.feature_info[: max(take) + 1]
+        if prune_head:
+            self._prune_head()
+        return take
+
+    def _prune_head(self) -> None:
+        """Families replace this to drop their task head."""
+
+
+def decoder_upsamples(reduction: int) -> int:
+    """Number of x2 stages that bring an encoder map back to (at least) input size when exact."""
+    return int(math.log2(reduction)) if reduction >= 1 else 0

@@ -1,0 +1,95 @@
+"""WaveMix image classifier (timm model API)."""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from .blocks import Upsampler
+from .body import Stem, WaveMixBody
+from .dwt import BoundaryMode
+
+__all__ = ["WaveMix"]
+
+
+class WaveMix(WaveMixBody):
+    """Stem, ``depth`` residual WaveMix blocks at one resolution, global average pool, linear head.
+
+    Defaults are those of the reference ``wavemix.classification.WaveMix`` (ImageNet, 27.9 M params).
+    ``level=1`` gives WaveMix-Lite. Inputs of any size at least the stem's patch work.
+    """
+
+    def __init__(
+        self,
+        *,
+        num_classes: int = 1000,
+        depth: int = 16,
+        final_dim: int = 192,
+        ff_channel: int | None = None,
+        mult: int = 2,
+        level: int = 3,
+        dropout: float = 0.5,
+        stem: Stem = "patchify",
+        patch_size: int = 4,
+        stride: int = 2,
+        in_chans: int = 3,
+        upsample: Upsampler = "convtranspose",
+        mode: BoundaryMode = "zero",
+        global_pool: str = "avg",
+        drop_rate: float = 0.0,
+    ) -> None:
+        super().__init__(
+            depth=depth,
+            final_dim=final_dim,
+            ff_channel=ff_channel,
+            mult=mult,
+            level=level,
+            dropout=dropout,
+            stem=stem,
+            patch_size=patch_size,
+            stride=stride,
+            in_chans=in_chans,
+            upsample=upsample,
+            mode=mode,
+        )
+        self._record_config(
+            dict(
+                num_classes=num_classes, depth=depth, final_dim=final_dim, ff_channel=ff_channel, mult=mult,
+                level=level, dropout=dropout, stem=stem, patch_size=patch_size, stride=stride, in_chans=in_chans,
+                upsample=upsample, mode=mode, global_pool=global_pool, drop_rate=drop_rate,
+            )
+        )  # fmt: skip
+        self.head_hidden_size = final_dim
+        self.drop_rate = drop_rate
+        self.head_drop = nn.Dropout(drop_rate)
+        self._set_head(num_classes, global_pool)
+
+    def _set_head(self, num_classes: int, global_pool: str) -> None:
+        if num_classes < 0:
+            raise ValueError(f"num_classes must be >= 0 (0 removes the classifier), got {num_classes}")
+        if global_pool not in ("avg", ""):
+            raise ValueError(f"global_pool must be 'avg' or '' (no pooling), got {global_pool!r}")
+        if global_pool == "" and num_classes > 0:
+            raise ValueError("global_pool='' (unpooled feature maps) needs num_classes=0")
+        self.num_classes = num_classes
+        self.global_pool = global_pool
+        self.head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+        self.config.update(num_classes=num_classes, global_pool=global_pool)
+
+    def get_classifier(self) -> nn.Module:
+        return self.head
+
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
+        """New (randomly initialised) head for ``num_classes``; 0 makes ``forward`` return features."""
+        self._set_head(num_classes, self.global_pool if global_pool is None else global_pool)
+
+    def _prune_head(self) -> None:
+        self.reset_classifier(0, "")
+
+    def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
+        if self.global_pool == "avg":
+            x = x.mean(dim=(-2, -1))
+        x = self.head_drop(x)
+        return x if pre_logits else self.head(x)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.forward_head(self.forward_features(x))

@@ -1,0 +1,57 @@
+"""The ``wavemixer`` command line: one module per sub-command, each with ``add_parser`` and ``run``."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+__all__ = ["COMMANDS", "main"]
+
+# sub-command name -> module (imported lazily so `wavemixer models` does not import torchvision)
+COMMANDS: dict[str, str] = {
+    "models": "wavemixer.cli.models",
+    "convert": "wavemixer.cli.convert",
+}
+
+
+class CLIError(Exception):
+    """A user error: printed as one line without a traceback, exit status 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from wavemixer import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="wavemixer", description="WaveMix image models: train, evaluate, predict, benchmark, convert."
+    )
+    parser.add_argument("--version", action="version", version=f"wavemixer {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks instead of one-line errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, module in COMMANDS.items():
+        importlib.import_module(module).add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        result = args.func(args)
+    except CLIError as exc:
+        print(f"wavemixer {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except (ValueError, FileNotFoundError, TypeError) as exc:
+        if getattr(args, "debug", False):
+            raise
+        print(f"wavemixer {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"wavemixer {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

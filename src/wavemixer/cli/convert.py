@@ -1,0 +1,57 @@
+"""``wavemixer convert``: a reference ``wavemix`` checkpoint (.pth) -> config.json + model.safetensors."""
+
+from __future__ import annotations
+
+import argparse
+import ast
+from pathlib import Path
+
+from wavemixer.cli import CLIError
+
+
+def _kwarg(text: str) -> tuple[str, object]:
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE (e.g. final_dim=144), got {text!r}")
+    key, value = text.split("=", 1)
+    try:
+        parsed: object = ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        parsed = value  # bare strings such as initial_conv=strided
+    return key.strip(), parsed
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "convert",
+        help="convert a reference wavemix checkpoint to a wavemixer model folder",
+        description=__doc__,
+        epilog="example: wavemixer convert cifar10_94.58.pth out/ --arg num_classes=10 --arg final_dim=144 "
+        "--arg ff_channel=144 --arg depth=7 --arg level=1 --arg initial_conv=strided --arg stride=1",
+    )
+    p.add_argument("checkpoint", type=Path, help="reference .pth state dict")
+    p.add_argument("output", type=Path, help="folder to write config.json and model.safetensors to")
+    p.add_argument(
+        "--task", choices=["classification", "segmentation", "super_resolution"], default="classification",
+        help="which reference model the checkpoint is from (wavemix.classification / SemSegment / sisr)",
+    )  # fmt: skip
+    p.add_argument(
+        "--arg", dest="kwargs", type=_kwarg, action="append", default=[], metavar="NAME=VALUE",
+        help="a keyword argument the reference constructor was called with (repeatable)",
+    )  # fmt: skip
+    p.add_argument("--force", action="store_true", help="overwrite an existing model folder")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from wavemixer.hub import CONFIG_NAME, save_pretrained
+    from wavemixer.reference import from_reference
+
+    if not args.checkpoint.is_file():
+        raise CLIError(f"checkpoint {args.checkpoint} does not exist")
+    if (args.output / CONFIG_NAME).exists() and not args.force:
+        raise CLIError(f"{args.output} already holds a model; pass --force to overwrite it")
+    model = from_reference(str(args.checkpoint), task=args.task, **dict(args.kwargs))
+    save_pretrained(model, args.output, metadata={"converted_from": args.checkpoint.name, "reference_kwargs": dict(args.kwargs)})
+    n = sum(p.numel() for p in model.parameters())
+    print(f"wrote {args.output} ({type(model).__name__}, {n:,} parameters)")
+    return 0

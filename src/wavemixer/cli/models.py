@@ -1,0 +1,79 @@
+"""``wavemixer models``: the registry table."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from wavemixer.registry import get_spec, list_models
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("models", help="list the registered model variants", description=__doc__)
+    p.add_argument("pattern", nargs="?", default="*", help="shell-style name filter, e.g. 'wavemix_lite*'")
+    p.add_argument("--task", choices=["classification", "segmentation", "super_resolution"], help="only this task")
+    p.add_argument("--pretrained", action="store_true", help="only variants whose weights ship in the package")
+    p.add_argument("--format", choices=["table", "markdown", "json"], default="table", help="output format")
+    p.set_defaults(func=run)
+
+
+def rows(pattern: str = "*", task: str | None = None, pretrained: bool = False) -> list[dict]:
+    from wavemixer.hub import packaged_weights_dir
+
+    out = []
+    for name in list_models(pattern, task=task):  # type: ignore[arg-type]
+        spec = get_spec(name)
+        has_weights = packaged_weights_dir(name) is not None
+        if pretrained and not has_weights:
+            continue
+        out.append(
+            dict(
+                name=name,
+                task=spec.task,
+                params=spec.num_params,
+                gmacs=spec.gmacs,
+                input_size="x".join(map(str, spec.input_size)),
+                dataset=spec.dataset,
+                published=spec.published,
+                metric=spec.metric,
+                weights=has_weights,
+                source=spec.source,
+            )
+        )
+    return out
+
+
+def format_markdown(table: list[dict]) -> str:
+    lines = [
+        "| name | task | params | GMACs @ input | dataset | published | weights |",
+        "|---|---|---:|---:|---|---|---|",
+    ]
+    for r in table:
+        pub = "" if r["published"] is None else f"{r['published']} ({r['metric']})"
+        lines.append(
+            f"| `{r['name']}` | {r['task']} | {r['params']:,} | {r['gmacs']:g} @ {r['input_size']} | {r['dataset']} "
+            f"| {pub} | {'yes' if r['weights'] else ''} |"
+        )
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    table = rows(args.pattern, args.task, args.pretrained)
+    if args.format == "json":
+        print(json.dumps(table, indent=2))
+    elif args.format == "markdown":
+        print(format_markdown(table))
+    else:
+        header = f"{'name':36s} {'task':16s} {'params':>12s} {'GMACs':>9s} {'input':>11s}  {'dataset':16s} published"
+        print(header)
+        print("-" * len(header))
+        for r in table:
+            pub = "" if r["published"] is None else f"{r['published']} {r['metric']}"
+            mark = " *" if r["weights"] else ""
+            print(
+                f"{r['name']:36s} {r['task']:16s} {r['params']:>12,d} {r['gmacs']:>9.3f} {r['input_size']:>11s}  "
+                f"{r['dataset']:16s} {pub}{mark}"
+            )
+        if any(r["weights"] for r in table):
+            print("\n* weights ship with the package: wavemixer.create_model(name, pretrained=True)")
+    return 0

@@ -1,0 +1,197 @@
+"""Named WaveMix variants: every published configuration, with checked metadata."""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from torch import nn
+
+from .classification import WaveMix
+from .segmentation import WaveMixSegmentation
+from .super_resolution import WaveMixSR
+
+__all__ = ["MODEL_CLASSES", "ModelSpec", "Task", "create_model", "get_spec", "list_models", "register_model"]
+
+Task = Literal["classification", "segmentation", "super_resolution"]
+
+MODEL_CLASSES: dict[str, type[nn.Module]] = {
+    "classification": WaveMix,
+    "segmentation": WaveMixSegmentation,
+    "super_resolution": WaveMixSR,
+}
+
+REF = "reference WaveMix repository"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A registered variant. ``num_params`` and ``gmacs`` are asserted against the built model by the tests.
+
+    ``gmacs``: multiply-accumulates of convolutions, transposed convolutions and linear layers at
+    ``input_size`` (B=1), in units of 1e9; the parameter-free Haar DWT adds < 0.1 % and is not included.
+    """
+
+    name: str
+    task: Task
+    kwargs: dict[str, Any]
+    num_params: int
+    gmacs: float
+    input_size: tuple[int, int, int]
+    dataset: str
+    metric: str = ""
+    published: float | None = None
+    source: str = ""
+    notes: str = ""
+    mean: tuple[float, ...] = (0.485, 0.456, 0.406)
+    std: tuple[float, ...] = (0.229, 0.224, 0.225)
+    tags: tuple[str, ...] = field(default_factory=tuple)
+
+    def build(self, **overrides: Any) -> nn.Module:
+        unknown = set(overrides) - set(_init_params(MODEL_CLASSES[self.task]))
+        if unknown:
+            raise TypeError(
+                f"{self.name}: unknown argument(s) {sorted(unknown)}; "
+                f"{MODEL_CLASSES[self.task].__name__} takes {sorted(_init_params(MODEL_CLASSES[self.task]))}"
+            )
+        return MODEL_CLASSES[self.task](**{**self.kwargs, **overrides})
+
+
+def _init_params(cls: type) -> list[str]:
+    import inspect
+
+    return [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+
+
+_REGISTRY: dict[str, ModelSpec] = {}
+
+
+def register_model(spec: ModelSpec) -> ModelSpec:
+    if spec.name in _REGISTRY:
+        raise ValueError(f"model name {spec.name!r} is already registered")
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+def list_models(pattern: str = "*", task: Task | None = None) -> list[str]:
+    """Registered names matching a shell-style ``pattern`` (and ``task``), sorted."""
+    return sorted(n for n, s in _REGISTRY.items() if fnmatch.fnmatch(n, pattern) and (task is None or s.task == task))
+
+
+def get_spec(name: str) -> ModelSpec:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        close = fnmatch.filter(_REGISTRY, f"*{name.split('_')[0]}*") or list(_REGISTRY)
+        raise ValueError(
+            f"unknown model {name!r}; run `wavemixer models` or wavemixer.list_models() to see the names "
+            f"(for example {', '.join(sorted(close)[:5])})"
+        ) from None
+
+
+def create_model(name: str, *, pretrained: bool = False, **overrides: Any) -> nn.Module:
+    """Build a registered variant; keyword ``overrides`` replace its constructor arguments.
+
+    ``pretrained=True`` loads the weights shipped inside the package for that variant.
+    """
+    spec = get_spec(name)
+    if pretrained:
+        from .hub import load_packaged_weights
+
+        return load_packaged_weights(spec, **overrides)
+    return spec.build(**overrides)
+
+
+# --------------------------------------------------------------------------------------------------
+# Variants. Numbers: params and GMACs computed from the architecture (reference doc §A.12, checked by
+# tests); "published" is the metric the source reports, with the source named.
+# --------------------------------------------------------------------------------------------------
+
+_CIFAR10 = dict(mean=(0.4914, 0.4822, 0.4465), std=(0.2470, 0.2435, 0.2616))
+_CIFAR100 = dict(mean=(0.5071, 0.4865, 0.4409), std=(0.2673, 0.2564, 0.2762))
+_MNIST = dict(mean=(0.1307,), std=(0.3081,))
+_FMNIST = dict(mean=(0.2860,), std=(0.3530,))
+_TINY = dict(mean=(0.4803, 0.4481, 0.3975), std=(0.2764, 0.2689, 0.2816))
+_LITE_S1 = dict(level=1, stem="strided", stride=1)
+
+
+def _cls(name, kwargs, params, gmacs, size, dataset, published, source, metric="top-1 %", **extra):
+    register_model(ModelSpec(name, "classification", kwargs, params, gmacs, size, dataset, metric, published,
+                             source, **extra))  # fmt: skip
+
+
+# ImageNet-1k and other released reference checkpoints (reference doc §C.3).
+_cls("wavemix_192_16", dict(final_dim=192, depth=16, level=3), 27_857_608, 15.094, (3, 224, 224),
+     "ImageNet-1k", 75.06, f"{REF}, checkpoint wavemix_192_16_75.06.pth")
+_cls("wavemix_lite_192_16", dict(final_dim=192, depth=16, level=1), 12_494_536, 12.780, (3, 224, 224),
+     "ImageNet-1k", 71.18, f"{REF}, checkpoint wavemixlite_71.18.pth")
+_cls("wavemix_256_16", dict(final_dim=256, depth=16, level=3), 49_416_808, 26.805, (3, 224, 224),
+     "ImageNet-1k", 73.03, f"{REF}, checkpoint ImageNet73.03.pth")
+_cls("wavemix_256_16_l4", dict(final_dim=256, depth=16, level=4, stem="strided", stride=2), 62_764_776, 29.445,
+     (3, 256, 256), "ImageNet-1k", 70.42, f"{REF}, checkpoint imagenet4level_70.42.pth",
+     notes="level 4 after a stride-4 stem: 256 px keeps every level's map even")
+_cls("wavemix_256_12_places365", dict(num_classes=365, final_dim=256, depth=12, level=2, patch_size=8), 28_449_261,
+     9.278, (3, 224, 224), "Places-365", 54.94, f"{REF}, checkpoint places365_54.94.pth (paper Table 1: 56.45)")
+_cls("wavemix_192_16_tinyimagenet", dict(num_classes=200, final_dim=192, depth=16, level=3), 27_703_208, 1.232,
+     (3, 64, 64), "Tiny-ImageNet", 71.69, f"{REF}, checkpoint tiny_71.69.pth (78.76 at 128 px)", **_TINY)
+_cls("wavemix_lite_256_10_tinyimagenet", dict(num_classes=200, final_dim=256, depth=10, **_LITE_S1), 13_637_192,
+     15.315, (3, 64, 64), "Tiny-ImageNet", 62.51, f"{REF}, checkpoint tinyimagenet_62.51.pth",
+     notes="depth 10 from the checkpoint's size; its config file says 12", **_TINY)
+_cls("wavemix_192_16_galaxy10", dict(num_classes=10, final_dim=192, depth=16, level=3), 27_666_538, 19.713,
+     (3, 256, 256), "Galaxy10 DECals", 95.42, f"{REF}, checkpoint galaxy_95.42.pth", mean=(0.0,) * 3, std=(1.0,) * 3)
+_cls("wavemix_lite_192_16_galaxy10", dict(num_classes=10, final_dim=192, depth=16, level=1), 12_303_466, 16.693,
+     (3, 256, 256), "Galaxy10 DECals", 90.23, f"{REF}, checkpoint galaxy_90.23.pth", mean=(0.0,) * 3, std=(1.0,) * 3)
+_cls("wavemix_lite_144_7_cifar10", dict(num_classes=10, final_dim=144, depth=7, **_LITE_S1), 3_042_550, 0.879,
+     (3, 32, 32), "CIFAR-10", 94.58, f"{REF}, checkpoint cifar10_94.58.pth", **_CIFAR10)
+_cls("wavemix_lite_320_8_cifar10", dict(num_classes=10, final_dim=320, depth=8, **_LITE_S1), 17_073_610, 4.880,
+     (3, 32, 32), "CIFAR-10", 95.37, f"{REF}, checkpoint cifar10_95.37.pth", **_CIFAR10)
+for _depth, _params, _macs, _top1 in ((7, 9_625_380, 2.772, 76.91), (8, 10_954_084, 3.124, 77.82),
+                                      (10, 13_611_492, 3.829, 78.81)):  # fmt: skip
+    _cls(f"wavemix_lite_256_{_depth}_cifar100", dict(num_classes=100, final_dim=256, depth=_depth, **_LITE_S1),
+         _params, _macs, (3, 32, 32), "CIFAR-100", _top1, f"{REF}, checkpoint cifar100_{_top1}.pth", **_CIFAR100)
+
+# Parameter-efficiency table of the reference README (reference doc §E): the goal is the metric.
+_cls("wavemix_lite_8_10_mnist", dict(num_classes=10, final_dim=8, depth=10, in_chans=1, upsample="nearest",
+     dropout=0.0, **_LITE_S1), 3_566, 0.00088, (1, 28, 28), "MNIST", 99.0, f"{REF} README parameter-efficiency table",
+     metric="goal: top-1 % >=", **_MNIST)
+_cls("wavemix_lite_8_5_fmnist", dict(num_classes=10, final_dim=8, depth=5, in_chans=1, dropout=0.0, **_LITE_S1),
+     7_156, 0.00157, (1, 28, 28), "Fashion-MNIST", 90.0, f"{REF} README parameter-efficiency table",
+     metric="goal: top-1 % >=", **_FMNIST)
+_cls("wavemix_lite_32_7_cifar10_tiny", dict(num_classes=10, final_dim=32, depth=7, upsample="nearest", dropout=0.0,
+     **_LITE_S1), 37_058, 0.01434, (3, 32, 32), "CIFAR-10", 80.0, f"{REF} README parameter-efficiency table",
+     metric="goal: top-1 % >=", **_CIFAR10)
+_cls("wavemix_lite_64_6_cifar10", dict(num_classes=10, final_dim=64, depth=6, dropout=0.0, **_LITE_S1), 520_106,
+     0.15188, (3, 32, 32), "CIFAR-10", 90.0, f"{REF} README parameter-efficiency table",
+     metric="goal: top-1 % >=", **_CIFAR10)
+
+# Semantic segmentation (reference doc §A.9).
+register_model(ModelSpec(
+    "wavemix_seg_256_16_l4", "segmentation", dict(num_classes=20, final_dim=256, depth=16, level=4), 63_164_628,
+    67.66, (3, 256, 512), "Cityscapes val", "mIoU %", 82.70,
+    "paper 2205.14375 v5 Table 1 (63 M model); reference wavemix.SemSegment defaults"))  # fmt: skip
+register_model(ModelSpec(
+    "wavemix_seg_192_16_cityscapes", "segmentation",
+    dict(num_classes=20, final_dim=192, depth=16, level=3, stem="patchify", patch_size=4, dropout=0.5,
+         decoder_dims=(128, 64)),
+    28_190_388, 188.45, (3, 512, 1024), "Cityscapes val", "mIoU % (reference's own metric)", 83.04,
+    f"{REF} README, checkpoint cityscapes_83.04.pth (ImageNet-75.06 body + 192-128-64-20 head)"))  # fmt: skip
+register_model(ModelSpec(
+    "wavemix_lite_seg_128_8", "segmentation", dict(num_classes=20, final_dim=128, depth=8, level=1), 2_900_852,
+    34.116, (3, 512, 1024), "Cityscapes val", "", None, f"{REF} WaveMix_128_Lite_Cityscapes notebook"))  # fmt: skip
+register_model(ModelSpec(
+    "wavemix_lite_seg_256_7", "segmentation", dict(num_classes=20, final_dim=256, depth=7, level=1), 10_256_532,
+    31.017, (3, 256, 512), "Cityscapes val", "", None, f"{REF} Semantic_Segmentation/WaveMix-Lite.py"))  # fmt: skip
+
+# Single-image super-resolution (reference doc §A.10).
+register_model(ModelSpec(
+    "wavemix_sr_144_4_x2", "super_resolution", dict(scale=2, final_dim=144, depth=4, level=1), 1_944_867, 11.43,
+    (3, 128, 128), "DIV2K x2", "", None, f"{REF} wavemix.sisr defaults", mean=(0.0,) * 3, std=(1.0,) * 3))
+register_model(ModelSpec(
+    "wavemix_sr_128_4_x2", "super_resolution", dict(scale=2, final_dim=128, depth=4, level=1, dropout=0.5), 1_537_283,
+    9.033, (3, 128, 128), "DIV2K x2", "", None, f"{REF} Image_Super_Resolution/Div2k_2x.py", mean=(0.0,) * 3,
+    std=(1.0,) * 3))
+register_model(ModelSpec(
+    "wavemix_sr_144_4_x4", "super_resolution", dict(scale=4, final_dim=144, depth=4, level=1), 1_986_267, 3.540,
+    (3, 64, 64), "DIV2K x4", "", None, "this library: the x2 reference model with a second x2 stage",
+    mean=(0.0,) * 3, std=(1.0,) * 3))

@@ -1,0 +1,107 @@
+"""WaveMix semantic segmentation: WaveMix encoder and a transposed-conv upsampling head."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .blocks import Upsampler
+from .body import Stem, WaveMixBody, decoder_upsamples
+from .dwt import BoundaryMode
+
+__all__ = ["WaveMixSegmentation"]
+
+
+class WaveMixSegmentation(WaveMixBody):
+    """Per-pixel logits ``(B, num_classes, H, W)`` at the input resolution, for every stem stride.
+
+    The head is one ConvTranspose2d(k4, s2) per factor 2 the stem removed (channels halving unless
+    ``decoder_dims`` is given), then a 1x1 classifier, purely linear as in the reference. The output is
+    cropped to the input size (odd sizes), or resized bilinearly if the stem reduction is not a power of
+    two. Defaults are the reference ``wavemix.SemSegment.WaveMix`` (Cityscapes, 63.2 M params).
+
+    ``stem``/``blocks`` share names with :class:`~wavemixer.WaveMix`, so a classifier's weights
+    initialise the encoder through :meth:`load_encoder_state_dict`.
+    """
+
+    def __init__(
+        self,
+        *,
+        num_classes: int = 20,
+        depth: int = 16,
+        final_dim: int = 256,
+        ff_channel: int | None = None,
+        mult: int = 2,
+        level: int = 4,
+        dropout: float = 0.0,
+        stem: Stem = "strided",
+        patch_size: int = 4,
+        stride: int = 2,
+        in_chans: int = 3,
+        upsample: Upsampler = "convtranspose",
+        mode: BoundaryMode = "zero",
+        decoder_dims: Sequence[int] | None = None,
+        resize_to_input: bool = True,
+    ) -> None:
+        super().__init__(
+            depth=depth, final_dim=final_dim, ff_channel=ff_channel, mult=mult, level=level, dropout=dropout,
+            stem=stem, patch_size=patch_size, stride=stride, in_chans=in_chans, upsample=upsample, mode=mode,
+        )  # fmt: skip
+        if num_classes < 1:
+            raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+        if decoder_dims is None:
+            decoder_dims = [max(final_dim >> (i + 1), 1) for i in range(decoder_upsamples(self.reduction))]
+        decoder_dims = [int(d) for d in decoder_dims]
+        if any(d < 1 for d in decoder_dims):
+            raise ValueError(f"decoder_dims must be positive, got {decoder_dims}")
+        self._record_config(
+            dict(
+                num_classes=num_classes, depth=depth, final_dim=final_dim, ff_channel=ff_channel, mult=mult,
+                level=level, dropout=dropout, stem=stem, patch_size=patch_size, stride=stride, in_chans=in_chans,
+                upsample=upsample, mode=mode, decoder_dims=decoder_dims, resize_to_input=resize_to_input,
+            )
+        )  # fmt: skip
+        self.num_classes = num_classes
+        self.resize_to_input = resize_to_input
+        dims = [final_dim, *decoder_dims]
+        self.decoder = nn.ModuleList(
+            nn.ConvTranspose2d(dims[i], dims[i + 1], 4, stride=2, padding=1) for i in range(len(decoder_dims))
+        )
+        self.classifier = nn.Conv2d(dims[-1], num_classes, 1)
+
+    def load_encoder_state_dict(self, state_dict: Mapping[str, Tensor]) -> list[str]:
+        """Load ``stem.*``/``blocks.*`` from a classifier (or any WaveMix) state dict; returns loaded keys."""
+        encoder = {k: v for k, v in state_dict.items() if k.startswith(("stem.", "blocks."))}
+        if not encoder:
+            raise ValueError("the state dict has no 'stem.*' or 'blocks.*' keys: it is not a wavemixer encoder")
+        own = self.state_dict()
+        for key, value in encoder.items():
+            if key not in own:
+                raise ValueError(f"encoder key {key!r} does not exist in this model: the architectures differ")
+            if own[key].shape != value.shape:
+                raise ValueError(
+                    f"encoder weight {key!r} has shape {tuple(value.shape)}, this model needs "
+                    f"{tuple(own[key].shape)}: final_dim/level/stem/in_chans must match the source model"
+                )
+        self.load_state_dict(encoder, strict=False)
+        return sorted(encoder)
+
+    def _prune_head(self) -> None:
+        self.decoder = nn.ModuleList()
+        self.classifier = nn.Identity()
+
+    def forward_head(self, x: Tensor, size: tuple[int, int] | None = None) -> Tensor:
+        for up in self.decoder:
+            x = up(x)
+        x = self.classifier(x)
+        if size is None or not self.resize_to_input:
+            return x
+        if x.shape[-2] >= size[0] and x.shape[-1] >= size[1]:
+            return x[..., : size[0], : size[1]]
+        return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        size = (x.shape[-2], x.shape[-1])
+        return self.forward_head(self.forward_features(x), size)
