@@ -6,6 +6,8 @@ from .blocks import LevelMixer, WaveMixBlock
 from .body import WaveMixBody
 from .classification import WaveMix
 from .dwt import WaveletDetails, dwt2, idwt2, wavedec2, waverec2
+from .hub import from_pretrained, save_pretrained
+from .reference import from_reference
 from .registry import ModelSpec, create_model, get_spec, list_models
 from .segmentation import WaveMixSegmentation
 from .super_resolution import WaveMixSR
@@ -24,9 +26,16 @@ __all__ = [
     "__version__",
     "create_model",
     "dwt2",
+    "from_pretrained",
+    "from_reference",
     "get_spec",
     "idwt2",
     "list_models",
+    "save_pretrained",
     "wavedec2",
     "waverec2",
 ]
+
+from .timm_models import install_timm_hook as _install_timm_hook
+
+_install_timm_hook()

@@ -40,8 +40,6 @@ def check_block_args(*, dim: int, level: int, mult: int, ff_channel: int, dropou
         raise ValueError(f"dropout must be in [0, 1), got {dropout}")
     if upsample not in UPSAMPLERS:
         raise ValueError(f"unknown upsample {upsample!r}; expected one of {sorted(UPSAMPLERS)}")
-    if upsample == "pixelshuffle" and (mult * dim) % 4:
-        raise ValueError(f"upsample='pixelshuffle' needs mult * final_dim divisible by 4, got {mult} * {dim}")
 
 
 class LevelMixer(nn.Module):

@@ -48,15 +48,20 @@ def stem_reduction(stem: str, *, patch_size: int, stride: int) -> int:
 @contextlib.contextmanager
 def _frozen_batchnorm_stats(module: nn.Module) -> Iterator[None]:
     """Recomputation under gradient checkpointing must not update BatchNorm running stats twice."""
-    norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    saved = [m.momentum for m in norms]
-    for m in norms:
-        m.momentum = 0.0
+    buffers = [
+        buf
+        for m in module.modules()
+        if isinstance(m, nn.modules.batchnorm._BatchNorm)
+        for buf in (m.running_mean, m.running_var, m.num_batches_tracked)
+        if buf is not None
+    ]
+    saved = [buf.clone() for buf in buffers]
     try:
         yield
     finally:
-        for m, momentum in zip(norms, saved):
-            m.momentum = momentum
+        with torch.no_grad():
+            for buf, value in zip(buffers, saved):
+                buf.copy_(value)
 
 
 class WaveMixBody(nn.Module):
@@ -195,7 +200,9 @@ class WaveMixBody(nn.Module):
             raise ValueError(f"block indices {indices} out of range for depth {depth}")
         return sorted(set(take))  # type: ignore[arg-type]
 
-    def prune_intermediate_layers(self, indices: int | list[int] = 1, prune_norm: bool = False, prune_head: bool = True):
+    def prune_intermediate_layers(
+        self, indices: int | list[int] = 1, prune_norm: bool = False, prune_head: bool = True
+    ) -> list[int]:
         take = self._take_indices(indices)
         self.blocks = self.blocks[: max(take) + 1]
         self.feature_info = self.feature_info[: max(take) + 1]

@@ -129,7 +129,8 @@ def load_config(folder: str | os.PathLike) -> dict[str, Any]:
         config = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ValueError(f"{path} is not valid JSON ({exc}); the model folder is corrupt") from exc
-    if not isinstance(config, dict) or config.get("format") != FORMAT or config.get("architecture") not in _TASK_OF_CLASS:
+    known = isinstance(config, dict) and config.get("format") == FORMAT
+    if not known or config.get("architecture") not in _TASK_OF_CLASS:
         raise ValueError(f"{path} is not a wavemixer model config (missing or unknown 'format'/'architecture')")
     return config
 

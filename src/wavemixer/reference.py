@@ -29,7 +29,9 @@ REFERENCE_DEFAULTS: dict[str, dict[str, Any]] = {
         num_classes=1000, depth=16, mult=2, ff_channel=192, final_dim=192, dropout=0.5, level=3,
         initial_conv="pachify", patch_size=4, stride=2,
     ),
-    "segmentation": dict(num_classes=20, depth=16, mult=2, ff_channel=256, final_dim=256, dropout=0.0, level=4, stride=2),
+    "segmentation": dict(
+        num_classes=20, depth=16, mult=2, ff_channel=256, final_dim=256, dropout=0.0, level=4, stride=2
+    ),
     "super_resolution": dict(depth=4, mult=2, ff_channel=144, final_dim=144, dropout=0.0, level=1),
 }  # fmt: skip
 """Constructor defaults of ``wavemix.classification.WaveMix``, ``wavemix.SemSegment.WaveMix`` and
@@ -139,6 +141,11 @@ def convert_reference_state_dict(state: Any, task: str, *, final_dim: int, level
     for key, value in state.items():
         new = _rename(key, task, level)
         if re.fullmatch(r"blocks\.\d+\.levels\.\d+\.expand\.weight", new):
+            if value.dim() != 4 or value.shape[1] < final_dim:
+                raise ValueError(
+                    f"weight {key!r} has shape {tuple(value.shape)}, too few input channels for final_dim="
+                    f"{final_dim}: pass the constructor arguments the checkpoint was trained with"
+                )
             value = value.clone()
             band = value[:, :final_dim].clone()
             value[:, perm] = band  # ours[:, perm[i]] = reference[:, i] for the DWT channels only

@@ -13,6 +13,9 @@ __all__ = ["COMMANDS", "main"]
 COMMANDS: dict[str, str] = {
     "models": "wavemixer.cli.models",
     "convert": "wavemixer.cli.convert",
+    "train": "wavemixer.cli.train",
+    "eval": "wavemixer.cli.eval",
+    "predict": "wavemixer.cli.predict",
 }
 
 
@@ -29,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"wavemixer {__version__}")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks instead of one-line errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name, module in COMMANDS.items():
+    for module in COMMANDS.values():
         importlib.import_module(module).add_parser(sub)
     return parser
 

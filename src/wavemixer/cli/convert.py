@@ -51,7 +51,8 @@ def run(args: argparse.Namespace) -> int:
     if (args.output / CONFIG_NAME).exists() and not args.force:
         raise CLIError(f"{args.output} already holds a model; pass --force to overwrite it")
     model = from_reference(str(args.checkpoint), task=args.task, **dict(args.kwargs))
-    save_pretrained(model, args.output, metadata={"converted_from": args.checkpoint.name, "reference_kwargs": dict(args.kwargs)})
+    metadata = {"converted_from": args.checkpoint.name, "reference_kwargs": dict(args.kwargs)}
+    save_pretrained(model, args.output, metadata=metadata)
     n = sum(p.numel() for p in model.parameters())
     print(f"wrote {args.output} ({type(model).__name__}, {n:,} parameters)")
     return 0

@@ -1,0 +1,5 @@
+import sys
+
+from wavemixer.cli import main
+
+sys.exit(main())

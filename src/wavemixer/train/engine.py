@@ -1,0 +1,464 @@
+"""The training engine: loop, precision, EMA, distribution, checkpoints, resume, logging — task-agnostic.
+
+The task (:mod:`wavemixer.train.tasks`) supplies the model, loss and metrics. Randomness is re-seeded from
+``(seed, epoch, rank)`` at the start of every epoch, so a run continued with ``--resume`` from its last
+epoch checkpoint takes exactly the same path as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+import random
+import sys
+import time
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, DistributedSampler
+
+from wavemixer.hub import clean_state_dict, save_pretrained
+
+from . import checkpoint as ckpt
+from .config import TrainConfig
+from .datasets import DataBundle, build_datasets, canonical_dataset, dataset_defaults
+from .distributed import (
+    DistContext,
+    ShardSampler,
+    all_reduce_sum,
+    barrier,
+    broadcast_object,
+    cleanup_distributed,
+    setup_distributed,
+)
+from .plots import plot_curves
+from .tasks import Task, get_task
+
+__all__ = ["ModelEMA", "Trainer", "resolve_config", "train"]
+
+
+class Interrupted(Exception):
+    """Raised by ``--stop-after-steps`` to imitate an interruption."""
+
+
+def resolve_config(cfg: TrainConfig) -> TrainConfig:
+    """Fill ``None`` options from the data set's defaults and the recipe; validate ranges."""
+    name = canonical_dataset(cfg.dataset)
+    d = dataset_defaults(name)
+    changes: dict[str, Any] = {"dataset": name}
+    for key in ("model", "epochs", "crop_padding", "hflip", "trivial_augment"):
+        if getattr(cfg, key) is None:
+            changes[key] = d[key]
+    if cfg.lr is None:
+        changes["lr"] = 1e-3 if cfg.recipe == "dualopt" else (2e-3 if cfg.opt == "adamw" else 0.05)
+    if cfg.patience is None and cfg.recipe == "dualopt":
+        changes["patience"] = 5
+    cfg = dataclasses.replace(cfg, **changes)
+    for key in ("batch_size", "eval_batch_size", "grad_accum", "epochs"):
+        if getattr(cfg, key) < 1:
+            raise ValueError(f"--{key.replace('_', '-')} must be at least 1, got {getattr(cfg, key)}")
+    if cfg.patience is not None and cfg.patience < 1:
+        raise ValueError(f"--patience must be at least 1, got {cfg.patience}")
+    if not 0.0 <= cfg.ema_decay < 1.0:
+        raise ValueError(f"--ema-decay must be in [0, 1), got {cfg.ema_decay}")
+    return cfg
+
+
+class ModelEMA:
+    """Exponential moving average of parameters; buffers (BatchNorm statistics) are copied."""
+
+    def __init__(self, model: nn.Module, decay: float) -> None:
+        self.module = copy.deepcopy(model).eval()
+        self.decay = decay
+        for p in self.module.parameters():
+            p.requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        for e, m in zip(self.module.parameters(), model.parameters()):
+            e.lerp_(m.detach(), 1.0 - self.decay)
+        for e, m in zip(self.module.buffers(), model.buffers()):
+            e.copy_(m)
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """No weight decay on biases and normalisation parameters (1-D tensors)."""
+    decay, no_decay = [], []
+    for p in model.parameters():
+        if p.requires_grad:
+            (no_decay if p.ndim <= 1 else decay).append(p)
+    return [dict(params=decay, weight_decay=weight_decay), dict(params=no_decay, weight_decay=0.0)]
+
+
+class Trainer:
+    """Trains one model on one data bundle according to a resolved :class:`TrainConfig`."""
+
+    def __init__(self, cfg: TrainConfig, *, ctx: DistContext | None = None, data: DataBundle | None = None,
+                 out: Any = None) -> None:
+        self.cfg = cfg
+        self.ctx = ctx or DistContext()
+        self.out = out or sys.stdout
+        self.task: Task = get_task("classification", label_smoothing=cfg.label_smoothing)
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        self.data = data or build_datasets(cfg)
+        self.info = self.data.info
+        self.device = self.ctx.device
+        self._setup_precision()
+        _seed_everything(cfg.seed)
+        model = self.task.build_model(cfg.model, self.info, cfg.model_args)  # type: ignore[arg-type]
+        if cfg.grad_checkpointing:
+            model.set_grad_checkpointing(True)
+        if cfg.sync_bn and self.ctx.distributed:
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        model.to(self.device)
+        if cfg.channels_last:
+            model.to(memory_format=torch.channels_last)
+        self.model = model  # the plain module: saved, averaged, evaluated
+        self.ema = ModelEMA(model, cfg.ema_decay) if cfg.ema else None
+        net: nn.Module = torch.compile(model) if cfg.compile else model  # compile before DDP
+        if self.ctx.distributed:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            net = nn.parallel.DistributedDataParallel(net, device_ids=ids)
+        self.net = net
+        self._build_loaders()
+        self.phase = 1
+        self.optimizer, self.scheduler = self._build_optimizer(self.phase)
+        self.epoch = 0  # completed epochs
+        self.global_step = 0
+        self.best: float | None = None
+        self.best_epoch = 0
+        self.bad_epochs = 0
+        self.history: list[dict[str, Any]] = []
+        self.run_dir: Path | None = None
+
+    # ------------------------------------------------------------------------------------------ setup
+    def _setup_precision(self) -> None:
+        amp, dev = self.cfg.amp, self.device.type
+        if amp == "fp16" and dev != "cuda":
+            raise ValueError("--amp fp16 needs a CUDA GPU (it uses a GradScaler); on CPU use --amp bf16")
+        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=amp == "fp16")
+
+    def autocast(self) -> Any:
+        if self.amp_dtype is None:
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def _build_loaders(self) -> None:
+        cfg, ctx = self.cfg, self.ctx
+        per_rank = cfg.batch_size // (ctx.world_size * cfg.grad_accum)
+        if per_rank < 1 or per_rank * ctx.world_size * cfg.grad_accum != cfg.batch_size:
+            raise ValueError(f"--batch-size {cfg.batch_size} must be a multiple of ranks × --grad-accum "
+                             f"({ctx.world_size} × {cfg.grad_accum})")
+        if len(self.data.train) < cfg.batch_size:
+            raise ValueError(f"the training split has {len(self.data.train)} images, fewer than --batch-size "
+                             f"{cfg.batch_size}; lower --batch-size")
+        workers = cfg.workers if cfg.workers is not None else (0 if self.data.in_memory else 2)
+        pin = self.device.type == "cuda"
+        self.train_sampler = DistributedSampler(self.data.train, num_replicas=ctx.world_size, rank=ctx.rank,
+                                                shuffle=True, seed=cfg.seed, drop_last=True)
+        self.train_loader = DataLoader(self.data.train, batch_size=per_rank, sampler=self.train_sampler,
+                                       num_workers=workers, pin_memory=pin, drop_last=True)
+        self.eval_workers, self.pin = workers, pin
+        self.steps_per_epoch = len(self.train_loader) // cfg.grad_accum
+
+    def eval_loader(self, dataset: Any) -> DataLoader:
+        sampler = ShardSampler(len(dataset), self.ctx.rank, self.ctx.world_size)
+        return DataLoader(dataset, batch_size=self.cfg.eval_batch_size, sampler=sampler,
+                          num_workers=self.eval_workers, pin_memory=self.pin)
+
+    def _build_optimizer(self, phase: int) -> tuple[torch.optim.Optimizer, Any]:
+        cfg = self.cfg
+        if cfg.recipe == "dualopt":  # the reference's DualOpt: constant learning rates
+            if phase == 1:
+                opt: torch.optim.Optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr,
+                                                               weight_decay=cfg.weight_decay)
+            else:
+                opt = torch.optim.SGD(self.model.parameters(), lr=cfg.sgd_lr, momentum=cfg.momentum)
+            return opt, torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0)
+        groups = _param_groups(self.model, cfg.weight_decay)
+        if cfg.opt == "adamw":
+            opt = torch.optim.AdamW(groups, lr=cfg.lr)
+        else:
+            opt = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=True)
+        total = max(1, cfg.epochs * self.steps_per_epoch)  # type: ignore[operator]
+        warmup = min(int(cfg.warmup_epochs * self.steps_per_epoch), total - 1)
+        floor = cfg.min_lr_ratio
+
+        def factor(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / (warmup + 1)
+            if cfg.sched == "constant":
+                return 1.0
+            t = (step - warmup) / max(1, total - warmup)
+            return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))
+
+        return opt, torch.optim.lr_scheduler.LambdaLR(opt, factor)
+
+    # ------------------------------------------------------------------------------------------ logging
+    def log(self, text: str) -> None:
+        if self.ctx.is_main and not self.cfg.quiet:
+            print(text, file=self.out, flush=True)
+
+    def _progress(self, iterable: Any, total: int, desc: str) -> Any:
+        if self.ctx.is_main and not self.cfg.quiet and getattr(self.out, "isatty", lambda: False)():
+            from tqdm import tqdm
+
+            return tqdm(iterable, total=total, desc=desc, leave=False, dynamic_ncols=True, file=self.out)
+        return iterable
+
+    # ------------------------------------------------------------------------------------------ state
+    def state_dict(self) -> dict[str, Any]:
+        return dict(
+            format="wavemixer-train", version=1, config=self.cfg.to_dict(),
+            model=clean_state_dict(self.model.state_dict()),
+            ema=clean_state_dict(self.ema.module.state_dict()) if self.ema else None,
+            optimizer=self.optimizer.state_dict(), scheduler=self.scheduler.state_dict(),
+            scaler=self.scaler.state_dict(), epoch=self.epoch, global_step=self.global_step, phase=self.phase,
+            best=self.best, best_epoch=self.best_epoch, bad_epochs=self.bad_epochs, history=self.history,
+            sampler=dict(seed=self.cfg.seed, next_epoch=self.epoch), rng_torch=torch.get_rng_state(),
+            rng_cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        )  # fmt: skip
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.phase = int(state["phase"])
+        if self.phase != 1:
+            self.optimizer, self.scheduler = self._build_optimizer(self.phase)
+        try:
+            self.model.load_state_dict(state["model"])
+            if self.ema is not None and state.get("ema") is not None:
+                self.ema.module.load_state_dict(state["ema"])
+            self.optimizer.load_state_dict(state["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as exc:
+            raise ValueError(f"the checkpoint does not fit this model/optimizer configuration: {exc}") from exc
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.epoch, self.global_step = int(state["epoch"]), int(state["global_step"])
+        self.best, self.best_epoch = state["best"], int(state["best_epoch"])
+        self.bad_epochs, self.history = int(state["bad_epochs"]), list(state["history"])
+        torch.set_rng_state(state["rng_torch"])
+
+    def eval_model(self) -> nn.Module:
+        return self.ema.module if self.ema is not None else self.model
+
+    def _save_model(self, folder: Path) -> None:
+        save_pretrained(self.eval_model(), folder, model_name=self.cfg.model,
+                        preprocessing=self.task.preprocessing(self.info), labels=self.info.labels,
+                        metadata=dict(dataset=self.info.name, epoch=self.epoch, seed=self.cfg.seed,
+                                      val=self.history[-1] if self.history else None))
+
+    # ------------------------------------------------------------------------------------------ loops
+    def train_one_epoch(self) -> float:
+        cfg, ctx = self.cfg, self.ctx
+        self.net.train()
+        _seed_everything(cfg.seed * 1_000_003 + self.epoch * 7919 + ctx.rank)
+        self.train_sampler.set_epoch(self.epoch)
+        loss_sum, count = 0.0, 0
+        accum = cfg.grad_accum
+        it = self._progress(self.train_loader, len(self.train_loader), f"epoch {self.epoch + 1}/{cfg.epochs}")
+        self.optimizer.zero_grad(set_to_none=True)
+        t0 = time.perf_counter()
+        for i, (x, y) in enumerate(it):
+            if i >= self.steps_per_epoch * accum:
+                break
+            x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+            if cfg.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            last_micro = (i + 1) % accum == 0
+            sync = nullcontext() if (last_micro or not ctx.distributed) else self.net.no_sync()  # type: ignore[operator]
+            with sync:
+                with self.autocast():
+                    loss = self.task.loss(self.net(x), y)
+                self.scaler.scale(loss / accum).backward()
+            loss_sum += float(loss.detach()) * len(y)
+            count += len(y)
+            if not last_micro:
+                continue
+            if cfg.clip_grad:
+                self.scaler.unscale_(self.optimizer)
+                nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip_grad)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scheduler.step()
+            if self.ema is not None:
+                self.ema.update(self.model)
+            self.global_step += 1
+            if hasattr(it, "set_postfix"):
+                it.set_postfix(loss=f"{loss.item():.4f}", lr=f"{self.scheduler.get_last_lr()[0]:.2e}")
+            elif cfg.log_interval and self.global_step % cfg.log_interval == 0:
+                rate = count / (time.perf_counter() - t0)
+                self.log(f"  step {self.global_step} loss {loss.item():.4f} "
+                         f"lr {self.scheduler.get_last_lr()[0]:.2e} {rate * ctx.world_size:.0f} img/s")
+            if cfg.stop_after_steps is not None and self.global_step >= cfg.stop_after_steps:
+                raise Interrupted(self.global_step)
+        total_loss, total_n = all_reduce_sum([loss_sum, count], self.device)
+        return total_loss / max(total_n, 1)
+
+    @torch.no_grad()
+    def evaluate(self, dataset: Any, model: nn.Module | None = None) -> dict[str, float]:
+        """Loss and task metrics over the whole ``dataset`` (sharded over ranks, reduced)."""
+        model = model or self.eval_model()
+        was_training = model.training
+        model.eval()
+        metrics = self.task.make_metrics(self.info, self.device)
+        loss_sum, count = 0.0, 0
+        for x, y in self.eval_loader(dataset):
+            x, y = x.to(self.device), y.to(self.device)
+            if self.cfg.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with self.autocast():
+                out = model(x)
+            loss_sum += float(self.task.loss(out, y)) * len(y)
+            count += len(y)
+            self.task.update_metrics(metrics, out, y)
+        model.train(was_training)
+        total_loss, total_n = all_reduce_sum([loss_sum, count], self.device)
+        return {"loss": total_loss / max(total_n, 1), **self.task.compute_metrics(metrics)}
+
+    def _improved(self, value: float) -> bool:
+        if self.best is None:
+            return True
+        return value > self.best if self.task.select_mode == "max" else value < self.best
+
+    def _switch_to_sgd(self) -> None:
+        """DualOpt phase 2: reload the best weights, continue with SGD (patience counter reset)."""
+        assert self.run_dir is not None
+        best = ckpt.load_train_state(self.run_dir / "best_state.pt")
+        self.model.load_state_dict(best["model"])
+        if self.ema is not None and best.get("ema") is not None:
+            self.ema.module.load_state_dict(best["ema"])
+        self.phase, self.bad_epochs = 2, 0
+        self.optimizer, self.scheduler = self._build_optimizer(2)
+        self.log(f"dualopt: val {self.task.select_metric} stalled for {self.cfg.patience} epochs; "
+                 f"phase 2 (SGD lr {self.cfg.sgd_lr}) from the best checkpoint (epoch {self.best_epoch})")
+
+    # ------------------------------------------------------------------------------------------ fit
+    def fit(self, run_dir: Path) -> dict[str, Any]:
+        cfg, task = self.cfg, self.task
+        self.run_dir = run_dir
+        sel = task.select_metric
+        n_params = sum(p.numel() for p in self.model.parameters())
+        self.log(f"{cfg.model} ({n_params:,} params) on {self.info.name}: {len(self.data.train):,} train / "
+                 f"{len(self.data.val):,} val / {len(self.data.test) if self.data.test else 0:,} test images, "
+                 f"{self.ctx.world_size} rank(s) on {self.device}, run folder {run_dir}")
+        start = time.perf_counter() - (self.history[-1]["time_s"] if self.history else 0.0)
+        stop_reason = "max epochs"
+        while self.epoch < cfg.epochs:  # type: ignore[operator]
+            if cfg.patience is not None and self.bad_epochs >= cfg.patience:
+                if cfg.recipe == "dualopt" and self.phase == 1:
+                    self._switch_to_sgd()
+                else:
+                    stop_reason = f"no better val {sel} for {cfg.patience} epochs"
+                    break
+            t0 = time.perf_counter()
+            train_loss = self.train_one_epoch()
+            val = self.evaluate(self.data.val)
+            self.epoch += 1
+            row = dict(epoch=self.epoch, phase=self.phase, lr=self.optimizer.param_groups[0]["lr"],
+                       train_loss=train_loss, **{f"val_{k}": v for k, v in val.items()},
+                       epoch_s=time.perf_counter() - t0, time_s=time.perf_counter() - start)
+            self.history.append(row)
+            improved = self._improved(val[sel])
+            if improved:
+                self.best, self.best_epoch, self.bad_epochs = val[sel], self.epoch, 0
+            else:
+                self.bad_epochs += 1
+            self.log(f"epoch {self.epoch:3d}/{cfg.epochs} phase {self.phase} train_loss {train_loss:.4f} "
+                     f"val_loss {val['loss']:.4f} val_{sel} {val[sel]:.2f}{' *' if improved else ''} "
+                     f"({row['epoch_s']:.1f}s)")
+            if self.ctx.is_main:
+                state = self.state_dict()
+                if improved:
+                    self._save_model(run_dir / "best")
+                    if cfg.recipe == "dualopt":
+                        ckpt.save_train_state(run_dir / "best_state.pt", state)
+                self._save_model(run_dir / "last")
+                ckpt.save_train_state(run_dir / ckpt.TRAIN_STATE, state)
+                ckpt.write_summary(run_dir / "summary.csv", self.history)
+                plot_curves(self.history, run_dir / "curves.png", sel)
+            barrier()
+        return self._finish(run_dir, time.perf_counter() - start, stop_reason)
+
+    def _finish(self, run_dir: Path, wall: float, stop_reason: str) -> dict[str, Any]:
+        """Evaluate the best-on-val weights once on the test split and write ``results.json``."""
+        from wavemixer.hub import from_pretrained
+
+        best = from_pretrained(run_dir / "best") if self.ctx.is_main else None
+        state = broadcast_object(clean_state_dict(best.state_dict()) if best is not None else None)
+        self.eval_model().load_state_dict(state)
+        test = self.evaluate(self.data.test) if self.data.test is not None else None
+        results = dict(model=self.cfg.model, dataset=self.info.name, seed=self.cfg.seed,
+                       params=sum(p.numel() for p in self.model.parameters()), epochs=self.epoch,
+                       best_epoch=self.best_epoch, stop_reason=stop_reason,
+                       best_val={k[4:]: v for k, v in self.history[self.best_epoch - 1].items() if k.startswith("val_")},
+                       test=test, wall_time_s=round(wall, 1), world_size=self.ctx.world_size,
+                       device=str(self.device), torch=torch.__version__)  # fmt: skip
+        if self.ctx.is_main:
+            ckpt.write_json(run_dir / "results.json", results)
+        sel = self.task.select_metric
+        msg = f"best val {sel} {self.best:.2f} (epoch {self.best_epoch})"
+        if test is not None:
+            msg += f"; test {sel} {test[sel]:.2f}" + (f", top5 {test['top5']:.2f}" if "top5" in test else "")
+        if self.ctx.is_main:
+            print(f"{msg}; {wall:.1f}s; run folder {run_dir}", file=self.out, flush=True)
+        return results
+
+
+def _default_run_dir(cfg: TrainConfig) -> Path:
+    return Path("runs") / f"{cfg.dataset}-{cfg.model}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def train(cfg: TrainConfig, *, out: Any = None, explicit: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """Run (or, with ``cfg.resume``, continue) a training run. Returns the results, or ``None`` when
+    ``--stop-after-steps`` stopped it early."""
+    ctx = setup_distributed(cfg.device)
+    try:
+        if cfg.resume:
+            run_dir = Path(cfg.resume)
+            state = ckpt.load_train_state(run_dir / ckpt.TRAIN_STATE)
+            keep = {"stop_after_steps": None, "resume": str(run_dir), "output": str(run_dir)}
+            saved = {k: v for k, v in state["config"].items() if k in {f.name for f in dataclasses.fields(cfg)}}
+            cfg = TrainConfig(**{**saved, **keep, **(explicit or {})})
+            trainer = Trainer(resolve_config(cfg), ctx=ctx, out=out)
+            trainer.load_state_dict(state)
+            trainer.run_dir = run_dir
+            trainer.log(f"resuming {run_dir} after epoch {trainer.epoch} (step {trainer.global_step})")
+        else:
+            cfg = resolve_config(cfg)
+            run_dir = Path(cfg.output) if cfg.output else _default_run_dir(cfg)
+            run_dir = Path(broadcast_object(str(run_dir)))
+            error = None
+            if ctx.is_main:
+                try:
+                    ckpt.prepare_run_dir(run_dir, force=cfg.force)
+                except FileExistsError as exc:
+                    error = str(exc)
+            error = broadcast_object(error)
+            if error:
+                raise ValueError(error)
+            trainer = Trainer(cfg, ctx=ctx, out=out)
+            if ctx.is_main:
+                import yaml
+
+                resolved = {**trainer.cfg.to_dict(), "output": str(run_dir)}
+                (run_dir / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
+        try:
+            return trainer.fit(run_dir)
+        except Interrupted as exc:
+            trainer.log(f"stopped after {exc.args[0]} steps (--stop-after-steps); continue with --resume {run_dir}")
+            return None
+    finally:
+        cleanup_distributed()

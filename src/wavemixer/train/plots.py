@@ -1,0 +1,65 @@
+"""Figures of a run: loss/metric curves and a confusion matrix (matplotlib, headless)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from wavemixer.hub import atomic_write
+
+__all__ = ["plot_confusion_matrix", "plot_curves"]
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_curves(rows: Sequence[dict[str, Any]], path: Path, metric: str = "top1") -> None:
+    """Train/val loss and the val selection metric per epoch."""
+    if not rows:
+        return
+    plt = _pyplot()
+    epochs = [r["epoch"] for r in rows]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    ax1.plot(epochs, [r["train_loss"] for r in rows], label="train")
+    ax1.plot(epochs, [r["val_loss"] for r in rows], label="val")
+    ax1.set(xlabel="epoch", ylabel="loss", title="loss")
+    ax1.legend()
+    ax2.plot(epochs, [r[f"val_{metric}"] for r in rows], label=f"val {metric}", color="C2")
+    ax2.set(xlabel="epoch", ylabel=metric, title=f"val {metric}")
+    ax2.legend()
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+    plt.close(fig)
+
+
+def plot_confusion_matrix(matrix: Any, labels: Sequence[str], path: Path, title: str = "") -> None:
+    """Row-normalised confusion matrix (rows: true class, columns: predicted)."""
+    import numpy as np
+
+    plt = _pyplot()
+    m = np.asarray(matrix, dtype=np.float64)
+    norm = m / np.maximum(m.sum(axis=1, keepdims=True), 1)
+    n = len(labels)
+    size = min(4 + 0.4 * n, 30)
+    fig, ax = plt.subplots(figsize=(size, size))
+    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    if n <= 40:
+        ax.set_xticks(range(n), labels, rotation=90)
+        ax.set_yticks(range(n), labels)
+        if n <= 20:
+            for i in range(n):
+                for j in range(n):
+                    ax.text(j, i, int(m[i, j]), ha="center", va="center", fontsize=7,
+                            color="white" if norm[i, j] > 0.5 else "black")
+    ax.set(xlabel="predicted", ylabel="true", title=title or "confusion matrix")
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+    plt.close(fig)

@@ -1,0 +1,108 @@
+"""Tasks plug into the one training engine: what the model is, its loss, its metrics, what selects the best.
+
+A task knows nothing about the loop, precision, distribution or checkpoints; the engine knows nothing about
+labels or pixels. Segmentation and super-resolution become tasks by implementing :class:`Task`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import torch
+from torch import Tensor, nn
+
+from .datasets import DataInfo
+
+__all__ = ["TASKS", "ClassificationTask", "Task", "get_task"]
+
+
+class Task(Protocol):
+    """The task-specific half of training."""
+
+    name: str
+    #: metric (a key of :meth:`compute_metrics`) whose val value selects the best checkpoint
+    select_metric: str
+    #: "max" or "min": which direction of ``select_metric`` is better
+    select_mode: str
+
+    def build_model(self, model_name: str, info: DataInfo, model_args: dict[str, Any]) -> nn.Module:
+        """The registry model adapted to the data (classes, channels)."""
+        ...
+
+    def loss(self, outputs: Tensor, targets: Tensor) -> Tensor:
+        """Mean training loss of a batch."""
+        ...
+
+    def make_metrics(self, info: DataInfo, device: torch.device) -> Any:
+        """A fresh metric state (torchmetrics objects; they synchronise across ranks in ``compute``)."""
+        ...
+
+    def update_metrics(self, metrics: Any, outputs: Tensor, targets: Tensor) -> None:
+        """Accumulate one evaluation batch."""
+        ...
+
+    def compute_metrics(self, metrics: Any) -> dict[str, float]:
+        """Scalar metrics (same value on every rank)."""
+        ...
+
+    def preprocessing(self, info: DataInfo) -> dict[str, Any]:
+        """What ``predict`` needs to reproduce the evaluation input (stored with the weights)."""
+        ...
+
+
+class ClassificationTask:
+    """Image classification: cross-entropy, top-1/top-5 accuracy (torchmetrics), best = val top-1."""
+
+    name = "classification"
+    select_metric = "top1"
+    select_mode = "max"
+
+    def __init__(self, label_smoothing: float = 0.0) -> None:
+        self.criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+
+    def build_model(self, model_name: str, info: DataInfo, model_args: dict[str, Any]) -> nn.Module:
+        from wavemixer.registry import create_model, get_spec
+
+        spec = get_spec(model_name)
+        if spec.task != "classification":
+            raise ValueError(f"model {model_name!r} is a {spec.task} model; choose a classification model "
+                             "(`wavemixer models --task classification`)")
+        overrides = dict(model_args)
+        for key, value in (("num_classes", info.num_classes), ("in_chans", info.in_chans)):
+            if spec.kwargs.get(key, {"num_classes": 1000, "in_chans": 3}[key]) != value:
+                overrides.setdefault(key, value)
+        return create_model(model_name, **overrides)
+
+    def loss(self, outputs: Tensor, targets: Tensor) -> Tensor:
+        return self.criterion(outputs.float(), targets)
+
+    def make_metrics(self, info: DataInfo, device: torch.device) -> Any:
+        from torchmetrics import MetricCollection
+        from torchmetrics.classification import MulticlassAccuracy
+
+        n = info.num_classes
+        return MetricCollection(
+            {
+                "top1": MulticlassAccuracy(n, top_k=1, average="micro"),
+                "top5": MulticlassAccuracy(n, top_k=min(5, n), average="micro"),
+            }
+        ).to(device)
+
+    def update_metrics(self, metrics: Any, outputs: Tensor, targets: Tensor) -> None:
+        metrics.update(outputs.float(), targets)
+
+    def compute_metrics(self, metrics: Any) -> dict[str, float]:
+        return {k: 100.0 * float(v) for k, v in metrics.compute().items()}
+
+    def preprocessing(self, info: DataInfo) -> dict[str, Any]:
+        return info.preprocessing()
+
+
+TASKS: dict[str, type] = {"classification": ClassificationTask}
+
+
+def get_task(name: str, **kwargs: Any) -> Task:
+    try:
+        return TASKS[name](**kwargs)
+    except KeyError:
+        raise ValueError(f"unknown task {name!r}; available: {', '.join(TASKS)}") from None
