@@ -37,8 +37,15 @@ def test_registry_is_complete():
     assert len(ALL) >= 20
     for task in ("classification", "segmentation", "super_resolution"):
         assert list_models(task=task), task
-    assert {"wavemix_lite_8_10_mnist", "wavemix_lite_8_5_fmnist", "wavemix_lite_32_7_cifar10_tiny",
-            "wavemix_lite_64_6_cifar10", "wavemix_192_16", "wavemix_seg_256_16_l4", "wavemix_sr_144_4_x2"} <= set(ALL)
+    assert {
+        "wavemix_lite_8_10_mnist",
+        "wavemix_lite_8_5_fmnist",
+        "wavemix_lite_32_7_cifar10_tiny",
+        "wavemix_lite_64_6_cifar10",
+        "wavemix_192_16",
+        "wavemix_seg_256_16_l4",
+        "wavemix_sr_144_4_x2",
+    } <= set(ALL)
 
 
 @pytest.mark.parametrize("name", ALL)
@@ -170,6 +177,7 @@ def test_sr_bicubic_residual_starts_near_bicubic():
 
 # -- timm model API --------------------------------------------------------------------------------
 
+
 def test_timm_api_contract():
     model = WaveMix(num_classes=7, depth=3, final_dim=32, level=2).eval()
     x = torch.randn(2, 3, 32, 32)
@@ -203,6 +211,7 @@ def test_timm_create_model_uses_the_registry():
 
 
 # -- bad arguments and inputs -----------------------------------------------------------------------
+
 
 @pytest.mark.parametrize(
     ("kwargs", "match"),

@@ -122,48 +122,189 @@ def _cls(name, kwargs, params, gmacs, size, dataset, published, source, metric="
 
 
 # ImageNet-1k and other released reference checkpoints (reference doc §C.3).
-_cls("wavemix_192_16", dict(final_dim=192, depth=16, level=3), 27_857_608, 15.094, (3, 224, 224),
-     "ImageNet-1k", 75.06, f"{REF}, checkpoint wavemix_192_16_75.06.pth")
-_cls("wavemix_lite_192_16", dict(final_dim=192, depth=16, level=1), 12_494_536, 12.780, (3, 224, 224),
-     "ImageNet-1k", 71.18, f"{REF}, checkpoint wavemixlite_71.18.pth")
-_cls("wavemix_256_16", dict(final_dim=256, depth=16, level=3), 49_416_808, 26.805, (3, 224, 224),
-     "ImageNet-1k", 73.03, f"{REF}, checkpoint ImageNet73.03.pth")
-_cls("wavemix_256_16_l4", dict(final_dim=256, depth=16, level=4, stem="strided", stride=2), 62_764_776, 29.445,
-     (3, 256, 256), "ImageNet-1k", 70.42, f"{REF}, checkpoint imagenet4level_70.42.pth",
-     notes="level 4 after a stride-4 stem: 256 px keeps every level's map even")
-_cls("wavemix_256_12_places365", dict(num_classes=365, final_dim=256, depth=12, level=2, patch_size=8), 28_449_261,
-     9.278, (3, 224, 224), "Places-365", 54.94, f"{REF}, checkpoint places365_54.94.pth (paper Table 1: 56.45)")
-_cls("wavemix_192_16_tinyimagenet", dict(num_classes=200, final_dim=192, depth=16, level=3), 27_703_208, 1.232,
-     (3, 64, 64), "Tiny-ImageNet", 71.69, f"{REF}, checkpoint tiny_71.69.pth (78.76 at 128 px)", **_TINY)
-_cls("wavemix_lite_256_10_tinyimagenet", dict(num_classes=200, final_dim=256, depth=10, **_LITE_S1), 13_637_192,
-     15.315, (3, 64, 64), "Tiny-ImageNet", 62.51, f"{REF}, checkpoint tinyimagenet_62.51.pth",
-     notes="depth 10 from the checkpoint's size; its config file says 12", **_TINY)
-_cls("wavemix_192_16_galaxy10", dict(num_classes=10, final_dim=192, depth=16, level=3), 27_666_538, 19.713,
-     (3, 256, 256), "Galaxy10 DECals", 95.42, f"{REF}, checkpoint galaxy_95.42.pth", mean=(0.0,) * 3, std=(1.0,) * 3)
-_cls("wavemix_lite_192_16_galaxy10", dict(num_classes=10, final_dim=192, depth=16, level=1), 12_303_466, 16.693,
-     (3, 256, 256), "Galaxy10 DECals", 90.23, f"{REF}, checkpoint galaxy_90.23.pth", mean=(0.0,) * 3, std=(1.0,) * 3)
-_cls("wavemix_lite_144_7_cifar10", dict(num_classes=10, final_dim=144, depth=7, **_LITE_S1), 3_042_550, 0.879,
-     (3, 32, 32), "CIFAR-10", 94.58, f"{REF}, checkpoint cifar10_94.58.pth", **_CIFAR10)
-_cls("wavemix_lite_320_8_cifar10", dict(num_classes=10, final_dim=320, depth=8, **_LITE_S1), 17_073_610, 4.880,
-     (3, 32, 32), "CIFAR-10", 95.37, f"{REF}, checkpoint cifar10_95.37.pth", **_CIFAR10)
+_cls(
+    "wavemix_192_16",
+    dict(final_dim=192, depth=16, level=3),
+    27_857_608,
+    15.094,
+    (3, 224, 224),
+    "ImageNet-1k",
+    75.06,
+    f"{REF}, checkpoint wavemix_192_16_75.06.pth",
+)
+_cls(
+    "wavemix_lite_192_16",
+    dict(final_dim=192, depth=16, level=1),
+    12_494_536,
+    12.780,
+    (3, 224, 224),
+    "ImageNet-1k",
+    71.18,
+    f"{REF}, checkpoint wavemixlite_71.18.pth",
+)
+_cls(
+    "wavemix_256_16",
+    dict(final_dim=256, depth=16, level=3),
+    49_416_808,
+    26.805,
+    (3, 224, 224),
+    "ImageNet-1k",
+    73.03,
+    f"{REF}, checkpoint ImageNet73.03.pth",
+)
+_cls(
+    "wavemix_256_16_l4",
+    dict(final_dim=256, depth=16, level=4, stem="strided", stride=2),
+    62_764_776,
+    29.445,
+    (3, 256, 256),
+    "ImageNet-1k",
+    70.42,
+    f"{REF}, checkpoint imagenet4level_70.42.pth",
+    notes="level 4 after a stride-4 stem: 256 px keeps every level's map even",
+)
+_cls(
+    "wavemix_256_12_places365",
+    dict(num_classes=365, final_dim=256, depth=12, level=2, patch_size=8),
+    28_449_261,
+    9.278,
+    (3, 224, 224),
+    "Places-365",
+    54.94,
+    f"{REF}, checkpoint places365_54.94.pth (paper Table 1: 56.45)",
+)
+_cls(
+    "wavemix_192_16_tinyimagenet",
+    dict(num_classes=200, final_dim=192, depth=16, level=3),
+    27_703_208,
+    1.232,
+    (3, 64, 64),
+    "Tiny-ImageNet",
+    71.69,
+    f"{REF}, checkpoint tiny_71.69.pth (78.76 at 128 px)",
+    **_TINY,
+)
+_cls(
+    "wavemix_lite_256_10_tinyimagenet",
+    dict(num_classes=200, final_dim=256, depth=10, **_LITE_S1),
+    13_637_192,
+    15.315,
+    (3, 64, 64),
+    "Tiny-ImageNet",
+    62.51,
+    f"{REF}, checkpoint tinyimagenet_62.51.pth",
+    notes="depth 10 from the checkpoint's size; its config file says 12",
+    **_TINY,
+)
+_cls(
+    "wavemix_192_16_galaxy10",
+    dict(num_classes=10, final_dim=192, depth=16, level=3),
+    27_666_538,
+    19.713,
+    (3, 256, 256),
+    "Galaxy10 DECals",
+    95.42,
+    f"{REF}, checkpoint galaxy_95.42.pth",
+    mean=(0.0,) * 3,
+    std=(1.0,) * 3,
+)
+_cls(
+    "wavemix_lite_192_16_galaxy10",
+    dict(num_classes=10, final_dim=192, depth=16, level=1),
+    12_303_466,
+    16.693,
+    (3, 256, 256),
+    "Galaxy10 DECals",
+    90.23,
+    f"{REF}, checkpoint galaxy_90.23.pth",
+    mean=(0.0,) * 3,
+    std=(1.0,) * 3,
+)
+_cls(
+    "wavemix_lite_144_7_cifar10",
+    dict(num_classes=10, final_dim=144, depth=7, **_LITE_S1),
+    3_042_550,
+    0.879,
+    (3, 32, 32),
+    "CIFAR-10",
+    94.58,
+    f"{REF}, checkpoint cifar10_94.58.pth",
+    **_CIFAR10,
+)
+_cls(
+    "wavemix_lite_320_8_cifar10",
+    dict(num_classes=10, final_dim=320, depth=8, **_LITE_S1),
+    17_073_610,
+    4.880,
+    (3, 32, 32),
+    "CIFAR-10",
+    95.37,
+    f"{REF}, checkpoint cifar10_95.37.pth",
+    **_CIFAR10,
+)
 for _depth, _params, _macs, _top1 in ((7, 9_625_380, 2.772, 76.91), (8, 10_954_084, 3.124, 77.82),
                                       (10, 13_611_492, 3.829, 78.81)):  # fmt: skip
-    _cls(f"wavemix_lite_256_{_depth}_cifar100", dict(num_classes=100, final_dim=256, depth=_depth, **_LITE_S1),
-         _params, _macs, (3, 32, 32), "CIFAR-100", _top1, f"{REF}, checkpoint cifar100_{_top1}.pth", **_CIFAR100)
+    _cls(
+        f"wavemix_lite_256_{_depth}_cifar100",
+        dict(num_classes=100, final_dim=256, depth=_depth, **_LITE_S1),
+        _params,
+        _macs,
+        (3, 32, 32),
+        "CIFAR-100",
+        _top1,
+        f"{REF}, checkpoint cifar100_{_top1}.pth",
+        **_CIFAR100,
+    )
 
 # Parameter-efficiency table of the reference README (reference doc §E): the goal is the metric.
-_cls("wavemix_lite_8_10_mnist", dict(num_classes=10, final_dim=8, depth=10, in_chans=1, upsample="nearest",
-     dropout=0.0, **_LITE_S1), 3_566, 0.00088, (1, 28, 28), "MNIST", 99.0, f"{REF} README parameter-efficiency table",
-     metric="goal: top-1 % >=", **_MNIST)
-_cls("wavemix_lite_8_5_fmnist", dict(num_classes=10, final_dim=8, depth=5, in_chans=1, dropout=0.0, **_LITE_S1),
-     7_156, 0.00157, (1, 28, 28), "Fashion-MNIST", 90.0, f"{REF} README parameter-efficiency table",
-     metric="goal: top-1 % >=", **_FMNIST)
-_cls("wavemix_lite_32_7_cifar10_tiny", dict(num_classes=10, final_dim=32, depth=7, upsample="nearest", dropout=0.0,
-     **_LITE_S1), 37_058, 0.01434, (3, 32, 32), "CIFAR-10", 80.0, f"{REF} README parameter-efficiency table",
-     metric="goal: top-1 % >=", **_CIFAR10)
-_cls("wavemix_lite_64_6_cifar10", dict(num_classes=10, final_dim=64, depth=6, dropout=0.0, **_LITE_S1), 520_106,
-     0.15188, (3, 32, 32), "CIFAR-10", 90.0, f"{REF} README parameter-efficiency table",
-     metric="goal: top-1 % >=", **_CIFAR10)
+_cls(
+    "wavemix_lite_8_10_mnist",
+    dict(num_classes=10, final_dim=8, depth=10, in_chans=1, upsample="nearest", dropout=0.0, **_LITE_S1),
+    3_566,
+    0.00088,
+    (1, 28, 28),
+    "MNIST",
+    99.0,
+    f"{REF} README parameter-efficiency table",
+    metric="goal: top-1 % >=",
+    **_MNIST,
+)
+_cls(
+    "wavemix_lite_8_5_fmnist",
+    dict(num_classes=10, final_dim=8, depth=5, in_chans=1, dropout=0.0, **_LITE_S1),
+    7_156,
+    0.00157,
+    (1, 28, 28),
+    "Fashion-MNIST",
+    90.0,
+    f"{REF} README parameter-efficiency table",
+    metric="goal: top-1 % >=",
+    **_FMNIST,
+)
+_cls(
+    "wavemix_lite_32_7_cifar10_tiny",
+    dict(num_classes=10, final_dim=32, depth=7, upsample="nearest", dropout=0.0, **_LITE_S1),
+    37_058,
+    0.01434,
+    (3, 32, 32),
+    "CIFAR-10",
+    80.0,
+    f"{REF} README parameter-efficiency table",
+    metric="goal: top-1 % >=",
+    **_CIFAR10,
+)
+_cls(
+    "wavemix_lite_64_6_cifar10",
+    dict(num_classes=10, final_dim=64, depth=6, dropout=0.0, **_LITE_S1),
+    520_106,
+    0.15188,
+    (3, 32, 32),
+    "CIFAR-10",
+    90.0,
+    f"{REF} README parameter-efficiency table",
+    metric="goal: top-1 % >=",
+    **_CIFAR10,
+)
 
 # Semantic segmentation (reference doc §A.9).
 register_model(ModelSpec(
@@ -184,14 +325,63 @@ register_model(ModelSpec(
     31.017, (3, 256, 512), "Cityscapes val", "", None, f"{REF} Semantic_Segmentation/WaveMix-Lite.py"))  # fmt: skip
 
 # Single-image super-resolution (reference doc §A.10).
+register_model(
+    ModelSpec(
+        "wavemix_sr_144_4_x2",
+        "super_resolution",
+        dict(scale=2, final_dim=144, depth=4, level=1),
+        1_944_867,
+        11.43,
+        (3, 128, 128),
+        "DIV2K x2",
+        "",
+        None,
+        f"{REF} wavemix.sisr defaults",
+        mean=(0.0,) * 3,
+        std=(1.0,) * 3,
+    )
+)
+register_model(
+    ModelSpec(
+        "wavemix_sr_128_4_x2",
+        "super_resolution",
+        dict(scale=2, final_dim=128, depth=4, level=1, dropout=0.5),
+        1_537_283,
+        9.033,
+        (3, 128, 128),
+        "DIV2K x2",
+        "",
+        None,
+        f"{REF} Image_Super_Resolution/Div2k_2x.py",
+        mean=(0.0,) * 3,
+        std=(1.0,) * 3,
+    )
+)
+register_model(
+    ModelSpec(
+        "wavemix_sr_144_4_x4",
+        "super_resolution",
+        dict(scale=4, final_dim=144, depth=4, level=1),
+        1_986_267,
+        3.540,
+        (3, 64, 64),
+        "DIV2K x4",
+        "",
+        None,
+        "this library: the x2 reference model with a second x2 stage",
+        mean=(0.0,) * 3,
+        std=(1.0,) * 3,
+    )
+)
+
+# Sized for training on 2 CPU cores (docs/results.md): CamVid 11 classes, x2 SR with a bicubic skip.
 register_model(ModelSpec(
-    "wavemix_sr_144_4_x2", "super_resolution", dict(scale=2, final_dim=144, depth=4, level=1), 1_944_867, 11.43,
-    (3, 128, 128), "DIV2K x2", "", None, f"{REF} wavemix.sisr defaults", mean=(0.0,) * 3, std=(1.0,) * 3))
+    "wavemix_seg_64_6_l2_camvid", "segmentation", dict(num_classes=11, final_dim=64, depth=6, level=2), 881_867,
+    0.6694, (3, 180, 240), "CamVid test (11 classes, 180x240)", "mIoU %", None,
+    "this library: small Level-2 encoder, stride-2 stem (45x60 tokens at 180x240)"))  # fmt: skip
 register_model(ModelSpec(
-    "wavemix_sr_128_4_x2", "super_resolution", dict(scale=2, final_dim=128, depth=4, level=1, dropout=0.5), 1_537_283,
-    9.033, (3, 128, 128), "DIV2K x2", "", None, f"{REF} Image_Super_Resolution/Div2k_2x.py", mean=(0.0,) * 3,
-    std=(1.0,) * 3))
-register_model(ModelSpec(
-    "wavemix_sr_144_4_x4", "super_resolution", dict(scale=4, final_dim=144, depth=4, level=1), 1_986_267, 3.540,
-    (3, 64, 64), "DIV2K x4", "", None, "this library: the x2 reference model with a second x2 stage",
-    mean=(0.0,) * 3, std=(1.0,) * 3))
+    "wavemix_sr_64_4_x2_residual", "super_resolution", dict(scale=2, final_dim=64, depth=4, level=1,
+                                                            bicubic_residual=True),
+    385_667, 1.4954, (3, 90, 120), "CamVid frames x2", "PSNR-Y dB", None,
+    "this library: small x2 model predicting the residual over bicubic upsampling", mean=(0.0,) * 3,
+    std=(1.0,) * 3))  # fmt: skip

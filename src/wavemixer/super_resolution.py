@@ -65,6 +65,9 @@ class WaveMixSR(WaveMixBody):
             nn.ConvTranspose2d(dims[i], dims[i + 1], 4, stride=2, padding=1) for i in range(stages)
         )
         self.to_image = nn.Conv2d(dims[-1], in_chans, 1)
+        if bicubic_residual:  # start exactly at bicubic upsampling; the residual is learnt from there
+            nn.init.zeros_(self.to_image.weight)
+            nn.init.zeros_(self.to_image.bias)
 
     def _prune_head(self) -> None:
         self.decoder = nn.ModuleList()

@@ -46,6 +46,47 @@ def _reset_peak_rss() -> bool:
         return False
 
 
+def _exact_malloc() -> bool:
+    """Make glibc return freed memory at once, so that RSS follows live tensors (memory phase only).
+
+    glibc's default raises its mmap threshold after large frees and keeps the memory in the heap; that
+    is good for speed (timing runs with it) but makes RSS a high-water mark of the heap, not of tensors.
+    """
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        m_trim_threshold, m_mmap_threshold = -1, -3
+        libc.mallopt(m_mmap_threshold, 64 * 1024)
+        libc.mallopt(m_trim_threshold, 128 * 1024)
+        libc.malloc_trim(0)
+        return True
+    except (OSError, AttributeError):
+        return False
+
+
+def _persistent_mb(module, optimizer) -> float:
+    """Bytes of parameters, buffers and optimizer state (what stays allocated between steps)."""
+    import torch
+
+    seen: set[int] = set()
+    total = 0
+
+    def add(t) -> None:
+        nonlocal total
+        if isinstance(t, torch.Tensor) and t.data_ptr() not in seen:
+            seen.add(t.data_ptr())
+            total += t.numel() * t.element_size()
+
+    for t in list(module.parameters()) + list(module.buffers()):
+        add(t)
+    if optimizer is not None:
+        for state in optimizer.state.values():
+            for t in state.values():
+                add(t)
+    return total / 2**20
+
+
 def _rss_mb() -> float:
     kb = _status_kb("VmRSS")
     if kb is not None:
@@ -152,8 +193,6 @@ def measure(job: dict[str, Any]) -> dict[str, Any]:
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
 
-    gc.collect()
-    rss_before_model = _rss_mb()
     model = build_model(job).to(device)
     result: dict[str, Any] = dict(
         params=sum(p.numel() for p in model.parameters()),
@@ -173,6 +212,7 @@ def measure(job: dict[str, Any]) -> dict[str, Any]:
     if job.get("grad_checkpointing"):
         model.set_grad_checkpointing(True)
 
+    optimizer = None
     if mode == "train":
         model.train()
         optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
@@ -210,26 +250,38 @@ def measure(job: dict[str, Any]) -> dict[str, Any]:
 
         context = torch.inference_mode
 
+    runner_module = getattr(runner, "_orig_mod", runner)
     with context():
         for _ in range(int(job.get("warmup", 3))):
             step()
         _sync(device)
-        gc.collect()
-        if device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(device)
-            mem_method = "cuda max_memory_allocated"
-        else:
-            mem_method = "peak RSS (VmHWM reset)" if _reset_peak_rss() else "peak RSS (process lifetime)"
         times = []
         for _ in range(int(job.get("iters", 10))):
             start = time.perf_counter()
             step()
             _sync(device)
             times.append(time.perf_counter() - start)
+        # Memory phase, after timing so that its allocator settings cannot slow the timed steps.
+        gc.collect()
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+            mem_method = "CUDA allocator peak (max_memory_allocated)"
+        else:
+            exact = _exact_malloc()
+            reset = _reset_peak_rss()
+            rss_start = _rss_mb()
+            mem_method = "persistent tensors + peak RSS growth during a step" + (
+                "" if exact and reset else " (glibc heap / lifetime peak: approximate)"
+            )
+        for _ in range(int(job.get("mem_iters", 1))):
+            step()
+        _sync(device)
     if device.type == "cuda":
         peak_mb = torch.cuda.max_memory_allocated(device) / 2**20
     else:
-        peak_mb = _peak_rss_mb() - rss_before_model
+        # Like the CUDA number: weights, buffers and optimizer state, plus the transient peak of a step
+        # (activations, gradients, workspaces) seen as RSS growth with freed memory returned at once.
+        peak_mb = _persistent_mb(runner_module, optimizer) + max(0.0, _peak_rss_mb() - rss_start)
     result.update(
         times_ms=[t * 1e3 for t in times],
         median_ms=statistics.median(times) * 1e3,

@@ -13,6 +13,7 @@ __all__ = ["COMMANDS", "main"]
 COMMANDS: dict[str, str] = {
     "models": "wavemixer.cli.models",
     "convert": "wavemixer.cli.convert",
+    "bench": "wavemixer.cli.bench",
     "train": "wavemixer.cli.train",
     "eval": "wavemixer.cli.eval",
     "predict": "wavemixer.cli.predict",

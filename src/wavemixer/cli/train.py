@@ -21,8 +21,12 @@ from wavemixer.cli import CLIError
 def add_parser(sub: argparse._SubParsersAction) -> None:
     from wavemixer.train.config import add_config_arguments
 
-    p = sub.add_parser("train", help="train a model (default: the embedded digits set)", description=__doc__,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "train",
+        help="train a model (default: the embedded digits set)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_config_arguments(p)
     p.set_defaults(func=run)
 

@@ -53,8 +53,10 @@ def load_train_state(path: Path) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # a torn or foreign file raises many kinds of errors
-        raise ValueError(f"{path} is not a readable training checkpoint ({type(exc).__name__}: {exc}); "
-                         "the file is corrupt — start a new run or restore it") from exc
+        raise ValueError(
+            f"{path} is not a readable training checkpoint ({type(exc).__name__}: {exc}); "
+            "the file is corrupt — start a new run or restore it"
+        ) from exc
     if not isinstance(state, dict) or "model" not in state or "epoch" not in state:
         raise ValueError(f"{path} is not a wavemixer training checkpoint (missing model/epoch)")
     return state

@@ -16,8 +16,6 @@ __all__ = ["TrainConfig", "add_config_arguments", "config_from_args", "load_yaml
 
 
 def _opt(default: Any, help: str, **argparse_kwargs: Any) -> Any:
-    if default is dict:
-        return field(default_factory=dict, metadata=dict(help=help, **argparse_kwargs))
     return field(default=default, metadata=dict(help=help, **argparse_kwargs))
 
 
@@ -25,16 +23,37 @@ def _opt(default: Any, help: str, **argparse_kwargs: Any) -> Any:
 class TrainConfig:
     """All options of ``wavemixer train``. ``None`` means "use the data set's default"."""
 
+    # task
+    task: str = _opt(
+        "classification",
+        "what to train: classification, segmentation (camvid, cityscapes, segfolder) "
+        "or super_resolution (hrfolder, div2k, camvid frames)",
+        choices=["classification", "segmentation", "super_resolution"],
+    )
+    init_from: str | None = _opt(
+        None,
+        "initialise the encoder (stem + blocks) from a classification model: a saved "
+        "model folder, run folder, checkpoint.pt or .safetensors file",
+    )
     # data
-    dataset: str = _opt("digits", "data set: digits (embedded, offline), mnist, fashion_mnist, emnist_<split>, "
-                        "kmnist, cifar10, cifar100, svhn, imagefolder (a folder or .zip with train/ [val/] [test/])")
-    data_dir: str | None = _opt(None, "where the data set lives (torchvision root, or the ImageFolder tree / zip); "
-                                "default ~/.cache/wavemixer/data")
+    dataset: str = _opt(
+        "digits",
+        "data set: digits (embedded, offline), mnist, fashion_mnist, emnist_<split>, "
+        "kmnist, cifar10, cifar100, svhn, imagefolder (a folder or .zip with train/ [val/] [test/])",
+    )
+    data_dir: str | None = _opt(
+        None,
+        "where the data set lives (torchvision root, or the ImageFolder tree / zip); default ~/.cache/wavemixer/data",
+    )
     download: bool = _opt(False, "download torchvision data sets into --data-dir if missing")
-    val_fraction: float = _opt(0.1, "fraction of the training split held out for model selection and early "
-                               "stopping (ignored when the data set has its own val split)")
-    subset: int | None = _opt(None, "use only the first N (stratified) training and N//4 val/test images: quick "
-                              "experiments and tests")
+    val_fraction: float = _opt(
+        0.1,
+        "fraction of the training split held out for model selection and early "
+        "stopping (ignored when the data set has its own val split)",
+    )
+    subset: int | None = _opt(
+        None, "use only the first N (stratified) training and N//4 val/test images: quick experiments and tests"
+    )
     input_size: int | None = _opt(None, "resize images to this square size (default: the data set's native size)")
     crop_padding: int | None = _opt(None, "random-crop augmentation: pad by this many pixels then crop (0 = off)")
     hflip: bool | None = _opt(None, "random horizontal flip augmentation")
@@ -42,15 +61,21 @@ class TrainConfig:
     workers: int | None = _opt(None, "data-loader worker processes per rank (default: 0 for in-memory data sets)")
     # model
     model: str | None = _opt(None, "registry model name (see `wavemixer models`); default depends on --dataset")
-    model_args: dict[str, Any] = _opt(dict, "override a constructor argument, e.g. dropout=0.1 (repeatable)")
+    model_args: dict[str, Any] = field(
+        default_factory=dict, metadata=dict(help="override a constructor argument, e.g. dropout=0.1 (repeatable)")
+    )
     # optimisation
     epochs: int | None = _opt(None, "maximum number of epochs (default depends on --dataset)")
     batch_size: int = _opt(128, "global batch size (split over ranks and accumulation steps)")
     eval_batch_size: int = _opt(512, "batch size for validation and test")
     grad_accum: int = _opt(1, "gradient-accumulation steps per optimizer step")
-    recipe: str = _opt("standard", "standard: one optimizer with warm-up + schedule; dualopt: the reference's "
-                       "two phases (AdamW until --patience epochs without a better val metric, then SGD from "
-                       "the best checkpoint)", choices=["standard", "dualopt"])
+    recipe: str = _opt(
+        "standard",
+        "standard: one optimizer with warm-up + schedule; dualopt: the reference's "
+        "two phases (AdamW until --patience epochs without a better val metric, then SGD from "
+        "the best checkpoint)",
+        choices=["standard", "dualopt"],
+    )
     opt: str = _opt("adamw", "optimizer of the standard recipe", choices=["adamw", "sgd"])
     lr: float | None = _opt(None, "peak learning rate (default 2e-3 for adamw, 0.05 for sgd)")
     weight_decay: float = _opt(0.01, "decoupled weight decay (AdamW) / L2 (SGD)")
@@ -58,14 +83,17 @@ class TrainConfig:
     sched: str = _opt("cosine", "learning-rate schedule per step", choices=["cosine", "constant"])
     warmup_epochs: float = _opt(1.0, "linear warm-up length in epochs")
     min_lr_ratio: float = _opt(0.01, "cosine schedule floor as a fraction of --lr")
-    patience: int | None = _opt(None, "stop after this many epochs without a better val metric "
-                                "(standard: default off; dualopt: default 5 per phase)")
+    patience: int | None = _opt(
+        None,
+        "stop after this many epochs without a better val metric (standard: default off; dualopt: default 5 per phase)",
+    )
     sgd_lr: float = _opt(1e-3, "dualopt phase-2 SGD learning rate")
     label_smoothing: float = _opt(0.0, "cross-entropy label smoothing")
     clip_grad: float | None = _opt(None, "clip the gradient norm to this value")
     # speed / precision
-    amp: str = _opt("none", "mixed precision: bf16 (CPU and GPU) or fp16 (GPU, with a GradScaler)",
-                    choices=["none", "bf16", "fp16"])
+    amp: str = _opt(
+        "none", "mixed precision: bf16 (CPU and GPU) or fp16 (GPU, with a GradScaler)", choices=["none", "bf16", "fp16"]
+    )
     channels_last: bool = _opt(False, "channels-last memory format")
     compile: bool = _opt(False, "torch.compile the model")
     grad_checkpointing: bool = _opt(False, "recompute block activations in the backward pass to save memory")
@@ -75,14 +103,17 @@ class TrainConfig:
     threads: int | None = _opt(None, "torch CPU threads per rank (default: torch's choice)")
     device: str = _opt("auto", "auto, cpu, cuda, cuda:N, mps")
     # run folder
-    output: str | None = _opt(None, "run folder (default runs/<dataset>-<model>-<time>); never overwritten "
-                              "without --force")
+    output: str | None = _opt(
+        None, "run folder (default runs/<dataset>-<model>-<time>); never overwritten without --force"
+    )
     force: bool = _opt(False, "overwrite an existing run folder")
     resume: str | None = _opt(None, "continue the interrupted run in this folder exactly where it stopped")
     seed: int = _opt(0, "random seed (data split, initialisation, shuffling, augmentation)")
     log_interval: int = _opt(50, "optimizer steps between log lines (non-interactive output)")
-    stop_after_steps: int | None = _opt(None, "simulate an interruption: exit after this many optimizer steps "
-                                        "(the run can then be continued with --resume)")
+    stop_after_steps: int | None = _opt(
+        None,
+        "simulate an interruption: exit after this many optimizer steps (the run can then be continued with --resume)",
+    )
     quiet: bool = _opt(False, "only print the final result")
 
     def to_dict(self) -> dict[str, Any]:
@@ -121,13 +152,20 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
         shown = f" (default: {default})" if default not in (None, False) else ""
         common = dict(dest=name, default=argparse.SUPPRESS, help=help_text + shown, **meta)
         if name == "model_args":
-            parser.add_argument("--model-arg", type=_parse_model_arg, action="append", metavar="KEY=VALUE",
-                                **{k: v for k, v in common.items() if k != "help"}, help=help_text)
+            parser.add_argument(
+                "--model-arg",
+                type=_parse_model_arg,
+                action="append",
+                metavar="KEY=VALUE",
+                **{k: v for k, v in common.items() if k != "help"},
+                help=help_text,
+            )
         elif str(f.type).startswith("bool"):
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, **common)
         else:
-            parser.add_argument(flag, type=_optional_type(f), metavar=name.upper() if "choices" not in meta else None,
-                                **common)
+            parser.add_argument(
+                flag, type=_optional_type(f), metavar=name.upper() if "choices" not in meta else None, **common
+            )
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:

@@ -46,27 +46,69 @@ _EMNIST_SPLITS = ("byclass", "bymerge", "balanced", "letters", "digits", "mnist"
 
 # Per-data-set defaults: model, epochs, normalisation, augmentation (crop padding, flip, TrivialAugmentWide).
 DATASETS: dict[str, dict[str, Any]] = {
-    "digits": dict(model="wavemix_lite_32_7_cifar10_tiny", epochs=25, mean=(0.2,), std=(0.35,),
-                   crop_padding=1, hflip=False, trivial_augment=False),
-    "mnist": dict(model="wavemix_lite_8_10_mnist", epochs=20, crop_padding=2, hflip=False, trivial_augment=False,
-                  **_MNIST),
-    "fashion_mnist": dict(model="wavemix_lite_8_5_fmnist", epochs=20, mean=(0.2860,), std=(0.3530,),
-                          crop_padding=2, hflip=True, trivial_augment=False),
-    "kmnist": dict(model="wavemix_lite_8_10_mnist", epochs=20, mean=(0.1918,), std=(0.3483,), crop_padding=2,
-                   hflip=False, trivial_augment=False),
-    **{f"emnist_{s}": dict(model="wavemix_lite_8_10_mnist", epochs=20, mean=(0.1736,), std=(0.3317,),
-                           crop_padding=2, hflip=False, trivial_augment=False) for s in _EMNIST_SPLITS},
-    "cifar10": dict(model="wavemix_lite_64_6_cifar10", epochs=100, crop_padding=4, hflip=True, trivial_augment=True,
-                    **_CIFAR10),
-    "cifar100": dict(model="wavemix_lite_256_7_cifar100", epochs=100, crop_padding=4, hflip=True,
-                     trivial_augment=True, **_CIFAR100),
-    "svhn": dict(model="wavemix_lite_64_6_cifar10", epochs=30, crop_padding=2, hflip=False, trivial_augment=False,
-                 **_SVHN),
-    "imagefolder": dict(model="wavemix_lite_64_6_cifar10", epochs=50, crop_padding=0, hflip=True,
-                        trivial_augment=True, **_IMAGENET),
+    "digits": dict(
+        model="wavemix_lite_32_7_cifar10_tiny",
+        epochs=25,
+        mean=(0.2,),
+        std=(0.35,),
+        crop_padding=1,
+        hflip=False,
+        trivial_augment=False,
+    ),
+    "mnist": dict(
+        model="wavemix_lite_8_10_mnist", epochs=20, crop_padding=2, hflip=False, trivial_augment=False, **_MNIST
+    ),
+    "fashion_mnist": dict(
+        model="wavemix_lite_8_5_fmnist",
+        epochs=20,
+        mean=(0.2860,),
+        std=(0.3530,),
+        crop_padding=2,
+        hflip=True,
+        trivial_augment=False,
+    ),
+    "kmnist": dict(
+        model="wavemix_lite_8_10_mnist",
+        epochs=20,
+        mean=(0.1918,),
+        std=(0.3483,),
+        crop_padding=2,
+        hflip=False,
+        trivial_augment=False,
+    ),
+    **{
+        f"emnist_{s}": dict(
+            model="wavemix_lite_8_10_mnist",
+            epochs=20,
+            mean=(0.1736,),
+            std=(0.3317,),
+            crop_padding=2,
+            hflip=False,
+            trivial_augment=False,
+        )
+        for s in _EMNIST_SPLITS
+    },
+    "cifar10": dict(
+        model="wavemix_lite_64_6_cifar10", epochs=100, crop_padding=4, hflip=True, trivial_augment=True, **_CIFAR10
+    ),
+    "cifar100": dict(
+        model="wavemix_lite_256_7_cifar100", epochs=100, crop_padding=4, hflip=True, trivial_augment=True, **_CIFAR100
+    ),
+    "svhn": dict(
+        model="wavemix_lite_64_6_cifar10", epochs=30, crop_padding=2, hflip=False, trivial_augment=False, **_SVHN
+    ),
+    "imagefolder": dict(
+        model="wavemix_lite_64_6_cifar10", epochs=50, crop_padding=0, hflip=True, trivial_augment=True, **_IMAGENET
+    ),
 }
-_DATASET_ALIASES = {"fmnist": "fashion_mnist", "fashionmnist": "fashion_mnist", "cifar-10": "cifar10",
-                    "cifar-100": "cifar100", "folder": "imagefolder", "image_folder": "imagefolder"}
+_DATASET_ALIASES = {
+    "fmnist": "fashion_mnist",
+    "fashionmnist": "fashion_mnist",
+    "cifar-10": "cifar10",
+    "cifar-100": "cifar100",
+    "folder": "imagefolder",
+    "image_folder": "imagefolder",
+}
 
 
 def canonical_dataset(name: str) -> str:
@@ -177,8 +219,9 @@ class ArrayDataset(Dataset):
 class FolderDataset(Dataset):
     """Images in a folder tree or a zip (``<split>/<class>/<file>``), decoded on access."""
 
-    def __init__(self, root: Path, files: list[str], labels: list[int], mode: str,
-                 transform: Preprocess | None = None) -> None:
+    def __init__(
+        self, root: Path, files: list[str], labels: list[int], mode: str, transform: Preprocess | None = None
+    ) -> None:
         self.root, self.files, self.labels, self.mode, self.transform = root, files, labels, mode, transform
         self._zip: zipfile.ZipFile | None = None
         self._zip_pid = -1
@@ -210,8 +253,9 @@ class FolderDataset(Dataset):
 
     def subset(self, indices: Tensor | Sequence[int]) -> FolderDataset:
         idx = [int(i) for i in indices]
-        return FolderDataset(self.root, [self.files[i] for i in idx], [self.labels[i] for i in idx], self.mode,
-                             self.transform)
+        return FolderDataset(
+            self.root, [self.files[i] for i in idx], [self.labels[i] for i in idx], self.mode, self.transform
+        )
 
     @property
     def targets(self) -> list[int]:
@@ -235,8 +279,13 @@ class DataInfo:
         return "L" if self.in_chans == 1 else "RGB"
 
     def preprocessing(self) -> dict[str, Any]:
-        return dict(mean=list(self.mean), std=list(self.std), input_size=[self.in_chans, *self.input_size],
-                    color_mode=self.color_mode, resize="bilinear-antialias")
+        return dict(
+            mean=list(self.mean),
+            std=list(self.std),
+            input_size=[self.in_chans, *self.input_size],
+            color_mode=self.color_mode,
+            resize="bilinear-antialias",
+        )
 
 
 @dataclass
@@ -251,16 +300,41 @@ class DataBundle:
 
 # ------------------------------------------------------------------------------------------- IDX (MNIST)
 _IDX_NAMES = {
-    "mnist": ("MNIST", "train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
-              "t10k-labels-idx1-ubyte"),
-    "fashion_mnist": ("FashionMNIST", "train-images-idx3-ubyte", "train-labels-idx1-ubyte",
-                      "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
-    "kmnist": ("KMNIST", "train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
-               "t10k-labels-idx1-ubyte"),
+    "mnist": (
+        "MNIST",
+        "train-images-idx3-ubyte",
+        "train-labels-idx1-ubyte",
+        "t10k-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte",
+    ),
+    "fashion_mnist": (
+        "FashionMNIST",
+        "train-images-idx3-ubyte",
+        "train-labels-idx1-ubyte",
+        "t10k-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte",
+    ),
+    "kmnist": (
+        "KMNIST",
+        "train-images-idx3-ubyte",
+        "train-labels-idx1-ubyte",
+        "t10k-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte",
+    ),
 }
 _LABELS = {
-    "fashion_mnist": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
-                      "Ankle boot"],
+    "fashion_mnist": [
+        "T-shirt/top",
+        "Trouser",
+        "Pullover",
+        "Dress",
+        "Coat",
+        "Sandal",
+        "Shirt",
+        "Sneaker",
+        "Bag",
+        "Ankle boot",
+    ],
     "kmnist": ["o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"],
 }
 
@@ -292,8 +366,15 @@ def _load_idx_dataset(name: str, data_dir: Path, download: bool) -> tuple[Tensor
     if name.startswith("emnist_"):
         split = name.split("_", 1)[1]
         folder = "EMNIST"
-        stems = tuple(f"emnist-{split}-{s}" for s in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
-                                                      "test-images-idx3-ubyte", "test-labels-idx1-ubyte"))
+        stems = tuple(
+            f"emnist-{split}-{s}"
+            for s in (
+                "train-images-idx3-ubyte",
+                "train-labels-idx1-ubyte",
+                "test-images-idx3-ubyte",
+                "test-labels-idx1-ubyte",
+            )
+        )
     else:
         folder, *rest = _IDX_NAMES[name]
         stems = tuple(rest)
@@ -323,7 +404,7 @@ def _load_idx_dataset(name: str, data_dir: Path, download: bool) -> tuple[Tensor
         ytr, yte = ytr - 1, yte - 1
     n = int(max(ytr.max(), yte.max())) + 1
     labels = _LABELS.get(name) or _emnist_labels(name, n)
-    to_t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).unsqueeze(1)  # noqa: E731
+    to_t = lambda a: torch.from_numpy(np.array(a, copy=True)).unsqueeze(1)  # noqa: E731
     return to_t(xtr), ytr, to_t(xte), yte, labels
 
 
@@ -461,8 +542,11 @@ def build_datasets(cfg: Any) -> DataBundle:
     data_dir = Path(cfg.data_dir).expanduser() if cfg.data_dir else default_data_dir()
     in_memory = True
     folder_root = None
-    if name == "imagefolder" or (name in ("cifar10", "cifar100", "svhn") and cfg.data_dir and
-                                 (data_dir.suffix == ".zip" or (data_dir / "train").is_dir())):
+    if name == "imagefolder" or (
+        name in ("cifar10", "cifar100", "svhn")
+        and cfg.data_dir
+        and (data_dir.suffix == ".zip" or (data_dir / "train").is_dir())
+    ):
         if name == "imagefolder" and not cfg.data_dir:
             raise ValueError("--dataset imagefolder needs --data-dir: a folder or .zip with train/<class>/ images")
         folder_root = data_dir
@@ -491,8 +575,15 @@ def build_datasets(cfg: Any) -> DataBundle:
     mean = tuple(defaults["mean"]) if len(defaults["mean"]) == in_chans else tuple(defaults["mean"][:1]) * in_chans
     std = tuple(defaults["std"]) if len(defaults["std"]) == in_chans else tuple(defaults["std"][:1]) * in_chans
     info = DataInfo(name, len(labels), list(labels), int(in_chans), (int(size[0]), int(size[1])), mean, std)
-    train.transform = Preprocess(mean, std, info.input_size, train=True, crop_padding=cfg.crop_padding or 0,
-                                 hflip=bool(cfg.hflip), trivial_augment=bool(cfg.trivial_augment))
+    train.transform = Preprocess(
+        mean,
+        std,
+        info.input_size,
+        train=True,
+        crop_padding=cfg.crop_padding or 0,
+        hflip=bool(cfg.hflip),
+        trivial_augment=bool(cfg.trivial_augment),
+    )
     eval_tf = Preprocess(mean, std, info.input_size)
     val.transform = eval_tf
     if test is not None:

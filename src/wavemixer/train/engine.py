@@ -37,7 +37,7 @@ from .distributed import (
     setup_distributed,
 )
 from .plots import plot_curves
-from .tasks import Task, get_task
+from .tasks import Task, get_task, task_class
 
 __all__ = ["ModelEMA", "Trainer", "resolve_config", "train"]
 
@@ -48,8 +48,12 @@ class Interrupted(Exception):
 
 def resolve_config(cfg: TrainConfig) -> TrainConfig:
     """Fill ``None`` options from the data set's defaults and the recipe; validate ranges."""
-    name = canonical_dataset(cfg.dataset)
-    d = dataset_defaults(name)
+    task_defaults = getattr(task_class(cfg.task), "dataset_defaults", None)  # tasks with their own data sets
+    if task_defaults is not None:
+        name, d = task_defaults(cfg.dataset)
+    else:
+        name = canonical_dataset(cfg.dataset)
+        d = dataset_defaults(name)
     changes: dict[str, Any] = {"dataset": name}
     for key in ("model", "epochs", "crop_padding", "hflip", "trivial_augment"):
         if getattr(cfg, key) is None:
@@ -104,23 +108,33 @@ def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]
 class Trainer:
     """Trains one model on one data bundle according to a resolved :class:`TrainConfig`."""
 
-    def __init__(self, cfg: TrainConfig, *, ctx: DistContext | None = None, data: DataBundle | None = None,
-                 out: Any = None) -> None:
+    def __init__(
+        self, cfg: TrainConfig, *, ctx: DistContext | None = None, data: DataBundle | None = None, out: Any = None
+    ) -> None:
         self.cfg = cfg
         self.ctx = ctx or DistContext()
         self.out = out or sys.stdout
-        self.task: Task = get_task("classification", label_smoothing=cfg.label_smoothing)
+        self.task: Task = get_task(cfg.task, label_smoothing=cfg.label_smoothing)
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
-        self.data = data or build_datasets(cfg)
+        self.data = data or getattr(self.task, "build_datasets", build_datasets)(cfg)
         self.info = self.data.info
         self.device = self.ctx.device
         self._setup_precision()
         _seed_everything(cfg.seed)
         model = self.task.build_model(cfg.model, self.info, cfg.model_args)  # type: ignore[arg-type]
+        if cfg.init_from:
+            from .segmentation import load_encoder_weights
+
+            loaded = load_encoder_weights(model, cfg.init_from)
+            self.log(f"initialised {len(loaded)} encoder tensors from {cfg.init_from}")
         if cfg.grad_checkpointing:
             model.set_grad_checkpointing(True)
         if cfg.sync_bn and self.ctx.distributed:
+            if self.device.type not in ("cuda", "xpu"):
+                raise ValueError(
+                    "--sync-bn needs GPU ranks (torch's SyncBatchNorm has no CPU kernel); drop it for CPU runs"
+                )
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         model.to(self.device)
         if cfg.channels_last:
@@ -160,31 +174,48 @@ class Trainer:
         cfg, ctx = self.cfg, self.ctx
         per_rank = cfg.batch_size // (ctx.world_size * cfg.grad_accum)
         if per_rank < 1 or per_rank * ctx.world_size * cfg.grad_accum != cfg.batch_size:
-            raise ValueError(f"--batch-size {cfg.batch_size} must be a multiple of ranks × --grad-accum "
-                             f"({ctx.world_size} × {cfg.grad_accum})")
+            raise ValueError(
+                f"--batch-size {cfg.batch_size} must be a multiple of ranks × --grad-accum "
+                f"({ctx.world_size} × {cfg.grad_accum})"
+            )
         if len(self.data.train) < cfg.batch_size:
-            raise ValueError(f"the training split has {len(self.data.train)} images, fewer than --batch-size "
-                             f"{cfg.batch_size}; lower --batch-size")
+            raise ValueError(
+                f"the training split has {len(self.data.train)} images, fewer than --batch-size "
+                f"{cfg.batch_size}; lower --batch-size"
+            )
         workers = cfg.workers if cfg.workers is not None else (0 if self.data.in_memory else 2)
         pin = self.device.type == "cuda"
-        self.train_sampler = DistributedSampler(self.data.train, num_replicas=ctx.world_size, rank=ctx.rank,
-                                                shuffle=True, seed=cfg.seed, drop_last=True)
-        self.train_loader = DataLoader(self.data.train, batch_size=per_rank, sampler=self.train_sampler,
-                                       num_workers=workers, pin_memory=pin, drop_last=True)
+        self.train_sampler = DistributedSampler(
+            self.data.train, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True, seed=cfg.seed, drop_last=True
+        )
+        self.train_loader = DataLoader(
+            self.data.train,
+            batch_size=per_rank,
+            sampler=self.train_sampler,
+            num_workers=workers,
+            pin_memory=pin,
+            drop_last=True,
+        )
         self.eval_workers, self.pin = workers, pin
         self.steps_per_epoch = len(self.train_loader) // cfg.grad_accum
 
     def eval_loader(self, dataset: Any) -> DataLoader:
         sampler = ShardSampler(len(dataset), self.ctx.rank, self.ctx.world_size)
-        return DataLoader(dataset, batch_size=self.cfg.eval_batch_size, sampler=sampler,
-                          num_workers=self.eval_workers, pin_memory=self.pin)
+        return DataLoader(
+            dataset,
+            batch_size=self.cfg.eval_batch_size,
+            sampler=sampler,
+            num_workers=self.eval_workers,
+            pin_memory=self.pin,
+        )
 
     def _build_optimizer(self, phase: int) -> tuple[torch.optim.Optimizer, Any]:
         cfg = self.cfg
         if cfg.recipe == "dualopt":  # the reference's DualOpt: constant learning rates
             if phase == 1:
-                opt: torch.optim.Optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr,
-                                                               weight_decay=cfg.weight_decay)
+                opt: torch.optim.Optimizer = torch.optim.AdamW(
+                    self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay
+                )
             else:
                 opt = torch.optim.SGD(self.model.parameters(), lr=cfg.sgd_lr, momentum=cfg.momentum)
             return opt, torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0)
@@ -254,10 +285,19 @@ class Trainer:
         return self.ema.module if self.ema is not None else self.model
 
     def _save_model(self, folder: Path) -> None:
-        save_pretrained(self.eval_model(), folder, model_name=self.cfg.model,
-                        preprocessing=self.task.preprocessing(self.info), labels=self.info.labels,
-                        metadata=dict(dataset=self.info.name, epoch=self.epoch, seed=self.cfg.seed,
-                                      val=self.history[-1] if self.history else None))
+        save_pretrained(
+            self.eval_model(),
+            folder,
+            model_name=self.cfg.model,
+            preprocessing=self.task.preprocessing(self.info),
+            labels=self.info.labels,
+            metadata=dict(
+                dataset=self.info.name,
+                epoch=self.epoch,
+                seed=self.cfg.seed,
+                val=self.history[-1] if self.history else None,
+            ),
+        )
 
     # ------------------------------------------------------------------------------------------ loops
     def train_one_epoch(self) -> float:
@@ -300,8 +340,10 @@ class Trainer:
                 it.set_postfix(loss=f"{loss.item():.4f}", lr=f"{self.scheduler.get_last_lr()[0]:.2e}")
             elif cfg.log_interval and self.global_step % cfg.log_interval == 0:
                 rate = count / (time.perf_counter() - t0)
-                self.log(f"  step {self.global_step} loss {loss.item():.4f} "
-                         f"lr {self.scheduler.get_last_lr()[0]:.2e} {rate * ctx.world_size:.0f} img/s")
+                self.log(
+                    f"  step {self.global_step} loss {loss.item():.4f} "
+                    f"lr {self.scheduler.get_last_lr()[0]:.2e} {rate * ctx.world_size:.0f} img/s"
+                )
             if cfg.stop_after_steps is not None and self.global_step >= cfg.stop_after_steps:
                 raise Interrupted(self.global_step)
         total_loss, total_n = all_reduce_sum([loss_sum, count], self.device)
@@ -342,8 +384,10 @@ class Trainer:
             self.ema.module.load_state_dict(best["ema"])
         self.phase, self.bad_epochs = 2, 0
         self.optimizer, self.scheduler = self._build_optimizer(2)
-        self.log(f"dualopt: val {self.task.select_metric} stalled for {self.cfg.patience} epochs; "
-                 f"phase 2 (SGD lr {self.cfg.sgd_lr}) from the best checkpoint (epoch {self.best_epoch})")
+        self.log(
+            f"dualopt: val {self.task.select_metric} stalled for {self.cfg.patience} epochs; "
+            f"phase 2 (SGD lr {self.cfg.sgd_lr}) from the best checkpoint (epoch {self.best_epoch})"
+        )
 
     # ------------------------------------------------------------------------------------------ fit
     def fit(self, run_dir: Path) -> dict[str, Any]:
@@ -351,9 +395,11 @@ class Trainer:
         self.run_dir = run_dir
         sel = task.select_metric
         n_params = sum(p.numel() for p in self.model.parameters())
-        self.log(f"{cfg.model} ({n_params:,} params) on {self.info.name}: {len(self.data.train):,} train / "
-                 f"{len(self.data.val):,} val / {len(self.data.test) if self.data.test else 0:,} test images, "
-                 f"{self.ctx.world_size} rank(s) on {self.device}, run folder {run_dir}")
+        self.log(
+            f"{cfg.model} ({n_params:,} params) on {self.info.name}: {len(self.data.train):,} train / "
+            f"{len(self.data.val):,} val / {len(self.data.test) if self.data.test else 0:,} test images, "
+            f"{self.ctx.world_size} rank(s) on {self.device}, run folder {run_dir}"
+        )
         start = time.perf_counter() - (self.history[-1]["time_s"] if self.history else 0.0)
         stop_reason = "max epochs"
         while self.epoch < cfg.epochs:  # type: ignore[operator]
@@ -367,18 +413,26 @@ class Trainer:
             train_loss = self.train_one_epoch()
             val = self.evaluate(self.data.val)
             self.epoch += 1
-            row = dict(epoch=self.epoch, phase=self.phase, lr=self.optimizer.param_groups[0]["lr"],
-                       train_loss=train_loss, **{f"val_{k}": v for k, v in val.items()},
-                       epoch_s=time.perf_counter() - t0, time_s=time.perf_counter() - start)
+            row = dict(
+                epoch=self.epoch,
+                phase=self.phase,
+                lr=self.optimizer.param_groups[0]["lr"],
+                train_loss=train_loss,
+                **{f"val_{k}": v for k, v in val.items()},
+                epoch_s=time.perf_counter() - t0,
+                time_s=time.perf_counter() - start,
+            )
             self.history.append(row)
             improved = self._improved(val[sel])
             if improved:
                 self.best, self.best_epoch, self.bad_epochs = val[sel], self.epoch, 0
             else:
                 self.bad_epochs += 1
-            self.log(f"epoch {self.epoch:3d}/{cfg.epochs} phase {self.phase} train_loss {train_loss:.4f} "
-                     f"val_loss {val['loss']:.4f} val_{sel} {val[sel]:.2f}{' *' if improved else ''} "
-                     f"({row['epoch_s']:.1f}s)")
+            self.log(
+                f"epoch {self.epoch:3d}/{cfg.epochs} phase {self.phase} train_loss {train_loss:.4f} "
+                f"val_loss {val['loss']:.4f} val_{sel} {val[sel]:.2f}{' *' if improved else ''} "
+                f"({row['epoch_s']:.1f}s)"
+            )
             if self.ctx.is_main:
                 state = self.state_dict()
                 if improved:
@@ -400,12 +454,14 @@ class Trainer:
         state = broadcast_object(clean_state_dict(best.state_dict()) if best is not None else None)
         self.eval_model().load_state_dict(state)
         test = self.evaluate(self.data.test) if self.data.test is not None else None
-        results = dict(model=self.cfg.model, dataset=self.info.name, seed=self.cfg.seed,
-                       params=sum(p.numel() for p in self.model.parameters()), epochs=self.epoch,
-                       best_epoch=self.best_epoch, stop_reason=stop_reason,
-                       best_val={k[4:]: v for k, v in self.history[self.best_epoch - 1].items() if k.startswith("val_")},
-                       test=test, wall_time_s=round(wall, 1), world_size=self.ctx.world_size,
-                       device=str(self.device), torch=torch.__version__)  # fmt: skip
+        best_row = self.history[self.best_epoch - 1]
+        results = dict(
+            model=self.cfg.model, dataset=self.info.name, seed=self.cfg.seed,
+            params=sum(p.numel() for p in self.model.parameters()), epochs=self.epoch, best_epoch=self.best_epoch,
+            stop_reason=stop_reason, best_val={k[4:]: v for k, v in best_row.items() if k.startswith("val_")},
+            test=test, wall_time_s=round(wall, 1), world_size=self.ctx.world_size, device=str(self.device),
+            torch=torch.__version__, rank_checksums=_gather_checksums(self.model, self.ctx),
+        )  # fmt: skip
         if self.ctx.is_main:
             ckpt.write_json(run_dir / "results.json", results)
         sel = self.task.select_metric
@@ -415,6 +471,18 @@ class Trainer:
         if self.ctx.is_main:
             print(f"{msg}; {wall:.1f}s; run folder {run_dir}", file=self.out, flush=True)
         return results
+
+
+def _gather_checksums(model: nn.Module, ctx: DistContext) -> list[float]:
+    """A weight checksum per rank: DDP keeps replicas identical, so these must all be equal."""
+    total = sum(float(p.detach().double().abs().sum()) for p in model.parameters())
+    if not ctx.distributed:
+        return [total]
+    import torch.distributed as dist
+
+    out: list[Any] = [None] * ctx.world_size
+    dist.all_gather_object(out, total)
+    return [float(v) for v in out]
 
 
 def _default_run_dir(cfg: TrainConfig) -> Path:

@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from .datasets import DataInfo
 
-__all__ = ["TASKS", "ClassificationTask", "Task", "get_task"]
+__all__ = ["TASKS", "ClassificationTask", "Task", "get_task", "task_class"]
 
 
 class Task(Protocol):
@@ -65,8 +65,10 @@ class ClassificationTask:
 
         spec = get_spec(model_name)
         if spec.task != "classification":
-            raise ValueError(f"model {model_name!r} is a {spec.task} model; choose a classification model "
-                             "(`wavemixer models --task classification`)")
+            raise ValueError(
+                f"model {model_name!r} is a {spec.task} model; choose a classification model "
+                "(`wavemixer models --task classification`)"
+            )
         overrides = dict(model_args)
         for key, value in (("num_classes", info.num_classes), ("in_chans", info.in_chans)):
             if spec.kwargs.get(key, {"num_classes": 1000, "in_chans": 3}[key]) != value:
@@ -98,11 +100,35 @@ class ClassificationTask:
         return info.preprocessing()
 
 
-TASKS: dict[str, type] = {"classification": ClassificationTask}
+def _segmentation_task() -> type:
+    from .segmentation import SegmentationTask
+
+    return SegmentationTask
+
+
+def _super_resolution_task() -> type:
+    from .super_resolution import SuperResolutionTask
+
+    return SuperResolutionTask
+
+
+#: task name -> task class, or a zero-argument function returning it (imported on first use)
+TASKS: dict[str, Any] = {
+    "classification": ClassificationTask,
+    "segmentation": _segmentation_task,
+    "super_resolution": _super_resolution_task,
+}
+
+
+def task_class(name: str) -> type:
+    """The class of a registered task (a task may optionally define ``dataset_defaults`` and
+    ``build_datasets(cfg)`` to bring its own data sets)."""
+    try:
+        entry = TASKS[name]
+    except KeyError:
+        raise ValueError(f"unknown task {name!r}; available: {', '.join(TASKS)}") from None
+    return entry if isinstance(entry, type) else entry()
 
 
 def get_task(name: str, **kwargs: Any) -> Task:
-    try:
-        return TASKS[name](**kwargs)
-    except KeyError:
-        raise ValueError(f"unknown task {name!r}; available: {', '.join(TASKS)}") from None
+    return task_class(name)(**kwargs)

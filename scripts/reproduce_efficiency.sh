@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Reproduce the reference README's parameter-efficiency table on CPU (3 seeds per model), in two parallel
+# lanes of one thread each, then summarise: python scripts/summarize_runs.py "$RUNS".
+#
+#   DATA=../shared/data RUNS=runs/repro bash scripts/reproduce_efficiency.sh
+#
+# MNIST and Fashion-MNIST read the IDX files in $DATA/{MNIST,FashionMNIST}/raw; CIFAR-10 reads the
+# ImageFolder zip $DATA/CIFAR10/cifar10_jpeg_q75_imagefolder.zip (JPEG q75 copy of CIFAR-10).
+set -euo pipefail
+DATA=${DATA:-../shared/data}
+RUNS=${RUNS:-runs/repro}
+PY=${PYTHON:-python}
+MNIST_EPOCHS=${MNIST_EPOCHS:-10}
+FMNIST_EPOCHS=${FMNIST_EPOCHS:-8}
+CIFAR_EPOCHS=${CIFAR_EPOCHS:-15}
+COMMON=(--amp bf16 --threads 1 --workers 0 --batch-size 128 --lr 3e-3 --warmup-epochs 1 --log-interval 200)
+
+run() { nice -n 19 "$PY" -m wavemixer train "${COMMON[@]}" "$@"; }
+
+mnist() { run --dataset mnist --data-dir "$DATA" --model wavemix_lite_8_10_mnist --epochs "$MNIST_EPOCHS" \
+  --crop-padding 0 --seed "$1" --output "$RUNS/mnist-lite_8_10-s$1" --force; }
+fmnist() { run --dataset fashion_mnist --data-dir "$DATA" --model wavemix_lite_8_5_fmnist --epochs "$FMNIST_EPOCHS" \
+  --crop-padding 0 --seed "$1" --output "$RUNS/fmnist-lite_8_5-s$1" --force; }
+cifar() { run --dataset cifar10 --data-dir "$DATA/CIFAR10/cifar10_jpeg_q75_imagefolder.zip" \
+  --model wavemix_lite_32_7_cifar10_tiny --epochs "$CIFAR_EPOCHS" --seed "$1" \
+  --output "$RUNS/cifar10-lite_32_7-s$1" --force; }
+
+# two lanes; LANES=a or LANES=b runs only one of them; JOBS="fmnist 2" runs just that (model seed) pair
+if [[ -n ${JOBS:-} ]]; then mkdir -p "$RUNS"; $JOBS; exit; fi
+lane_a() { mnist 0; mnist 1; mnist 2; cifar 1; }
+lane_b() { fmnist 0; fmnist 1; fmnist 2; cifar 0; cifar 2; }
+LANES=${LANES:-ab}
+
+mkdir -p "$RUNS"
+if [[ $LANES == *a* ]]; then lane_a > "$RUNS/lane_a.log" 2>&1 & fi
+if [[ $LANES == *b* ]]; then lane_b > "$RUNS/lane_b.log" 2>&1 & fi
+wait

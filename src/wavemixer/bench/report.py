@@ -1,0 +1,120 @@
+"""Write a sweep's results: CSV, a markdown table, a plot and the raw per-process records."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["format_markdown", "results_dir_name", "write_results"]
+
+COLUMNS = [
+    "model", "mode", "precision", "variant", "input_size", "batch_size", "params_m", "gmacs", "dwt_mflops",
+    "ms_median", "ms_p25", "ms_p75", "samples_per_s", "peak_mem_mb", "ms_ratio_vs_ref", "mem_ratio_vs_ref",
+    "ms_ratio_vs_ref_fp32", "mem_ratio_vs_ref_fp32", "runs", "threads", "source", "group", "torch_version",
+    "mem_method", "error",
+]  # fmt: skip
+
+
+def results_dir_name(
+    device: str, precisions: Sequence[str], channels_last: bool, torch_version: str, tag: str = ""
+) -> str:
+    """``bench[-tag]-{device}-{precisions}-{nchw|nhwc}-pt{version}``: the name records how it was measured."""
+    parts = ["bench", tag, re.sub(r"[^A-Za-z0-9.]+", "_", device).strip("_").lower(), "+".join(precisions),
+             "nhwc" if channels_last else "nchw", "pt" + torch_version.split("+")[0]]  # fmt: skip
+    return "-".join(p for p in parts if p)
+
+
+def _fmt(value: Any, digits: int = 1) -> str:
+    if value is None or value == "":
+        return ""
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def format_markdown(rows: Sequence[dict[str, Any]]) -> str:
+    """One table per mode; ratios are ours / reference (same precision, and against reference fp32)."""
+    out = []
+    for mode in ("train", "infer"):
+        sel = [r for r in rows if r["mode"] == mode]
+        if not sel:
+            continue
+        title = "Training step (forward + loss + backward + SGD step)" if mode == "train" else "Inference (forward)"
+        out += [f"**{title}**", "",
+                "| model | prec | batch | params (M) | GMACs | ms/step (median) | p25–p75 | samples/s | peak MB "
+                "| time ÷ ref | mem ÷ ref | time ÷ ref fp32 | mem ÷ ref fp32 |",
+                "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+        for r in sel:
+            if r.get("error"):
+                out.append(f"| {r['model']} | {r['precision']} | {r['batch_size']} | {_fmt(r['params_m'], 2)} | "
+                           f"{_fmt(r['gmacs'], 3)} | fails: {r['error'][:90]} | | | | | | | |")  # fmt: skip
+                continue
+            spread = f"{r['ms_p25']:.1f}–{r['ms_p75']:.1f}"
+            out.append(
+                f"| {r['model']} | {r['precision']} | {r['batch_size']} | {_fmt(r['params_m'], 2)} "
+                f"| {_fmt(r['gmacs'], 3)} "
+                f"| {_fmt(r['ms_median'])} | {spread} | {_fmt(r['samples_per_s'])} | {_fmt(r['peak_mem_mb'], 0)} "
+                f"| {_fmt(r['ms_ratio_vs_ref'], 2)} | {_fmt(r['mem_ratio_vs_ref'], 2)} "
+                f"| {_fmt(r['ms_ratio_vs_ref_fp32'], 2)} | {_fmt(r['mem_ratio_vs_ref_fp32'], 2)} |"
+            )
+        out.append("")
+    return "\n".join(out)
+
+
+def _plot(rows: Sequence[dict[str, Any]], path: Path) -> bool:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    modes = [m for m in ("train", "infer") if any(r["mode"] == m and r.get("ms_median") for r in rows)]
+    if not modes:
+        return False
+    fig, axes = plt.subplots(len(modes), 2, figsize=(12, 4.5 * len(modes)), squeeze=False)
+    for i, mode in enumerate(modes):
+        sel = [r for r in rows if r["mode"] == mode and r.get("ms_median") and r.get("params_m")]
+        for j, (key, label) in enumerate((("samples_per_s", "samples / s"), ("peak_mem_mb", "peak memory (MB)"))):
+            ax = axes[i][j]
+            for r in sel:
+                marker = {"wavemixer": "o", "reference": "s"}.get(r["source"], "^")
+                ax.scatter(r["params_m"], r[key], marker=marker)
+                ax.annotate(f"{r['model']} {r['precision']}", (r["params_m"], r[key]), fontsize=6)
+            ax.set_xlabel("parameters (M)")
+            ax.set_ylabel(label)
+            ax.set_title(f"{mode}: {label} vs parameters (o ours, s reference, ^ baselines)", fontsize=9)
+            ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return True
+
+
+def write_results(
+    out_dir: Path, rows: Sequence[dict[str, Any]], records: Sequence[dict[str, Any]], meta: dict[str, Any]
+) -> dict[str, Path]:
+    """Write ``results.csv``, ``results.md``, ``raw.json`` and (with matplotlib) ``plot.png``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = dict(csv=out_dir / "results.csv", markdown=out_dir / "results.md", raw=out_dir / "raw.json")
+    with paths["csv"].open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        for r in rows:
+            writer.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in COLUMNS})
+    header = [f"# wavemixer bench: {meta.get('machine', '')}", "", f"Command: `{meta.get('command', '')}`", ""]
+    header += [f"- {k}: {v}" for k, v in meta.items() if k not in ("command", "machine")]
+    header += ["", "MACs: multiply-accumulates of one forward pass at batch 1 as `torch.utils.flop_counter` counts "
+               "them (FLOPs / 2). Our Haar DWT is additions, which the counter does not see: its FLOPs are the "
+               "`dwt_mflops` column of the CSV. The reference's DWT is a grouped convolution and is "
+               "counted.", ""]  # fmt: skip
+    paths["markdown"].write_text("\n".join(header) + "\n" + format_markdown(rows))
+    paths["raw"].write_text(json.dumps(dict(meta=meta, records=list(records)), indent=1))
+    plot = out_dir / "plot.png"
+    if _plot(rows, plot):
+        paths["plot"] = plot
+    return paths

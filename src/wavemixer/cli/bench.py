@@ -1,0 +1,100 @@
+"""``wavemixer bench``: parameters, MACs, inference and training speed and peak memory, side by side.
+
+Each of our models is measured next to the reference ``wavemix`` package's model of the same
+configuration (run by ``--reference-python``, default a venv created under
+``~/.cache/wavemixer/reference-venv``) and any timm/torchvision baselines, one fresh process per
+measurement, rounds interleaved. Examples::
+
+    wavemixer bench wavemix_lite_144_7_cifar10 -b 32 --precision fp32 bf16 --variants opt ckpt
+    wavemixer bench wavemix_192_16_tinyimagenet timm:resnet18:num_classes=200 -b 16 --img-size 64
+    wavemixer bench 'wavemix_256_16_l4:final_dim=128,depth=8' --img-size 128 --channels-last
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "bench", help="benchmark models against the reference package and baselines", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
+    p.add_argument(
+        "models", nargs="+", help="registry names (name:key=value,... overrides), ref:NAME, timm:NAME, tv:NAME"
+    )
+    p.add_argument("-b", "--batch-size", type=int, default=32, help="batch size (halved and retried on out of memory)")
+    p.add_argument("--img-size", type=int, help="square input size (default: each model's registered input size)")
+    p.add_argument("--mode", choices=["infer", "train", "both"], default="both")
+    p.add_argument(
+        "--precision",
+        nargs="+",
+        choices=["fp32", "bf16", "fp16"],
+        default=["fp32"],
+        help="fp32, or autocast to bf16/fp16 (several: one sweep each, ratios also against ref fp32)",
+    )
+    p.add_argument("--channels-last", action="store_true", help="NHWC memory layout for models and inputs")
+    p.add_argument("--device", default=None, help="cpu or cuda[:k] (default: cuda when available)")
+    p.add_argument("--variants", nargs="*", default=[], choices=["opt", "ckpt", "compile"],
+                   help="extra rows for our models: opt = eval-time path (BN folded; inference), "
+                        "ckpt = gradient checkpointing (training), compile = torch.compile")  # fmt: skip
+    p.add_argument("--warmup", type=int, default=2, help="untimed steps per process")
+    p.add_argument("--iters", type=int, default=5, help="timed steps per process")
+    p.add_argument("--rounds", type=int, default=2, help="processes per measurement, interleaving ours and reference")
+    p.add_argument("--threads", type=int, help="torch threads per worker (default: torch's choice)")
+    p.add_argument("--no-reference", action="store_true", help="do not run the reference package")
+    p.add_argument("--reference-python", help="interpreter that imports wavemix (default: cached reference venv)")
+    p.add_argument("--out", type=Path, default=Path("results"), help="parent folder of the results folder")
+    p.add_argument("--tag", default="", help="word added to the results folder's name")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from wavemixer.bench import (
+        BenchSettings,
+        aggregate,
+        ensure_reference_python,
+        format_markdown,
+        resolve_models,
+        results_dir_name,
+        run_sweep,
+        write_results,
+    )  # fmt: skip
+    from wavemixer.bench.runner import machine_description
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    entries = resolve_models(
+        args.models, img_size=args.img_size, reference=not args.no_reference, variants=args.variants
+    )
+    ref_python = None
+    if any(e.source == "reference" for e in entries):
+        ref_python = str(ensure_reference_python(args.reference_python))
+    settings = BenchSettings(
+        batch_size=args.batch_size, modes=("infer", "train") if args.mode == "both" else (args.mode,),
+        precisions=tuple(args.precision), channels_last=args.channels_last, device=device, warmup=args.warmup,
+        iters=args.iters, rounds=args.rounds, threads=args.threads, reference_python=ref_python,
+    )  # fmt: skip
+    machine = machine_description(device)
+    print(f"wavemixer bench on {machine}: {len(entries)} models, {settings.rounds} rounds", file=sys.stderr)
+    records = run_sweep(entries, settings, log=lambda line: print(line, file=sys.stderr, flush=True))
+    rows = aggregate(records)
+    label = "cpu" if device == "cpu" else machine
+    folder = args.out / results_dir_name(
+        label, settings.precisions, settings.channels_last, torch.__version__, args.tag
+    )
+    meta = dict(
+        machine=machine, command="wavemixer bench " + shlex.join(sys.argv[2:] if sys.argv[1:2] == ["bench"] else []),
+        device=device, torch=torch.__version__, threads=settings.threads or torch.get_num_threads(),
+        layout="channels_last" if settings.channels_last else "NCHW", precisions=",".join(settings.precisions),
+        warmup=settings.warmup, iters=settings.iters, rounds=settings.rounds, reference_python=ref_python or "",
+    )  # fmt: skip
+    paths = write_results(folder, rows, records, meta)
+    print(format_markdown(rows))
+    print(f"results: {', '.join(str(p) for p in paths.values())}", file=sys.stderr)
+    failed = [r for r in rows if r.get("error") and r["source"] != "reference"]
+    return 1 if failed and len(failed) == len([r for r in rows if r["source"] != "reference"]) else 0

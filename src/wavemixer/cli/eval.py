@@ -1,0 +1,137 @@
+"""``wavemixer eval``: top-1/top-5 accuracy, per-class accuracy and a confusion matrix on a data split.
+
+The checkpoint's stored preprocessing is used (not the data set's defaults).
+
+  wavemixer eval runs/mnist-run --dataset mnist --data-dir DATA            # test split
+  wavemixer eval --model wavemix_lite_8_10_mnist --pretrained --dataset mnist --data-dir DATA
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+from pathlib import Path
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "eval",
+        help="evaluate a checkpoint on a data split",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("checkpoint", nargs="?", help="training run folder or saved model folder")
+    p.add_argument("--model", help="registry name whose packaged weights to evaluate (with --pretrained)")
+    p.add_argument("--pretrained", action="store_true", help="use the weights shipped in the package for --model")
+    p.add_argument("--dataset", help="data set name (default: the one the checkpoint was trained on)")
+    p.add_argument("--data-dir", help="data location, as for `wavemixer train`")
+    p.add_argument("--download", action="store_true", help="download torchvision data sets if missing")
+    p.add_argument("--split", choices=["test", "val"], default="test", help="which split (default: test)")
+    p.add_argument("--val-fraction", type=float, default=0.1, help="val split held out of train, as in training")
+    p.add_argument("--seed", type=int, default=0, help="seed of the val split, as in training (default: 0)")
+    p.add_argument("--subset", type=int, help="evaluate on a subset (as `train --subset`)")
+    p.add_argument("--batch-size", type=int, default=512, help="images per forward pass (default: 512)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default: auto)")
+    p.add_argument(
+        "--output-dir",
+        help="where to write metrics.json, per_class.csv, confusion_matrix.png "
+        "(default: <run folder>/eval-<dataset>-<split>, else ./eval-<dataset>-<split>)",
+    )
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+    from torch.utils.data import DataLoader
+    from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
+
+    from wavemixer.train.config import TrainConfig
+    from wavemixer.train.datasets import build_datasets
+    from wavemixer.train.distributed import _pick_device
+    from wavemixer.train.inference import load_model
+    from wavemixer.train.plots import plot_confusion_matrix
+
+    device = _pick_device(args.device, 0)
+    loaded = load_model(args.checkpoint, model_name=args.model, pretrained=args.pretrained, device=device)
+    from wavemixer.train.dense import DENSE_TASKS, eval_dense, model_task
+
+    if model_task(loaded.model) in DENSE_TASKS:  # segmentation: mIoU; super-resolution: PSNR/SSIM vs bicubic
+        return eval_dense(loaded, args, device)
+    meta = loaded.model.pretrained_config.get("metadata") or {}
+    dataset = args.dataset or meta.get("dataset")
+    if not dataset:
+        raise ValueError("the checkpoint does not record its data set; pass --dataset")
+    seed = args.seed
+    if loaded.run_dir is not None and args.seed == 0 and meta.get("seed") is not None:
+        seed = int(meta["seed"])  # the val split of that run
+    pre = loaded.preprocessing
+    cfg = TrainConfig(
+        dataset=dataset,
+        data_dir=args.data_dir,
+        download=args.download,
+        val_fraction=args.val_fraction,
+        subset=args.subset,
+        seed=seed,
+        input_size=int(pre["input_size"][1]),
+    )
+    data = build_datasets(cfg)
+    if data.info.in_chans != pre["input_size"][0]:
+        raise ValueError(
+            f"the model takes {pre['input_size'][0]}-channel images but {dataset} has {data.info.in_chans}"
+        )
+    n = data.info.num_classes
+    if n != len(loaded.labels):
+        raise ValueError(f"the model predicts {len(loaded.labels)} classes but {dataset} has {n}")
+    ds = data.test if args.split == "test" else data.val
+    if ds is None:
+        raise ValueError(f"{dataset} has no {args.split} split; use --split val")
+    ds.transform = loaded.transform()
+    metrics = {
+        "top1": MulticlassAccuracy(n, top_k=1, average="micro"),
+        "top5": MulticlassAccuracy(n, top_k=min(5, n), average="micro"),
+        "per_class": MulticlassAccuracy(n, average=None),
+        "confusion": MulticlassConfusionMatrix(n),
+    }
+    metrics = {k: m.to(device) for k, m in metrics.items()}
+    model = loaded.model.to(device).eval()
+    with torch.no_grad():
+        for x, y in DataLoader(ds, batch_size=args.batch_size):
+            x, y = x.to(device), y.to(device)
+            out = model(x).float()
+            for m in metrics.values():
+                m.update(out, y)
+    top1, top5 = 100 * float(metrics["top1"].compute()), 100 * float(metrics["top5"].compute())
+    per_class = (100 * metrics["per_class"].compute()).tolist()
+    confusion = metrics["confusion"].compute().cpu()
+    name = f"eval-{data.info.name}-{args.split}"
+    out_dir = Path(args.output_dir) if args.output_dir else (loaded.run_dir or Path(".")) / name
+    out_dir.mkdir(parents=True, exist_ok=True)
+    result = dict(
+        model=loaded.name,
+        source=loaded.source,
+        dataset=data.info.name,
+        split=args.split,
+        images=len(ds),
+        top1=top1,
+        top5=top5,
+        per_class={lab: acc for lab, acc in zip(loaded.labels, per_class)},
+        confusion_matrix=confusion.tolist(),
+    )
+    (out_dir / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
+    with open(out_dir / "per_class.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["class", "label", "images", "accuracy"])
+        for i, (lab, acc) in enumerate(zip(loaded.labels, per_class)):
+            w.writerow([i, lab, int(confusion[i].sum()), f"{acc:.2f}"])
+    plot_confusion_matrix(
+        confusion.numpy(),
+        loaded.labels,
+        out_dir / "confusion_matrix.png",
+        title=f"{loaded.name} on {data.info.name} {args.split} (top-1 {top1:.2f}%)",
+    )
+    print(f"{loaded.name} on {data.info.name} {args.split} ({len(ds):,} images): top-1 {top1:.2f}%  top-5 {top5:.2f}%")
+    worst = sorted(zip(per_class, loaded.labels))[:3]
+    print("lowest per-class accuracy: " + ", ".join(f"{lab} {acc:.1f}%" for acc, lab in worst))
+    print(f"wrote {out_dir}/metrics.json, per_class.csv, confusion_matrix.png")
+    return 0

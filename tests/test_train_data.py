@@ -1,0 +1,125 @@
+"""Data sets: real offline copies (tiny subsets), image folders and zips, and clear errors."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from wavemixer.train import TrainConfig, train
+from wavemixer.train.datasets import Preprocess, build_datasets
+
+_THREADS = torch.get_num_threads()  # before any training in this session changes it
+
+
+@pytest.fixture(autouse=True)
+def _restore_threads():
+    """Training with --threads sets torch's global thread count; give the rest of the session its own back."""
+    yield
+    torch.set_num_threads(_THREADS)
+
+
+def _cfg(**kw) -> TrainConfig:
+    from wavemixer.train import resolve_config
+
+    return resolve_config(TrainConfig(**kw))
+
+
+def _write_folder(root: Path, splits=("train", "val", "test"), per_class=12, size=12) -> None:
+    rng = np.random.default_rng(0)
+    for split in splits:
+        for c, name in enumerate(["cat", "dog", "emu"]):
+            d = root / split / name
+            d.mkdir(parents=True)
+            for i in range(per_class):
+                img = rng.integers(0, 60, (size, size, 3), dtype=np.uint8)
+                img[..., c] += 180  # the class is the dominant colour
+                Image.fromarray(img).save(d / f"{i}.png")
+
+
+def test_mnist_subset_trains_well_above_chance(shared_data, tmp_path):
+    results = train(
+        TrainConfig(
+            dataset="mnist",
+            data_dir=str(shared_data),
+            subset=2000,
+            epochs=4,
+            lr=5e-3,
+            batch_size=64,
+            model="wavemix_lite_32_7_cifar10_tiny",
+            model_args={"depth": 2},
+            threads=1,
+            output=str(tmp_path / "m"),
+            quiet=True,
+        )
+    )
+    assert results["params"] < 40_000
+    assert results["test"]["top1"] > 35.0  # chance is 10 %; 125 steps on 2,000 images
+
+
+def test_fashion_mnist_and_cifar10_zip_load(shared_data):
+    data = build_datasets(_cfg(dataset="fashion_mnist", data_dir=str(shared_data), subset=200))
+    assert data.info.labels[9] == "Ankle boot" and data.info.in_chans == 1 and len(data.train) == 200
+    x, y = data.train[0]
+    assert x.shape == (1, 28, 28) and x.dtype == torch.float32 and 0 <= y < 10
+    full = build_datasets(_cfg(dataset="mnist", data_dir=str(shared_data)))
+    assert (len(full.train), len(full.val), len(full.test)) == (54_000, 6_000, 10_000)
+    zip_path = shared_data / "CIFAR10" / "cifar10_jpeg_q75_imagefolder.zip"
+    c = build_datasets(_cfg(dataset="cifar10", data_dir=str(zip_path), subset=100))
+    assert c.info.labels == sorted(c.info.labels) and "airplane" in c.info.labels and c.info.in_chans == 3
+    assert c.train[0][0].shape == (3, 32, 32) and len(c.test) == 25
+
+
+def test_imagefolder_tree_and_zip_train(tmp_path):
+    _write_folder(tmp_path / "tree")
+    with zipfile.ZipFile(tmp_path / "tree.zip", "w") as z:
+        for p in sorted((tmp_path / "tree").rglob("*.png")):
+            z.write(p, "pets/" + p.relative_to(tmp_path / "tree").as_posix())
+    for src in ("tree", "tree.zip"):
+        data = build_datasets(_cfg(dataset="imagefolder", data_dir=str(tmp_path / src), input_size=16))
+        assert data.info.labels == ["cat", "dog", "emu"]
+        assert (len(data.train), len(data.val), len(data.test)) == (36, 36, 36)  # own val split is used
+        assert data.train[0][0].shape == (3, 16, 16)
+    results = train(
+        TrainConfig(
+            dataset="imagefolder",
+            data_dir=str(tmp_path / "tree.zip"),
+            input_size=16,
+            model="wavemix_lite_32_7_cifar10_tiny",
+            model_args={"depth": 1},
+            epochs=3,
+            batch_size=12,
+            workers=0,
+            output=str(tmp_path / "run"),
+            quiet=True,
+        )
+    )
+    assert results["test"]["top1"] > 50.0  # colour-coded classes; chance is 33 %
+
+
+def test_bad_data_inputs_get_clear_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="--download"):
+        build_datasets(_cfg(dataset="mnist", data_dir=str(tmp_path)))
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        build_datasets(_cfg(dataset="imagefolder", data_dir=str(tmp_path / "missing")))
+    (tmp_path / "empty" / "train" / "cat").mkdir(parents=True)
+    with pytest.raises(ValueError, match="no images found"):
+        build_datasets(_cfg(dataset="imagefolder", data_dir=str(tmp_path / "empty")))
+    with pytest.raises(ValueError, match="needs --data-dir"):
+        build_datasets(_cfg(dataset="imagefolder"))
+    with pytest.raises(ValueError, match="unknown data set"):
+        _cfg(dataset="mnistt")
+
+
+def test_preprocess_augments_only_in_training():
+    img = torch.arange(64, dtype=torch.uint8).view(1, 8, 8)
+    plain = Preprocess((0.0,), (1.0,))
+    assert torch.equal(plain(img), img.float() / 255)
+    aug = Preprocess((0.0,), (1.0,), train=True, crop_padding=2, hflip=True)
+    outs = {tuple(aug(img).flatten().tolist()) for _ in range(20)}
+    assert len(outs) > 1 and all(len(o) == 64 for o in outs)
+    assert Preprocess((0.0,), (1.0,), (4, 4))(img).shape == (1, 4, 4)
