@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
+from pathlib import Path
 
 import pytest
 import torch
@@ -88,3 +91,12 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
 def test_save_rejects_foreign_modules(tmp_path):
     with pytest.raises(TypeError, match="wavemixer model"):
         save_pretrained(torch.nn.Linear(2, 2), tmp_path)
+
+
+def test_atomic_write_gives_files_the_usual_permissions(tmp_path):
+    old = os.umask(0o022)
+    try:
+        atomic_write(tmp_path / "w.txt", lambda tmp: Path(tmp).write_text("x"))
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "w.txt").stat().st_mode) == 0o644

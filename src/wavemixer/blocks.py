@@ -6,6 +6,7 @@ from typing import Literal, get_args
 
 import torch
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
 from .dwt import BoundaryMode, haar_packed
 
@@ -47,7 +48,11 @@ class LevelMixer(nn.Module):
 
     Followed by BatchNorm of the output. There is deliberately no nonlinearity between ``project``
     and ``upsample`` (as in the paper), which lets eval-time code fold the BatchNorm into them.
+    With ``recompute_mlp`` set, training recomputes expand/GELU/dropout/project in backward instead of
+    keeping their outputs (same gradients, dropout mask included).
     """
+
+    recompute_mlp: bool = False
 
     def __init__(
         self, in_dim: int, out_dim: int, *, hidden_dim: int, ff_channel: int, dropout: float, upsample: Upsampler
@@ -67,9 +72,16 @@ class LevelMixer(nn.Module):
             self.upsample = nn.Upsample(scale_factor=2, mode=upsample)
         self.norm = nn.BatchNorm2d(out_dim)
 
-    def forward(self, x: Tensor) -> Tensor:
-        x = self.drop(self.act(self.expand(x)))
-        return self.norm(self.upsample(self.project(x)))
+    def _mlp(self, x: Tensor) -> Tensor:
+        return self.project(self.drop(self.act(self.expand(x))))
+
+    def forward(self, x: Tensor, normalize: bool = True) -> Tensor:
+        if self.recompute_mlp and self.training and torch.is_grad_enabled() and not torch.jit.is_scripting():
+            h = checkpoint(self._mlp, x, use_reentrant=False)
+        else:
+            h = self._mlp(x)
+        h = self.upsample(h)
+        return self.norm(h) if normalize else h
 
 
 class WaveMixBlock(nn.Module):
@@ -111,6 +123,10 @@ class WaveMixBlock(nn.Module):
         self.levels = nn.ModuleList(mixers)
 
     def forward(self, x: Tensor) -> Tensor:
+        return self.forward_pre_norm(x, normalize=True)[..., : x.shape[-2], : x.shape[-1]]
+
+    def forward_pre_norm(self, x: Tensor, normalize: bool = False) -> Tensor:
+        """The branch before its final BatchNorm (``self.levels[0].norm``) and before cropping to ``x``."""
         if x.shape[1] != self.dim:
             raise ValueError(f"WaveMixBlock expects {self.dim} input channels (final_dim), got {x.shape[1]}")
         r = self.reduction(x)
@@ -119,9 +135,10 @@ class WaveMixBlock(nn.Module):
             packed = haar_packed(r, self.mode)
             bands.append(packed)
             r = packed[:, 0::4]  # this level's LL feeds the next level
-        out = self.levels[-1](bands[-1])
+        last = len(self.levels) - 1
+        out = self.levels[-1](bands[-1], normalize=normalize or last > 0)
         for j in range(self.level - 2, -1, -1):
             z = bands[j]
             out = torch.cat((z, out[..., : z.shape[-2], : z.shape[-1]]), dim=1)
-            out = self.levels[j](out)
-        return out[..., : x.shape[-2], : x.shape[-1]]
+            out = self.levels[j](out, normalize=normalize or j > 0)
+        return out

@@ -11,8 +11,9 @@ import torch
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from .blocks import Upsampler, WaveMixBlock
+from .blocks import LevelMixer, Upsampler, WaveMixBlock
 from .dwt import BoundaryMode
+from .memory import GAMMA_FLOOR, can_invert_batchnorm, residual_batchnorm
 
 __all__ = ["Stem", "WaveMixBody", "build_stem", "stem_reduction"]
 
@@ -102,6 +103,8 @@ class WaveMixBody(nn.Module):
         self.reduction = stem_reduction(stem, patch_size=patch_size, stride=stride)
         self.min_input_size = patch_size if stem == "patchify" else 1
         self.grad_checkpointing = False
+        self.memory_efficient = False
+        self._invertible_norms = False
         self.stem = build_stem(stem, in_chans=in_chans, dim=final_dim, patch_size=patch_size, stride=stride)
         self.blocks = nn.ModuleList(
             WaveMixBlock(
@@ -140,10 +143,36 @@ class WaveMixBody(nn.Module):
         self.grad_checkpointing = enable
 
     @torch.jit.ignore
+    def set_memory_efficient(self, enable: bool = True) -> None:
+        """Keep fewer activations for backward at a small recompute cost; outputs and gradients unchanged.
+
+        Recomputes each level MLP's interior and rebuilds every block's BatchNorm input from the residual
+        stream (see :mod:`wavemixer.memory`). Training only; gradient checkpointing takes precedence.
+        """
+        self.memory_efficient = enable
+        for m in self.modules():
+            if isinstance(m, LevelMixer):
+                m.recompute_mlp = enable
+
+    @torch.jit.ignore
     def group_matcher(self, coarse: bool = False) -> dict[str, Any]:
         return dict(stem=r"^stem", blocks=r"^blocks\.(\d+)")
 
-    def _run_block(self, block: nn.Module, x: Tensor) -> Tensor:
+    def _check_invertible_norms(self) -> None:
+        """One host sync per step: may each block's BatchNorm input be rebuilt from its output?"""
+        use = self.memory_efficient and self.training and torch.is_grad_enabled() and not self.grad_checkpointing
+        if use and not torch.jit.is_scripting():
+            gammas = [b.levels[0].norm.weight for b in self.blocks if isinstance(b.levels[0].norm, nn.BatchNorm2d)]
+            use = len(gammas) == len(self.blocks) and bool(torch.cat(gammas).abs().min() > GAMMA_FLOOR)
+        self._invertible_norms = use
+
+    def _run_block(self, block: WaveMixBlock, x: Tensor) -> Tensor:
+        if self._invertible_norms:
+            z = block.forward_pre_norm(x)
+            norm = block.levels[0].norm
+            if can_invert_batchnorm(norm, x, z):
+                return residual_batchnorm(x, norm, z)  # type: ignore[arg-type]
+            return x + norm(z)[..., : x.shape[-2], : x.shape[-1]]
         if self.grad_checkpointing and self.training and torch.is_grad_enabled() and not torch.jit.is_scripting():
             branch = checkpoint(
                 block,
@@ -157,6 +186,7 @@ class WaveMixBody(nn.Module):
 
     def forward_features(self, x: Tensor) -> Tensor:
         self.check_input(x)
+        self._check_invertible_norms()
         x = self.stem(x)
         for block in self.blocks:
             x = self._run_block(block, x)
@@ -176,6 +206,7 @@ class WaveMixBody(nn.Module):
             raise ValueError(f"output_fmt must be 'NCHW' or 'NHWC', got {output_fmt!r}")
         take = self._take_indices(indices)
         self.check_input(x)
+        self._check_invertible_norms()
         x = self.stem(x)
         intermediates = []
         last = max(take) if stop_early else len(self.blocks) - 1

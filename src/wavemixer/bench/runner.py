@@ -35,7 +35,7 @@ __all__ = [
 
 WORKER = Path(__file__).with_name("worker.py")
 REFERENCE_REQUIREMENTS = ("wavemix==0.2.4", "numpy<2")
-VARIANTS = ("opt", "ckpt", "compile")
+VARIANTS = ("opt", "ckpt", "lowmem", "compile")
 """Extra rows for wavemixer models: ``opt`` = eval-time path (inference only), ``ckpt`` = gradient
 checkpointing (training only), ``compile`` = ``torch.compile``."""
 
@@ -222,6 +222,7 @@ def _job(entry: BenchEntry, settings: BenchSettings, mode: str, precision: str, 
         batch_size=batch, mode=mode, precision=precision, channels_last=settings.channels_last,
         device=settings.device, warmup=settings.warmup, iters=settings.iters, threads=settings.threads,
         optimize=entry.variant == "opt", grad_checkpointing=entry.variant == "ckpt", compile=entry.variant == "compile",
+        memory_efficient=entry.variant == "lowmem",
     )  # fmt: skip
 
 
@@ -272,7 +273,8 @@ def run_sweep(
             python = ref_python if entry.source == "reference" else ours_python
             env = _worker_env(settings, python)
             for mode in settings.modes:
-                if (entry.variant == "opt" and mode == "train") or (entry.variant == "ckpt" and mode == "infer"):
+                train_only = entry.variant in ("ckpt", "lowmem")
+                if (entry.variant == "opt" and mode == "train") or (train_only and mode == "infer"):
                     continue
                 for precision in settings.precisions:
                     key = (entry.label, mode, precision)

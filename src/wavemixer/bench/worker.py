@@ -211,6 +211,8 @@ def measure(job: dict[str, Any]) -> dict[str, Any]:
     model = model.to(memory_format=fmt)
     if job.get("grad_checkpointing"):
         model.set_grad_checkpointing(True)
+    if job.get("memory_efficient"):
+        model.set_memory_efficient(True)
 
     optimizer = None
     if mode == "train":

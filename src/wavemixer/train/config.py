@@ -97,6 +97,9 @@ class TrainConfig:
     channels_last: bool = _opt(False, "channels-last memory format")
     compile: bool = _opt(False, "torch.compile the model")
     grad_checkpointing: bool = _opt(False, "recompute block activations in the backward pass to save memory")
+    memory_efficient: bool = _opt(
+        False, "keep fewer activations (recompute the MLPs, rebuild BatchNorm inputs): same gradients, less memory"
+    )
     ema: bool = _opt(False, "keep an exponential moving average of the weights and evaluate/save it")
     ema_decay: float = _opt(0.999, "EMA decay per optimizer step")
     sync_bn: bool = _opt(False, "synchronise BatchNorm statistics across ranks (distributed runs)")

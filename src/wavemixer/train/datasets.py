@@ -111,6 +111,15 @@ _DATASET_ALIASES = {
 }
 
 
+def lookup_dataset(name: str, table: dict[str, Any], aliases: dict[str, str], what: str, hint: str = "") -> str:
+    """The table key for a user-typed data set name (case, '-' vs '_' and aliases forgiven)."""
+    key = name.lower().replace("-", "_")
+    key = aliases.get(key, key)
+    if key not in table:
+        raise ValueError(f"unknown {what} {name!r}; choose one of {', '.join(table)}{hint}")
+    return key
+
+
 def canonical_dataset(name: str) -> str:
     key = name.lower().replace("-", "_")
     key = _DATASET_ALIASES.get(name.lower(), _DATASET_ALIASES.get(key, key))

@@ -130,6 +130,8 @@ class Trainer:
             self.log(f"initialised {len(loaded)} encoder tensors from {cfg.init_from}")
         if cfg.grad_checkpointing:
             model.set_grad_checkpointing(True)
+        if cfg.memory_efficient:
+            model.set_memory_efficient(True)
         if cfg.sync_bn and self.ctx.distributed:
             if self.device.type not in ("cuda", "xpu"):
                 raise ValueError(

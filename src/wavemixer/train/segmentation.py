@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from .datasets import IMAGE_EXTENSIONS, DataBundle, DataInfo, default_data_dir, load_image
+from .datasets import IMAGE_EXTENSIONS, DataBundle, DataInfo, default_data_dir, load_image, lookup_dataset
 
 __all__ = [
     "CAMVID_CLASSES",
@@ -89,14 +89,8 @@ SCALE_RANGE = (0.75, 1.5)
 
 
 def canonical_segmentation_dataset(name: str) -> str:
-    key = name.lower().replace("-", "_")
-    key = _ALIASES.get(key, key)
-    if key not in SEGMENTATION_DATASETS:
-        raise ValueError(
-            f"unknown segmentation data set {name!r}; choose one of {', '.join(SEGMENTATION_DATASETS)} "
-            "(segfolder: a folder with images/, masks/ and classes.txt)"
-        )
-    return key
+    hint = " (segfolder: a folder with images/, masks/ and classes.txt)"
+    return lookup_dataset(name, SEGMENTATION_DATASETS, _ALIASES, "segmentation data set", hint)
 
 
 def default_palette(n: int) -> list[tuple[int, int, int]]:

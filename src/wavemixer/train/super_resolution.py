@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from .datasets import IMAGE_EXTENSIONS, DataBundle, DataInfo, default_data_dir, load_image
+from .datasets import IMAGE_EXTENSIONS, DataBundle, DataInfo, default_data_dir, load_image, lookup_dataset
 
 __all__ = [
     "SR_DATASETS",
@@ -55,14 +55,8 @@ DEFAULT_CROP = 64
 
 
 def canonical_sr_dataset(name: str) -> str:
-    key = name.lower().replace("-", "_")
-    key = _ALIASES.get(key, key)
-    if key not in SR_DATASETS:
-        raise ValueError(
-            f"unknown super-resolution data set {name!r}; choose one of {', '.join(SR_DATASETS)} "
-            "(hrfolder: any folder of high-resolution images)"
-        )
-    return key
+    hint = " (hrfolder: any folder of high-resolution images)"
+    return lookup_dataset(name, SR_DATASETS, _ALIASES, "super-resolution data set", hint)
 
 
 # ------------------------------------------------------------------------------------------- protocol
