@@ -105,11 +105,13 @@ def test_predict_on_saved_images_matches_eval(cli_run, tmp_path, capsys):
         (["eval", "{tmp}"], "config.json"),
     ],
 )
-def test_bad_inputs_get_one_line_errors(argv, message, tmp_path, capsys):
+def test_bad_inputs_get_one_line_errors(argv, message, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # where a default run folder (runs/...) would appear
     argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and "Traceback" not in err and len(err.splitlines()) == 1
+    assert not any((tmp_path / "runs").glob("*")), "a failed start must not leave a run folder behind"
 
 
 def test_predict_rejects_empty_folder_and_corrupt_checkpoint(cli_run, tmp_path, capsys):

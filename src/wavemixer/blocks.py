@@ -75,9 +75,21 @@ class LevelMixer(nn.Module):
     def _mlp(self, x: Tensor) -> Tensor:
         return self.project(self.drop(self.act(self.expand(x))))
 
+    def _mlp_with_mask(self, x: Tensor, keep: Tensor | None) -> Tensor:
+        h = self.act(self.expand(x))
+        if keep is not None:  # the same values F.dropout multiplies by: keep / (1 - p)
+            h = h * keep.to(h.dtype).div_(1.0 - self.drop.p)
+        return self.project(h)
+
     def forward(self, x: Tensor, normalize: bool = True) -> Tensor:
         if self.recompute_mlp and self.training and torch.is_grad_enabled() and not torch.jit.is_scripting():
-            h = checkpoint(self._mlp, x, use_reentrant=False)
+            # Backward keeps only x and a 1-byte dropout mask; the mask is drawn once, as F.dropout draws it
+            # on CPU, so no random numbers are replayed and the RNG stream is the plain path's.
+            keep = None
+            if self.drop.p > 0:
+                shape = (x.shape[0], self.expand.out_channels, *x.shape[2:])
+                keep = torch.empty(shape, dtype=torch.bool, device=x.device).bernoulli_(1.0 - self.drop.p)
+            h = checkpoint(self._mlp_with_mask, x, keep, use_reentrant=False, preserve_rng_state=False)
         else:
             h = self._mlp(x)
         h = self.upsample(h)

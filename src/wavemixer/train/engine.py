@@ -519,7 +519,12 @@ def train(cfg: TrainConfig, *, out: Any = None, explicit: dict[str, Any] | None 
             error = broadcast_object(error)
             if error:
                 raise ValueError(error)
-            trainer = Trainer(cfg, ctx=ctx, out=out)
+            try:
+                trainer = Trainer(cfg, ctx=ctx, out=out)
+            except BaseException:
+                if ctx.is_main and run_dir.is_dir() and not any(run_dir.iterdir()):
+                    run_dir.rmdir()  # a bad model or data set name leaves no empty run folder behind
+                raise
             if ctx.is_main:
                 import yaml
 
