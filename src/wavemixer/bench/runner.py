@@ -35,7 +35,7 @@ __all__ = [
 
 WORKER = Path(__file__).with_name("worker.py")
 REFERENCE_REQUIREMENTS = ("wavemix==0.2.4", "numpy<2")
-VARIANTS = ("opt", "ckpt", "lowmem", "compile")
+VARIANTS = ("opt", "ckpt", "lowmem", "onnx", "compile")
 """Extra rows for wavemixer models: ``opt`` = eval-time path (inference only), ``ckpt`` = gradient
 checkpointing (training only), ``compile`` = ``torch.compile``."""
 
@@ -222,7 +222,7 @@ def _job(entry: BenchEntry, settings: BenchSettings, mode: str, precision: str, 
         batch_size=batch, mode=mode, precision=precision, channels_last=settings.channels_last,
         device=settings.device, warmup=settings.warmup, iters=settings.iters, threads=settings.threads,
         optimize=entry.variant == "opt", grad_checkpointing=entry.variant == "ckpt", compile=entry.variant == "compile",
-        memory_efficient=entry.variant == "lowmem",
+        memory_efficient=entry.variant == "lowmem", onnx=entry.variant == "onnx",
     )  # fmt: skip
 
 
@@ -274,9 +274,12 @@ def run_sweep(
             env = _worker_env(settings, python)
             for mode in settings.modes:
                 train_only = entry.variant in ("ckpt", "lowmem")
-                if (entry.variant == "opt" and mode == "train") or (train_only and mode == "infer"):
+                infer_only = entry.variant in ("opt", "onnx")
+                if (infer_only and mode == "train") or (train_only and mode == "infer"):
                     continue
                 for precision in settings.precisions:
+                    if entry.variant == "onnx" and precision != "fp32":
+                        continue  # the exported graph is fp32
                     key = (entry.label, mode, precision)
                     batch = batch_for.get(key, settings.batch_size)
                     while True:

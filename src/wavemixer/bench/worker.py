@@ -164,6 +164,27 @@ def _count_macs(model, x) -> int | None:
     return counter.get_total_flops() // 2
 
 
+def _onnxruntime_step(model, x, job: dict[str, Any]):
+    """The eval-time path through ONNX Runtime: BN-folded fp32 export, all graph optimisations."""
+    import tempfile
+
+    import onnxruntime as ort
+
+    from wavemixer.optimize import export_onnx
+
+    path = export_onnx(model, os.path.join(tempfile.mkdtemp(), "model.onnx"), job["input_size"], batch_size=len(x))
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = int(job.get("threads") or 0)
+    options.inter_op_num_threads = 1
+    options.enable_cpu_mem_arena = False  # per-run allocations, so the step's RSS growth shows its activations
+    cuda = x.device.type == "cuda"
+    providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if cuda else ["CPUExecutionProvider"]
+    session = ort.InferenceSession(path, options, providers=providers)
+    inputs = {"input": x.detach().cpu().numpy()}
+    return lambda: session.run(None, inputs)
+
+
 # -- measurement ------------------------------------------------------------------------------------
 def _sync(device) -> None:
     import torch
@@ -249,6 +270,9 @@ def measure(job: dict[str, Any]) -> dict[str, Any]:
         def step() -> None:
             with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=autocast_on):
                 runner(x)
+
+        if job.get("onnx"):
+            step = _onnxruntime_step(model, x, job)
 
         context = torch.inference_mode
 

@@ -38,9 +38,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--channels-last", action="store_true", help="NHWC memory layout for models and inputs")
     p.add_argument("--device", default=None, help="cpu or cuda[:k] (default: cuda when available)")
-    p.add_argument("--variants", nargs="*", default=[], choices=["opt", "ckpt", "lowmem", "compile"],
+    p.add_argument("--variants", nargs="*", default=[], choices=["opt", "ckpt", "lowmem", "onnx", "compile"],
                    help="extra rows for our models: opt = eval-time path (BN folded; inference), "
                         "ckpt = gradient checkpointing (training), lowmem = set_memory_efficient() (training), "
+                        "onnx = ONNX Runtime on the BN-folded export (inference, fp32), "
                         "compile = torch.compile")  # fmt: skip
     p.add_argument("--warmup", type=int, default=2, help="untimed steps per process")
     p.add_argument("--iters", type=int, default=5, help="timed steps per process")
