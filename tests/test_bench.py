@@ -18,7 +18,8 @@ from wavemixer.registry import get_spec
 def test_bench_cli_end_to_end(tmp_path: Path, capsys) -> None:
     status = main([
         "bench", "wavemix_lite_64_6_cifar10:depth=1,final_dim=16", "--img-size", "16", "-b", "2",
-        "--precision", "fp32", "bf16", "--variants", "opt", "ckpt", "lowmem", "onnx", "--warmup", "1", "--iters", "2", "--rounds", "1",
+        "--precision", "fp32", "bf16", "--variants", "opt", "ckpt", "lowmem", "onnx",
+        "--warmup", "1", "--iters", "2", "--rounds", "1",
         "--threads", "1", "--no-reference", "--out", str(tmp_path), "--tag", "test",
     ])  # fmt: skip
     assert status == 0
