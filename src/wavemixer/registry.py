@@ -79,15 +79,22 @@ def list_models(pattern: str = "*", task: Task | None = None) -> list[str]:
     return sorted(n for n, s in _REGISTRY.items() if fnmatch.fnmatch(n, pattern) and (task is None or s.task == task))
 
 
-def get_spec(name: str) -> ModelSpec:
+def get_spec(name: str, task: str | None = None) -> ModelSpec:
+    """The registered variant ``name``; with ``task``, also check that it is a model of that task."""
     try:
-        return _REGISTRY[name]
+        spec = _REGISTRY[name]
     except KeyError:
         close = fnmatch.filter(_REGISTRY, f"*{name.split('_')[0]}*") or list(_REGISTRY)
         raise ValueError(
             f"unknown model {name!r}; run `wavemixer models` or wavemixer.list_models() to see the names "
             f"(for example {', '.join(sorted(close)[:5])})"
         ) from None
+    if task is not None and spec.task != task:
+        raise ValueError(
+            f"model {name!r} is a {spec.task} model; choose a {task.replace('_', '-')} model "
+            f"(`wavemixer models --task {task}`)"
+        )
+    return spec
 
 
 def create_model(name: str, *, pretrained: bool = False, **overrides: Any) -> nn.Module:

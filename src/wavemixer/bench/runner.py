@@ -9,6 +9,7 @@ reported time is the median over all timed steps of all rounds.
 from __future__ import annotations
 
 import ast
+import contextlib
 import json
 import os
 import platform
@@ -377,12 +378,9 @@ def machine_description(device: str) -> str:
 
         return torch.cuda.get_device_name(torch.device(device))
     model = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as fh:  # Linux only; elsewhere platform's name
+        for line in fh:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
     return f"{model}, {os.cpu_count()} logical CPUs"

@@ -267,12 +267,13 @@ def measure(job: dict[str, Any]) -> dict[str, Any]:
         elif job.get("compile"):
             runner = torch.compile(model)
 
-        def step() -> None:
-            with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=autocast_on):
-                runner(x)
-
         if job.get("onnx"):
             step = _onnxruntime_step(model, x, job)
+        else:
+
+            def step() -> None:
+                with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=autocast_on):
+                    runner(x)
 
         context = torch.inference_mode
 

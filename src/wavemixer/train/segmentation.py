@@ -512,12 +512,7 @@ class SegmentationTask:
     def build_model(self, model_name: str, info: DataInfo, model_args: dict[str, Any]) -> nn.Module:
         from wavemixer.registry import create_model, get_spec
 
-        spec = get_spec(model_name)
-        if spec.task != "segmentation":
-            raise ValueError(
-                f"model {model_name!r} is a {spec.task} model; choose a segmentation model "
-                "(`wavemixer models --task segmentation`)"
-            )
+        spec = get_spec(model_name, task="segmentation")
         overrides = dict(model_args)
         overrides.setdefault("num_classes", info.num_classes)
         if overrides["num_classes"] != info.num_classes:

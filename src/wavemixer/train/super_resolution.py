@@ -18,6 +18,7 @@ Protocol (the usual bicubic-degradation benchmark, as for DIV2K/Set5 tables):
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,7 +96,7 @@ def mod_crop(img: Tensor, scale: int) -> Tensor:
 
 
 # --------------------------------------------------------------------------------------------- datasets
-class _HRBase(Dataset):
+class _HRBase(Dataset, ABC):
     """Yields ``(LR, HR)`` float pairs made from HR images by the protocol above."""
 
     scale: int
@@ -109,8 +110,9 @@ class _HRBase(Dataset):
                              f"{scale}")  # fmt: skip
         self.scale, self.train, self.crop, self.flips = scale, train, crop, flips
 
+    @abstractmethod
     def hr(self, i: int) -> Tensor:
-        raise NotImplementedError
+        """The i-th HR image, float in [0, 1], (3, H, W)."""
 
     def name(self, i: int) -> str:
         return str(i)
@@ -241,10 +243,7 @@ class SRDataInfo(DataInfo):
 def model_scale(model_name: str, model_args: dict[str, Any]) -> int:
     from wavemixer.registry import get_spec
 
-    spec = get_spec(model_name)
-    if spec.task != "super_resolution":
-        raise ValueError(f"model {model_name!r} is a {spec.task} model; choose a super-resolution model "
-                         "(`wavemixer models --task super_resolution`)")  # fmt: skip
+    spec = get_spec(model_name, task="super_resolution")
     return int(model_args.get("scale", spec.kwargs.get("scale", 2)))
 
 

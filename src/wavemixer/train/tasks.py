@@ -63,12 +63,7 @@ class ClassificationTask:
     def build_model(self, model_name: str, info: DataInfo, model_args: dict[str, Any]) -> nn.Module:
         from wavemixer.registry import create_model, get_spec
 
-        spec = get_spec(model_name)
-        if spec.task != "classification":
-            raise ValueError(
-                f"model {model_name!r} is a {spec.task} model; choose a classification model "
-                "(`wavemixer models --task classification`)"
-            )
+        spec = get_spec(model_name, task="classification")
         overrides = dict(model_args)
         for key, value in (("num_classes", info.num_classes), ("in_chans", info.in_chans)):
             if spec.kwargs.get(key, {"num_classes": 1000, "in_chans": 3}[key]) != value:
