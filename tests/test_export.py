@@ -11,6 +11,8 @@ FAMILIES = {
     "classification": lambda: WaveMix(num_classes=5, depth=2, final_dim=16, level=3),
     "segmentation": lambda: WaveMixSegmentation(num_classes=4, depth=1, final_dim=16, level=2),
     "super_resolution": lambda: WaveMixSR(scale=2, depth=1, final_dim=16, level=2),
+    # bilinear upsampling runs as matrix products on CPU (wavemixer.upsampling): it must trace too
+    "bilinear": lambda: WaveMix(num_classes=5, depth=2, final_dim=16, level=2, upsample="bilinear"),
 }
 INPUT = (2, 3, 32, 32)
 

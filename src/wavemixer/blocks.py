@@ -9,6 +9,7 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from .dwt import BoundaryMode, haar_packed
+from .upsampling import BilinearUpsample2x
 
 __all__ = ["LevelMixer", "Upsampler", "WaveMixBlock", "check_block_args"]
 
@@ -69,7 +70,9 @@ class LevelMixer(nn.Module):
             self.upsample = nn.Conv2d(hidden_dim // 4, out_dim, 3, padding=1)
         else:
             self.project = nn.Conv2d(hidden_dim, out_dim, 1)
-            self.upsample = nn.Upsample(scale_factor=2, mode=upsample)
+            self.upsample = (
+                BilinearUpsample2x() if upsample == "bilinear" else nn.Upsample(scale_factor=2, mode=upsample)
+            )
         self.norm = nn.BatchNorm2d(out_dim)
 
     def _mlp(self, x: Tensor) -> Tensor:

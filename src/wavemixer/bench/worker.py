@@ -151,17 +151,28 @@ def _loss_fn(job: dict[str, Any], out, batch: int, device):
 
 
 def _count_macs(model, x) -> int | None:
-    """MACs of one forward pass as ``torch.utils.flop_counter`` counts them (FLOPs / 2)."""
+    """MACs of one forward pass as ``torch.utils.flop_counter`` counts them (FLOPs / 2).
+
+    Counted on a meta-device copy where the model allows it: that costs no memory, and it counts the
+    architecture's ops rather than how a device executes them (our CPU bilinear upsampling runs as small
+    matrix products, which the counter would otherwise add as MACs). Models that cannot run on the meta
+    device (the reference builds its DWT filters on a real device) are counted where they are.
+    """
+    import copy
+
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    counter = FlopCounterMode(display=False)
-    try:
-        with counter, torch.no_grad():
-            model(x)
-    except Exception:  # a model the counter cannot trace still gets timed
-        return None
-    return counter.get_total_flops() // 2
+    for device in ("meta", None):
+        counter = FlopCounterMode(display=False)
+        try:
+            target = copy.deepcopy(model).to(device) if device else model
+            with counter, torch.no_grad():
+                target(x.to(device) if device else x)
+        except Exception:  # a model the counter cannot trace still gets timed
+            continue
+        return counter.get_total_flops() // 2
+    return None
 
 
 def _onnxruntime_step(model, x, job: dict[str, Any]):
