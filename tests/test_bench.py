@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 from wavemixer.bench import aggregate, reference_kwargs, resolve_models, results_dir_name
 from wavemixer.bench import runner as bench_runner
@@ -140,3 +141,18 @@ def test_bench_against_reference(tmp_path: Path) -> None:
     assert float(ours["ms_ratio_vs_ref"]) > 0
     ref_bf16 = next(r for r in rows if r["source"] == "reference" and r["precision"] == "bf16")
     assert "should be the same" in ref_bf16["error"]
+
+
+def test_cpu_allocator_peak_sees_transient_tensors() -> None:
+    """The CPU memory number follows live tensors: two 8 MiB temporaries alive together read 16 MiB."""
+    from wavemixer.bench.worker import _allocator_peak_mb
+
+    def step() -> None:
+        a = torch.ones(2 * 2**20)  # 8 MiB of float32
+        b = torch.ones(2 * 2**20)
+        del a, b
+        c = torch.ones(2**20)  # 4 MiB, after both were freed: does not raise the peak
+        del c
+
+    peak = _allocator_peak_mb(step)
+    assert peak is not None and 16.0 <= peak < 16.5

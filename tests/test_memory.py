@@ -124,3 +124,27 @@ def test_residual_batchnorm_gradcheck() -> None:
     weight = (torch.rand(4, dtype=torch.double, generator=g) + 0.5).requires_grad_()
     bias = torch.randn(4, dtype=torch.double, generator=g).requires_grad_()
     assert torch.autograd.gradcheck(lambda *a: ResidualBatchNorm.apply(*a, None, None, 0.1, 1e-5), (x, z, weight, bias))
+
+
+@pytest.mark.parametrize("case", _models()[:3], ids=lambda c: c[0])
+def test_with_gradient_checkpointing_same_gradients_and_less_memory(case) -> None:
+    """Both switches together (the bench's ``ckpt+lowmem``): the MLP interior is recomputed inside each
+    block's recomputation, stem included; results equal the plain path and the peak drops below ``ckpt``."""
+    from wavemixer.bench.worker import _allocator_peak_mb
+
+    _, plain, shape = case
+    _randomise_affine(plain)
+    ckpt = copy.deepcopy(plain)
+    ckpt.set_grad_checkpointing(True)
+    both = copy.deepcopy(ckpt)
+    both.set_memory_efficient(True)
+    x = torch.randn(8, *shape, generator=torch.Generator().manual_seed(0))
+    out_plain, out_both = _train_step(plain.train(), x), _train_step(both.train(), x)
+    torch.testing.assert_close(out_both, out_plain, rtol=0, atol=1e-6)
+    scale = max(p.grad.abs().max().item() for p in plain.parameters())
+    for (name, p), q in zip(plain.named_parameters(), both.parameters()):
+        assert (p.grad - q.grad).abs().max().item() <= RTOL * scale, name
+    for (name, a), b in zip(plain.named_buffers(), both.buffers()):
+        torch.testing.assert_close(b, a, rtol=0, atol=1e-6, msg=name)
+    peaks = [_allocator_peak_mb(lambda m=m: _train_step(m.train(), x)) for m in (ckpt, both)]
+    assert peaks[1] < peaks[0], peaks

@@ -139,7 +139,7 @@ class WaveMixBody(nn.Module):
     # -- timm-style API -------------------------------------------------------------------------
     @torch.jit.ignore
     def set_grad_checkpointing(self, enable: bool = True) -> None:
-        """Recompute each block in backward: activation memory O(1 block) instead of O(depth)."""
+        """Recompute the stem and each block in backward: activation memory O(1 block) instead of O(depth)."""
         self.grad_checkpointing = enable
 
     @torch.jit.ignore
@@ -184,10 +184,21 @@ class WaveMixBody(nn.Module):
             branch = block(x)
         return x + branch
 
+    def _run_stem(self, x: Tensor) -> Tensor:
+        if self.grad_checkpointing and self.training and torch.is_grad_enabled() and not torch.jit.is_scripting():
+            # The stem's first conv output is as large as a block input (larger for stride-2 stems)
+            return checkpoint(
+                self.stem,
+                x,
+                use_reentrant=False,
+                context_fn=lambda: (contextlib.nullcontext(), _frozen_batchnorm_stats(self.stem)),
+            )
+        return self.stem(x)
+
     def forward_features(self, x: Tensor) -> Tensor:
         self.check_input(x)
         self._check_invertible_norms()
-        x = self.stem(x)
+        x = self._run_stem(x)
         for block in self.blocks:
             x = self._run_block(block, x)
         return x
@@ -207,7 +218,7 @@ class WaveMixBody(nn.Module):
         take = self._take_indices(indices)
         self.check_input(x)
         self._check_invertible_norms()
-        x = self.stem(x)
+        x = self._run_stem(x)
         intermediates = []
         last = max(take) if stop_early else len(self.blocks) - 1
         for i, block in enumerate(self.blocks[: last + 1]):

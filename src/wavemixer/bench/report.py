@@ -13,7 +13,8 @@ __all__ = ["format_markdown", "results_dir_name", "write_results"]
 
 COLUMNS = [
     "model", "mode", "precision", "variant", "input_size", "batch_size", "params_m", "gmacs", "dwt_mflops",
-    "ms_median", "ms_p25", "ms_p75", "samples_per_s", "peak_mem_mb", "ms_ratio_vs_ref", "mem_ratio_vs_ref",
+    "ms_median", "ms_p25", "ms_p75", "samples_per_s", "peak_mem_mb", "rss_peak_mb", "ms_ratio_vs_ref",
+    "mem_ratio_vs_ref",
     "ms_ratio_vs_ref_fp32", "mem_ratio_vs_ref_fp32", "runs", "threads", "source", "group", "torch_version",
     "mem_method", "error",
 ]  # fmt: skip

@@ -36,9 +36,10 @@ __all__ = [
 
 WORKER = Path(__file__).with_name("worker.py")
 REFERENCE_REQUIREMENTS = ("wavemix==0.2.4", "numpy<2")
-VARIANTS = ("opt", "ckpt", "lowmem", "onnx", "compile")
+VARIANTS = ("opt", "ckpt", "lowmem", "ckpt+lowmem", "onnx", "compile")
 """Extra rows for wavemixer models: ``opt`` = eval-time path (inference only), ``ckpt`` = gradient
-checkpointing (training only), ``compile`` = ``torch.compile``."""
+checkpointing, ``lowmem`` = ``set_memory_efficient()``, ``ckpt+lowmem`` = both (training only),
+``onnx`` = ONNX Runtime on the BN-folded export (fp32 inference), ``compile`` = ``torch.compile``."""
 
 
 @dataclass
@@ -222,8 +223,9 @@ def _job(entry: BenchEntry, settings: BenchSettings, mode: str, precision: str, 
         source=entry.source, task=entry.task, name=entry.name, kwargs=entry.kwargs, input_size=list(entry.input_size),
         batch_size=batch, mode=mode, precision=precision, channels_last=settings.channels_last,
         device=settings.device, warmup=settings.warmup, iters=settings.iters, threads=settings.threads,
-        optimize=entry.variant == "opt", grad_checkpointing=entry.variant == "ckpt", compile=entry.variant == "compile",
-        memory_efficient=entry.variant == "lowmem", onnx=entry.variant == "onnx",
+        optimize=entry.variant == "opt", grad_checkpointing=entry.variant in ("ckpt", "ckpt+lowmem"),
+        compile=entry.variant == "compile", memory_efficient=entry.variant in ("lowmem", "ckpt+lowmem"),
+        onnx=entry.variant == "onnx",
     )  # fmt: skip
 
 
@@ -274,7 +276,7 @@ def run_sweep(
             python = ref_python if entry.source == "reference" else ours_python
             env = _worker_env(settings, python)
             for mode in settings.modes:
-                train_only = entry.variant in ("ckpt", "lowmem")
+                train_only = entry.variant in ("ckpt", "lowmem", "ckpt+lowmem")
                 infer_only = entry.variant in ("opt", "onnx")
                 if (infer_only and mode == "train") or (train_only and mode == "infer"):
                     continue
@@ -330,7 +332,7 @@ def aggregate(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             model=label, group=first["group"], source=first["source"], variant=first["variant"], mode=mode,
             precision=precision, input_size=first["input_size"], batch_size=(ok or recs)[-1]["batch_size"],
             params_m=None, gmacs=None, dwt_mflops=None, ms_median=None, ms_p25=None, ms_p75=None,
-            samples_per_s=None, peak_mem_mb=None, runs=len(ok), error="",
+            samples_per_s=None, peak_mem_mb=None, rss_peak_mb=None, runs=len(ok), error="",
         )  # fmt: skip
         info = static.get(label, {})
         if "params" in info:
@@ -345,6 +347,7 @@ def aggregate(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             row.update(
                 ms_median=round(statistics.median(times), 2), ms_p25=round(q[0], 2), ms_p75=round(q[2], 2),
                 peak_mem_mb=round(statistics.median(r["peak_mem_mb"] for r in ok), 1),
+                rss_peak_mb=_median_or_none([r.get("rss_peak_mb") for r in ok]),
                 torch_version=ok[0].get("torch_version"), threads=ok[0].get("threads"),
                 mem_method=ok[0].get("mem_method"),
             )  # fmt: skip
@@ -361,6 +364,11 @@ def aggregate(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         row["ms_ratio_vs_ref_fp32"] = _ratio(row, ref32, "ms_median")
         row["mem_ratio_vs_ref_fp32"] = _ratio(row, ref32, "peak_mem_mb")
     return rows
+
+
+def _median_or_none(values: list[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return round(statistics.median(present), 1) if present else None
 
 
 def _ratio(row: dict[str, Any], ref: dict[str, Any] | None, key: str) -> float | None:

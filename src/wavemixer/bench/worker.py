@@ -87,6 +87,27 @@ def _persistent_mb(module, optimizer) -> float:
     return total / 2**20
 
 
+def _allocator_peak_mb(step) -> float | None:
+    """Peak of live CPU tensor bytes during ``step()``, above what was live before it (MiB).
+
+    The CPU analogue of ``torch.cuda.max_memory_allocated``: every allocation and free of PyTorch's CPU
+    allocator, as the profiler records them, summed in time order. Unlike RSS it does not depend on how
+    glibc keeps freed pages, so two models that hold the same tensors read the same. Memory that does not
+    go through PyTorch's allocator (ONNX Runtime) is not seen: None then.
+    """
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        step()
+    live = peak = allocated = 0
+    for event in sorted(prof.events(), key=lambda e: e.time_range.start):
+        delta = event.self_cpu_memory_usage
+        live += delta
+        peak = max(peak, live)
+        allocated += max(delta, 0)
+    return peak / 2**20 if allocated else None
+
+
 def _rss_mb() -> float:
     kb = _status_kb("VmRSS")
     if kb is not None:
@@ -314,16 +335,25 @@ def measure(job: dict[str, Any]) -> dict[str, Any]:
         for _ in range(int(job.get("mem_iters", 1))):
             step()
         _sync(device)
+        alloc_mb = _allocator_peak_mb(step) if device.type == "cpu" else None
+    rss_mb = None
     if device.type == "cuda":
         peak_mb = torch.cuda.max_memory_allocated(device) / 2**20
     else:
         # Like the CUDA number: weights, buffers and optimizer state, plus the transient peak of a step
-        # (activations, gradients, workspaces) seen as RSS growth with freed memory returned at once.
-        peak_mb = _persistent_mb(runner_module, optimizer) + max(0.0, _peak_rss_mb() - rss_start)
+        # (activations, gradients, workspaces): from the allocator where it sees everything, else from RSS
+        # growth with freed memory returned at once.
+        persistent = _persistent_mb(runner_module, optimizer)
+        rss_mb = persistent + max(0.0, _peak_rss_mb() - rss_start)
+        if alloc_mb is not None:
+            peak_mb, mem_method = persistent + alloc_mb, "persistent tensors + CPU allocator peak during a step"
+        else:
+            peak_mb = rss_mb
     result.update(
         times_ms=[t * 1e3 for t in times],
         median_ms=statistics.median(times) * 1e3,
         peak_mem_mb=peak_mb,
+        rss_peak_mb=rss_mb,
         mem_method=mem_method,
         batch_size=batch,
     )

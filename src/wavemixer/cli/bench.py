@@ -17,6 +17,8 @@ import shlex
 import sys
 from pathlib import Path
 
+from wavemixer.bench.runner import VARIANTS
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -38,9 +40,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--channels-last", action="store_true", help="NHWC memory layout for models and inputs")
     p.add_argument("--device", default=None, help="cpu or cuda[:k] (default: cuda when available)")
-    p.add_argument("--variants", nargs="*", default=[], choices=["opt", "ckpt", "lowmem", "onnx", "compile"],
+    p.add_argument("--variants", nargs="*", default=[], choices=list(VARIANTS),
                    help="extra rows for our models: opt = eval-time path (BN folded; inference), "
                         "ckpt = gradient checkpointing (training), lowmem = set_memory_efficient() (training), "
+                        "ckpt+lowmem = both (training), "
                         "onnx = ONNX Runtime on the BN-folded export (inference, fp32), "
                         "compile = torch.compile")  # fmt: skip
     p.add_argument("--warmup", type=int, default=2, help="untimed steps per process")
