@@ -92,8 +92,9 @@ def _allocator_peak_mb(step) -> float | None:
 
     The CPU analogue of ``torch.cuda.max_memory_allocated``: every allocation and free of PyTorch's CPU
     allocator, as the profiler records them, summed in time order. Unlike RSS it does not depend on how
-    glibc keeps freed pages, so two models that hold the same tensors read the same. Memory that does not
-    go through PyTorch's allocator (ONNX Runtime) is not seen: None then.
+    glibc keeps freed pages, so two models that hold the same tensors read the same. Memory allocated
+    outside the profiler's view (ONNX Runtime; inductor-compiled code) is not seen: callers use RSS there,
+    and None is returned if nothing was seen at all.
     """
     from torch.profiler import ProfilerActivity, profile
 
@@ -335,7 +336,9 @@ def measure(job: dict[str, Any]) -> dict[str, Any]:
         for _ in range(int(job.get("mem_iters", 1))):
             step()
         _sync(device)
-        alloc_mb = _allocator_peak_mb(step) if device.type == "cpu" else None
+        # ONNX Runtime and inductor's compiled code allocate where the profiler does not see it: RSS for those
+        seen_by_profiler = not (job.get("onnx") or job.get("compile"))
+        alloc_mb = _allocator_peak_mb(step) if device.type == "cpu" and seen_by_profiler else None
     rss_mb = None
     if device.type == "cuda":
         peak_mb = torch.cuda.max_memory_allocated(device) / 2**20
