@@ -10,8 +10,8 @@ set -euo pipefail
 DATA=${DATA:-../shared/data}
 RUNS=${RUNS:-runs/repro}
 PY=${PYTHON:-python}
-MNIST_EPOCHS=${MNIST_EPOCHS:-18}
-FMNIST_EPOCHS=${FMNIST_EPOCHS:-20}
+MNIST_EPOCHS=${MNIST_EPOCHS:-30}
+FMNIST_EPOCHS=${FMNIST_EPOCHS:-40}
 CIFAR_EPOCHS=${CIFAR_EPOCHS:-15}
 COMMON=(--amp bf16 --threads 1 --workers 0 --batch-size 128 --lr 3e-3 --warmup-epochs 1 --log-interval 200)
 
