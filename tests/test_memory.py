@@ -45,6 +45,16 @@ def _train_step(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return out.detach()
 
 
+def _assert_same_training_result(plain: nn.Module, out_plain: torch.Tensor, other: nn.Module, out_other) -> None:
+    """Outputs, gradients (relative to the largest) and BatchNorm buffers of one step agree."""
+    torch.testing.assert_close(out_other, out_plain, rtol=0, atol=1e-6)
+    scale = max(p.grad.abs().max().item() for p in plain.parameters())
+    for (name, p), q in zip(plain.named_parameters(), other.parameters()):
+        assert (p.grad - q.grad).abs().max().item() <= RTOL * scale, name
+    for (name, a), b in zip(plain.named_buffers(), other.buffers()):
+        torch.testing.assert_close(b, a, rtol=0, atol=1e-6, msg=name)
+
+
 @pytest.mark.parametrize("case", _models(), ids=lambda c: c[0])
 def test_same_outputs_gradients_and_running_stats(case) -> None:
     _, plain, shape = case
@@ -55,12 +65,7 @@ def test_same_outputs_gradients_and_running_stats(case) -> None:
     x = torch.randn(4, *shape, generator=torch.Generator().manual_seed(0))
     out_plain, out_lean = _train_step(plain, x), _train_step(lean, x)
     assert lean._invertible_norms  # the BatchNorm input really was rebuilt, not the fallback
-    torch.testing.assert_close(out_lean, out_plain, rtol=0, atol=1e-6)
-    scale = max(p.grad.abs().max().item() for p in plain.parameters())
-    for (name, p), q in zip(plain.named_parameters(), lean.parameters()):
-        assert (p.grad - q.grad).abs().max().item() <= RTOL * scale, name
-    for (name, a), b in zip(plain.named_buffers(), lean.buffers()):
-        torch.testing.assert_close(b, a, rtol=0, atol=1e-6, msg=name)
+    _assert_same_training_result(plain, out_plain, lean, out_lean)
 
 
 def _saved_bytes(model: nn.Module, x: torch.Tensor) -> int:
@@ -140,11 +145,6 @@ def test_with_gradient_checkpointing_same_gradients_and_less_memory(case) -> Non
     both.set_memory_efficient(True)
     x = torch.randn(8, *shape, generator=torch.Generator().manual_seed(0))
     out_plain, out_both = _train_step(plain.train(), x), _train_step(both.train(), x)
-    torch.testing.assert_close(out_both, out_plain, rtol=0, atol=1e-6)
-    scale = max(p.grad.abs().max().item() for p in plain.parameters())
-    for (name, p), q in zip(plain.named_parameters(), both.parameters()):
-        assert (p.grad - q.grad).abs().max().item() <= RTOL * scale, name
-    for (name, a), b in zip(plain.named_buffers(), both.buffers()):
-        torch.testing.assert_close(b, a, rtol=0, atol=1e-6, msg=name)
+    _assert_same_training_result(plain, out_plain, both, out_both)
     peaks = [_allocator_peak_mb(lambda m=m: _train_step(m.train(), x)) for m in (ckpt, both)]
     assert peaks[1] < peaks[0], peaks

@@ -173,27 +173,21 @@ class WaveMixBody(nn.Module):
             if can_invert_batchnorm(norm, x, z):
                 return residual_batchnorm(x, norm, z)  # type: ignore[arg-type]
             return x + norm(z)[..., : x.shape[-2], : x.shape[-1]]
-        if self.grad_checkpointing and self.training and torch.is_grad_enabled() and not torch.jit.is_scripting():
-            branch = checkpoint(
-                block,
-                x,
-                use_reentrant=False,
-                context_fn=lambda: (contextlib.nullcontext(), _frozen_batchnorm_stats(block)),
-            )
-        else:
-            branch = block(x)
-        return x + branch
+        return x + self._maybe_checkpointed(block, x)
 
     def _run_stem(self, x: Tensor) -> Tensor:
+        # checkpointed too: the stem's first conv output is as large as a block input (larger for stride 2)
+        return self._maybe_checkpointed(self.stem, x)
+
+    def _maybe_checkpointed(self, module: nn.Module, x: Tensor) -> Tensor:
         if self.grad_checkpointing and self.training and torch.is_grad_enabled() and not torch.jit.is_scripting():
-            # The stem's first conv output is as large as a block input (larger for stride-2 stems)
             return checkpoint(
-                self.stem,
+                module,
                 x,
                 use_reentrant=False,
-                context_fn=lambda: (contextlib.nullcontext(), _frozen_batchnorm_stats(self.stem)),
+                context_fn=lambda: (contextlib.nullcontext(), _frozen_batchnorm_stats(module)),
             )
-        return self.stem(x)
+        return module(x)
 
     def forward_features(self, x: Tensor) -> Tensor:
         self.check_input(x)

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["BilinearUpsample2x", "bilinear_matrix"]
+__all__ = ["BilinearUpsample2x", "bilinear_matrix", "upsample_bilinear2x_matmul"]
 
 # Largest side for which the matrix form beat F.interpolate (forward + backward, one thread, AMD Zen 4;
 # scripts/bench_upsample.py, docs/bench/upsample-cpu.csv): at 32x32 it took 0.42x the time in fp32 and
@@ -22,6 +22,17 @@ def bilinear_matrix(size: int, *, dtype: torch.dtype, device: torch.device) -> T
     """
     eye = torch.eye(size, dtype=torch.float32, device=device)[None, None]
     return F.interpolate(eye, size=(2 * size, size), mode="bilinear", align_corners=False)[0, 0].to(dtype)
+
+
+def upsample_bilinear2x_matmul(x: Tensor, dtype: torch.dtype | None = None) -> Tensor:
+    """``F.interpolate(x, scale_factor=2, mode="bilinear")`` as ``A_h @ x @ A_w^T``, at any size.
+
+    ``dtype`` is that of the matrices (default ``x.dtype``; under autocast, the autocast dtype).
+    """
+    dtype = x.dtype if dtype is None else dtype
+    a_h = bilinear_matrix(x.shape[-2], dtype=dtype, device=x.device)
+    a_w = bilinear_matrix(x.shape[-1], dtype=dtype, device=x.device)
+    return torch.matmul(torch.matmul(a_h, x), a_w.t())
 
 
 def _compute_dtype(x: Tensor) -> torch.dtype:
@@ -51,9 +62,7 @@ class BilinearUpsample2x(nn.Upsample):
         dtype = _compute_dtype(x)
         if max(x.shape[-2:]) > _MATMUL_MAX_SIDE.get(dtype, 0):
             return super().forward(x)
-        a_h = bilinear_matrix(x.shape[-2], dtype=dtype, device=x.device)
-        a_w = bilinear_matrix(x.shape[-1], dtype=dtype, device=x.device)
-        out = torch.matmul(torch.matmul(a_h, x), a_w.t())
+        out = upsample_bilinear2x_matmul(x, dtype)
         if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
             out = out.contiguous(memory_format=torch.channels_last)
         return out
