@@ -161,8 +161,7 @@ def test_torchrun_two_processes_match_one_process(tmp_path):
         "torch.distributed.run",
         "--nproc_per_node=2",
         "--standalone",
-        "-m",
-        "wavemixer.cli",
+        str(Path(__file__).with_name("ddp_entry.py")),
         "train",
         *args,
         "--output",
@@ -171,6 +170,7 @@ def test_torchrun_two_processes_match_one_process(tmp_path):
     proc = subprocess.run(cmd, env=_torchrun_env(), capture_output=True, text=True, timeout=400)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count("test top1") == 1  # only rank 0 prints
+    assert proc.stderr.count("DDP modules alive at process-group teardown: 0") == 2, proc.stderr[-3000:]
     ddp = json.loads((tmp_path / "ddp" / "results.json").read_text())
     assert ddp["world_size"] == 2
     assert len(ddp["rank_checksums"]) == 2 and ddp["rank_checksums"][0] == ddp["rank_checksums"][1]

@@ -7,6 +7,7 @@ Launch (many nodes):: torchrun --nnodes=M --node_rank=R --nproc_per_node=N --rdz
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -65,7 +66,9 @@ def setup_distributed(device: str = "auto") -> DistContext:
 
 
 def cleanup_distributed() -> None:
+    """Destroy the process group after collecting the objects (DDP reducers) that still reference it."""
     if dist.is_available() and dist.is_initialized():
+        gc.collect()
         dist.destroy_process_group()
 
 

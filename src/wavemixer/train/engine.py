@@ -495,6 +495,7 @@ def train(cfg: TrainConfig, *, out: Any = None, explicit: dict[str, Any] | None 
     """Run (or, with ``cfg.resume``, continue) a training run. Returns the results, or ``None`` when
     ``--stop-after-steps`` stopped it early."""
     ctx = setup_distributed(cfg.device)
+    trainer: Trainer | None = None
     try:
         if cfg.resume:
             run_dir = Path(cfg.resume)
@@ -531,9 +532,14 @@ def train(cfg: TrainConfig, *, out: Any = None, explicit: dict[str, Any] | None 
                 resolved = {**trainer.cfg.to_dict(), "output": str(run_dir)}
                 (run_dir / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
         try:
-            return trainer.fit(run_dir)
+            results = trainer.fit(run_dir)
         except Interrupted as exc:
             trainer.log(f"stopped after {exc.args[0]} steps (--stop-after-steps); continue with --resume {run_dir}")
-            return None
+            results = None
+        barrier()  # no rank tears the process group down while another still writes or prints
+        return results
     finally:
+        # DDP's reducer holds the process group: release it while the interpreter is fully alive, or the
+        # backend's threads are torn down during interpreter finalisation (an intermittent SIGABRT under gloo)
+        trainer = None
         cleanup_distributed()
