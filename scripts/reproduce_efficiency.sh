@@ -33,8 +33,18 @@ mnist_strong() { run --dataset mnist --data-dir "$DATA" --model wavemix_lite_64_
 fmnist_strong() { run --dataset fashion_mnist --data-dir "$DATA" --model wavemix_lite_64_6_cifar10 \
   --epochs "$STRONG_EPOCHS" --seed "$1" --output "$RUNS/fmnist-lite_64_6-s$1" --force; }
 
+# Continue a finished 40-epoch Fashion-MNIST run to $FMNIST_EXTEND epochs in a copy (the cosine schedule is re-laid
+# over the longer length, so the learning rate restarts at that schedule's value); the original run is kept.
+FMNIST_EXTEND=${FMNIST_EXTEND:-70}
+fmnist_extend() {
+  local src="$RUNS/fmnist-lite_8_5-s$1" dst="$RUNS/fmnist-lite_8_5-e$FMNIST_EXTEND-s$1"
+  if [[ -e $dst ]]; then echo "$dst exists; remove it to extend again" >&2; return 1; fi
+  cp -r "$src" "$dst"
+  nice -n "${NICE:-10}" "$PY" -m wavemixer train --resume "$dst" --epochs "$FMNIST_EXTEND"
+}
+
 # two lanes; LANES=a or LANES=b runs only one of them; JOBS="fmnist 2" runs just that (model seed) pair,
-# JOBS="mnist_strong 0" one stronger-model run
+# JOBS="mnist_strong 0" one stronger-model run, JOBS="fmnist_extend 0" one extension
 if [[ -n ${JOBS:-} ]]; then mkdir -p "$RUNS"; $JOBS; exit; fi
 # CIFAR=1 appends the three CIFAR-10 runs (crop + flip, no TrivialAugment: a 37k-parameter model
 # under-fits; about 2.5 min per epoch on one idle core)
