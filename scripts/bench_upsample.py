@@ -10,7 +10,6 @@ Writes two CSVs and prints markdown tables.
 from __future__ import annotations
 
 import argparse
-import csv
 import statistics
 import time
 from pathlib import Path
@@ -20,6 +19,7 @@ import torch.nn.functional as F
 
 from wavemixer import create_model
 from wavemixer.registry import get_spec
+from wavemixer.train.checkpoint import write_summary as write_csv  # atomic list-of-dicts CSV
 from wavemixer.upsampling import BilinearUpsample2x, upsample_bilinear2x_matmul
 
 SHAPES = ((128, 8, 14), (128, 32, 16), (32, 64, 32), (16, 64, 48), (16, 64, 64), (8, 64, 96), (8, 64, 128))
@@ -27,14 +27,6 @@ SHAPES = ((128, 8, 14), (128, 32, 16), (32, 64, 32), (16, 64, 48), (16, 64, 64),
 
 def interpolate(x: torch.Tensor) -> torch.Tensor:
     return F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
-
-
-def write_csv(path: Path, rows: list[dict]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
 
 
 def time_fwd_bwd(fn, x: torch.Tensor, iters: int) -> float:
@@ -102,6 +94,7 @@ def main() -> None:
                     ratio=round(mm_ms / ref_ms, 2),
                 )
             )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     write_csv(args.out, rows)
     print("| input | dtype | F.interpolate ms | matrix form ms | ratio |\n|---|---|---:|---:|---:|")
     for r in rows:
