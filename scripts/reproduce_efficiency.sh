@@ -18,9 +18,9 @@ COMMON=(--amp bf16 --threads 1 --workers 0 --batch-size 128 --lr 3e-3 --warmup-e
 run() { nice -n "${NICE:-10}" "$PY" -m wavemixer train "${COMMON[@]}" "$@"; }
 
 mnist() { run --dataset mnist --data-dir "$DATA" --model wavemix_lite_8_10_mnist --epochs "$MNIST_EPOCHS" \
-  --crop-padding 0 --seed "$1" --output "$RUNS/mnist-lite_8_10-s$1" --force; }
+  --crop-padding 0 --seed "$1" --output "$RUNS/mnist-lite_8_10-s$1" --force "${@:2}"; }
 fmnist() { run --dataset fashion_mnist --data-dir "$DATA" --model wavemix_lite_8_5_fmnist --epochs "$FMNIST_EPOCHS" \
-  --crop-padding 0 --seed "$1" --output "$RUNS/fmnist-lite_8_5-s$1" --force; }
+  --crop-padding 0 --seed "$1" --output "$RUNS/fmnist-lite_8_5-s$1" --force "${@:2}"; }
 cifar() { run --dataset cifar10 --data-dir "$DATA/CIFAR10/cifar10_jpeg_q75_imagefolder.zip" \
   --model wavemix_lite_32_7_cifar10_tiny --epochs "$CIFAR_EPOCHS" --no-trivial-augment --seed "$1" \
   --output "$RUNS/cifar10-lite_32_7-s$1" --force; }
@@ -33,6 +33,12 @@ mnist_strong() { run --dataset mnist --data-dir "$DATA" --model wavemix_lite_64_
 fmnist_strong() { run --dataset fashion_mnist --data-dir "$DATA" --model wavemix_lite_64_6_cifar10 \
   --epochs "$STRONG_EPOCHS" --seed "$1" --output "$RUNS/fmnist-lite_64_6-s$1" --force; }
 
+# Another peak learning rate (the 3e-3 recipe under-fits Lite-8/5): JOBS="fmnist_lr 1e-2 0" runs seed 0 at lr 1e-2
+# into $RUNS/fmnist-lite_8_5-lr1e-2-s0 (mnist_lr likewise); arguments after the seed are passed on to
+# `wavemixer train` and $TAG is appended to the folder name (the learning-rate pilots: FMNIST_EPOCHS=12 RUNS=runs/pilot).
+fmnist_lr() { local lr=$1 seed=$2; shift 2; fmnist "$seed" --lr "$lr" "$@" --output "$RUNS/fmnist-lite_8_5-lr$lr${TAG:-}-s$seed"; }
+mnist_lr() { local lr=$1 seed=$2; shift 2; mnist "$seed" --lr "$lr" "$@" --output "$RUNS/mnist-lite_8_10-lr$lr${TAG:-}-s$seed"; }
+
 # Continue a finished 40-epoch Fashion-MNIST run to $FMNIST_EXTEND epochs in a copy (the cosine schedule is re-laid
 # over the longer length, so the learning rate restarts at that schedule's value); the original run is kept.
 FMNIST_EXTEND=${FMNIST_EXTEND:-70}
@@ -44,7 +50,8 @@ fmnist_extend() {
 }
 
 # two lanes; LANES=a or LANES=b runs only one of them; JOBS="fmnist 2" runs just that (model seed) pair,
-# JOBS="mnist_strong 0" one stronger-model run, JOBS="fmnist_extend 0" one extension
+# JOBS="mnist_strong 0" one stronger-model run, JOBS="fmnist_extend 0" one extension,
+# JOBS="fmnist_lr 1e-2 0" one Fashion-MNIST run at another learning rate (mnist_lr likewise)
 if [[ -n ${JOBS:-} ]]; then mkdir -p "$RUNS"; $JOBS; exit; fi
 # CIFAR=1 appends the three CIFAR-10 runs (crop + flip, no TrivialAugment: a 37k-parameter model
 # under-fits; about 2.5 min per epoch on one idle core)
