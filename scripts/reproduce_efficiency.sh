@@ -23,7 +23,7 @@ fmnist() { run --dataset fashion_mnist --data-dir "$DATA" --model wavemix_lite_8
   --crop-padding 0 --seed "$1" --output "$RUNS/fmnist-lite_8_5-s$1" --force "${@:2}"; }
 cifar() { run --dataset cifar10 --data-dir "$DATA/CIFAR10/cifar10_jpeg_q75_imagefolder.zip" \
   --model wavemix_lite_32_7_cifar10_tiny --epochs "$CIFAR_EPOCHS" --no-trivial-augment --seed "$1" \
-  --output "$RUNS/cifar10-lite_32_7-s$1" --force; }
+  --output "$RUNS/cifar10-lite_32_7-s$1" --force "${@:2}"; }
 
 # Stronger models (aims: MNIST >= 99.6 %, Fashion-MNIST >= 93.5 %): WaveMix-Lite-64/6 (520k parameters) with the
 # data sets' default augmentation (random crop, padding 2); one seed each, for time to accuracy.
@@ -38,6 +38,7 @@ fmnist_strong() { run --dataset fashion_mnist --data-dir "$DATA" --model wavemix
 # `wavemixer train` and $TAG is appended to the folder name (the learning-rate pilots: FMNIST_EPOCHS=12 RUNS=runs/pilot).
 fmnist_lr() { local lr=$1 seed=$2; shift 2; fmnist "$seed" --lr "$lr" "$@" --output "$RUNS/fmnist-lite_8_5-lr$lr${TAG:-}-s$seed"; }
 mnist_lr() { local lr=$1 seed=$2; shift 2; mnist "$seed" --lr "$lr" "$@" --output "$RUNS/mnist-lite_8_10-lr$lr${TAG:-}-s$seed"; }
+cifar_lr() { local lr=$1 seed=$2; shift 2; cifar "$seed" --lr "$lr" "$@" --output "$RUNS/cifar10-lite_32_7-lr$lr${TAG:-}-s$seed"; }
 
 # Continue a finished 40-epoch Fashion-MNIST run to $FMNIST_EXTEND epochs in a copy (the cosine schedule is re-laid
 # over the longer length, so the learning rate restarts at that schedule's value); the original run is kept.
@@ -51,7 +52,7 @@ fmnist_extend() {
 
 # two lanes; LANES=a or LANES=b runs only one of them; JOBS="fmnist 2" runs just that (model seed) pair,
 # JOBS="mnist_strong 0" one stronger-model run, JOBS="fmnist_extend 0" one extension,
-# JOBS="fmnist_lr 1e-2 0" one Fashion-MNIST run at another learning rate (mnist_lr likewise)
+# JOBS="fmnist_lr 1e-2 0" one Fashion-MNIST run at another learning rate (mnist_lr and cifar_lr likewise)
 if [[ -n ${JOBS:-} ]]; then mkdir -p "$RUNS"; $JOBS; exit; fi
 # CIFAR=1 appends the three CIFAR-10 runs (crop + flip, no TrivialAugment: a 37k-parameter model
 # under-fits; about 2.5 min per epoch on one idle core)
