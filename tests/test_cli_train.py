@@ -103,6 +103,8 @@ def test_predict_on_saved_images_matches_eval(cli_run, tmp_path, capsys):
         (["predict", "{tmp}/nomodel", "x.png"], "not found"),
         (["predict", "--model", "wavemix_lite_8_10_mnist", "x.png"], "--pretrained"),
         (["eval", "{tmp}"], "config.json"),
+        (["eval", "{tmp}", "--threads", "0"], "--threads must be at least 1"),
+        (["predict", "{tmp}/nomodel", "x.png", "--threads", "-2"], "--threads must be at least 1"),
     ],
 )
 def test_bad_inputs_get_one_line_errors(argv, message, tmp_path, capsys, monkeypatch):
@@ -138,9 +140,13 @@ def test_predict_with_packaged_pretrained_weights(shared_data, tmp_path, capsys)
     labels = read_idx(shared_data / "MNIST" / "raw" / "t10k-labels-idx1-ubyte.gz")[:40]
     for i, img in enumerate(images):
         Image.fromarray(img).save(tmp_path / f"{i:02d}.png")
-    assert (
-        main(["predict", "--model", "wavemix_lite_8_10_mnist", "--pretrained", str(tmp_path), "--format", "json"]) == 0
-    )
+    threads = torch.get_num_threads()
+    try:
+        argv = ["predict", "--model", "wavemix_lite_8_10_mnist", "--pretrained", str(tmp_path), "--format", "json"]
+        assert main([*argv, "--threads", "1"]) == 0
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(threads)
     preds = json.loads(capsys.readouterr().out)["predictions"]
     correct = sum(int(p["label"]) == int(labels[int(Path(p["file"]).stem)]) for p in preds)
     assert len(preds) == 40 and correct >= 37

@@ -24,6 +24,21 @@ class CLIError(Exception):
     """A user error: printed as one line without a traceback, exit status 2."""
 
 
+def add_threads_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice, usually one per core)")
+
+
+def apply_threads(threads: int | None) -> None:
+    """Honour ``--threads`` (a run beside others on a shared machine should not take every core)."""
+    if threads is None:
+        return
+    if threads < 1:
+        raise ValueError(f"--threads must be at least 1, got {threads}")
+    import torch
+
+    torch.set_num_threads(threads)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from wavemixer import __version__
 

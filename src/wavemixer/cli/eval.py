@@ -13,6 +13,8 @@ import csv
 import json
 from pathlib import Path
 
+from wavemixer.cli import add_threads_option, apply_threads
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -33,6 +35,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--subset", type=int, help="evaluate on a subset (as `train --subset`)")
     p.add_argument("--batch-size", type=int, default=512, help="images per forward pass (default: 512)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default: auto)")
+    add_threads_option(p)
     p.add_argument(
         "--output-dir",
         help="where to write metrics.json, per_class.csv, confusion_matrix.png "
@@ -52,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
     from wavemixer.train.inference import load_model
     from wavemixer.train.plots import plot_confusion_matrix
 
+    apply_threads(args.threads)
     device = _pick_device(args.device, 0)
     loaded = load_model(args.checkpoint, model_name=args.model, pretrained=args.pretrained, device=device)
     from wavemixer.train.dense import DENSE_TASKS, eval_dense, model_task

@@ -16,6 +16,8 @@ import json
 import sys
 from pathlib import Path
 
+from wavemixer.cli import add_threads_option, apply_threads
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -38,6 +40,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--top-k", type=int, default=5, help="how many top classes to list in JSON (default: 5)")
     p.add_argument("--batch-size", type=int, default=256, help="images per forward pass (default: 256)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N (default: cpu)")
+    add_threads_option(p)
     p.add_argument(
         "--output-dir",
         help="segmentation / super-resolution models: folder for the mask, overlay, "
@@ -55,6 +58,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from wavemixer.train.inference import find_images, load_model, predict_files
 
+    apply_threads(args.threads)
     inputs = list(args.inputs)
     if args.model:
         source = None
