@@ -40,19 +40,26 @@ fmnist_lr() { local lr=$1 seed=$2; shift 2; fmnist "$seed" --lr "$lr" "$@" --out
 mnist_lr() { local lr=$1 seed=$2; shift 2; mnist "$seed" --lr "$lr" "$@" --output "$RUNS/mnist-lite_8_10-lr$lr${TAG:-}-s$seed"; }
 cifar_lr() { local lr=$1 seed=$2; shift 2; cifar "$seed" --lr "$lr" "$@" --output "$RUNS/cifar10-lite_32_7-lr$lr${TAG:-}-s$seed"; }
 
-# Continue a finished 40-epoch Fashion-MNIST run to $FMNIST_EXTEND epochs in a copy (the cosine schedule is re-laid
-# over the longer length, so the learning rate restarts at that schedule's value); the original run is kept.
-FMNIST_EXTEND=${FMNIST_EXTEND:-70}
-fmnist_extend() {
-  local src="$RUNS/fmnist-lite_8_5-s$1" dst="$RUNS/fmnist-lite_8_5-e$FMNIST_EXTEND-s$1"
+# Continue a finished run to more epochs in a copy (the cosine schedule is re-laid over the longer length, so the
+# learning rate restarts at that schedule's value); the original run is kept.
+extend() {
+  local src=$1 dst=$2 epochs=$3
   if [[ -e $dst ]]; then echo "$dst exists; remove it to extend again" >&2; return 1; fi
   cp -r "$src" "$dst"
-  nice -n "${NICE:-10}" "$PY" -m wavemixer train --resume "$dst" --epochs "$FMNIST_EXTEND"
+  nice -n "${NICE:-10}" "$PY" -m wavemixer train --resume "$dst" --epochs "$epochs"
+}
+FMNIST_EXTEND=${FMNIST_EXTEND:-70}
+fmnist_extend() { extend "$RUNS/fmnist-lite_8_5-s$1" "$RUNS/fmnist-lite_8_5-e$FMNIST_EXTEND-s$1" "$FMNIST_EXTEND"; }
+# CIFAR-10 at peak lr 1e-2 (JOBS="cifar_lr 1e-2 <seed>" CIFAR_EPOCHS=40), continued to $CIFAR_EXTEND epochs
+CIFAR_EXTEND=${CIFAR_EXTEND:-60}
+cifar_extend() {
+  extend "$RUNS/cifar10-lite_32_7-lr1e-2-s$1" "$RUNS/cifar10-lite_32_7-lr1e-2-e$CIFAR_EXTEND-s$1" "$CIFAR_EXTEND"
 }
 
 # two lanes; LANES=a or LANES=b runs only one of them; JOBS="fmnist 2" runs just that (model seed) pair,
 # JOBS="mnist_strong 0" one stronger-model run, JOBS="fmnist_extend 0" one extension,
-# JOBS="fmnist_lr 1e-2 0" one Fashion-MNIST run at another learning rate (mnist_lr and cifar_lr likewise)
+# JOBS="fmnist_lr 1e-2 0" one Fashion-MNIST run at another learning rate (mnist_lr and cifar_lr likewise),
+# JOBS="cifar_extend 0" one CIFAR-10 extension
 if [[ -n ${JOBS:-} ]]; then mkdir -p "$RUNS"; $JOBS; exit; fi
 # CIFAR=1 appends the three CIFAR-10 runs (crop + flip, no TrivialAugment: a 37k-parameter model
 # under-fits; about 2.5 min per epoch on one idle core)
