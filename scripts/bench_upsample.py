@@ -17,8 +17,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from wavemixer import create_model
-from wavemixer.registry import get_spec
+from wavemixer.bench.synthetic_step import synthetic_train_step
 from wavemixer.train.checkpoint import write_summary as write_csv  # atomic list-of-dicts CSV
 from wavemixer.upsampling import BilinearUpsample2x, upsample_bilinear2x_matmul
 
@@ -43,19 +42,7 @@ def time_fwd_bwd(fn, x: torch.Tensor, iters: int) -> float:
 
 def train_step_ms(name: str, batch: int, precision: str, rounds: int, iters: int) -> dict[str, float]:
     """Median ms per training step with the matrix form on and off, measured in alternating blocks."""
-    torch.manual_seed(0)
-    model = create_model(name).train()
-    x = torch.randn(batch, *get_spec(name).input_size)
-    y = torch.randint(0, model.num_classes, (batch,))
-    optimizer = torch.optim.AdamW(model.parameters(), 1e-3)
-
-    def step() -> None:
-        with torch.autocast("cpu", torch.bfloat16, enabled=precision == "bf16"):
-            loss = F.cross_entropy(model(x), y)
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-
+    _, step = synthetic_train_step(name, batch, precision)
     times: dict[bool, list[float]] = {True: [], False: []}
     for _ in range(rounds):
         for use_matmul in (True, False):

@@ -122,6 +122,21 @@ def test_out_of_memory_retries_with_half_batch(monkeypatch) -> None:
     assert [r["batch_size"] for r in records] == [2, 2]
 
 
+def test_train_only_sweep_counts_macs(monkeypatch) -> None:
+    """Without an inference pass in the sweep, the training pass counts the MACs (once per model)."""
+    jobs: list[dict] = []
+
+    def fake_run_job(job, python, *, env, timeout_s):
+        jobs.append(job)
+        return 0, dict(times_ms=[1.0], median_ms=1.0, peak_mem_mb=1.0, batch_size=job["batch_size"], params=1)
+
+    monkeypatch.setattr(bench_runner, "run_job", fake_run_job)
+    entries = resolve_models(["wavemix_lite_64_6_cifar10"], reference=False)
+    settings = bench_runner.BenchSettings(batch_size=2, modes=("train",), precisions=("fp32", "bf16"), rounds=2)
+    bench_runner.run_sweep(entries, settings, log=lambda line: None)
+    assert [job["count_macs"] for job in jobs] == [True, False, False, False]
+
+
 def test_results_dir_name_records_the_setup() -> None:
     assert results_dir_name("NVIDIA H100 80GB HBM3", ["bf16"], True, "2.14.1+cu130") == (
         "bench-nvidia_h100_80gb_hbm3-bf16-nhwc-pt2.14.1"
@@ -156,3 +171,14 @@ def test_cpu_allocator_peak_sees_transient_tensors() -> None:
 
     peak = _allocator_peak_mb(step)
     assert peak is not None and 16.0 <= peak < 16.5
+
+
+def test_synthetic_train_step_trains_the_model() -> None:
+    from wavemixer.bench.synthetic_step import synthetic_train_step
+
+    model, step = synthetic_train_step("wavemix_lite_8_10_mnist", 4, "bf16")
+    before = [p.detach().clone() for p in model.parameters()]
+    step()
+    assert all(not torch.equal(b, p) for b, p in zip(before, model.parameters(), strict=True))
+    with pytest.raises(ValueError, match="fp32 or bf16"):
+        synthetic_train_step("wavemix_lite_8_10_mnist", 4, "fp16")

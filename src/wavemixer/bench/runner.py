@@ -287,7 +287,8 @@ def run_sweep(
                     batch = batch_for.get(key, settings.batch_size)
                     while True:
                         job = _job(entry, settings, mode, precision, batch)
-                        job["count_macs"] = entry.label not in macs_done and mode == "infer" and entry.variant == ""
+                        first_mode = mode == "infer" or "infer" not in settings.modes  # a train-only sweep counts too
+                        job["count_macs"] = entry.label not in macs_done and first_mode and entry.variant == ""
                         status, result = run_job(job, python, env=env, timeout_s=settings.timeout_s)
                         if status == EXIT_OOM and batch > 1:
                             log(f"  {entry.label} {mode} {precision}: out of memory at batch {batch}, retrying")
