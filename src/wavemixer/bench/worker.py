@@ -188,8 +188,7 @@ def _count_macs(model, x) -> int | None:
     for device in ("meta", None):
         counter = FlopCounterMode(display=False)
         try:
-            target = copy.deepcopy(model).eval()  # a training sweep's model keeps its mode and BN statistics
-            target = target.to(device) if device else target
+            target = copy.deepcopy(model).to(device) if device else model
             with counter, torch.no_grad():
                 target(x.to(device) if device else x)
         except Exception:  # a model the counter cannot trace still gets timed
