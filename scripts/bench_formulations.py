@@ -22,7 +22,7 @@ import statistics
 import time
 import types
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -97,25 +97,24 @@ def _is_k4s2p1(m: nn.Module) -> bool:
     )
 
 
+_SWAPS: dict[str, tuple[Callable[[nn.Module], bool], Callable]] = {
+    "bmm": (_is_pointwise, pointwise_bmm),
+    "phase": (_is_k4s2p1, transposed_as_phases),
+}
+
+
 @contextmanager
-def swapped_forward(model: nn.Module, select: Callable[[nn.Module], bool], forward: Callable) -> Iterator[int]:
+def variant(model: nn.Module, name: str) -> Iterator[None]:
+    """Inside the block, the layers that ``name`` replaces run its formulation (``plain``: none replaced)."""
+    select, forward = _SWAPS.get(name, (lambda m: False, None))
     modules = [m for m in model.modules() if select(m)]
     for module in modules:
         module.forward = types.MethodType(forward, module)
     try:
-        yield len(modules)
+        yield
     finally:
         for module in modules:
             del module.forward
-
-
-def variant(model: nn.Module, name: str) -> ExitStack:
-    stack = ExitStack()
-    if name == "bmm":
-        stack.enter_context(swapped_forward(model, _is_pointwise, pointwise_bmm))
-    elif name == "phase":
-        stack.enter_context(swapped_forward(model, _is_k4s2p1, transposed_as_phases))
-    return stack
 
 
 def pointwise_op_ms(batch: int, c_in: int, c_out: int, size: int, precision: str, rounds: int) -> dict[str, float]:
@@ -204,7 +203,7 @@ def main() -> None:
                 )
             )  # fmt: skip
             print(op_rows[-1], flush=True)
-    op_out = args.out.with_name(args.out.name.replace("-train-step", "").replace(".csv", "") + "-op.csv")
+    op_out = args.out.with_stem(args.out.stem.removesuffix("-train-step") + "-op")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     write_csv(op_out, op_rows)
     print("\n| 1x1 conv (batch, in → out, map) | precision | conv2d ms | baddbmm ms | ratio |")
@@ -232,7 +231,6 @@ def main() -> None:
                 )
             )
             print(rows[-1], flush=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     write_csv(args.out, rows)
     print("\n| model (batch) | precision | plain ms | 1x1 as baddbmm ms (ratio) | ConvT as 4 phase convs ms (ratio) |")
     print("|---|---|---:|---:|---:|")
