@@ -1,0 +1,282 @@
+"""Peer architectures at a parameter budget: the models a user would pick instead of WaveMix.
+
+Each peer is a maintained library class (timm or torchvision) built with its own constructor arguments;
+only its width is solved for, so that its parameter count comes as close as the family allows to a
+budget. Depth follows the budget's scale (:func:`peer_depth`), the stem is the library's own, and the
+input size is passed where the class needs it (MLP-Mixer, ViT). A peer is therefore fully described
+by ``(family, width, depth, num_classes, in_chans, img_size)`` — :class:`PeerSpec` — which is what
+results and run folders store, and :func:`build_peer` rebuilds exactly the same model from it.
+
+timm is an optional dependency (``pip install "wavemixer[timm]"``); torchvision comes with ``[train]``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+__all__ = [
+    "PEER_FAMILIES",
+    "SEGMENTATION_PEER_FAMILIES",
+    "PeerFamily",
+    "PeerSpec",
+    "build_peer",
+    "count_params",
+    "peer_depth",
+    "solve_peer",
+]
+
+
+def _import(module: str, extra: str) -> Any:
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise ImportError(f'peer models from {module.split(".")[0]} need `pip install "wavemixer[{extra}]"`') from exc
+
+
+def _resnet(width: int, depth: int, num_classes: int, in_chans: int, img_size: int) -> nn.Module:
+    resnet = _import("timm.models.resnet", "timm")
+    return resnet.ResNet(
+        block=resnet.BasicBlock,
+        layers=(depth,) * 4,
+        channels=(width, 2 * width, 4 * width, 8 * width),
+        stem_width=width,
+        num_classes=num_classes,
+        in_chans=in_chans,
+    )
+
+
+def _convmixer(width: int, depth: int, num_classes: int, in_chans: int, img_size: int) -> nn.Module:
+    convmixer = _import("timm.models.convmixer", "timm")
+    patch = 2 if img_size <= 64 else 7
+    return convmixer.ConvMixer(
+        dim=width, depth=depth, kernel_size=5, patch_size=patch, num_classes=num_classes, in_chans=in_chans
+    )
+
+
+def _mlp_mixer(width: int, depth: int, num_classes: int, in_chans: int, img_size: int) -> nn.Module:
+    mixer = _import("timm.models.mlp_mixer", "timm")
+    return mixer.MlpMixer(
+        num_classes=num_classes,
+        img_size=img_size,
+        in_chans=in_chans,
+        patch_size=4 if img_size <= 64 else 16,
+        num_blocks=depth,
+        embed_dim=width,
+    )
+
+
+def _poolformer(width: int, depth: int, num_classes: int, in_chans: int, img_size: int) -> nn.Module:
+    metaformer = _import("timm.models.metaformer", "timm")
+    # PoolFormer-v2 (the timm "poolformerv2_*" recipe): pooling token mixer, StarReLU MLP
+    return metaformer.MetaFormer(
+        depths=(depth, depth, 3 * depth, depth),
+        dims=(width, 2 * width, 4 * width, 8 * width),
+        token_mixers=metaformer.Pooling,
+        num_classes=num_classes,
+        in_chans=in_chans,
+    )
+
+
+def _vit(width: int, depth: int, num_classes: int, in_chans: int, img_size: int) -> nn.Module:
+    vit = _import("timm.models.vision_transformer", "timm")
+    # DeiT-style ViT with 4 heads (width is solved in steps of 4)
+    return vit.VisionTransformer(
+        img_size=img_size,
+        patch_size=4 if img_size <= 64 else 16,
+        in_chans=in_chans,
+        num_classes=num_classes,
+        embed_dim=width,
+        depth=depth,
+        num_heads=4,
+    )
+
+
+def _convnext(width: int, depth: int, num_classes: int, in_chans: int, img_size: int) -> nn.Module:
+    convnext = _import("timm.models.convnext", "timm")
+    return convnext.ConvNeXt(
+        depths=(depth, depth, 3 * depth, depth),
+        dims=(width, 2 * width, 4 * width, 8 * width),
+        patch_size=2 if img_size <= 64 else 4,
+        num_classes=num_classes,
+        in_chans=in_chans,
+    )
+
+
+def _mobilenet_v3_stages(width: int, in_chans: int) -> tuple[nn.Module, int, int, int, int]:
+    """torchvision's dilated MobileNetV3-Large backbone at ``width_mult = width / 100``, the way its
+    segmentation builders take it apart: (backbone, C2 index, C2 channels, C5 index, C5 channels)."""
+    models = _import("torchvision.models", "train")
+    if in_chans != 3:
+        raise ValueError(f"the MobileNetV3 segmentation peers take 3 input channels, got in_chans={in_chans}")
+    features = models.mobilenet_v3_large(weights=None, dilated=True, width_mult=width / 100).features
+    stages = [0] + [i for i, b in enumerate(features) if getattr(b, "_is_cn", False)] + [len(features) - 1]
+    low, high = stages[-4], stages[-1]  # output stride 8 and 16, as torchvision's LRASPP uses
+    return features, low, features[low].out_channels, high, features[high].out_channels
+
+
+def _lraspp(width: int, depth: int, num_classes: int, in_chans: int, img_size: int) -> nn.Module:
+    seg = _import("torchvision.models.segmentation.lraspp", "train")
+    extraction = _import("torchvision.models.feature_extraction", "train")
+    features, low, low_ch, high, high_ch = _mobilenet_v3_stages(width, in_chans)
+    backbone = extraction.create_feature_extractor(nn.Sequential(features), {f"0.{low}": "low", f"0.{high}": "high"})
+    return _DictToTensor(seg.LRASPP(backbone, low_ch, high_ch, num_classes, inter_channels=128))
+
+
+def _deeplabv3(width: int, depth: int, num_classes: int, in_chans: int, img_size: int) -> nn.Module:
+    seg = _import("torchvision.models.segmentation.deeplabv3", "train")
+    extraction = _import("torchvision.models.feature_extraction", "train")
+    features, _, _, high, high_ch = _mobilenet_v3_stages(width, in_chans)
+    backbone = extraction.create_feature_extractor(nn.Sequential(features), {f"0.{high}": "out"})
+    return _DictToTensor(seg.DeepLabV3(backbone, seg.DeepLabHead(high_ch, num_classes)))
+
+
+class _DictToTensor(nn.Module):
+    """torchvision's segmentation models return ``{"out": logits}``; the trainers take the tensor."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)["out"]
+
+
+@dataclass(frozen=True)
+class PeerFamily:
+    """A library model class with one width knob; ``width`` runs over multiples of ``step``."""
+
+    name: str
+    source: str  # the class, as a user would name it
+    build: Callable[[int, int, int, int, int], nn.Module] = dataclasses.field(repr=False)
+    step: int
+    min_width: int
+    task: str = "classification"
+
+
+PEER_FAMILIES: dict[str, PeerFamily] = {
+    f.name: f
+    for f in (
+        PeerFamily("resnet", "timm.models.resnet.ResNet (BasicBlock)", _resnet, step=1, min_width=4),
+        PeerFamily("convmixer", "timm.models.convmixer.ConvMixer", _convmixer, step=4, min_width=8),
+        PeerFamily("mlp_mixer", "timm.models.mlp_mixer.MlpMixer", _mlp_mixer, step=4, min_width=8),
+        PeerFamily("poolformer", "timm.models.metaformer.MetaFormer (Pooling)", _poolformer, step=1, min_width=4),
+        PeerFamily("vit", "timm.models.vision_transformer.VisionTransformer", _vit, step=4, min_width=8),
+        PeerFamily("convnext", "timm.models.convnext.ConvNeXt", _convnext, step=1, min_width=4),
+    )
+}
+"""Classification peers. Widths: ResNet/PoolFormer/ConvNeXt stage widths are (w, 2w, 4w, 8w)."""
+
+SEGMENTATION_PEER_FAMILIES: dict[str, PeerFamily] = {
+    f.name: f
+    for f in (
+        # width is 100 x MobileNetV3's width_mult; depth is fixed by the architecture
+        PeerFamily(
+            "lraspp_mobilenet_v3",
+            "torchvision.models.segmentation.lraspp_mobilenet_v3_large",
+            _lraspp,
+            step=5,
+            min_width=10,
+            task="segmentation",
+        ),
+        PeerFamily(
+            "deeplabv3_mobilenet_v3",
+            "torchvision.models.segmentation.deeplabv3_mobilenet_v3_large",
+            _deeplabv3,
+            step=5,
+            min_width=10,
+            task="segmentation",
+        ),
+    )
+}
+
+
+def peer_depth(family: str, params: int) -> int:
+    """Depth for a budget: shallow at the ~40k scale, deeper from ~0.5M, deeper still from ~3M.
+
+    Per-stage block counts for the staged families (ResNet, PoolFormer, ConvNeXt), blocks for the
+    isotropic ones (ConvMixer, MLP-Mixer, ViT); fixed (1) for the segmentation peers.
+    """
+    if family in SEGMENTATION_PEER_FAMILIES:
+        return 1
+    tier = 0 if params < 200_000 else (1 if params < 2_000_000 else 2)
+    staged = family in ("resnet", "poolformer", "convnext")
+    return (1, 2, 2)[tier] if staged else (4, 8, 8)[tier]
+
+
+@dataclass(frozen=True)
+class PeerSpec:
+    """Everything that determines a peer model; JSON-friendly (``dataclasses.asdict``)."""
+
+    family: str
+    width: int
+    depth: int
+    num_classes: int
+    in_chans: int
+    img_size: int
+
+    def build(self, device: torch.device | str | None = None) -> nn.Module:
+        return build_peer(self, device=device)
+
+
+def _family(name: str) -> PeerFamily:
+    families = {**PEER_FAMILIES, **SEGMENTATION_PEER_FAMILIES}
+    if name not in families:
+        raise ValueError(f"unknown peer family {name!r}; expected one of {sorted(families)}")
+    return families[name]
+
+
+def build_peer(spec: PeerSpec, *, device: torch.device | str | None = None) -> nn.Module:
+    """Build the library model that ``spec`` describes (randomly initialised)."""
+    family = _family(spec.family)
+    with torch.device(device) if device is not None else contextlib.nullcontext():
+        return family.build(spec.width, spec.depth, spec.num_classes, spec.in_chans, spec.img_size)
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def solve_peer(
+    family: str,
+    params: int,
+    *,
+    num_classes: int = 10,
+    in_chans: int = 3,
+    img_size: int = 32,
+    depth: int | None = None,
+) -> tuple[PeerSpec, int]:
+    """The width whose parameter count is closest to ``params`` (models built on the meta device).
+
+    Returns the spec and its exact parameter count. Parameter count grows monotonically with width,
+    so a doubling search followed by bisection needs ~15 builds.
+    """
+    fam = _family(family)
+    if not isinstance(params, int) or isinstance(params, bool) or params < 1:
+        raise ValueError(f"params must be a positive integer (a parameter budget), got {params!r}")
+    depth = peer_depth(family, params) if depth is None else depth
+
+    def spec(units: int) -> PeerSpec:
+        return PeerSpec(family, units * fam.step, depth, num_classes, in_chans, img_size)
+
+    def count(units: int) -> int:
+        return count_params(build_peer(spec(units), device="meta"))
+
+    lo = max(1, fam.min_width // fam.step)
+    if count(lo) >= params:
+        return spec(lo), count(lo)
+    hi = lo * 2
+    while count(hi) < params:
+        lo, hi = hi, hi * 2
+    while hi - lo > 1:  # invariant: count(lo) < params <= count(hi)
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if count(mid) < params else (lo, mid)
+    best = min((lo, hi), key=lambda u: abs(count(u) - params))
+    return spec(best), count(best)

@@ -1,0 +1,54 @@
+"""Peer architectures at a parameter budget: library classes, widths solved to the budget."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+pytest.importorskip("timm")
+
+from wavemixer.peers import PEER_FAMILIES, SEGMENTATION_PEER_FAMILIES, PeerSpec, count_params, solve_peer
+
+BUDGETS = [(40_000, 32), (500_000, 32)]
+
+
+@pytest.mark.parametrize("family", sorted(PEER_FAMILIES))
+@pytest.mark.parametrize(("budget", "img_size"), BUDGETS)
+def test_classification_peer_meets_budget(family: str, budget: int, img_size: int) -> None:
+    spec, params = solve_peer(family, budget, img_size=img_size)
+    assert abs(params / budget - 1) < 0.15, (spec, params)
+    model = spec.build().eval()
+    assert count_params(model) == params  # the meta-device count is the real one
+    with torch.no_grad():
+        assert model(torch.randn(2, 3, img_size, img_size)).shape == (2, 10)
+
+
+def test_convmixer_count_by_hand() -> None:
+    # ConvMixer(dim, depth, kernel 5, patch 2): patch embed + BN, per block depthwise + BN + pointwise + BN, head
+    spec = PeerSpec("convmixer", width=84, depth=4, num_classes=10, in_chans=3, img_size=32)
+    d, k, p = 84, 5, 2
+    expected = (3 * d * p * p + d) + 2 * d + 4 * ((d * k * k + d) + 2 * d + (d * d + d) + 2 * d) + (d * 10 + 10)
+    assert count_params(spec.build()) == expected
+
+
+def test_solver_picks_the_closest_width() -> None:
+    spec, params = solve_peer("resnet", 500_000)
+    neighbours = [
+        count_params(PeerSpec("resnet", spec.width + dw, spec.depth, 10, 3, 32).build(device="meta")) for dw in (-1, 1)
+    ]
+    assert all(abs(params - 500_000) <= abs(n - 500_000) for n in neighbours)
+
+
+@pytest.mark.parametrize("family", sorted(SEGMENTATION_PEER_FAMILIES))
+def test_segmentation_peer_output_at_input_size(family: str) -> None:
+    spec, params = solve_peer(family, 2_900_000, num_classes=12, img_size=180)
+    assert abs(params / 2_900_000 - 1) < 0.15
+    with torch.no_grad():
+        assert spec.build().eval()(torch.randn(1, 3, 45, 61)).shape == (1, 12, 45, 61)
+
+
+def test_unknown_family_and_bad_budget() -> None:
+    with pytest.raises(ValueError, match="unknown peer family 'resnett'"):
+        solve_peer("resnett", 40_000)
+    with pytest.raises(ValueError, match="params must be a positive integer"):
+        solve_peer("resnet", 0)
