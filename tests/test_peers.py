@@ -16,7 +16,7 @@ BUDGETS = [(40_000, 32), (500_000, 32)]
 @pytest.mark.parametrize(("budget", "img_size"), BUDGETS)
 def test_classification_peer_meets_budget(family: str, budget: int, img_size: int) -> None:
     spec, params = solve_peer(family, budget, img_size=img_size)
-    assert abs(params / budget - 1) < 0.15, (spec, params)
+    assert abs(params / budget - 1) < 0.1, (spec, params)
     model = spec.build().eval()
     assert count_params(model) == params  # the meta-device count is the real one
     with torch.no_grad():
@@ -33,8 +33,10 @@ def test_convmixer_count_by_hand() -> None:
 
 def test_solver_picks_the_closest_width() -> None:
     spec, params = solve_peer("resnet", 500_000)
+    step = PEER_FAMILIES["resnet"].step
     neighbours = [
-        count_params(PeerSpec("resnet", spec.width + dw, spec.depth, 10, 3, 32).build(device="meta")) for dw in (-1, 1)
+        count_params(PeerSpec("resnet", spec.width + dw, spec.depth, 10, 3, 32).build(device="meta"))
+        for dw in (-step, step)
     ]
     assert all(abs(params - 500_000) <= abs(n - 500_000) for n in neighbours)
 

@@ -41,13 +41,18 @@ def _import(module: str, extra: str) -> Any:
         raise ImportError(f'peer models from {module.split(".")[0]} need `pip install "wavemixer[{extra}]"`') from exc
 
 
+def _stage_widths(width: int) -> tuple[int, int, int, int]:
+    """Four stages doubling in width up to ``width`` (the last stage), as ResNet/MetaFormer/ConvNeXt do."""
+    return (max(1, width // 8), max(1, width // 4), max(1, width // 2), width)
+
+
 def _resnet(width: int, depth: int, num_classes: int, in_chans: int, img_size: int) -> nn.Module:
     resnet = _import("timm.models.resnet", "timm")
     return resnet.ResNet(
         block=resnet.BasicBlock,
         layers=(depth,) * 4,
-        channels=(width, 2 * width, 4 * width, 8 * width),
-        stem_width=width,
+        channels=_stage_widths(width),
+        stem_width=_stage_widths(width)[0],
         num_classes=num_classes,
         in_chans=in_chans,
     )
@@ -78,7 +83,7 @@ def _poolformer(width: int, depth: int, num_classes: int, in_chans: int, img_siz
     # PoolFormer-v2 (the timm "poolformerv2_*" recipe): pooling token mixer, StarReLU MLP
     return metaformer.MetaFormer(
         depths=(depth, depth, 3 * depth, depth),
-        dims=(width, 2 * width, 4 * width, 8 * width),
+        dims=_stage_widths(width),
         token_mixers=metaformer.Pooling,
         num_classes=num_classes,
         in_chans=in_chans,
@@ -87,7 +92,7 @@ def _poolformer(width: int, depth: int, num_classes: int, in_chans: int, img_siz
 
 def _vit(width: int, depth: int, num_classes: int, in_chans: int, img_size: int) -> nn.Module:
     vit = _import("timm.models.vision_transformer", "timm")
-    # DeiT-style ViT with 4 heads (width is solved in steps of 4)
+    # DeiT-style ViT with 2 heads (width is solved in steps of 2, fine enough for a 40k budget)
     return vit.VisionTransformer(
         img_size=img_size,
         patch_size=4 if img_size <= 64 else 16,
@@ -95,7 +100,7 @@ def _vit(width: int, depth: int, num_classes: int, in_chans: int, img_size: int)
         num_classes=num_classes,
         embed_dim=width,
         depth=depth,
-        num_heads=4,
+        num_heads=2,
     )
 
 
@@ -103,7 +108,7 @@ def _convnext(width: int, depth: int, num_classes: int, in_chans: int, img_size:
     convnext = _import("timm.models.convnext", "timm")
     return convnext.ConvNeXt(
         depths=(depth, depth, 3 * depth, depth),
-        dims=(width, 2 * width, 4 * width, 8 * width),
+        dims=_stage_widths(width),
         patch_size=2 if img_size <= 64 else 4,
         num_classes=num_classes,
         in_chans=in_chans,
@@ -164,15 +169,16 @@ class PeerFamily:
 PEER_FAMILIES: dict[str, PeerFamily] = {
     f.name: f
     for f in (
-        PeerFamily("resnet", "timm.models.resnet.ResNet (BasicBlock)", _resnet, step=1, min_width=4),
-        PeerFamily("convmixer", "timm.models.convmixer.ConvMixer", _convmixer, step=4, min_width=8),
-        PeerFamily("mlp_mixer", "timm.models.mlp_mixer.MlpMixer", _mlp_mixer, step=4, min_width=8),
-        PeerFamily("poolformer", "timm.models.metaformer.MetaFormer (Pooling)", _poolformer, step=1, min_width=4),
-        PeerFamily("vit", "timm.models.vision_transformer.VisionTransformer", _vit, step=4, min_width=8),
-        PeerFamily("convnext", "timm.models.convnext.ConvNeXt", _convnext, step=1, min_width=4),
+        PeerFamily("resnet", "timm.models.resnet.ResNet (BasicBlock)", _resnet, step=2, min_width=16),
+        PeerFamily("convmixer", "timm.models.convmixer.ConvMixer", _convmixer, step=2, min_width=8),
+        PeerFamily("mlp_mixer", "timm.models.mlp_mixer.MlpMixer", _mlp_mixer, step=2, min_width=8),
+        PeerFamily("poolformer", "timm.models.metaformer.MetaFormer (Pooling)", _poolformer, step=2, min_width=16),
+        PeerFamily("vit", "timm.models.vision_transformer.VisionTransformer", _vit, step=2, min_width=8),
+        PeerFamily("convnext", "timm.models.convnext.ConvNeXt", _convnext, step=2, min_width=16),
     )
 }
-"""Classification peers. Widths: ResNet/PoolFormer/ConvNeXt stage widths are (w, 2w, 4w, 8w)."""
+"""Classification peers. ResNet/PoolFormer/ConvNeXt: ``width`` is the last stage's, the stages are
+(w//8, w//4, w//2, w); the isotropic ones (ConvMixer, MLP-Mixer, ViT) have one width throughout."""
 
 SEGMENTATION_PEER_FAMILIES: dict[str, PeerFamily] = {
     f.name: f

@@ -47,7 +47,7 @@ class BenchEntry:
     """One row group of the report: a model built from ``source`` in a worker process."""
 
     label: str
-    source: str  # wavemixer | reference | timm | torchvision
+    source: str  # wavemixer | reference | timm | torchvision | peer
     task: str
     name: str
     kwargs: dict[str, Any]
@@ -337,6 +337,7 @@ def aggregate(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         )  # fmt: skip
         info = static.get(label, {})
         if "params" in info:
+            row["params"] = info["params"]
             row["params_m"] = round(info["params"] / 1e6, 3)
         if info.get("macs") is not None:
             row["gmacs"] = round(info["macs"] / 1e9, 4)

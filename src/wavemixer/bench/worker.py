@@ -154,6 +154,10 @@ def build_model(job: dict[str, Any]):
         import torchvision
 
         return torchvision.models.get_model(job["name"], weights=None, **kwargs)
+    if source == "peer":
+        from wavemixer.peers import PeerSpec
+
+        return PeerSpec(**kwargs).build()
     raise ValueError(f"unknown model source {source!r}")
 
 

@@ -1,0 +1,55 @@
+"""``bench --suite peers`` pieces end to end on a tiny sweep: matched parameters, ratios, table, plot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("timm")
+
+from wavemixer.bench import BenchSettings, aggregate, run_sweep
+from wavemixer.bench.peers_suite import add_ratios, format_peers_markdown, plot_peers, suite_entries
+from wavemixer.peers import PEER_FAMILIES, PeerSpec
+from wavemixer.registry import get_spec
+
+
+def test_suite_peers_match_the_wavemix_parameter_count() -> None:
+    entries = suite_entries(["40k"], mixers=["dwt/haar"])
+    wavemix = get_spec("wavemix_lite_32_7_cifar10_tiny").build()
+    budget = sum(p.numel() for p in wavemix.parameters())
+    assert budget == 37_058
+    assert [e.name for e in entries if e.source == "peer"] == list(PEER_FAMILIES)
+    for entry in entries:
+        if entry.source == "peer":
+            params = sum(p.numel() for p in PeerSpec(**entry.kwargs).build(device="meta").parameters())
+            assert abs(params / budget - 1) < 0.1, (entry.label, params)
+        assert entry.input_size == (3, 32, 32) and entry.group == "40k@32"
+
+
+def test_suite_resolution_sweep_and_bad_names() -> None:
+    entries = suite_entries(["40k"], families=["resnet"], mixers=["dwt/haar"], resolutions=[48, 32])
+    assert [(e.source, e.input_size[-1]) for e in entries] == [
+        ("wavemixer", 32), ("peer", 32), ("wavemixer", 48), ("peer", 48)
+    ]  # fmt: skip
+    with pytest.raises(ValueError, match="--scales: unknown scale '1m'"):
+        suite_entries(["1m"])
+    with pytest.raises(ValueError, match="--families: unknown peer family 'resnt'"):
+        suite_entries(["40k"], families=["resnt"])
+
+
+def test_suite_sweep_end_to_end(tmp_path: Path) -> None:
+    entries = suite_entries(["40k"], families=["convmixer"], mixers=["dwt/haar"], resolutions=[24])
+    settings = BenchSettings(
+        batch_size=2, modes=("train",), precisions=("fp32",), channels_last=False, device="cpu",
+        warmup=0, iters=1, rounds=1, threads=1, reference_python=None,
+    )  # fmt: skip
+    rows = add_ratios(aggregate(run_sweep(entries, settings, log=lambda line: None)))
+    assert len(rows) == 4 and not any(r["error"] for r in rows)
+    base = [r for r in rows if r["model"].startswith("WaveMix dwt/haar")]
+    assert [r["mem_ratio_vs_wavemix"] for r in base] == [1.0, 1.0]
+    peer = next(r for r in rows if r["model"] == "convmixer [40k@32]")
+    assert peer["params"] > 30_000 and peer["mem_ratio_vs_wavemix"] > 0 and peer["gmacs"] > 0
+    table = format_peers_markdown(rows)
+    assert "**40k@32 — training step**" in table and "| convmixer [40k@24] | fp32 | 2 |" in table
+    assert plot_peers(rows, tmp_path / "peers.png") and (tmp_path / "peers.png").stat().st_size > 10_000
