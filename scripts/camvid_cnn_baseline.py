@@ -1,4 +1,4 @@
-"""CNN baseline for the CamVid result in docs/results.md, trained exactly like the WaveMix run.
+"""CNN baselines for the CamVid result in docs/results.md, trained exactly like the WaveMix run.
 
 Same data, joint augmentation, loss (cross-entropy, void ignored), metrics (torchmetrics per-class IoU, mIoU,
 pixel accuracy), optimiser (AdamW, no weight decay on 1-D parameters), schedule (1 warm-up epoch, cosine to
@@ -6,11 +6,16 @@ pixel accuracy), optimiser (AdamW, no weight decay on 1-D parameters), schedule 
 selection on val mIoU, test evaluated once with the best weights.
 
   nice -n 19 python scripts/camvid_cnn_baseline.py --model unet --out runs/camvid-unet
-  nice -n 19 python scripts/camvid_cnn_baseline.py --model lraspp --out runs/camvid-lraspp
+  nice -n 19 python scripts/camvid_cnn_baseline.py --model lraspp_mobilenet_v3 --out runs/camvid-lraspp
 
 ``unet``: a stride-2 stem + 4-level U-Net (Conv-BN-ReLU pairs, 22→176 channels, bilinear upsampling): 0.93 M
 parameters and 0.89 GMACs at 180×240, close to the 0.88 M / 0.67 GMACs of ``wavemix_seg_64_6_l2_camvid``.
-``lraspp``: torchvision's ``lraspp_mobilenet_v3_large(weights=None, weights_backbone=None)`` (3.2 M parameters).
+``lraspp_mobilenet_v3`` / ``deeplabv3_mobilenet_v3``: torchvision's LRASPP / DeepLabV3 on its dilated
+MobileNetV3-Large backbone, randomly initialised, with the backbone's ``width_mult`` solved so that the parameter
+count matches ``--params`` (default: that of ``wavemix_seg_64_6_l2_camvid``), see ``wavemixer.peers``.
+
+``results.json`` also records the process's peak RSS and the wall time at which val mIoU first reached each
+of 30/35/40 %.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import argparse
 import copy
 import json
 import math
+import resource
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -28,7 +34,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
+from wavemixer.peers import SEGMENTATION_PEER_FAMILIES, solve_peer
 from wavemixer.train.segmentation import SegmentationTask, build_segmentation_datasets
+
+WAVEMIX_CAMVID_PARAMS = 881_867  # wavemix_seg_64_6_l2_camvid
 
 
 def conv_bn(cin: int, cout: int) -> nn.Sequential:
@@ -77,20 +86,17 @@ class SmallUNet(nn.Module):
         return F.interpolate(self.head(x), size=size, mode="bilinear", align_corners=False)
 
 
-class LRASPP(nn.Module):
-    def __init__(self, num_classes: int) -> None:
-        super().__init__()
-        from torchvision.models.segmentation import lraspp_mobilenet_v3_large
-
-        self.net = lraspp_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)["out"]
+def build_model(name: str, num_classes: int, params: int) -> nn.Module:
+    if name == "unet":
+        return SmallUNet(num_classes)
+    spec, _ = solve_peer(name, params, num_classes=num_classes, img_size=180)
+    return spec.build()
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", choices=["unet", "lraspp"], default="unet")
+    p.add_argument("--model", choices=["unet", *SEGMENTATION_PEER_FAMILIES], default="unet")
+    p.add_argument("--params", type=int, default=WAVEMIX_CAMVID_PARAMS, help="parameter budget of the peers")
     p.add_argument("--data-dir", default="../shared/data/CamVid")
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--input-size", type=int, default=128, help="square training crop")
@@ -108,7 +114,7 @@ def main() -> None:
                           input_size=args.input_size, subset=args.subset, val_fraction=0.1, seed=args.seed)  # fmt: skip
     data = build_segmentation_datasets(cfg)
     task = SegmentationTask()
-    model = SmallUNet(data.info.num_classes) if args.model == "unet" else LRASPP(data.info.num_classes)
+    model = build_model(args.model, data.info.num_classes, args.params)
     n_params = sum(p.numel() for p in model.parameters())
     decay = [p for p in model.parameters() if p.ndim > 1]
     no_decay = [p for p in model.parameters() if p.ndim <= 1]
@@ -155,7 +161,8 @@ def main() -> None:
             sched.step()
             loss_sum += float(loss.detach())
         val = evaluate(data.val)
-        history.append(dict(epoch=epoch, train_loss=loss_sum / steps, val_miou=val["miou"]))
+        history.append(dict(epoch=epoch, train_loss=loss_sum / steps, val_miou=val["miou"],
+                            time_s=round(time.perf_counter() - start, 1)))  # fmt: skip
         mark = ""
         if val["miou"] > best:
             best, best_epoch, best_state, mark = val["miou"], epoch, copy.deepcopy(model.state_dict()), " *"
@@ -164,8 +171,11 @@ def main() -> None:
     wall = time.perf_counter() - start
     model.load_state_dict(best_state)
     test = evaluate(data.test)
-    results = dict(model=args.model, params=n_params, epochs=args.epochs, best_epoch=best_epoch, best_val_miou=best,
-                   test=test, wall_time_s=round(wall, 1), torch=torch.__version__, history=history)  # fmt: skip
+    reached = {f"{goal}": next((h["time_s"] for h in history if h["val_miou"] >= goal), None) for goal in (30, 35, 40)}
+    results = dict(model=args.model, params=n_params, seed=args.seed, epochs=args.epochs, best_epoch=best_epoch,
+                   best_val_miou=best, test=test, wall_time_s=round(wall, 1), time_to_val_miou_s=reached,
+                   peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+                   torch=torch.__version__, history=history)  # fmt: skip
     (out_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     torch.save(best_state, out_dir / "best.pt")
     print(f"best val miou {best:.2f} (epoch {best_epoch}); test miou {test['miou']:.2f} pixel_acc "

@@ -140,7 +140,17 @@ def _deeplabv3(width: int, depth: int, num_classes: int, in_chans: int, img_size
     extraction = _import("torchvision.models.feature_extraction", "train")
     features, _, _, high, high_ch = _mobilenet_v3_stages(width, in_chans)
     backbone = extraction.create_feature_extractor(nn.Sequential(features), {f"0.{high}": "out"})
-    return _DictToTensor(seg.DeepLabV3(backbone, seg.DeepLabHead(high_ch, num_classes)))
+    # torchvision's DeepLabHead, whose ASPP width is fixed at 256 (1.5 M parameters on its own), rebuilt from
+    # torchvision's ASPP with that width scaled like the backbone, so that small budgets can be met
+    aspp = max(8, round(256 * width / 100 / 8) * 8)
+    head = nn.Sequential(
+        seg.ASPP(high_ch, [12, 24, 36], out_channels=aspp),
+        nn.Conv2d(aspp, aspp, 3, padding=1, bias=False),
+        nn.BatchNorm2d(aspp),
+        nn.ReLU(),
+        nn.Conv2d(aspp, num_classes, 1),
+    )
+    return _DictToTensor(seg.DeepLabV3(backbone, head))
 
 
 class _DictToTensor(nn.Module):
@@ -183,12 +193,12 @@ PEER_FAMILIES: dict[str, PeerFamily] = {
 SEGMENTATION_PEER_FAMILIES: dict[str, PeerFamily] = {
     f.name: f
     for f in (
-        # width is 100 x MobileNetV3's width_mult; depth is fixed by the architecture
+        # width is 100 x MobileNetV3's width_mult (and scales the DeepLab head); depth is fixed by the architecture
         PeerFamily(
             "lraspp_mobilenet_v3",
             "torchvision.models.segmentation.lraspp_mobilenet_v3_large",
             _lraspp,
-            step=5,
+            step=1,
             min_width=10,
             task="segmentation",
         ),
@@ -196,7 +206,7 @@ SEGMENTATION_PEER_FAMILIES: dict[str, PeerFamily] = {
             "deeplabv3_mobilenet_v3",
             "torchvision.models.segmentation.deeplabv3_mobilenet_v3_large",
             _deeplabv3,
-            step=5,
+            step=1,
             min_width=10,
             task="segmentation",
         ),
