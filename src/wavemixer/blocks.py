@@ -8,7 +8,9 @@ import torch
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from .dwt import BoundaryMode, haar_packed
+from .dwt import _MODES, BoundaryMode
+from .filterbank import check_wavelet
+from .mixers import MIXERS, Mixer, build_mixer
 from .upsampling import BilinearUpsample2x
 
 __all__ = ["LevelMixer", "Upsampler", "WaveMixBlock", "check_block_args"]
@@ -24,7 +26,18 @@ Upsampler = Literal["convtranspose", "nearest", "bilinear", "pixelshuffle"]
 UPSAMPLERS = frozenset(get_args(Upsampler))
 
 
-def check_block_args(*, dim: int, level: int, mult: int, ff_channel: int, dropout: float, upsample: str) -> None:
+def check_block_args(
+    *,
+    dim: int,
+    level: int,
+    mult: int,
+    ff_channel: int,
+    dropout: float,
+    upsample: str,
+    mode: str = "zero",
+    mixer: str = "dwt",
+    wavelet: str = "haar",
+) -> None:
     """Validate block hyper-parameters up front, naming the rule that a value breaks."""
     if not isinstance(level, int) or isinstance(level, bool) or level < 1:
         raise ValueError(f"level must be an integer >= 1 (number of Haar DWT levels per block), got {level!r}")
@@ -42,6 +55,13 @@ def check_block_args(*, dim: int, level: int, mult: int, ff_channel: int, dropou
         raise ValueError(f"dropout must be in [0, 1), got {dropout}")
     if upsample not in UPSAMPLERS:
         raise ValueError(f"unknown upsample {upsample!r}; expected one of {sorted(UPSAMPLERS)}")
+    if mode not in _MODES:
+        raise ValueError(f"unknown boundary mode={mode!r}; expected one of {sorted(_MODES)}")
+    if mixer not in MIXERS:
+        raise ValueError(f"unknown mixer={mixer!r}; expected one of {sorted(MIXERS)}")
+    check_wavelet(wavelet)
+    if wavelet != "haar" and mixer in ("avgpool", "fourier"):
+        raise ValueError(f"mixer={mixer!r} is a 2x2 operation: it takes only wavelet='haar', got {wavelet!r}")
 
 
 class LevelMixer(nn.Module):
@@ -102,12 +122,18 @@ class LevelMixer(nn.Module):
 class WaveMixBlock(nn.Module):
     """Resolution-preserving WaveMix token mixer for any number of DWT levels (the residual branch).
 
-    ``C -> C/4`` 1x1 reduction; Haar DWT levels 1..L, each from the previous LL (computed once);
-    the coarsest level's MLP output is upsampled and concatenated with the next finer level, down to
-    level 1, whose MLP returns ``C`` channels at the input resolution. The caller adds the residual.
+    ``C -> C/4`` 1x1 reduction; token-mixer levels 1..L (``mixer``, default the Haar DWT), each from the
+    previous level's LL (computed once); the coarsest level's MLP output is upsampled and concatenated
+    with the next finer level, down to level 1, whose MLP returns ``C`` channels at the input resolution.
+    The caller adds the residual.
 
-    Odd or non-divisible sizes work: the DWT extends odd sizes by the boundary ``mode`` (as PyWavelets)
-    and each upsampled map is cropped to the finer level's size.
+    Odd or non-divisible sizes work: the DWT extends odd sizes by the boundary ``mode`` (as PyWavelets).
+    Crop rule: each x2-upsampled map is cropped to the finer level's size, starting at
+    ``offset = F/2 - 1`` pixels for a wavelet with length-``F`` filters (0 for Haar and for
+    ``mode='periodization'``). A length-``F`` filter gives ``floor((N + F - 1) / 2)`` coefficients, more
+    than half of ``N``, and coefficient ``o`` is centred ``offset`` pixels before ``2o + 1/2``, so the crop
+    puts every upsampled value back over the pixels it came from and the block stays resolution-preserving
+    for any wavelet and size.
     """
 
     def __init__(
@@ -120,12 +146,22 @@ class WaveMixBlock(nn.Module):
         dropout: float = 0.0,
         upsample: Upsampler = "convtranspose",
         mode: BoundaryMode = "zero",
+        mixer: Mixer = "dwt",
+        wavelet: str = "haar",
     ) -> None:
         super().__init__()
         ff_channel = dim if ff_channel is None else ff_channel
-        check_block_args(dim=dim, level=level, mult=mult, ff_channel=ff_channel, dropout=dropout, upsample=upsample)
-        self.dim, self.level, self.mode = dim, level, mode
+        check_block_args(
+            dim=dim, level=level, mult=mult, ff_channel=ff_channel, dropout=dropout, upsample=upsample, mode=mode,
+            mixer=mixer, wavelet=wavelet,
+        )  # fmt: skip
+        self.dim, self.level, self.mode, self.mixer, self.wavelet = dim, level, mode, mixer, wavelet
         self.reduction = nn.Conv2d(dim, dim // 4, 1)
+        # one mixer per level (the parameter-free ones have no state-dict entries)
+        self.mixers = nn.ModuleList(
+            build_mixer(mixer, channels=dim // 4, wavelet=wavelet, mode=mode) for _ in range(level)
+        )
+        self.offset: int = self.mixers[0].offset
         mixers = []
         for j in range(level):  # j = 0 is the finest level
             in_dim = dim if j == level - 1 else dim + dim // 2
@@ -146,14 +182,15 @@ class WaveMixBlock(nn.Module):
             raise ValueError(f"WaveMixBlock expects {self.dim} input channels (final_dim), got {x.shape[1]}")
         r = self.reduction(x)
         bands: list[Tensor] = []
-        for _ in range(self.level):
-            packed = haar_packed(r, self.mode)
+        for mix in self.mixers:
+            packed = mix(r)
             bands.append(packed)
             r = packed[:, 0::4]  # this level's LL feeds the next level
         last = len(self.levels) - 1
         out = self.levels[-1](bands[-1], normalize=normalize or last > 0)
+        o = self.offset
         for j in range(self.level - 2, -1, -1):
             z = bands[j]
-            out = torch.cat((z, out[..., : z.shape[-2], : z.shape[-1]]), dim=1)
+            out = torch.cat((z, out[..., o : o + z.shape[-2], o : o + z.shape[-1]]), dim=1)
             out = self.levels[j](out, normalize=normalize or j > 0)
-        return out
+        return out[..., o:, o:] if o else out

@@ -13,7 +13,9 @@ from torch.utils.checkpoint import checkpoint
 
 from .blocks import LevelMixer, Upsampler, WaveMixBlock
 from .dwt import BoundaryMode
+from .filterbank import warn_if_level_too_high
 from .memory import GAMMA_FLOOR, can_invert_batchnorm, residual_batchnorm
+from .mixers import Mixer
 
 __all__ = ["Stem", "WaveMixBody", "build_stem", "stem_reduction"]
 
@@ -83,6 +85,8 @@ class WaveMixBody(nn.Module):
         in_chans: int,
         upsample: Upsampler,
         mode: BoundaryMode,
+        mixer: Mixer = "dwt",
+        wavelet: str = "haar",
     ) -> None:
         super().__init__()
         if not isinstance(depth, int) or depth < 1:
@@ -104,11 +108,20 @@ class WaveMixBody(nn.Module):
         self.min_input_size = patch_size if stem == "patchify" else 1
         self.grad_checkpointing = False
         self.memory_efficient = False
+        self._level_warned = False
         self._invertible_norms = False
         self.stem = build_stem(stem, in_chans=in_chans, dim=final_dim, patch_size=patch_size, stride=stride)
         self.blocks = nn.ModuleList(
             WaveMixBlock(
-                final_dim, level=level, mult=mult, ff_channel=ff_channel, dropout=dropout, upsample=upsample, mode=mode
+                final_dim,
+                level=level,
+                mult=mult,
+                ff_channel=ff_channel,
+                dropout=dropout,
+                upsample=upsample,
+                mode=mode,
+                mixer=mixer,
+                wavelet=wavelet,
             )
             for _ in range(depth)
         )
@@ -177,7 +190,18 @@ class WaveMixBody(nn.Module):
 
     def _run_stem(self, x: Tensor) -> Tensor:
         # checkpointed too: the stem's first conv output is as large as a block input (larger for stride 2)
-        return self._maybe_checkpointed(self.stem, x)
+        x = self._maybe_checkpointed(self.stem, x)
+        self._warn_level_once(x)
+        return x
+
+    def _warn_level_once(self, tokens: Tensor) -> None:
+        """Warn (once per model) when the token map is too small for the blocks' number of levels."""
+        if self._level_warned or not self.blocks or torch.compiler.is_compiling():
+            return
+        block = self.blocks[0]
+        wavelet = block.wavelet if block.mixer == "dwt" else "haar"  # the 2x2 mixers behave as Haar
+        if warn_if_level_too_high(tokens.shape[-2:], block.level, wavelet):
+            self._level_warned = True
 
     def _maybe_checkpointed(self, module: nn.Module, x: Tensor) -> Tensor:
         if self.grad_checkpointing and self.training and torch.is_grad_enabled() and not torch.jit.is_scripting():

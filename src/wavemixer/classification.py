@@ -7,6 +7,7 @@ from torch import Tensor, nn
 from .blocks import Upsampler
 from .body import Stem, WaveMixBody
 from .dwt import BoundaryMode
+from .mixers import Mixer
 
 __all__ = ["WaveMix"]
 
@@ -34,6 +35,8 @@ class WaveMix(WaveMixBody):
         in_chans: int = 3,
         upsample: Upsampler = "convtranspose",
         mode: BoundaryMode = "zero",
+        mixer: Mixer = "dwt",
+        wavelet: str = "haar",
         global_pool: str = "avg",
         drop_rate: float = 0.0,
     ) -> None:
@@ -50,12 +53,15 @@ class WaveMix(WaveMixBody):
             in_chans=in_chans,
             upsample=upsample,
             mode=mode,
+            mixer=mixer,
+            wavelet=wavelet,
         )
         self._record_config(
             dict(
                 num_classes=num_classes, depth=depth, final_dim=final_dim, ff_channel=ff_channel, mult=mult,
                 level=level, dropout=dropout, stem=stem, patch_size=patch_size, stride=stride, in_chans=in_chans,
-                upsample=upsample, mode=mode, global_pool=global_pool, drop_rate=drop_rate,
+                upsample=upsample, mode=mode, mixer=mixer, wavelet=wavelet, global_pool=global_pool,
+                drop_rate=drop_rate,
             )
         )  # fmt: skip
         self.head_hidden_size = final_dim

@@ -14,6 +14,10 @@ Sub-band convention (identical to PyWavelets, ``pywt.dwt2(x, 'haar')``): for eve
 
 Odd sizes follow PyWavelets: an odd length N gives ceil(N/2) coefficients, the missing sample being
 supplied by the boundary ``mode`` (default ``'zero'``, the mode the reference WaveMix package uses).
+
+Every function takes ``wavelet=`` (default ``'haar'``, the fast path above); any other PyWavelets
+discrete wavelet name (``'db2'``, ``'sym4'``, ``'bior2.2'`` ...) runs the general separable filter bank
+of :mod:`wavemixer.filterbank`, equal to ``pywt.dwt2``/``pywt.wavedec2`` for every mode and size.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ from typing import Literal, NamedTuple, get_args
 
 import torch
 from torch import Tensor
+
+from .filterbank import check_wavelet, fb_dwt2, fb_idwt2, warn_if_level_too_high
 
 __all__ = [
     "BoundaryMode",
@@ -102,21 +108,38 @@ def _haar_bands(x: Tensor, mode: str) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     return ll, h, v, d
 
 
-def dwt2(x: Tensor, mode: BoundaryMode = "zero") -> tuple[Tensor, WaveletDetails]:
-    """Single-level Haar DWT over the last two axes: ``(cA, (cH, cV, cD))`` as ``pywt.dwt2``."""
+def dwt2(x: Tensor, mode: BoundaryMode = "zero", wavelet: str = "haar") -> tuple[Tensor, WaveletDetails]:
+    """Single-level DWT over the last two axes: ``(cA, (cH, cV, cD))`` as ``pywt.dwt2(x, wavelet, mode)``."""
     _check_mode(mode)
+    if wavelet != "haar":
+        check_wavelet(wavelet)
+        y = fb_dwt2(x, wavelet, mode)
+        return y[..., 0, 0, :, :], WaveletDetails(y[..., 1, 0, :, :], y[..., 0, 1, :, :], y[..., 1, 1, :, :])
     ll, h, v, d = _haar_bands(x, mode)
     return ll, WaveletDetails(h, v, d)
 
 
-def idwt2(approx: Tensor, details: WaveletDetails | tuple[Tensor, Tensor, Tensor]) -> Tensor:
-    """Inverse single-level Haar DWT; the result has twice the coefficient size (crop odd inputs)."""
+def idwt2(
+    approx: Tensor,
+    details: WaveletDetails | tuple[Tensor, Tensor, Tensor],
+    wavelet: str = "haar",
+    mode: BoundaryMode = "zero",
+) -> Tensor:
+    """Inverse single-level DWT as ``pywt.idwt2``; Haar doubles the coefficient size (crop odd inputs).
+
+    A filter of length ``F`` gives ``2n - F + 2`` samples per axis (``2n`` for ``periodization``).
+    """
     h, v, d = details
     if not (approx.shape == h.shape == v.shape == d.shape):
         raise ValueError(
             "idwt2 needs the approximation and the three details to have one shape, got "
             f"{tuple(approx.shape)}, {tuple(h.shape)}, {tuple(v.shape)}, {tuple(d.shape)}"
         )
+    _check_mode(mode)
+    if wavelet != "haar":
+        check_wavelet(wavelet)
+        bands = torch.stack((torch.stack((approx, v), -3), torch.stack((h, d), -3)), -4)
+        return fb_idwt2(bands, wavelet, mode)
     s1, s2 = approx + h, approx - h
     t1, t2 = v + d, v - d
     a, b = (s1 + t1) * 0.5, (s1 - t1) * 0.5
@@ -126,23 +149,27 @@ def idwt2(approx: Tensor, details: WaveletDetails | tuple[Tensor, Tensor, Tensor
     return torch.stack((top, bottom), dim=-2).flatten(-3, -2)
 
 
-def wavedec2(x: Tensor, level: int, mode: BoundaryMode = "zero") -> list:
-    """Multi-level Haar DWT, each level computed once from the previous level's approximation.
+def wavedec2(x: Tensor, level: int, mode: BoundaryMode = "zero", wavelet: str = "haar") -> list:
+    """Multi-level DWT, each level computed once from the previous level's approximation.
 
-    Returns ``[cA_n, details_n, ..., details_1]`` (coarsest first), as ``pywt.wavedec2``.
+    Returns ``[cA_n, details_n, ..., details_1]`` (coarsest first), as ``pywt.wavedec2``; like it, warns
+    when ``level`` exceeds ``pywt.dwt_max_level`` of the input size (every coefficient then feels the edges).
     """
     _check_mode(mode)
+    check_wavelet(wavelet)
     if level < 1:
         raise ValueError(f"level must be >= 1, got {level}")
+    if x.dim() >= 2:
+        warn_if_level_too_high(x.shape[-2:], level, wavelet)
     details: list[WaveletDetails] = []
     approx = x
     for _ in range(level):
-        approx, det = dwt2(approx, mode)
+        approx, det = dwt2(approx, mode, wavelet)
         details.append(det)
     return [approx, *reversed(details)]
 
 
-def waverec2(coeffs: list | tuple) -> Tensor:
+def waverec2(coeffs: list | tuple, wavelet: str = "haar", mode: BoundaryMode = "zero") -> Tensor:
     """Inverse of :func:`wavedec2`; crops odd-size levels the way ``pywt.waverec2`` does."""
     if len(coeffs) < 2:
         raise ValueError("waverec2 needs [cA_n, details_n, ..., details_1] with at least one detail level")
@@ -150,7 +177,7 @@ def waverec2(coeffs: list | tuple) -> Tensor:
     for det in coeffs[1:]:
         target = det[0].shape[-2:]
         approx = approx[..., : target[0], : target[1]]
-        approx = idwt2(approx, det)
+        approx = idwt2(approx, det, wavelet, mode)
     return approx
 
 

@@ -10,6 +10,7 @@ from torch import Tensor, nn
 from .blocks import Upsampler
 from .body import Stem, WaveMixBody, decoder_upsamples
 from .dwt import BoundaryMode
+from .mixers import Mixer
 
 __all__ = ["WaveMixSegmentation"]
 
@@ -42,12 +43,15 @@ class WaveMixSegmentation(WaveMixBody):
         in_chans: int = 3,
         upsample: Upsampler = "convtranspose",
         mode: BoundaryMode = "zero",
+        mixer: Mixer = "dwt",
+        wavelet: str = "haar",
         decoder_dims: Sequence[int] | None = None,
         resize_to_input: bool = True,
     ) -> None:
         super().__init__(
             depth=depth, final_dim=final_dim, ff_channel=ff_channel, mult=mult, level=level, dropout=dropout,
             stem=stem, patch_size=patch_size, stride=stride, in_chans=in_chans, upsample=upsample, mode=mode,
+            mixer=mixer, wavelet=wavelet,
         )  # fmt: skip
         if num_classes < 1:
             raise ValueError(f"num_classes must be >= 1, got {num_classes}")
@@ -60,7 +64,8 @@ class WaveMixSegmentation(WaveMixBody):
             dict(
                 num_classes=num_classes, depth=depth, final_dim=final_dim, ff_channel=ff_channel, mult=mult,
                 level=level, dropout=dropout, stem=stem, patch_size=patch_size, stride=stride, in_chans=in_chans,
-                upsample=upsample, mode=mode, decoder_dims=decoder_dims, resize_to_input=resize_to_input,
+                upsample=upsample, mode=mode, mixer=mixer, wavelet=wavelet, decoder_dims=decoder_dims,
+                resize_to_input=resize_to_input,
             )
         )  # fmt: skip
         self.num_classes = num_classes

@@ -10,6 +10,7 @@ from torch import Tensor, nn
 from .blocks import Upsampler
 from .body import WaveMixBody
 from .dwt import BoundaryMode
+from .mixers import Mixer
 
 __all__ = ["WaveMixSR"]
 
@@ -36,12 +37,15 @@ class WaveMixSR(WaveMixBody):
         in_chans: int = 3,
         upsample: Upsampler = "convtranspose",
         mode: BoundaryMode = "zero",
+        mixer: Mixer = "dwt",
+        wavelet: str = "haar",
         decoder_dims: Sequence[int] | None = None,
         bicubic_residual: bool = False,
     ) -> None:
         super().__init__(
             depth=depth, final_dim=final_dim, ff_channel=ff_channel, mult=mult, level=level, dropout=dropout,
             stem="strided", patch_size=1, stride=1, in_chans=in_chans, upsample=upsample, mode=mode,
+            mixer=mixer, wavelet=wavelet,
         )  # fmt: skip
         if scale < 2 or scale & (scale - 1):
             raise ValueError(f"scale must be a power of two >= 2 (2, 4, 8), got {scale}")
@@ -54,7 +58,8 @@ class WaveMixSR(WaveMixBody):
         self._record_config(
             dict(
                 scale=scale, depth=depth, final_dim=final_dim, ff_channel=ff_channel, mult=mult, level=level,
-                dropout=dropout, in_chans=in_chans, upsample=upsample, mode=mode, decoder_dims=decoder_dims,
+                dropout=dropout, in_chans=in_chans, upsample=upsample, mode=mode, mixer=mixer, wavelet=wavelet,
+                decoder_dims=decoder_dims,
                 bicubic_residual=bicubic_residual,
             )
         )  # fmt: skip
