@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Range", "check_device", "check_float", "check_int", "check_str"]
+__all__ = ["Range", "check_bool", "check_device", "check_float", "check_int", "check_int_list", "check_str"]
 
 
 @dataclass(frozen=True)
@@ -56,11 +56,25 @@ def check_int(name: str, value: Any, *, ge: int | None = None, le: int | None = 
 
 def check_float(name: str, value: Any, bounds: Range = Range()) -> float:
     """A finite real number (ints allowed, bools not) within ``bounds``."""
+    rule = bounds.describe() if bounds != Range() else "a finite number"
     if not isinstance(value, (int, float)) or isinstance(value, bool):
-        raise TypeError(f"{name} must be a number {bounds.describe()}, got {value!r} ({type(value).__name__})")
+        raise TypeError(f"{name} must be a number {rule}, got {value!r} ({type(value).__name__})")
     if not math.isfinite(value) or value not in bounds:
-        raise ValueError(f"{name} must be a finite number {bounds.describe()}, got {value}")
+        raise ValueError(f"{name} must be {rule}, got {value}")
     return float(value)
+
+
+def check_bool(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {value!r} ({type(value).__name__})")
+    return value
+
+
+def check_int_list(name: str, value: Any, *, ge: int | None = None) -> list[int]:
+    """A list/tuple of integers, each within bounds (``name[i]`` in messages)."""
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        raise TypeError(f"{name} must be a list of integers, got {value!r} ({type(value).__name__})")
+    return [check_int(f"{name}[{i}]", v, ge=ge) for i, v in enumerate(value)]
 
 
 def check_str(name: str, value: Any, choices: Any = None) -> str:

@@ -17,13 +17,14 @@ from typing import Any
 
 import torch
 
-from wavemixer.files import atomic_write, atomic_write_text, remove_stale_temporaries, strict_json
+from wavemixer.files import atomic_write, atomic_write_text, refuse_overwrite, remove_stale_temporaries, strict_json
 
 __all__ = [
     "MANIFEST",
     "TRAIN_STATE",
     "clean_run_dir",
     "load_train_state",
+    "prepare_output_dir",
     "prepare_run_dir",
     "record_outputs",
     "save_train_state",
@@ -99,6 +100,16 @@ def prepare_run_dir(path: Path, *, force: bool) -> Path:
         _remove_recorded(path, files)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def prepare_output_dir(folder: Path, files: list[str], *, force: bool, run_dir: Path | None = None) -> Path:
+    """A folder for reports (``eval``): refuses to overwrite ``files`` without ``force``; inside a run folder
+    they are added to its manifest, so ``train --force`` removes them with the run."""
+    refuse_overwrite([folder / f for f in files], force=force)
+    folder.mkdir(parents=True, exist_ok=True)
+    if run_dir is not None and folder.resolve().parent == run_dir.resolve() and _read_manifest(run_dir) is not None:
+        record_outputs(run_dir, [f"{folder.name}/{f}" for f in files])
+    return folder
 
 
 def save_train_state(path: Path, state: dict[str, Any]) -> None:
