@@ -43,6 +43,7 @@ def main() -> None:
         preprocessing=cfg["preprocessing"],
         labels=cfg["labels"],
         metadata=meta,
+        force=True,  # re-packaging a variant replaces its shipped weights
     )
     print(f"wrote {out}: test top-1 {meta['test_top1']:.2f} %")
 

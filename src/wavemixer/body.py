@@ -16,6 +16,7 @@ from .dwt import BoundaryMode
 from .filterbank import warn_if_level_too_high
 from .memory import GAMMA_FLOOR, can_invert_batchnorm, residual_batchnorm
 from .mixers import Mixer
+from .validation import Range, check_float, check_int
 
 __all__ = ["Stem", "WaveMixBody", "build_stem", "stem_reduction"]
 
@@ -89,14 +90,17 @@ class WaveMixBody(nn.Module):
         wavelet: str = "haar",
     ) -> None:
         super().__init__()
-        if not isinstance(depth, int) or depth < 1:
-            raise ValueError(f"depth must be an integer >= 1, got {depth!r}")
-        if stem not in STEMS:
+        check_int("depth", depth, ge=1)
+        check_int("final_dim", final_dim, ge=4)
+        if ff_channel is not None:
+            check_int("ff_channel", ff_channel, ge=1)
+        check_int("mult", mult, ge=1)
+        check_float("dropout", dropout, Range(ge=0, lt=1))
+        if not isinstance(stem, str) or stem not in STEMS:
             raise ValueError(f"unknown stem {stem!r}; expected one of {sorted(STEMS)}")
-        if in_chans < 1:
-            raise ValueError(f"in_chans must be >= 1, got {in_chans}")
-        if patch_size < 1 or stride < 1:
-            raise ValueError(f"patch_size and stride must be >= 1, got patch_size={patch_size}, stride={stride}")
+        check_int("in_chans", in_chans, ge=1)
+        check_int("patch_size", patch_size, ge=1)
+        check_int("stride", stride, ge=1)
         if ff_channel is not None and upsample != "convtranspose" and ff_channel != final_dim:
             raise ValueError(
                 f"ff_channel={ff_channel} applies only to upsample='convtranspose'; leave it unset with "

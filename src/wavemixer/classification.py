@@ -8,6 +8,7 @@ from .blocks import Upsampler
 from .body import Stem, WaveMixBody
 from .dwt import BoundaryMode
 from .mixers import Mixer
+from .validation import Range, check_float, check_int
 
 __all__ = ["WaveMix"]
 
@@ -65,14 +66,13 @@ class WaveMix(WaveMixBody):
             )
         )  # fmt: skip
         self.head_hidden_size = final_dim
-        self.drop_rate = drop_rate
+        self.drop_rate = check_float("drop_rate", drop_rate, Range(ge=0, lt=1))
         self.head_drop = nn.Dropout(drop_rate)
         self._set_head(num_classes, global_pool)
 
     def _set_head(self, num_classes: int, global_pool: str) -> None:
-        if num_classes < 0:
-            raise ValueError(f"num_classes must be >= 0 (0 removes the classifier), got {num_classes}")
-        if global_pool not in ("avg", ""):
+        check_int("num_classes", num_classes, ge=0)  # 0 removes the classifier (a float or NaN must not)
+        if not isinstance(global_pool, str) or global_pool not in ("avg", ""):
             raise ValueError(f"global_pool must be 'avg' or '' (no pooling), got {global_pool!r}")
         if global_pool == "" and num_classes > 0:
             raise ValueError("global_pool='' (unpooled feature maps) needs num_classes=0")

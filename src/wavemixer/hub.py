@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from .files import atomic_folder, atomic_write, refuse_overwrite
 from .registry import MODEL_CLASSES, ModelSpec, get_spec
 
 __all__ = [
@@ -56,28 +56,6 @@ def clean_state_dict(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
     return out
 
 
-def _current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def atomic_write(path: str | os.PathLike, write: Any) -> None:
-    """Call ``write(tmp_path)`` then rename over ``path``: a crash never leaves a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o666 & ~_current_umask())  # mkstemp creates 0600; give the file normal permissions
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def _json_ready(value: Any) -> Any:
     if isinstance(value, tuple):
         return [_json_ready(v) for v in value]
@@ -96,11 +74,13 @@ def save_pretrained(
     preprocessing: Mapping[str, Any] | None = None,
     labels: list[str] | None = None,
     metadata: Mapping[str, Any] | None = None,
+    force: bool = False,
 ) -> Path:
     """Write ``folder/config.json`` and ``folder/model.safetensors`` (fp32/bf16 as the weights are).
 
     ``preprocessing`` (mean, std, input size ...) and ``labels`` travel with the weights so that
-    prediction uses exactly what training used.
+    prediction uses exactly what training used. Both files appear together or not at all; an existing
+    model in ``folder`` is replaced only with ``force=True``. Other files in ``folder`` are left alone.
     """
     from safetensors.torch import save_file
 
@@ -108,6 +88,9 @@ def save_pretrained(
     if type(model).__name__ not in _TASK_OF_CLASS or not hasattr(model, "config"):
         raise TypeError(f"save_pretrained takes a wavemixer model, got {type(model).__name__}")
     folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise FileExistsError(f"{folder} exists and is not a folder")
+    refuse_overwrite([folder / CONFIG_NAME, folder / WEIGHTS_NAME], force=force)
     config = {
         "format": FORMAT,
         "format_version": 1,
@@ -119,9 +102,14 @@ def save_pretrained(
         "labels": list(labels) if labels is not None else None,
         "metadata": _json_ready(dict(metadata)) if metadata else None,
     }
+    try:  # before anything is written: a config that is not strict JSON must leave no files behind
+        config_text = json.dumps(config, indent=2, allow_nan=False) + "\n"
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"save_pretrained: the config, labels or metadata are not JSON-serialisable ({exc})") from exc
     state = {k: v.detach().contiguous().cpu() for k, v in clean_state_dict(model.state_dict()).items()}
-    atomic_write(folder / WEIGHTS_NAME, lambda tmp: save_file(state, tmp, metadata={"format": "pt"}))
-    atomic_write(folder / CONFIG_NAME, lambda tmp: Path(tmp).write_text(json.dumps(config, indent=2) + "\n"))
+    with atomic_folder(folder, owned=(CONFIG_NAME, WEIGHTS_NAME)) as tmp:
+        save_file(state, tmp / WEIGHTS_NAME, metadata={"format": "pt"})
+        (tmp / CONFIG_NAME).write_text(config_text)
     return folder
 
 

@@ -11,6 +11,7 @@ from torch import nn
 from .classification import WaveMix
 from .segmentation import WaveMixSegmentation
 from .super_resolution import WaveMixSR
+from .validation import check_bool
 
 __all__ = ["MODEL_CLASSES", "ModelSpec", "Task", "create_model", "get_spec", "list_models", "register_model"]
 
@@ -102,6 +103,9 @@ def create_model(name: str, *, pretrained: bool = False, **overrides: Any) -> nn
 
     ``pretrained=True`` loads the weights shipped inside the package for that variant.
     """
+    if not isinstance(name, str):
+        raise TypeError(f"create_model takes a registry model name (see list_models()), got {name!r}")
+    check_bool("pretrained", pretrained)
     spec = get_spec(name)
     if pretrained:
         from .hub import load_packaged_weights

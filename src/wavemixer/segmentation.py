@@ -11,6 +11,7 @@ from .blocks import Upsampler
 from .body import Stem, WaveMixBody, decoder_upsamples
 from .dwt import BoundaryMode
 from .mixers import Mixer
+from .validation import check_bool, check_int, check_int_list
 
 __all__ = ["WaveMixSegmentation"]
 
@@ -53,13 +54,17 @@ class WaveMixSegmentation(WaveMixBody):
             stem=stem, patch_size=patch_size, stride=stride, in_chans=in_chans, upsample=upsample, mode=mode,
             mixer=mixer, wavelet=wavelet,
         )  # fmt: skip
-        if num_classes < 1:
-            raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+        check_int("num_classes", num_classes, ge=1)
+        check_bool("resize_to_input", resize_to_input)
+        stages = decoder_upsamples(self.reduction)
         if decoder_dims is None:
-            decoder_dims = [max(final_dim >> (i + 1), 1) for i in range(decoder_upsamples(self.reduction))]
-        decoder_dims = [int(d) for d in decoder_dims]
-        if any(d < 1 for d in decoder_dims):
-            raise ValueError(f"decoder_dims must be positive, got {decoder_dims}")
+            decoder_dims = [max(final_dim >> (i + 1), 1) for i in range(stages)]
+        decoder_dims = check_int_list("decoder_dims", decoder_dims, ge=1)
+        if len(decoder_dims) < stages:  # fewer x2 stages would silently predict at a fraction of the resolution
+            raise ValueError(
+                f"decoder_dims={decoder_dims}: the stem reduces the input {self.reduction}x, which needs at least "
+                f"{stages} x2 decoder stage(s), one width each; give {stages} values (or leave it unset)"
+            )
         self._record_config(
             dict(
                 num_classes=num_classes, depth=depth, final_dim=final_dim, ff_channel=ff_channel, mult=mult,

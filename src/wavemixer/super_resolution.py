@@ -11,6 +11,7 @@ from .blocks import Upsampler
 from .body import WaveMixBody
 from .dwt import BoundaryMode
 from .mixers import Mixer
+from .validation import check_bool, check_int, check_int_list
 
 __all__ = ["WaveMixSR"]
 
@@ -47,12 +48,14 @@ class WaveMixSR(WaveMixBody):
             stem="strided", patch_size=1, stride=1, in_chans=in_chans, upsample=upsample, mode=mode,
             mixer=mixer, wavelet=wavelet,
         )  # fmt: skip
-        if scale < 2 or scale & (scale - 1):
+        check_int("scale", scale, ge=2)
+        check_bool("bicubic_residual", bicubic_residual)
+        if scale & (scale - 1):
             raise ValueError(f"scale must be a power of two >= 2 (2, 4, 8), got {scale}")
         stages = scale.bit_length() - 1
         if decoder_dims is None:
             decoder_dims = [max(final_dim >> (i + 1), 1) for i in range(stages)]
-        decoder_dims = [int(d) for d in decoder_dims]
+        decoder_dims = check_int_list("decoder_dims", decoder_dims, ge=1)
         if len(decoder_dims) != stages:
             raise ValueError(f"scale={scale} needs {stages} decoder_dims (one per x2 stage), got {decoder_dims}")
         self._record_config(

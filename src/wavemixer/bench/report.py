@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import csv
-import json
 import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from wavemixer.files import strict_json
 
 __all__ = ["format_markdown", "results_dir_name", "write_results"]
 
@@ -114,7 +115,7 @@ def write_results(
                "`dwt_mflops` column of the CSV. The reference's DWT is a grouped convolution and is "
                "counted.", ""]  # fmt: skip
     paths["markdown"].write_text("\n".join(header) + "\n" + format_markdown(rows))
-    paths["raw"].write_text(json.dumps(dict(meta=meta, records=list(records)), indent=1))
+    paths["raw"].write_text(strict_json(dict(meta=meta, records=list(records)), indent=1))
     plot = out_dir / "plot.png"
     if _plot(rows, plot):
         paths["plot"] = plot

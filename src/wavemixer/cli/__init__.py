@@ -6,6 +6,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 __all__ = ["COMMANDS", "main"]
 
@@ -24,8 +25,30 @@ class CLIError(Exception):
     """A user error: printed as one line without a traceback, exit status 2."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (the usage block is one ``--help`` away)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def add_threads_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice, usually one per core)")
+
+
+def add_force_option(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--force", action="store_true", help=f"overwrite {what} if it exists (default: refuse)")
+
+
+def check_common_options(args: argparse.Namespace, *, allow_auto_device: bool = True) -> None:
+    """The options eval, predict and bench share: --batch-size, --device, --threads (one-line errors)."""
+    from wavemixer.validation import check_device, check_int
+
+    if getattr(args, "batch_size", None) is not None:
+        check_int("--batch-size", args.batch_size, ge=1)
+    if getattr(args, "device", None) is not None:
+        check_device("--device", args.device, allow_auto=allow_auto_device)
+    apply_threads(getattr(args, "threads", None))
 
 
 def apply_threads(threads: int | None) -> None:
@@ -42,7 +65,7 @@ def apply_threads(threads: int | None) -> None:
 def build_parser() -> argparse.ArgumentParser:
     from wavemixer import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="wavemixer", description="WaveMix image models: train, evaluate, predict, benchmark, convert."
     )
     parser.add_argument("--version", action="version", version=f"wavemixer {__version__}")
@@ -61,7 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CLIError as exc:
         print(f"wavemixer {args.command}: error: {exc}", file=sys.stderr)
         return 2
-    except (ValueError, FileNotFoundError, TypeError) as exc:
+    except (ValueError, FileNotFoundError, FileExistsError, TypeError) as exc:
         if getattr(args, "debug", False):
             raise
         print(f"wavemixer {args.command}: error: {exc}", file=sys.stderr)

@@ -54,6 +54,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--reference-python", help="interpreter that imports wavemix (default: cached reference venv)")
     p.add_argument("--out", type=Path, default=Path("results"), help="parent folder of the results folder")
     p.add_argument("--tag", default="", help="word added to the results folder's name")
+    p.add_argument("--force", action="store_true", help="overwrite an existing results folder (default: refuse)")
     p.set_defaults(func=run)
 
 
@@ -71,7 +72,14 @@ def run(args: argparse.Namespace) -> int:
         write_results,
     )  # fmt: skip
     from wavemixer.bench.runner import machine_description
+    from wavemixer.cli import check_common_options
+    from wavemixer.validation import check_int
 
+    check_common_options(args, allow_auto_device=False)
+    for option, value, low in (("--warmup", args.warmup, 0), ("--iters", args.iters, 1), ("--rounds", args.rounds, 1)):
+        check_int(option, value, ge=low)
+    if args.img_size is not None:
+        check_int("--img-size", args.img_size, ge=1)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     entries = resolve_models(
         args.models, img_size=args.img_size, reference=not args.no_reference, variants=args.variants
@@ -85,13 +93,15 @@ def run(args: argparse.Namespace) -> int:
         iters=args.iters, rounds=args.rounds, threads=args.threads, reference_python=ref_python,
     )  # fmt: skip
     machine = machine_description(device)
-    print(f"wavemixer bench on {machine}: {len(entries)} models, {settings.rounds} rounds", file=sys.stderr)
-    records = run_sweep(entries, settings, log=lambda line: print(line, file=sys.stderr, flush=True))
-    rows = aggregate(records)
     label = "cpu" if device == "cpu" else machine
     folder = args.out / results_dir_name(
         label, settings.precisions, settings.channels_last, torch.__version__, args.tag
     )
+    if folder.exists() and any(folder.iterdir()) and not args.force:  # checked before the (long) sweep
+        raise FileExistsError(f"results folder {folder} already exists; pass --force to overwrite it, or --tag WORD")
+    print(f"wavemixer bench on {machine}: {len(entries)} models, {settings.rounds} rounds", file=sys.stderr)
+    records = run_sweep(entries, settings, log=lambda line: print(line, file=sys.stderr, flush=True))
+    rows = aggregate(records)
     meta = dict(
         machine=machine, command="wavemixer bench " + shlex.join(sys.argv[2:] if sys.argv[1:2] == ["bench"] else []),
         device=device, torch=torch.__version__, threads=settings.threads or torch.get_num_threads(),

@@ -43,16 +43,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from wavemixer.hub import CONFIG_NAME, save_pretrained
+    from wavemixer.files import refuse_overwrite
+    from wavemixer.hub import CONFIG_NAME, WEIGHTS_NAME, save_pretrained
     from wavemixer.reference import from_reference
 
     if not args.checkpoint.is_file():
         raise CLIError(f"checkpoint {args.checkpoint} does not exist")
-    if (args.output / CONFIG_NAME).exists() and not args.force:
-        raise CLIError(f"{args.output} already holds a model; pass --force to overwrite it")
+    try:  # before the (slow) conversion: config.json or model.safetensors alone is a model too
+        refuse_overwrite([args.output / CONFIG_NAME, args.output / WEIGHTS_NAME], force=args.force)
+    except FileExistsError as exc:
+        raise CLIError(f"{args.output} already holds a model ({exc})") from None
     model = from_reference(str(args.checkpoint), task=args.task, **dict(args.kwargs))
     metadata = {"converted_from": args.checkpoint.name, "reference_kwargs": dict(args.kwargs)}
-    save_pretrained(model, args.output, metadata=metadata)
+    save_pretrained(model, args.output, metadata=metadata, force=args.force)
     n = sum(p.numel() for p in model.parameters())
     print(f"wrote {args.output} ({type(model).__name__}, {n:,} parameters)")
     return 0

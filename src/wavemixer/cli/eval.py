@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
+import io
 from pathlib import Path
 
-from wavemixer.cli import add_threads_option, apply_threads
+from wavemixer.cli import add_force_option, add_threads_option, check_common_options
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -41,6 +41,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="where to write metrics.json, per_class.csv, confusion_matrix.png "
         "(default: <run folder>/eval-<dataset>-<split>, else ./eval-<dataset>-<split>)",
     )
+    add_force_option(p, "the reports in --output-dir")
     p.set_defaults(func=run)
 
 
@@ -49,13 +50,19 @@ def run(args: argparse.Namespace) -> int:
     from torch.utils.data import DataLoader
     from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
+    from wavemixer.files import atomic_write_text, strict_json
+    from wavemixer.train.checkpoint import prepare_output_dir
     from wavemixer.train.config import TrainConfig
     from wavemixer.train.datasets import build_datasets
     from wavemixer.train.distributed import _pick_device
     from wavemixer.train.inference import load_model
     from wavemixer.train.plots import plot_confusion_matrix
 
-    apply_threads(args.threads)
+    check_common_options(args)
+    if args.subset is not None and args.subset < 1:
+        raise ValueError(f"--subset must be an integer >= 1, got {args.subset}")
+    if not 0 < args.val_fraction < 1:
+        raise ValueError(f"--val-fraction must be in (0, 1), got {args.val_fraction}")
     device = _pick_device(args.device, 0)
     loaded = load_model(args.checkpoint, model_name=args.model, pretrained=args.pretrained, device=device)
     from wavemixer.train.dense import DENSE_TASKS, eval_dense, model_task
@@ -110,7 +117,8 @@ def run(args: argparse.Namespace) -> int:
     confusion = metrics["confusion"].compute().cpu()
     name = f"eval-{data.info.name}-{args.split}"
     out_dir = Path(args.output_dir) if args.output_dir else (loaded.run_dir or Path(".")) / name
-    out_dir.mkdir(parents=True, exist_ok=True)
+    reports = ["metrics.json", "per_class.csv", "confusion_matrix.png"]
+    prepare_output_dir(out_dir, reports, force=args.force, run_dir=loaded.run_dir)
     result = dict(
         model=loaded.name,
         source=loaded.source,
@@ -122,12 +130,13 @@ def run(args: argparse.Namespace) -> int:
         per_class={lab: acc for lab, acc in zip(loaded.labels, per_class)},
         confusion_matrix=confusion.tolist(),
     )
-    (out_dir / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
-    with open(out_dir / "per_class.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["class", "label", "images", "accuracy"])
-        for i, (lab, acc) in enumerate(zip(loaded.labels, per_class)):
-            w.writerow([i, lab, int(confusion[i].sum()), f"{acc:.2f}"])
+    atomic_write_text(out_dir / "metrics.json", strict_json(result))
+    table = io.StringIO()
+    w = csv.writer(table)
+    w.writerow(["class", "label", "images", "accuracy"])
+    for i, (lab, acc) in enumerate(zip(loaded.labels, per_class)):
+        w.writerow([i, lab, int(confusion[i].sum()), f"{acc:.2f}"])
+    atomic_write_text(out_dir / "per_class.csv", table.getvalue())
     plot_confusion_matrix(
         confusion.numpy(),
         loaded.labels,

@@ -12,11 +12,9 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import json
 import sys
-from pathlib import Path
 
-from wavemixer.cli import add_threads_option, apply_threads
+from wavemixer.cli import add_force_option, add_threads_option, check_common_options
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -37,6 +35,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pretrained", action="store_true", help="use the weights shipped in the package for --model")
     p.add_argument("--format", choices=["csv", "json"], default="csv", help="output format (default: csv)")
     p.add_argument("--output", "-o", help="write to this file instead of standard output")
+    add_force_option(p, "--output")
     p.add_argument("--top-k", type=int, default=5, help="how many top classes to list in JSON (default: 5)")
     p.add_argument("--batch-size", type=int, default=256, help="images per forward pass (default: 256)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N (default: cpu)")
@@ -56,9 +55,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from wavemixer.files import atomic_write_text, refuse_overwrite, strict_json
     from wavemixer.train.inference import find_images, load_model, predict_files
 
-    apply_threads(args.threads)
+    check_common_options(args, allow_auto_device=False)
+    if args.output:
+        refuse_overwrite([args.output], force=args.force)  # before any work, not after
     inputs = list(args.inputs)
     if args.model:
         source = None
@@ -75,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
         return predict_dense(loaded, find_images(inputs), args)
     rows = predict_files(loaded, find_images(inputs), batch_size=args.batch_size, top_k=args.top_k, device=args.device)
     if args.format == "json":
-        text = json.dumps(dict(model=loaded.name, source=loaded.source, predictions=rows), indent=2) + "\n"
+        text = strict_json(dict(model=loaded.name, source=loaded.source, predictions=rows))
     else:
         buf = io.StringIO()
         w = csv.writer(buf)
@@ -84,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
             w.writerow([r["file"], r["label"], r["index"], f"{r['probability']:.6f}"])
         text = buf.getvalue()
     if args.output:
-        Path(args.output).write_text(text)
+        atomic_write_text(args.output, text)
     else:
         sys.stdout.write(text)
     return 0

@@ -14,6 +14,7 @@ Options come from the defaults, the data set's defaults, ``--config file.yaml``,
 from __future__ import annotations
 
 import argparse
+import sys
 
 from wavemixer.cli import CLIError
 
@@ -33,7 +34,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from wavemixer.train.config import TrainConfig, config_from_args, load_yaml
-    from wavemixer.train.engine import train
+    from wavemixer.train.engine import Diverged, train
 
     explicit = {k: getattr(args, k) for k in TrainConfig.__dataclass_fields__ if hasattr(args, k)}
     if "model_args" in explicit:
@@ -45,4 +46,7 @@ def run(args: argparse.Namespace) -> int:
         train(cfg, explicit=explicit if cfg.resume else None)
     except FileExistsError as exc:
         raise CLIError(str(exc)) from exc
+    except Diverged as exc:  # not a usage error: the run started and failed, exit status 1
+        print(f"wavemixer train: error: {exc}", file=sys.stderr)
+        return 1
     return 0

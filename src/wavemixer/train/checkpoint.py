@@ -1,8 +1,9 @@
-"""Run folders and training checkpoints (atomic writes, corrupt-file detection).
+"""Run folders and training checkpoints (atomic writes, corrupt-file detection, a manifest of what was written).
 
 A run folder holds ``config.yaml`` (resolved options), ``summary.csv`` (one row per epoch), ``curves.png``,
 ``checkpoint.pt`` (everything needed to resume), ``best/`` and ``last/`` (``save_pretrained`` folders:
-safetensors weights + config + preprocessing + labels) and, at the end, ``results.json``.
+safetensors weights + config + preprocessing + labels), at the end ``results.json``, and
+``wavemixer-manifest.json``: every file wavemixer wrote there, the only files ``--force`` ever removes.
 """
 
 from __future__ import annotations
@@ -10,35 +11,105 @@ from __future__ import annotations
 import csv
 import io
 import json
-import shutil
-from pathlib import Path
+from collections.abc import Iterable
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import torch
 
-from wavemixer.hub import atomic_write
+from wavemixer.files import atomic_write, atomic_write_text, refuse_overwrite, remove_stale_temporaries, strict_json
 
-__all__ = ["TRAIN_STATE", "load_train_state", "prepare_run_dir", "save_train_state", "write_json", "write_summary"]
+__all__ = [
+    "MANIFEST",
+    "TRAIN_STATE",
+    "clean_run_dir",
+    "load_train_state",
+    "prepare_output_dir",
+    "prepare_run_dir",
+    "record_outputs",
+    "save_train_state",
+    "write_json",
+    "write_summary",
+]
 
 TRAIN_STATE = "checkpoint.pt"
-_RUN_MARKERS = ("config.yaml", TRAIN_STATE, "summary.csv", "best", "last", "results.json")
+MANIFEST = "wavemixer-manifest.json"
+_MANIFEST_FORMAT = "wavemixer-run-manifest"
+
+
+def _read_manifest(run_dir: Path) -> list[str] | None:
+    """The relative paths wavemixer wrote in ``run_dir``, or ``None`` when it has no (valid) manifest."""
+    try:
+        data = json.loads((run_dir / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or data.get("format") != _MANIFEST_FORMAT or not isinstance(data.get("files"), list):
+        return None
+    return [str(p) for p in data["files"]]
+
+
+def record_outputs(run_dir: Path, names: Iterable[str]) -> None:
+    """Add ``names`` (paths relative to ``run_dir``) to the manifest; rewritten only when something is new."""
+    files = _read_manifest(run_dir) or []
+    new = [n for n in names if n not in files]
+    if new or not (run_dir / MANIFEST).is_file():
+        text = strict_json(dict(format=_MANIFEST_FORMAT, files=sorted({*files, *new, MANIFEST})))
+        atomic_write_text(run_dir / MANIFEST, text)
+
+
+def _remove_recorded(run_dir: Path, files: list[str]) -> None:
+    """Delete the manifest's files (only plain relative paths inside ``run_dir``), then folders left empty."""
+    folders = set()
+    for name in files:
+        rel = PurePosixPath(name)
+        if rel.is_absolute() or ".." in rel.parts or not rel.parts:
+            continue  # a manifest never names anything outside its run folder
+        path = run_dir.joinpath(*rel.parts)
+        if path.is_file() or path.is_symlink():
+            path.unlink()
+        folders.update(run_dir.joinpath(*rel.parts[:i]) for i in range(1, len(rel.parts)))
+    for folder in sorted(folders, key=lambda p: len(p.parts), reverse=True):
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+
+
+def clean_run_dir(run_dir: Path) -> None:
+    """Remove what an interrupted save left behind (``.NAME.*.tmp``) in the run folder and its model folders."""
+    for folder in (run_dir, *(p for p in run_dir.iterdir() if p.is_dir() and not p.name.startswith("."))):
+        remove_stale_temporaries(folder)
 
 
 def prepare_run_dir(path: Path, *, force: bool) -> Path:
-    """Create the run folder; an existing non-empty one is an error unless ``force`` (then it is emptied)."""
+    """Create the run folder. An existing non-empty one is an error unless ``force``; then only the files its
+    manifest lists (what an earlier run wrote) are removed, never anything else the folder holds."""
     if path.exists() and not path.is_dir():
         raise FileExistsError(f"--output {path} exists and is not a folder")
     if path.is_dir() and any(path.iterdir()):
         if not force:
             raise FileExistsError(
                 f"run folder {path} already exists and is not empty; use --resume {path} to continue it, "
-                "--force to overwrite it, or another --output"
+                "--force to replace the run in it, or another --output"
             )
-        if not any((path / m).exists() for m in _RUN_MARKERS):
-            raise FileExistsError(f"--force refuses to empty {path}: it does not look like a wavemixer run folder")
-        shutil.rmtree(path)
+        files = _read_manifest(path)
+        if files is None:
+            raise FileExistsError(
+                f"--force removes only files wavemixer wrote, as listed in {path / MANIFEST}, and {path} has no "
+                "such manifest; choose another --output"
+            )
+        clean_run_dir(path)
+        _remove_recorded(path, files)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def prepare_output_dir(folder: Path, files: list[str], *, force: bool, run_dir: Path | None = None) -> Path:
+    """A folder for reports (``eval``): refuses to overwrite ``files`` without ``force``; inside a run folder
+    they are added to its manifest, so ``train --force`` removes them with the run."""
+    refuse_overwrite([folder / f for f in files], force=force)
+    folder.mkdir(parents=True, exist_ok=True)
+    if run_dir is not None and folder.resolve().parent == run_dir.resolve() and _read_manifest(run_dir) is not None:
+        record_outputs(run_dir, [f"{folder.name}/{f}" for f in files])
+    return folder
 
 
 def save_train_state(path: Path, state: dict[str, Any]) -> None:
@@ -80,4 +151,4 @@ def write_summary(path: Path, rows: list[dict[str, Any]]) -> None:
 
 
 def write_json(path: Path, data: Any) -> None:
-    atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(data, indent=2) + "\n"))
+    atomic_write_text(path, strict_json(data))

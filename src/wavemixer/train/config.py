@@ -12,11 +12,35 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from wavemixer.validation import DEVICE_PATTERN, Range
+
+from .validation import check_option, validate_config
+
 __all__ = ["TrainConfig", "add_config_arguments", "config_from_args", "load_yaml"]
 
 
-def _opt(default: Any, help: str, **argparse_kwargs: Any) -> Any:
-    return field(default=default, metadata=dict(help=help, **argparse_kwargs))
+def _opt(
+    default: Any,
+    help: str,
+    *,
+    ge: float | None = None,
+    gt: float | None = None,
+    le: float | None = None,
+    lt: float | None = None,
+    pattern: str | None = None,
+    pattern_help: str | None = None,
+    **argparse_kwargs: Any,
+) -> Any:
+    """A config field: its help, its valid range (checked by :mod:`.validation`) and extra argparse options."""
+    meta: dict[str, Any] = dict(help=help, **argparse_kwargs)
+    if (ge, gt, le, lt) != (None, None, None, None):
+        meta["range"] = Range(ge=ge, gt=gt, le=le, lt=lt)
+    if pattern is not None:
+        meta.update(pattern=pattern, pattern_help=pattern_help or pattern)
+    return field(default=default, metadata=meta)
+
+
+_VALIDATION_KEYS = ("range", "pattern", "pattern_help")
 
 
 @dataclass
@@ -50,25 +74,29 @@ class TrainConfig:
         0.1,
         "fraction of the training split held out for model selection and early "
         "stopping (ignored when the data set has its own val split)",
+        gt=0,
+        lt=1,
     )
     subset: int | None = _opt(
-        None, "use only the first N (stratified) training and N//4 val/test images: quick experiments and tests"
+        None,
+        "use only the first N (stratified) training and N//4 val/test images: quick experiments and tests",
+        ge=1,
     )
-    input_size: int | None = _opt(None, "resize images to this square size (default: the data set's native size)")
-    crop_padding: int | None = _opt(None, "random-crop augmentation: pad by this many pixels then crop (0 = off)")
+    input_size: int | None = _opt(None, "resize images to this square size (default: the data set's native size)", ge=1)
+    crop_padding: int | None = _opt(None, "random-crop augmentation: pad by this many pixels then crop (0 = off)", ge=0)
     hflip: bool | None = _opt(None, "random horizontal flip augmentation")
     trivial_augment: bool | None = _opt(None, "TrivialAugmentWide augmentation (as in the reference recipes)")
-    workers: int | None = _opt(None, "data-loader worker processes per rank (default: 0 for in-memory data sets)")
+    workers: int | None = _opt(None, "data-loader worker processes per rank (default: 0 for in-memory data sets)", ge=0)
     # model
     model: str | None = _opt(None, "registry model name (see `wavemixer models`); default depends on --dataset")
     model_args: dict[str, Any] = field(
         default_factory=dict, metadata=dict(help="override a constructor argument, e.g. dropout=0.1 (repeatable)")
     )
     # optimisation
-    epochs: int | None = _opt(None, "maximum number of epochs (default depends on --dataset)")
-    batch_size: int = _opt(128, "global batch size (split over ranks and accumulation steps)")
-    eval_batch_size: int = _opt(512, "batch size for validation and test")
-    grad_accum: int = _opt(1, "gradient-accumulation steps per optimizer step")
+    epochs: int | None = _opt(None, "maximum number of epochs (default depends on --dataset)", ge=1)
+    batch_size: int = _opt(128, "global batch size (split over ranks and accumulation steps)", ge=1)
+    eval_batch_size: int = _opt(512, "batch size for validation and test", ge=1)
+    grad_accum: int = _opt(1, "gradient-accumulation steps per optimizer step", ge=1)
     recipe: str = _opt(
         "standard",
         "standard: one optimizer with warm-up + schedule; dualopt: the reference's "
@@ -77,19 +105,20 @@ class TrainConfig:
         choices=["standard", "dualopt"],
     )
     opt: str = _opt("adamw", "optimizer of the standard recipe", choices=["adamw", "sgd"])
-    lr: float | None = _opt(None, "peak learning rate (default 2e-3 for adamw, 0.05 for sgd)")
-    weight_decay: float = _opt(0.01, "decoupled weight decay (AdamW) / L2 (SGD)")
-    momentum: float = _opt(0.9, "SGD momentum")
+    lr: float | None = _opt(None, "peak learning rate (default 2e-3 for adamw, 0.05 for sgd)", gt=0)
+    weight_decay: float = _opt(0.01, "decoupled weight decay (AdamW) / L2 (SGD)", ge=0)
+    momentum: float = _opt(0.9, "SGD momentum", ge=0, lt=1)
     sched: str = _opt("cosine", "learning-rate schedule per step", choices=["cosine", "constant"])
-    warmup_epochs: float = _opt(1.0, "linear warm-up length in epochs")
-    min_lr_ratio: float = _opt(0.01, "cosine schedule floor as a fraction of --lr")
+    warmup_epochs: float = _opt(1.0, "linear warm-up length in epochs", ge=0)
+    min_lr_ratio: float = _opt(0.01, "cosine schedule floor as a fraction of --lr", ge=0, le=1)
     patience: int | None = _opt(
         None,
         "stop after this many epochs without a better val metric (standard: default off; dualopt: default 5 per phase)",
+        ge=1,
     )
-    sgd_lr: float = _opt(1e-3, "dualopt phase-2 SGD learning rate")
-    label_smoothing: float = _opt(0.0, "cross-entropy label smoothing")
-    clip_grad: float | None = _opt(None, "clip the gradient norm to this value")
+    sgd_lr: float = _opt(1e-3, "dualopt phase-2 SGD learning rate", gt=0)
+    label_smoothing: float = _opt(0.0, "cross-entropy label smoothing", ge=0, lt=1)
+    clip_grad: float | None = _opt(None, "clip the gradient norm to this value", gt=0)
     # speed / precision
     amp: str = _opt(
         "none", "mixed precision: bf16 (CPU and GPU) or fp16 (GPU, with a GradScaler)", choices=["none", "bf16", "fp16"]
@@ -101,23 +130,29 @@ class TrainConfig:
         False, "keep fewer activations (recompute the MLPs, rebuild BatchNorm inputs): same gradients, less memory"
     )
     ema: bool = _opt(False, "keep an exponential moving average of the weights and evaluate/save it")
-    ema_decay: float = _opt(0.999, "EMA decay per optimizer step")
+    ema_decay: float = _opt(0.999, "EMA decay per optimizer step", ge=0, lt=1)
     sync_bn: bool = _opt(False, "synchronise BatchNorm statistics across ranks (distributed runs)")
-    threads: int | None = _opt(None, "torch CPU threads per rank (default: torch's choice)")
-    device: str = _opt("auto", "auto, cpu, cuda, cuda:N, mps")
+    threads: int | None = _opt(None, "torch CPU threads per rank (default: torch's choice)", ge=1)
+    device: str = _opt(
+        "auto", "auto, cpu, cuda, cuda:N, mps", pattern=DEVICE_PATTERN, pattern_help="auto, cpu, cuda, cuda:N, xpu, mps"
+    )
     # run folder
     output: str | None = _opt(
         None, "run folder (default runs/<dataset>-<model>-<time>); never overwritten without --force"
     )
     force: bool = _opt(False, "overwrite an existing run folder")
     resume: str | None = _opt(None, "continue the interrupted run in this folder exactly where it stopped")
-    seed: int = _opt(0, "random seed (data split, initialisation, shuffling, augmentation)")
-    log_interval: int = _opt(50, "optimizer steps between log lines (non-interactive output)")
+    seed: int = _opt(0, "random seed (data split, initialisation, shuffling, augmentation)", ge=0)
+    log_interval: int = _opt(50, "optimizer steps between log lines (non-interactive output)", ge=0)
     stop_after_steps: int | None = _opt(
         None,
         "simulate an interruption: exit after this many optimizer steps (the run can then be continued with --resume)",
+        ge=1,
     )
     quiet: bool = _opt(False, "only print the final result")
+
+    def __post_init__(self) -> None:
+        validate_config(self)  # every field typed and range-checked from its declaration
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -135,24 +170,17 @@ def _parse_model_arg(text: str) -> tuple[str, Any]:
     return key.strip(), yaml.safe_load(value)
 
 
-def _optional_type(f: dataclasses.Field) -> Any:
-    text = str(f.type)
-    if text.startswith("int"):
-        return int
-    if text.startswith("float"):
-        return float
-    return str
-
-
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     """One option per :class:`TrainConfig` field; defaults are ``SUPPRESS`` so only explicit flags override."""
     parser.add_argument("--config", metavar="YAML", help="YAML file of options (keys as in the run's config.yaml)")
     for name, f in _FIELDS.items():
         flag = "--" + name.replace("_", "-")
-        meta = dict(f.metadata)
+        meta = {k: v for k, v in f.metadata.items() if k not in _VALIDATION_KEYS}
         help_text = meta.pop("help")
         default = f.default if f.default is not dataclasses.MISSING else None  # type: ignore[misc]
         shown = f" (default: {default})" if default not in (None, False) else ""
+        if "range" in f.metadata:
+            shown += f"; {f.metadata['range'].describe()}"
         common = dict(dest=name, default=argparse.SUPPRESS, help=help_text + shown, **meta)
         if name == "model_args":
             parser.add_argument(
@@ -166,9 +194,8 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
         elif str(f.type).startswith("bool"):
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, **common)
         else:
-            parser.add_argument(
-                flag, type=_optional_type(f), metavar=name.upper() if "choices" not in meta else None, **common
-            )
+            # values stay text here: TrainConfig converts and range-checks them with one message format
+            parser.add_argument(flag, metavar=name.upper() if "choices" not in meta else None, **common)
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
@@ -187,7 +214,7 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     unknown = sorted(set(data) - set(_FIELDS))
     if unknown:
         raise ValueError(f"{path}: unknown option(s) {unknown}; see `wavemixer train --help`")
-    return data
+    return {key: check_option(_FIELDS[key], value, f"{path}: {key}") for key, value in data.items()}
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:

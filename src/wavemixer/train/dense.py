@@ -7,12 +7,15 @@ is ``segmentation`` or ``super_resolution``; data, metrics and outputs are the t
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch.utils.data import DataLoader
+
+from wavemixer.files import atomic_write_text, strict_json
+
+from .checkpoint import prepare_output_dir
 
 __all__ = ["DENSE_TASKS", "eval_dense", "model_task", "predict_dense"]
 
@@ -60,10 +63,10 @@ def eval_dense(loaded: Any, args: argparse.Namespace, device: torch.device) -> i
     values = task.compute_metrics(metrics)
     name = f"eval-{data.info.name}-{args.split}"
     out_dir = Path(args.output_dir) if args.output_dir else (loaded.run_dir or Path(".")) / name
-    out_dir.mkdir(parents=True, exist_ok=True)
+    prepare_output_dir(out_dir, ["metrics.json"], force=getattr(args, "force", False), run_dir=loaded.run_dir)
     result = dict(model=loaded.name, source=loaded.source, task=task_name, dataset=data.info.name, split=args.split,
                   images=len(ds), **values)  # fmt: skip
-    (out_dir / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
+    atomic_write_text(out_dir / "metrics.json", strict_json(result))
     if task_name == "segmentation":
         per_class = {k[4:]: v for k, v in values.items() if k.startswith("iou_")}
         print(f"{loaded.name} on {data.info.name} {args.split} ({len(ds):,} images): mIoU {values['miou']:.2f}%  "
@@ -91,9 +94,9 @@ def predict_dense(loaded: Any, files: list[Path], args: argparse.Namespace) -> i
 
         records = predict_super_resolution(loaded.model, files, out_dir, from_hr=bool(getattr(args, "from_hr", False)),
                                            device=args.device)  # fmt: skip
-    text = json.dumps(dict(model=loaded.name, source=loaded.source, task=task_name, outputs=records), indent=2) + "\n"
+    text = strict_json(dict(model=loaded.name, source=loaded.source, task=task_name, outputs=records))
     if getattr(args, "output", None):
-        Path(args.output).write_text(text)
+        atomic_write_text(args.output, text)  # predict refused an existing file before predicting
     else:
         print(text, end="")
     return 0

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
+from wavemixer.files import atomic_write_text
 from wavemixer.hub import clean_state_dict, save_pretrained
 
 from . import checkpoint as ckpt
@@ -39,15 +40,19 @@ from .distributed import (
 from .plots import plot_curves
 from .tasks import Task, get_task, task_class
 
-__all__ = ["ModelEMA", "Trainer", "resolve_config", "train"]
+__all__ = ["Diverged", "ModelEMA", "Trainer", "resolve_config", "train"]
 
 
 class Interrupted(Exception):
     """Raised by ``--stop-after-steps`` to imitate an interruption."""
 
 
+class Diverged(RuntimeError):
+    """The loss became NaN or infinite: the run stops, keeping the checkpoints of the last good epoch."""
+
+
 def resolve_config(cfg: TrainConfig) -> TrainConfig:
-    """Fill ``None`` options from the data set's defaults and the recipe; validate ranges."""
+    """Fill ``None`` options from the data set's defaults and the recipe."""
     task_defaults = getattr(task_class(cfg.task), "dataset_defaults", None)  # tasks with their own data sets
     if task_defaults is not None:
         name, d = task_defaults(cfg.dataset)
@@ -62,15 +67,7 @@ def resolve_config(cfg: TrainConfig) -> TrainConfig:
         changes["lr"] = 1e-3 if cfg.recipe == "dualopt" else (2e-3 if cfg.opt == "adamw" else 0.05)
     if cfg.patience is None and cfg.recipe == "dualopt":
         changes["patience"] = 5
-    cfg = dataclasses.replace(cfg, **changes)
-    for key in ("batch_size", "eval_batch_size", "grad_accum", "epochs"):
-        if getattr(cfg, key) < 1:
-            raise ValueError(f"--{key.replace('_', '-')} must be at least 1, got {getattr(cfg, key)}")
-    if cfg.patience is not None and cfg.patience < 1:
-        raise ValueError(f"--patience must be at least 1, got {cfg.patience}")
-    if not 0.0 <= cfg.ema_decay < 1.0:
-        raise ValueError(f"--ema-decay must be in [0, 1), got {cfg.ema_decay}")
-    return cfg
+    return dataclasses.replace(cfg, **changes)  # TrainConfig checks every value, the filled-in ones too
 
 
 class ModelEMA:
@@ -293,6 +290,7 @@ class Trainer:
             model_name=self.cfg.model,
             preprocessing=self.task.preprocessing(self.info),
             labels=self.info.labels,
+            force=True,  # best/ and last/ are this run's own folders, rewritten every epoch
             metadata=dict(
                 dataset=self.info.name,
                 epoch=self.epoch,
@@ -324,7 +322,10 @@ class Trainer:
                 with self.autocast():
                     loss = self.task.loss(self.net(x), y)
                 self.scaler.scale(loss / accum).backward()
-            loss_sum += float(loss.detach()) * len(y)
+            loss_value = float(loss.detach())  # the one host sync per micro-batch the loop already had
+            if not math.isfinite(loss_value) and not ctx.distributed:  # ranks stop together, at the epoch's end
+                raise Diverged(f"the training loss is {loss_value} at step {self.global_step + 1}")
+            loss_sum += loss_value * len(y)
             count += len(y)
             if not last_micro:
                 continue
@@ -414,6 +415,8 @@ class Trainer:
             t0 = time.perf_counter()
             train_loss = self.train_one_epoch()
             val = self.evaluate(self.data.val)
+            if not (math.isfinite(train_loss) and math.isfinite(val["loss"])):  # the reduced values: every rank
+                raise Diverged(f"the epoch's mean training loss is {train_loss}, val loss {val['loss']}")
             self.epoch += 1
             row = dict(
                 epoch=self.epoch,
@@ -437,6 +440,9 @@ class Trainer:
             )
             if self.ctx.is_main:
                 state = self.state_dict()
+                written = [ckpt.TRAIN_STATE, "summary.csv", "curves.png", *_model_files("last")]
+                written += [*_model_files("best"), *(["best_state.pt"] if cfg.recipe == "dualopt" else [])]
+                ckpt.record_outputs(run_dir, written)  # before writing: the manifest never misses a file
                 if improved:
                     self._save_model(run_dir / "best")
                     if cfg.recipe == "dualopt":
@@ -465,6 +471,7 @@ class Trainer:
             torch=torch.__version__, rank_checksums=_gather_checksums(self.model, self.ctx),
         )  # fmt: skip
         if self.ctx.is_main:
+            ckpt.record_outputs(run_dir, ["results.json"])
             ckpt.write_json(run_dir / "results.json", results)
         sel = self.task.select_metric
         msg = f"best val {sel} {self.best:.2f} (epoch {self.best_epoch})"
@@ -487,6 +494,23 @@ def _gather_checksums(model: nn.Module, ctx: DistContext) -> list[float]:
     return [float(v) for v in out]
 
 
+def _model_files(folder: str) -> list[str]:
+    from wavemixer.hub import CONFIG_NAME, WEIGHTS_NAME
+
+    return [f"{folder}/{CONFIG_NAME}", f"{folder}/{WEIGHTS_NAME}"]
+
+
+def _check_resume_flags(cfg: TrainConfig) -> None:
+    """``--resume DIR`` continues DIR in place: another ``--output`` or ``--force`` contradicts it."""
+    if cfg.output is not None and Path(cfg.output).resolve() != Path(cfg.resume).resolve():  # type: ignore[arg-type]
+        raise ValueError(
+            f"--resume {cfg.resume} continues that run in its own folder; --output {cfg.output} contradicts it "
+            "(copy the run folder first to continue it elsewhere)"
+        )
+    if cfg.force:
+        raise ValueError(f"--resume {cfg.resume} keeps the run's files; --force contradicts it (drop one)")
+
+
 def _default_run_dir(cfg: TrainConfig) -> Path:
     return Path("runs") / f"{cfg.dataset}-{cfg.model}-{time.strftime('%Y%m%d-%H%M%S')}"
 
@@ -498,9 +522,12 @@ def train(cfg: TrainConfig, *, out: Any = None, explicit: dict[str, Any] | None 
     trainer: Trainer | None = None
     try:
         if cfg.resume:
+            _check_resume_flags(cfg)
             run_dir = Path(cfg.resume)
             state = ckpt.load_train_state(run_dir / ckpt.TRAIN_STATE)
-            keep = {"stop_after_steps": None, "resume": str(run_dir), "output": str(run_dir)}
+            if ctx.is_main:
+                ckpt.clean_run_dir(run_dir)  # temporaries of a save that was cut short
+            keep = {"stop_after_steps": None, "resume": str(run_dir), "output": str(run_dir), "force": False}
             saved = {k: v for k, v in state["config"].items() if k in {f.name for f in dataclasses.fields(cfg)}}
             cfg = TrainConfig(**{**saved, **keep, **(explicit or {})})
             trainer = Trainer(resolve_config(cfg), ctx=ctx, out=out)
@@ -530,9 +557,16 @@ def train(cfg: TrainConfig, *, out: Any = None, explicit: dict[str, Any] | None 
                 import yaml
 
                 resolved = {**trainer.cfg.to_dict(), "output": str(run_dir)}
-                (run_dir / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
+                ckpt.record_outputs(run_dir, ["config.yaml"])
+                atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(resolved, sort_keys=False))
         try:
             results = trainer.fit(run_dir)
+        except Diverged as exc:
+            last = f"the last good epoch ({trainer.epoch}) is kept in {run_dir}" if trainer.epoch else "nothing saved"
+            raise Diverged(
+                f"training diverged: {exc.args[0]} (epoch {trainer.epoch + 1}, --lr {trainer.cfg.lr}); stopped, "
+                f"{last}; lower --lr or set --clip-grad"
+            ) from None
         except Interrupted as exc:
             trainer.log(f"stopped after {exc.args[0]} steps (--stop-after-steps); continue with --resume {run_dir}")
             results = None

@@ -82,8 +82,29 @@ def load_model(
                 f"{folder} stores no preprocessing (mean/std/input size) and {name!r} is not a "
                 "registry name to take defaults from; re-save it with preprocessing"
             ) from None
-    labels = cfg.get("labels") or [str(i) for i in range(getattr(model, "num_classes", 0))]
+    n_classes = getattr(model, "num_classes", 0)
+    labels = cfg.get("labels") or [str(i) for i in range(n_classes)]
+    if cfg.get("task", "classification") == "classification":  # dense tasks take any size, their own way
+        _check_preprocessing(pre, folder)
+        if len(labels) != n_classes:
+            raise ValueError(
+                f"{folder / 'config.json'} lists {len(labels)} labels but the model predicts {n_classes} classes; "
+                "fix its 'labels' (one per class)"
+            )
     return LoadedModel(model, dict(pre), list(labels), name, str(folder), run_dir)
+
+
+def _check_preprocessing(pre: Any, folder: Path) -> None:
+    """What prediction needs from a stored preprocessing: mean, std and input_size [C, H, W]."""
+    where = f"{folder / 'config.json'}: preprocessing"
+    if not isinstance(pre, dict):
+        raise ValueError(f"{where} must be a mapping with mean, std and input_size, got {pre!r}")
+    missing = [k for k in ("mean", "std", "input_size") if k not in pre]
+    if missing:
+        raise ValueError(f"{where} lacks {', '.join(missing)} (needs mean, std and input_size [C, H, W])")
+    size = pre["input_size"]
+    if not (isinstance(size, list) and len(size) == 3 and all(isinstance(v, int) and v >= 1 for v in size)):
+        raise ValueError(f"{where} input_size must be [channels, height, width] of positive integers, got {size!r}")
 
 
 def find_images(inputs: list[str]) -> list[Path]:
