@@ -20,7 +20,9 @@ def main() -> None:
     table = {
         "pywavelets_version": pywt.__version__,
         "order": ["dec_lo", "dec_hi", "rec_lo", "rec_hi"],
-        "wavelets": {name: [list(f) for f in pywt.Wavelet(name).filter_bank] for name in pywt.wavelist(kind="discrete")},
+        "wavelets": {
+            name: [list(f) for f in pywt.Wavelet(name).filter_bank] for name in pywt.wavelist(kind="discrete")
+        },
     }
     OUT.write_text(json.dumps(table, separators=(",", ":")) + "\n")
     print(f"{OUT}: {len(table['wavelets'])} wavelets, {OUT.stat().st_size} bytes")

@@ -80,6 +80,17 @@ def test_resolve_pairs_ours_reference_and_variants() -> None:
     assert {e.group for e in entries} == {"wavemix_lite_144_7_cifar10:depth=2"}
 
 
+def test_bench_carries_mixer_and_wavelet_and_skips_the_reference(capsys) -> None:
+    from wavemixer.bench.worker import build_model
+
+    entries = resolve_models(["wavemix_lite_144_7_cifar10:mixer=random,wavelet=db2,depth=1"])
+    assert [e.source for e in entries] == ["wavemixer"]  # the reference package has only the Haar DWT
+    assert "mixer" in capsys.readouterr().err
+    assert (entries[0].kwargs["mixer"], entries[0].kwargs["wavelet"]) == ("random", "db2")
+    model = build_model(dict(source="wavemixer", task=entries[0].task, kwargs=entries[0].kwargs))
+    assert (model.blocks[0].mixer, model.blocks[0].wavelet) == ("random", "db2")
+
+
 def _record(label: str, source: str, mode: str, precision: str, ms: float, mem: float, batch: int = 8) -> dict:
     return dict(label=label, group="g", source=source, variant="", mode=mode, precision=precision, round=0,
                 batch_size=batch, input_size="3x32x32", times_ms=[ms, ms], median_ms=ms, peak_mem_mb=mem,

@@ -103,6 +103,8 @@ def test_predict_on_saved_images_matches_eval(cli_run, tmp_path, capsys):
         (["predict", "{tmp}/nomodel", "x.png"], "not found"),
         (["predict", "--model", "wavemix_lite_8_10_mnist", "x.png"], "--pretrained"),
         (["eval", "{tmp}"], "config.json"),
+        (["train", "--subset", "128", "--epochs", "1", "--model-arg", "mode=foo"], "unknown boundary mode='foo'"),
+        (["train", "--subset", "128", "--epochs", "1", "--model-arg", "wavelet=db99"], "unknown wavelet 'db99'"),
         (["eval", "{tmp}", "--threads", "0"], "--threads must be at least 1"),
         (["predict", "{tmp}/nomodel", "x.png", "--threads", "-2"], "--threads must be at least 1"),
     ],
@@ -114,6 +116,31 @@ def test_bad_inputs_get_one_line_errors(argv, message, tmp_path, capsys, monkeyp
     err = capsys.readouterr().err.strip()
     assert message in err and "Traceback" not in err and len(err.splitlines()) == 1
     assert not any((tmp_path / "runs").glob("*")), "a failed start must not leave a run folder behind"
+
+
+def test_train_eval_predict_another_mixer_and_wavelet(tmp_path, capsys):
+    """--model-arg mixer=/wavelet= reach the model, its saved config.json, eval and predict."""
+    from wavemixer.hub import from_pretrained
+
+    run = tmp_path / "run"
+    argv = ["train", *TINY, "--model-arg", "mixer=random", "--model-arg", "wavelet=db2", "--epochs", "1",
+            "--subset", "256", "--output", str(run), "--quiet"]  # fmt: skip
+    assert main(argv) == 0
+    saved = json.loads((run / "best" / "config.json").read_text())["config"]
+    assert (saved["mixer"], saved["wavelet"]) == ("random", "db2")
+    model = from_pretrained(run / "best")
+    assert (model.blocks[0].mixer, model.blocks[0].wavelet, model.blocks[0].mixers[0].weight.shape[-1]) == (
+        "random", "db2", 4)  # fmt: skip
+    assert main(["eval", str(run)]) == 0
+    assert 0 <= json.loads((run / "eval-digits-test" / "metrics.json").read_text())["top1"] <= 100
+    from wavemixer.train import TrainConfig, resolve_config
+    from wavemixer.train.datasets import build_datasets
+
+    image = build_datasets(resolve_config(TrainConfig())).test.images[0]
+    Image.fromarray(image[0].numpy()).save(tmp_path / "0.png")
+    capsys.readouterr()
+    assert main(["predict", str(run), str(tmp_path / "0.png"), "--format", "json"]) == 0
+    assert "0.png" in capsys.readouterr().out
 
 
 def test_predict_rejects_empty_folder_and_corrupt_checkpoint(cli_run, tmp_path, capsys):

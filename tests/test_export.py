@@ -13,6 +13,8 @@ FAMILIES = {
     "super_resolution": lambda: WaveMixSR(scale=2, depth=1, final_dim=16, level=2),
     # bilinear upsampling runs as matrix products on CPU (wavemixer.upsampling): it must trace too
     "bilinear": lambda: WaveMix(num_classes=5, depth=2, final_dim=16, level=2, upsample="bilinear"),
+    # the general filter bank (boundary extension as small matrix products) and a cropped, longer-filter block
+    "db2_symmetric": lambda: WaveMix(num_classes=5, depth=2, final_dim=16, level=2, wavelet="db2", mode="symmetric"),
 }
 INPUT = (2, 3, 32, 32)
 

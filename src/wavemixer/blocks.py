@@ -128,12 +128,12 @@ class WaveMixBlock(nn.Module):
     The caller adds the residual.
 
     Odd or non-divisible sizes work: the DWT extends odd sizes by the boundary ``mode`` (as PyWavelets).
-    Crop rule: each x2-upsampled map is cropped to the finer level's size, starting at
-    ``offset = F/2 - 1`` pixels for a wavelet with length-``F`` filters (0 for Haar and for
-    ``mode='periodization'``). A length-``F`` filter gives ``floor((N + F - 1) / 2)`` coefficients, more
-    than half of ``N``, and coefficient ``o`` is centred ``offset`` pixels before ``2o + 1/2``, so the crop
-    puts every upsampled value back over the pixels it came from and the block stays resolution-preserving
-    for any wavelet and size.
+    Crop rule: each x2-upsampled map is cropped to the finer level's size, starting ``offset`` pixels in
+    (:func:`wavemixer.filterbank.analysis_offset`: 0 for Haar and ``mode='periodization'``, 2 for db2).
+    A length-``F`` filter gives ``floor((N + F - 1) / 2)`` coefficients, more than half of ``N``, centred
+    up to ``F - 2`` samples before the Haar positions; the crop puts every upsampled value back within
+    about half a pixel of the pixels it came from, and the block stays resolution-preserving for any wavelet
+    and size.
     """
 
     def __init__(

@@ -222,11 +222,18 @@ def extend2(x: Tensor, flen: int, mode: str) -> Tensor:
 
 
 def analysis_offset(wavelet: str, mode: str) -> int:
-    """Input samples by which coefficient ``o`` is centred before ``2o + 1/2`` (Haar: 0).
+    """Where, in input pixels, the x2-upsampled coefficient map of ``wavelet`` must be cropped to line up.
 
-    Used by the block to re-centre the x2-upsampled coarse map on the pixels it came from.
+    Low-pass coefficient ``o`` is centred on input sample ``2o + 1 - c``, with ``c`` the tap index of the
+    energy centre of ``dec_lo``; its two upsampled pixels sit at ``2o`` and ``2o + 1``. Cropping from
+    ``floor(c)`` (the integer nearest ``c - 1/2``) brings them within half a pixel of their source: 0 for
+    Haar, 2 for db2, 3 for bior2.2. ``periodization`` keeps Haar's ``ceil(N/2)`` grid, offset 0.
     """
-    return 0 if mode == "periodization" else filter_length(wavelet) // 2 - 1
+    if mode == "periodization":
+        return 0
+    lo = filter_bank(wavelet)[0]
+    centre = sum(i * t * t for i, t in enumerate(lo)) / sum(t * t for t in lo)
+    return min(math.floor(centre), len(lo) - 2)
 
 
 def _filters(wavelet: str, which: slice, like: Tensor, flip: bool) -> Tensor:

@@ -32,13 +32,16 @@ def count_dwt_flops(model: nn.Module, input_size: Sequence[int], batch_size: int
     """Arithmetic of the Haar DWTs in one forward pass: 12 adds/multiplies per 2x2 patch, per level.
 
     Counted from the blocks' actual input sizes (hooks on the meta-device copy), so odd sizes and
-    multi-level blocks are exact.
+    multi-level blocks are exact. Blocks with another mixer or wavelet add nothing here: their filter
+    banks and convolutions are convolutions, counted by :func:`count_macs` (docs/wavelets.md).
     """
     meta = copy.deepcopy(model).to("meta").eval()
     total = 0
 
     def hook(block: nn.Module, args: tuple) -> None:
         nonlocal total
+        if block.mixer != "dwt" or block.wavelet != "haar":
+            return
         b, c, h, w = args[0].shape
         channels = c // 4
         for _ in range(block.level):

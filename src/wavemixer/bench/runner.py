@@ -116,7 +116,7 @@ def reference_kwargs(task: str, config: dict[str, Any]) -> dict[str, Any]:
     back = reference_kwargs_to_config(task, **candidate)
     ours = {**config, "ff_channel": candidate["ff_channel"]}
     fixed = dict(in_chans=3, upsample="convtranspose", mode="zero", global_pool="avg", drop_rate=0.0,
-                 bicubic_residual=False)  # fmt: skip
+                 bicubic_residual=False, mixer="dwt", wavelet="haar")  # fmt: skip
     mismatch = [k for k, v in back.items() if k in ours and _norm(ours[k]) != _norm(v) and k != "stem"]
     mismatch += [k for k, v in fixed.items() if k in ours and ours[k] not in (v, None)]
     if task == "classification" and back["stem"] != ours.get("stem", "patchify"):
