@@ -240,47 +240,29 @@ def image(tmp_path) -> Path:
 
 
 @pytest.mark.parametrize(
-    ("flags", "fragment"),
+    ("command", "flags", "fragment"),
     [
-        (["--device", "tpu"], "--device must be one of cpu, cuda"),
-        (["--device", "auto"], "--device must be one of cpu, cuda"),
-        (["--batch-size", "-1"], "--batch-size must be an integer >= 1, got -1"),
-        (["--batch-size", "0"], "--batch-size must be an integer >= 1, got 0"),
-        (["--top-k", "0"], "--top-k must be at least 1"),
-        (["--threads", "0"], "--threads must be at least 1"),
-        (["--batch-size", "x"], "argument --batch-size: invalid int value: 'x'"),
+        ("predict", ["--device", "tpu"], "--device must be one of cpu, cuda"),
+        ("predict", ["--device", "auto"], "--device must be one of cpu, cuda"),
+        ("predict", ["--batch-size", "-1"], "--batch-size must be an integer >= 1, got -1"),
+        ("predict", ["--batch-size", "0"], "--batch-size must be an integer >= 1, got 0"),
+        ("predict", ["--top-k", "0"], "--top-k must be at least 1"),
+        ("predict", ["--threads", "0"], "--threads must be at least 1"),
+        ("predict", ["--batch-size", "x"], "argument --batch-size: invalid int value: 'x'"),
+        ("eval", ["--device", "tpu"], "--device must be one of auto, cpu, cuda"),
+        ("eval", ["--batch-size", "-1"], "--batch-size must be an integer >= 1, got -1"),
+        ("eval", ["--subset", "0"], "--subset must be an integer >= 1"),
+        ("eval", ["--val-fraction", "1.5"], "--val-fraction must be in (0, 1)"),
+        ("bench", ["--device", "tpu"], "--device must be one of cpu, cuda"),
+        ("bench", ["-b", "-1"], "--batch-size must be an integer >= 1, got -1"),
+        ("bench", ["--iters", "0"], "--iters must be an integer >= 1"),
+        ("bench", ["--threads", "0"], "--threads must be at least 1"),
     ],
 )
-def test_predict_flags(flags, fragment, model_dir, image, capsys):
-    code, err = _cli(["predict", str(model_dir), str(image), *flags], capsys)
-    _assert_one_line_error(code, err, fragment)
-
-
-@pytest.mark.parametrize(
-    ("flags", "fragment"),
-    [
-        (["--device", "tpu"], "--device must be one of auto, cpu, cuda"),
-        (["--batch-size", "-1"], "--batch-size must be an integer >= 1, got -1"),
-        (["--subset", "0"], "--subset must be an integer >= 1"),
-        (["--val-fraction", "1.5"], "--val-fraction must be in (0, 1)"),
-    ],
-)
-def test_eval_flags(flags, fragment, model_dir, capsys):
-    code, err = _cli(["eval", str(model_dir), *flags], capsys)
-    _assert_one_line_error(code, err, fragment)
-
-
-@pytest.mark.parametrize(
-    ("flags", "fragment"),
-    [
-        (["--device", "tpu"], "--device must be one of cpu, cuda"),
-        (["-b", "-1"], "--batch-size must be an integer >= 1, got -1"),
-        (["--iters", "0"], "--iters must be an integer >= 1"),
-        (["--threads", "0"], "--threads must be at least 1"),
-    ],
-)
-def test_bench_flags(flags, fragment, capsys):
-    code, err = _cli(["bench", "wavemix_lite_32_7_cifar10_tiny", "--no-reference", *flags], capsys)
+def test_eval_predict_bench_flags(command, flags, fragment, model_dir, image, capsys):
+    inputs = {"predict": [str(model_dir), str(image)], "eval": [str(model_dir)]}
+    inputs["bench"] = ["wavemix_lite_32_7_cifar10_tiny", "--no-reference"]
+    code, err = _cli([command, *inputs[command], *flags], capsys)
     _assert_one_line_error(code, err, fragment)
 
 
