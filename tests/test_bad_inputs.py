@@ -299,6 +299,32 @@ def test_eval_reports_are_not_overwritten_without_force(model_dir, tmp_path, cap
     assert json.loads(metrics.read_text())["images"] > 0
 
 
+def test_dense_predictions_are_not_written_into_a_full_folder_without_force(tmp_path, capsys):
+    model = WaveMixSegmentation(num_classes=3, depth=1, final_dim=16, level=1)
+    folder = save_pretrained(model, tmp_path / "seg", preprocessing={"mean": [0.5] * 3, "std": [0.5] * 3})
+    Image.new("RGB", (16, 16)).save(tmp_path / "a.png")
+    (tmp_path / "pred").mkdir()
+    (tmp_path / "pred" / "a_mask.png").write_bytes(b"mine")
+    argv = ["predict", str(folder), str(tmp_path / "a.png"), "--output-dir", str(tmp_path / "pred")]
+    code, err = _cli(argv, capsys)
+    _assert_one_line_error(code, err, "is not empty; pass --force")
+    assert (tmp_path / "pred" / "a_mask.png").read_bytes() == b"mine"
+    assert main([*argv, "--force"]) == 0
+    assert (tmp_path / "pred" / "a_mask.png").read_bytes() != b"mine"
+
+
+def test_an_interrupted_folder_swap_is_undone_and_temporaries_removed(tmp_path):
+    from wavemixer.files import remove_stale_temporaries
+
+    (tmp_path / ".best.old.abc123.tmp").mkdir()  # cut between "best -> old" and "new -> best"
+    (tmp_path / ".best.old.abc123.tmp" / "config.json").write_text("{}")
+    (tmp_path / ".last.xyz789.tmp").mkdir()  # a new folder that never got renamed into place
+    (tmp_path / ".checkpoint.pt.q1w2e3.tmp").write_bytes(b"partial")
+    remove_stale_temporaries(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best"]
+    assert (tmp_path / "best" / "config.json").read_text() == "{}"
+
+
 def test_bench_results_folder_is_not_overwritten_without_force(tmp_path, capsys):
     from wavemixer.bench import results_dir_name
 
