@@ -50,19 +50,19 @@ def run(args: argparse.Namespace) -> int:
     from torch.utils.data import DataLoader
     from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
-    from wavemixer.files import atomic_write_text, strict_json
+    from wavemixer.files import atomic_write_text, refuse_overwrite, strict_json
     from wavemixer.train.checkpoint import prepare_output_dir
     from wavemixer.train.config import TrainConfig
     from wavemixer.train.datasets import build_datasets
     from wavemixer.train.distributed import _pick_device
     from wavemixer.train.inference import load_model
     from wavemixer.train.plots import plot_confusion_matrix
+    from wavemixer.train.validation import check_fields
 
     check_common_options(args)
-    if args.subset is not None and args.subset < 1:
-        raise ValueError(f"--subset must be an integer >= 1, got {args.subset}")
-    if not 0 < args.val_fraction < 1:
-        raise ValueError(f"--val-fraction must be in (0, 1), got {args.val_fraction}")
+    check_fields(TrainConfig, subset=args.subset, val_fraction=args.val_fraction, seed=args.seed)  # as train's
+    if args.output_dir:  # refuse before evaluating, not after
+        refuse_overwrite([Path(args.output_dir) / "metrics.json"], force=args.force)
     device = _pick_device(args.device, 0)
     loaded = load_model(args.checkpoint, model_name=args.model, pretrained=args.pretrained, device=device)
     from wavemixer.train.dense import DENSE_TASKS, eval_dense, model_task

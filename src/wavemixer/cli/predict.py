@@ -35,7 +35,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pretrained", action="store_true", help="use the weights shipped in the package for --model")
     p.add_argument("--format", choices=["csv", "json"], default="csv", help="output format (default: csv)")
     p.add_argument("--output", "-o", help="write to this file instead of standard output")
-    add_force_option(p, "--output")
+    add_force_option(p, "--output (and write into a non-empty --output-dir)")
     p.add_argument("--top-k", type=int, default=5, help="how many top classes to list in JSON (default: 5)")
     p.add_argument("--batch-size", type=int, default=256, help="images per forward pass (default: 256)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N (default: cpu)")

@@ -178,9 +178,9 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
         meta = {k: v for k, v in f.metadata.items() if k not in _VALIDATION_KEYS}
         help_text = meta.pop("help")
         default = f.default if f.default is not dataclasses.MISSING else None  # type: ignore[misc]
-        shown = f" (default: {default})" if default not in (None, False) else ""
-        if "range" in f.metadata:
-            shown += f"; {f.metadata['range'].describe()}"
+        notes = [f"default: {default}"] if default is not None and default is not False else []
+        notes += [f.metadata["range"].describe()] if "range" in f.metadata else []
+        shown = f" ({'; '.join(notes)})" if notes else ""
         common = dict(dest=name, default=argparse.SUPPRESS, help=help_text + shown, **meta)
         if name == "model_args":
             parser.add_argument(

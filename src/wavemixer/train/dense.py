@@ -84,6 +84,11 @@ def predict_dense(loaded: Any, files: list[Path], args: argparse.Namespace) -> i
     """Write mask/overlay PNGs (segmentation) or upscaled images + comparisons (super-resolution)."""
     task_name = model_task(loaded.model)
     out_dir = Path(getattr(args, "output_dir", None) or "predictions")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not getattr(args, "force", False):
+        raise FileExistsError(
+            f"--output-dir {out_dir} is not empty; pass --force to write into it (images of the same names "
+            "are replaced), or choose another folder"
+        )
     if task_name == "segmentation":
         from .segmentation import predict_segmentation
 

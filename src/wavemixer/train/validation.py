@@ -18,7 +18,7 @@ from typing import Any
 
 from wavemixer.validation import Range
 
-__all__ = ["check_option", "flag", "validate_config"]
+__all__ = ["check_fields", "check_option", "flag", "validate_config"]
 
 _INT = re.compile(r"[+-]?\d+")
 
@@ -98,3 +98,9 @@ def validate_config(cfg: Any) -> None:
     """Check and convert every field of a config dataclass in place."""
     for f in dataclasses.fields(cfg):
         object.__setattr__(cfg, f.name, check_option(f, getattr(cfg, f.name)))
+
+
+def check_fields(cls: Any, **values: Any) -> dict[str, Any]:
+    """Check values for some of ``cls``'s fields (other commands' flags that mean the same as train's)."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    return {name: check_option(fields[name], value) for name, value in values.items()}
