@@ -152,7 +152,7 @@ def eval_data_config(args: argparse.Namespace, meta: dict[str, Any], run_dir: Pa
     )
     values = {k: v for k, v in stored.items() if k in TrainConfig.__dataclass_fields__ and v is not None}
     if args.dataset and stored.get("dataset") and args.dataset != stored.get("dataset"):
-        values = {}  # another data set: none of the run's data settings apply
+        values, stored = {}, {}  # another data set: none of the run's data settings apply
     values.update({k: v for k, v in given.items() if v is not None})
     if not values.get("dataset"):
         raise ValueError("the checkpoint does not record its data set; pass --dataset")
@@ -174,5 +174,5 @@ def check_split(split: str, hashes: dict[str, str], stored: dict[str, Any], seed
         return
     raise ValueError(
         f"the {split} split rebuilt from the run's settings differs from the one it trained with (fingerprint "
-        f"{hashes.get(split)} vs {want}): the data changed since; evaluate on --split test or retrain"
+        f"{hashes.get(split)} vs {want}): the images changed since the run; restore them or retrain"
     )
