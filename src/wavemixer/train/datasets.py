@@ -692,9 +692,10 @@ def scan_folder(root: Path, *, skip_corrupt: bool = False, input_size: int | Non
     return scan
 
 
-def scan_summary(scan: FolderScan) -> str:
-    """One line: what was found, before anything trains."""
-    per_split = ", ".join(f"{len(files):,} {split}" for split, (files, _) in scan.splits.items())
+def scan_summary(scan: FolderScan, counts: dict[str, int] | None = None) -> str:
+    """One line: what was found (and, given ``counts``, how it was split), before anything trains."""
+    counts = counts or {split: len(files) for split, (files, _) in scan.splits.items()}
+    per_split = " / ".join(f"{n:,} {split}" for split, n in counts.items())
     sizes = sorted(scan.sizes.items(), key=lambda kv: -kv[1])
     size_text = ", ".join(f"{h}x{w}" for (h, w), _ in sizes[:3])
     size_text += f" (+{len(sizes) - 3} more)" if len(sizes) > 3 else ""
@@ -888,7 +889,7 @@ def build_datasets(cfg: Any) -> DataBundle:
     scan = None
     if folder_root is not None:
         splits, scan = _folder_bundle(folder_root, cfg)
-        notes += [scan_summary(scan), *scan.notes]
+        notes += scan.notes
         labels, in_chans, size = scan.classes, 1 if scan.color_mode == "L" else 3, scan.size
         train, val, test = splits["train"], splits.get("val"), splits.get("test")
         in_memory = False
@@ -944,5 +945,8 @@ def build_datasets(cfg: Any) -> DataBundle:
     val.transform = eval_tf
     if test is not None:
         test.transform = eval_tf
-    hashes = {k: split_hash(d) for k, d in (("train", train), ("val", val), ("test", test)) if d is not None}
+    parts = {k: d for k, d in (("train", train), ("val", val), ("test", test)) if d is not None}
+    if scan is not None:
+        notes.insert(0, scan_summary(scan, {k: len(d) for k, d in parts.items()}))
+    hashes = {k: split_hash(d) for k, d in parts.items()}
     return DataBundle(train, val, test, info, in_memory, notes, derived, hashes)
