@@ -187,6 +187,10 @@ def resolve_models(
 
 
 # -- reference interpreter --------------------------------------------------------------------------
+#: disk use of the created reference environment (torch with its CUDA wheels, wavemix 0.2.4, numpy<2)
+REFERENCE_ENV_SIZE = "about 5.5 GB"
+
+
 def default_reference_python() -> Path:
     """``$WAVEMIXER_REFERENCE_PYTHON`` or the cached venv ``~/.cache/wavemixer/reference-venv``."""
     env = os.environ.get("WAVEMIXER_REFERENCE_PYTHON")
@@ -202,7 +206,13 @@ def ensure_reference_python(python: str | os.PathLike | None, *, create: bool = 
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
     if path.exists() and subprocess.run(check, capture_output=True, env=env).returncode == 0:
         return path
-    if python or not create:
+    if not python and not create:
+        raise FileNotFoundError(
+            f"the reference package's environment {path.parent.parent} is not set up: pass "
+            f"--create-reference-env to create it ({REFERENCE_ENV_SIZE}, several minutes, needs PyPI), "
+            "--reference-python PYTHON for one that imports wavemix, or --no-reference"
+        )
+    if python:
         raise FileNotFoundError(
             f"{path} cannot import the reference package; install it there with "
             f"`pip install torch wavemix==0.2.4 'numpy<2'`, or pass --no-reference"
@@ -210,7 +220,11 @@ def ensure_reference_python(python: str | os.PathLike | None, *, create: bool = 
     import torch
 
     venv = path.parent.parent
-    print(f"creating the reference environment in {venv} (torch {torch.__version__}, wavemix 0.2.4)", file=sys.stderr)
+    print(
+        f"creating the reference environment in {venv} (torch {torch.__version__}, wavemix 0.2.4; "
+        f"{REFERENCE_ENV_SIZE})",
+        file=sys.stderr,
+    )
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     torch_req = f"torch=={torch.__version__.split('+')[0]}"
     subprocess.run([str(path), "-m", "pip", "install", "-q", torch_req, *REFERENCE_REQUIREMENTS], check=True)

@@ -92,7 +92,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"wavemixer {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        return _closed_pipe()
+    try:
+        sys.stdout.flush()  # a reader that stopped early (`wavemixer models | head -3`) shows here
+    except BrokenPipeError:
+        return _closed_pipe()
     return int(result or 0)
+
+
+def _closed_pipe() -> int:
+    """The reader closed standard output: stop quietly, as command-line tools do (status 128 + SIGPIPE)."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())  # Python's final flush at exit must not raise again
+    return 141
 
 
 if __name__ == "__main__":

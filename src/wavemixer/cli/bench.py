@@ -1,9 +1,9 @@
 """``wavemixer bench``: parameters, MACs, inference and training speed and peak memory, side by side.
 
 Each of our models is measured next to the reference ``wavemix`` package's model of the same
-configuration (run by ``--reference-python``, default a venv created under
-``~/.cache/wavemixer/reference-venv``) and any timm/torchvision baselines, one fresh process per
-measurement, rounds interleaved. Examples::
+configuration (run by ``--reference-python``, or a venv under ``~/.cache/wavemixer/reference-venv`` that
+``--create-reference-env`` creates once: about 5.5 GB, several minutes) and any timm/torchvision baselines,
+one fresh process per measurement, rounds interleaved. Examples::
 
     wavemixer bench wavemix_lite_144_7_cifar10 -b 32 --precision fp32 bf16 --variants opt ckpt
     wavemixer bench wavemix_192_16_tinyimagenet timm:resnet18:num_classes=200 -b 16 --img-size 64
@@ -52,6 +52,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, help="torch threads per worker (default: torch's choice)")
     p.add_argument("--no-reference", action="store_true", help="do not run the reference package")
     p.add_argument("--reference-python", help="interpreter that imports wavemix (default: cached reference venv)")
+    p.add_argument(
+        "--create-reference-env",
+        action="store_true",
+        help="create the cached reference venv if missing (~/.cache/wavemixer/reference-venv, about 5.5 GB)",
+    )
     p.add_argument("--out", type=Path, default=Path("results"), help="parent folder of the results folder")
     p.add_argument("--tag", default="", help="word added to the results folder's name")
     p.add_argument("--force", action="store_true", help="overwrite an existing results folder (default: refuse)")
@@ -86,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     )
     ref_python = None
     if any(e.source == "reference" for e in entries):
-        ref_python = str(ensure_reference_python(args.reference_python))
+        ref_python = str(ensure_reference_python(args.reference_python, create=args.create_reference_env))
     settings = BenchSettings(
         batch_size=args.batch_size, modes=("infer", "train") if args.mode == "both" else (args.mode,),
         precisions=tuple(args.precision), channels_last=args.channels_last, device=device, warmup=args.warmup,

@@ -1,8 +1,10 @@
 """``wavemixer eval``: top-1/top-5 accuracy, per-class accuracy and a confusion matrix on a data split.
 
-The checkpoint's stored preprocessing is used (not the data set's defaults).
+The checkpoint's stored preprocessing is used (not the data set's defaults), and a run's stored data settings
+(data set, --data-dir, seed, val fraction, subset): ``--split val`` rebuilds exactly the run's validation
+images, checked against the fingerprint the run stored. Flags given here override the stored settings.
 
-  wavemixer eval runs/mnist-run --dataset mnist --data-dir DATA            # test split
+  wavemixer eval runs/mnist-run                                            # test split of the run's data
   wavemixer eval --model wavemix_lite_8_10_mnist --pretrained --dataset mnist --data-dir DATA
 """
 
@@ -11,7 +13,9 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import sys
 from pathlib import Path
+from typing import Any
 
 from wavemixer.cli import add_force_option, add_threads_option, check_common_options
 
@@ -30,8 +34,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data-dir", help="data location, as for `wavemixer train`")
     p.add_argument("--download", action="store_true", help="download torchvision data sets if missing")
     p.add_argument("--split", choices=["test", "val"], default="test", help="which split (default: test)")
-    p.add_argument("--val-fraction", type=float, default=0.1, help="val split held out of train, as in training")
-    p.add_argument("--seed", type=int, default=0, help="seed of the val split, as in training (default: 0)")
+    p.add_argument("--val-fraction", type=float, help="val split held out of train (default: the run's, else 0.1)")
+    p.add_argument(
+        "--seed", type=int, help="seed of the val split (default: the run's; another one overlaps its training images)"
+    )
     p.add_argument("--subset", type=int, help="evaluate on a subset (as `train --subset`)")
     p.add_argument("--batch-size", type=int, default=512, help="images per forward pass (default: 512)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default: auto)")
@@ -70,33 +76,18 @@ def run(args: argparse.Namespace) -> int:
     if model_task(loaded.model) in DENSE_TASKS:  # segmentation: mIoU; super-resolution: PSNR/SSIM vs bicubic
         return eval_dense(loaded, args, device)
     meta = loaded.model.pretrained_config.get("metadata") or {}
-    dataset = args.dataset or meta.get("dataset")
-    if not dataset:
-        raise ValueError("the checkpoint does not record its data set; pass --dataset")
-    seed = args.seed
-    if loaded.run_dir is not None and args.seed == 0 and meta.get("seed") is not None:
-        seed = int(meta["seed"])  # the val split of that run
-    pre = loaded.preprocessing
-    cfg = TrainConfig(
-        dataset=dataset,
-        data_dir=args.data_dir,
-        download=args.download,
-        val_fraction=args.val_fraction,
-        subset=args.subset,
-        seed=seed,
-        input_size=int(pre["input_size"][1]),
-    )
+    cfg, stored = eval_data_config(args, meta, loaded.run_dir)
     data = build_datasets(cfg)
-    if data.info.in_chans != pre["input_size"][0]:
-        raise ValueError(
-            f"the model takes {pre['input_size'][0]}-channel images but {dataset} has {data.info.in_chans}"
-        )
+    dataset = data.info.name
+    if data.info.in_chans != pre_chans(loaded):
+        raise ValueError(f"the model takes {pre_chans(loaded)}-channel images but {dataset} has {data.info.in_chans}")
     n = data.info.num_classes
     if n != len(loaded.labels):
         raise ValueError(f"the model predicts {len(loaded.labels)} classes but {dataset} has {n}")
     ds = data.test if args.split == "test" else data.val
     if ds is None:
         raise ValueError(f"{dataset} has no {args.split} split; use --split val")
+    check_split(args.split, data.split_hashes, stored, cfg.seed)
     ds.transform = loaded.transform()
     metrics = {
         "top1": MulticlassAccuracy(n, top_k=1, average="micro"),
@@ -127,6 +118,7 @@ def run(args: argparse.Namespace) -> int:
         images=len(ds),
         top1=top1,
         top5=top5,
+        labels=list(loaded.labels),
         per_class={lab: acc for lab, acc in zip(loaded.labels, per_class)},
         confusion_matrix=confusion.tolist(),
     )
@@ -148,3 +140,49 @@ def run(args: argparse.Namespace) -> int:
     print("lowest per-class accuracy: " + ", ".join(f"{lab} {acc:.1f}%" for acc, lab in worst))
     print(f"wrote {out_dir}/metrics.json, per_class.csv, confusion_matrix.png")
     return 0
+
+
+def pre_chans(loaded: Any) -> int:
+    return int(loaded.preprocessing["input_size"][0])
+
+
+def eval_data_config(args: argparse.Namespace, meta: dict[str, Any], run_dir: Path | None) -> tuple[Any, dict]:
+    """The data configuration to evaluate on: the run's stored settings, overridden by flags given here."""
+    from wavemixer.train.config import TrainConfig
+
+    stored = dict(meta.get("data") or {})
+    if not stored and run_dir is not None and (run_dir / "config.yaml").is_file():  # runs saved before data settings
+        import yaml
+
+        saved = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
+        stored = {k: saved.get(k) for k in ("dataset", "data_dir", "seed", "val_fraction", "subset", "input_size")}
+    stored.setdefault("seed", meta.get("seed"))
+    given = dict(
+        dataset=args.dataset, data_dir=args.data_dir, seed=args.seed, val_fraction=args.val_fraction, subset=args.subset
+    )
+    values = {k: v for k, v in stored.items() if k in TrainConfig.__dataclass_fields__ and v is not None}
+    if args.dataset and stored.get("dataset") and args.dataset != stored.get("dataset"):
+        values, stored = {}, {}  # another data set: none of the run's data settings apply
+    values.update({k: v for k, v in given.items() if v is not None})
+    if not values.get("dataset"):
+        raise ValueError("the checkpoint does not record its data set; pass --dataset")
+    values["download"] = args.download
+    return TrainConfig(**values), stored
+
+
+def check_split(split: str, hashes: dict[str, str], stored: dict[str, Any], seed: int) -> None:
+    """Refuse a val split that is not the run's own (it would score training images) unless asked for."""
+    want = (stored.get("split_hashes") or {}).get(split)
+    if want is None or hashes.get(split) == want:
+        return
+    if stored.get("seed") is not None and seed != stored["seed"]:
+        print(
+            f"note: --seed {seed} is not the run's seed {stored['seed']}: this {split} split is not the run's and "
+            "overlaps its training images",
+            file=sys.stderr,
+        )
+        return
+    raise ValueError(
+        f"the {split} split rebuilt from the run's settings differs from the one it trained with (fingerprint "
+        f"{hashes.get(split)} vs {want}): the images changed since the run; restore them or retrain"
+    )

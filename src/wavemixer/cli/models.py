@@ -10,7 +10,9 @@ from wavemixer.registry import get_spec, list_models
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("models", help="list the registered model variants", description=__doc__)
-    p.add_argument("pattern", nargs="?", default="*", help="shell-style name filter, e.g. 'wavemix_lite*'")
+    p.add_argument(
+        "pattern", nargs="?", default="*", help="name filter: a substring (mnist) or a shell pattern ('wavemix_lite*')"
+    )
     p.add_argument("--task", choices=["classification", "segmentation", "super_resolution"], help="only this task")
     p.add_argument("--pretrained", action="store_true", help="only variants whose weights ship in the package")
     p.add_argument("--format", choices=["table", "markdown", "json"], default="table", help="output format")
@@ -20,6 +22,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def rows(pattern: str = "*", task: str | None = None, pretrained: bool = False) -> list[dict]:
     from wavemixer.hub import packaged_weights_dir
 
+    if not any(ch in pattern for ch in "*?["):
+        pattern = f"*{pattern}*"  # a plain word matches anywhere in the name
     out = []
     for name in list_models(pattern, task=task):  # type: ignore[arg-type]
         spec = get_spec(name)

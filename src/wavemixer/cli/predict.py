@@ -1,7 +1,9 @@
 """``wavemixer predict``: labels and probabilities for images or folders of images.
 
 Uses the preprocessing (normalisation, input size, colour mode) stored with the checkpoint, so predictions
-match ``wavemixer eval``.
+match ``wavemixer eval``. The ``flag`` column warns of inputs unlike the training images (their per-channel
+mean/std far from the ones stored at training time: ``input_z`` above the stored threshold) and of top-1
+probabilities under 0.5.
 
   wavemixer predict runs/mnist-run digit.png more_digits/          # a training run folder (its best weights)
   wavemixer predict --model wavemix_lite_8_10_mnist --pretrained digit.png --format json
@@ -81,9 +83,10 @@ def run(args: argparse.Namespace) -> int:
     else:
         buf = io.StringIO()
         w = csv.writer(buf)
-        w.writerow(["file", "label", "index", "probability"])
+        w.writerow(["file", "label", "index", "probability", "input_z", "flag"])
         for r in rows:
-            w.writerow([r["file"], r["label"], r["index"], f"{r['probability']:.6f}"])
+            z = "" if r["input_z"] is None else f"{r['input_z']:g}"
+            w.writerow([r["file"], r["label"], r["index"], f"{r['probability']:.6f}", z, r["flag"]])
         text = buf.getvalue()
     if args.output:
         atomic_write_text(args.output, text)

@@ -63,11 +63,13 @@ class TrainConfig:
     dataset: str = _opt(
         "digits",
         "data set: digits (embedded, offline), mnist, fashion_mnist, emnist_<split>, "
-        "kmnist, cifar10, cifar100, svhn, imagefolder (a folder or .zip with train/ [val/] [test/])",
+        "kmnist, cifar10, cifar100, svhn, imagefolder (a folder or .zip of <class>/<image> or "
+        "train/ [val/] [test/] <class>/<image>, or a .csv/.json manifest of path,label)",
     )
     data_dir: str | None = _opt(
         None,
-        "where the data set lives (torchvision root, or the ImageFolder tree / zip); default ~/.cache/wavemixer/data",
+        "where the data set lives (torchvision root, or the image folder / zip / manifest); "
+        "default ~/.cache/wavemixer/data",
     )
     download: bool = _opt(False, "download torchvision data sets into --data-dir if missing")
     val_fraction: float = _opt(
@@ -77,6 +79,11 @@ class TrainConfig:
         gt=0,
         lt=1,
     )
+    test_fraction: float = _opt(
+        0.1,
+        "image folders without a test split: fraction held out as test, with a fixed seed (the same for every --seed)",
+    )
+    skip_corrupt: bool = _opt(False, "image folders: train without the unreadable images the up-front scan reports")
     subset: int | None = _opt(
         None,
         "use only the first N (stratified) training and N//4 val/test images: quick experiments and tests",
@@ -121,13 +128,21 @@ class TrainConfig:
     clip_grad: float | None = _opt(None, "clip the gradient norm to this value", gt=0)
     # speed / precision
     amp: str = _opt(
-        "none", "mixed precision: bf16 (CPU and GPU) or fp16 (GPU, with a GradScaler)", choices=["none", "bf16", "fp16"]
+        "auto",
+        "mixed precision: auto (bf16 where the device runs it natively: CUDA with bf16, CPUs with AVX512_BF16 or "
+        "AMX; fp32 elsewhere), none, bf16, or fp16 (GPU, with a GradScaler)",
+        choices=["auto", "none", "bf16", "fp16"],
     )
     channels_last: bool = _opt(False, "channels-last memory format")
     compile: bool = _opt(False, "torch.compile the model")
     grad_checkpointing: bool = _opt(False, "recompute block activations in the backward pass to save memory")
     memory_efficient: bool = _opt(
         False, "keep fewer activations (recompute the MLPs, rebuild BatchNorm inputs): same gradients, less memory"
+    )
+    bn_recalibrate: int = _opt(
+        50,
+        "precise BatchNorm: before each validation and save, recompute BatchNorm statistics over this many "
+        "training batches (0 = off; keeps short runs' reported accuracy honest)",
     )
     ema: bool = _opt(False, "keep an exponential moving average of the weights and evaluate/save it")
     ema_decay: float = _opt(0.999, "EMA decay per optimizer step", ge=0, lt=1)

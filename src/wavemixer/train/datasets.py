@@ -13,7 +13,8 @@ import os
 import struct
 import threading
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,11 +29,18 @@ __all__ = [
     "IMAGE_EXTENSIONS",
     "DataBundle",
     "DataInfo",
+    "FolderScan",
     "Preprocess",
     "build_datasets",
     "dataset_defaults",
     "default_data_dir",
+    "derive_defaults",
+    "image_features",
+    "image_statistics",
     "load_image",
+    "scan_folder",
+    "scan_summary",
+    "split_hash",
 ]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
@@ -41,7 +49,6 @@ _MNIST = dict(mean=(0.1307,), std=(0.3081,))
 _CIFAR10 = dict(mean=(0.4914, 0.4822, 0.4465), std=(0.2470, 0.2435, 0.2616))
 _CIFAR100 = dict(mean=(0.5071, 0.4865, 0.4409), std=(0.2673, 0.2564, 0.2762))
 _SVHN = dict(mean=(0.4377, 0.4438, 0.4728), std=(0.1980, 0.2010, 0.1970))
-_IMAGENET = dict(mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
 _EMNIST_SPLITS = ("byclass", "bymerge", "balanced", "letters", "digits", "mnist")
 
 # Per-data-set defaults: model, epochs, normalisation, augmentation (crop padding, flip, TrivialAugmentWide).
@@ -97,8 +104,9 @@ DATASETS: dict[str, dict[str, Any]] = {
     "svhn": dict(
         model="wavemix_lite_64_6_cifar10", epochs=30, crop_padding=2, hflip=False, trivial_augment=False, **_SVHN
     ),
+    # image folders: model, epochs, augmentation and normalisation are derived from the data (derive_defaults)
     "imagefolder": dict(
-        model="wavemix_lite_64_6_cifar10", epochs=50, crop_padding=0, hflip=True, trivial_augment=True, **_IMAGENET
+        model=None, epochs=None, crop_padding=None, hflip=None, trivial_augment=None, mean=None, std=None
     ),
 }
 _DATASET_ALIASES = {
@@ -206,8 +214,11 @@ def load_image(source: str | Path | bytes, mode: str) -> Tensor:
 class ArrayDataset(Dataset):
     """In-memory uint8 images (N×C×H×W) and labels."""
 
-    def __init__(self, images: Tensor, labels: Tensor, transform: Preprocess | None = None) -> None:
+    def __init__(
+        self, images: Tensor, labels: Tensor, transform: Preprocess | None = None, ids: Tensor | None = None
+    ) -> None:
         self.images, self.labels, self.transform = images, labels.long(), transform
+        self.ids = torch.arange(len(labels)) if ids is None else ids  # index in the source: splits are traceable
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -218,7 +229,7 @@ class ArrayDataset(Dataset):
 
     def subset(self, indices: Tensor | Sequence[int]) -> ArrayDataset:
         idx = torch.as_tensor(indices, dtype=torch.long)
-        return ArrayDataset(self.images[idx], self.labels[idx], self.transform)
+        return ArrayDataset(self.images[idx], self.labels[idx], self.transform, self.ids[idx])
 
     @property
     def targets(self) -> list[int]:
@@ -247,6 +258,10 @@ class FolderDataset(Dataset):
 
     def __len__(self) -> int:
         return len(self.files)
+
+    @property
+    def ids(self) -> list[str]:
+        return self.files
 
     def _read(self, name: str) -> bytes | Path:
         if self.root.is_dir():
@@ -282,6 +297,7 @@ class DataInfo:
     input_size: tuple[int, int]
     mean: tuple[float, ...]
     std: tuple[float, ...]
+    input_stats: dict[str, Any] | None = field(default=None, kw_only=True)
 
     @property
     def color_mode(self) -> str:
@@ -294,6 +310,7 @@ class DataInfo:
             input_size=[self.in_chans, *self.input_size],
             color_mode=self.color_mode,
             resize="bilinear-antialias",
+            **({"input_stats": self.input_stats} if self.input_stats else {}),
         )
 
 
@@ -305,6 +322,10 @@ class DataBundle:
     info: DataInfo
     in_memory: bool = True
     notes: list[str] = field(default_factory=list)
+    #: options the data decided (data-derived defaults), applied to the run's configuration
+    derived: dict[str, Any] = field(default_factory=dict)
+    #: fingerprint of each split's images, stored with the run so eval can check it rebuilt the same split
+    split_hashes: dict[str, str] = field(default_factory=dict)
 
 
 # ------------------------------------------------------------------------------------------- IDX (MNIST)
@@ -398,10 +419,11 @@ def _load_idx_dataset(name: str, data_dir: Path, download: bool) -> tuple[Tensor
         import torchvision.datasets as tvd
 
         cls = {"mnist": tvd.MNIST, "fashion_mnist": tvd.FashionMNIST, "kmnist": tvd.KMNIST}.get(name)
-        if cls is not None:
-            cls(str(data_dir), train=True, download=True)
-        else:
-            tvd.EMNIST(str(data_dir), split=name.split("_", 1)[1], train=True, download=True)
+        with _download_errors(name, data_dir):
+            if cls is not None:
+                cls(str(data_dir), train=True, download=True)
+            else:
+                tvd.EMNIST(str(data_dir), split=name.split("_", 1)[1], train=True, download=True)
         paths = [_find_idx(raw, s) for s in stems]
         if any(p is None for p in paths):
             raise FileNotFoundError(f"{name}: download finished but the IDX files are not in {raw}")
@@ -426,18 +448,34 @@ def _emnist_labels(name: str, n: int) -> list[str]:
     return list(chars[:n])
 
 
+@contextmanager
+def _download_errors(name: str, data_dir: Path) -> Iterator[None]:
+    """A failed ``--download`` (offline, proxy, server down) as one line that says what to do instead."""
+    try:
+        yield
+    except (OSError, RuntimeError) as exc:  # URLError/socket/HTTP errors; torchvision's MNIST wraps them
+        lines = [ln.strip() for ln in str(getattr(exc, "reason", None) or exc).splitlines() if ln.strip()]
+        reason = lines[-1] if lines else type(exc).__name__
+        raise FileNotFoundError(
+            f"--download could not fetch {name} ({reason}); without network access, copy the files into "
+            f"{data_dir} (see docs/training.md) or pass --data-dir to where they are"
+        ) from exc
+
+
 def _load_torchvision(name: str, data_dir: Path, download: bool) -> tuple[Tensor, Tensor, Tensor, Tensor, list]:
     import torchvision.datasets as tvd
 
     try:
         if name in ("cifar10", "cifar100"):
             cls = tvd.CIFAR10 if name == "cifar10" else tvd.CIFAR100
-            tr, te = (cls(str(data_dir), train=t, download=download) for t in (True, False))
+            with _download_errors(name, data_dir):
+                tr, te = (cls(str(data_dir), train=t, download=download) for t in (True, False))
             xtr, xte = (torch.from_numpy(d.data).permute(0, 3, 1, 2).contiguous() for d in (tr, te))
             ytr, yte = torch.tensor(tr.targets), torch.tensor(te.targets)
             labels = list(tr.classes)
         else:  # svhn
-            tr, te = (tvd.SVHN(str(data_dir / "SVHN"), split=s, download=download) for s in ("train", "test"))
+            with _download_errors(name, data_dir):
+                tr, te = (tvd.SVHN(str(data_dir / "SVHN"), split=s, download=download) for s in ("train", "test"))
             xtr, xte = torch.from_numpy(tr.data), torch.from_numpy(te.data)
             ytr, yte = torch.from_numpy(tr.labels.astype(np.int64)), torch.from_numpy(te.labels.astype(np.int64))
             labels = [str(i) for i in range(10)]
@@ -466,68 +504,223 @@ def _digits() -> tuple[Tensor, Tensor, Tensor, Tensor, list]:
 
 # ----------------------------------------------------------------------------------------- image folders
 _VAL_NAMES = ("val", "valid", "validation")
+_SPLIT_NAMES = ("train", "test", *_VAL_NAMES)
+_GRAY_MODES = ("L", "LA", "1", "I", "I;16", "I;16B", "I;16L", "F")
+MANIFEST_SUFFIXES = (".csv", ".json")
 
 
-def _scan_folder(root: Path) -> dict[str, dict[str, list[str]]]:
-    """``{split: {class: [relative file names]}}`` for a folder tree or zip with train/ [val/] [test/]."""
+@dataclass
+class FolderScan:
+    """What an up-front look at every image of a folder, zip or manifest found."""
+
+    root: Path
+    layout: str  # "split folders", "class folders" or "manifest"
+    classes: list[str]
+    splits: dict[str, tuple[list[str], list[int]]]  # split -> (files, labels)
+    modes: dict[str, int]  # PIL mode -> images
+    sizes: dict[tuple[int, int], int]  # (H, W) -> images
+    corrupt: list[tuple[str, str]]  # (file, reason)
+    color_mode: str = "RGB"
+    size: tuple[int, int] = (0, 0)
+    notes: list[str] = field(default_factory=list)
+
+
+def _walk_files(root: Path) -> list[str]:
+    """Relative names of every file under ``root``, following symlinked folders (each real folder once)."""
+    names: list[str] = []
+    seen: set[str] = set()
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        real = os.path.realpath(dirpath)
+        if real in seen:  # a symlink cycle or a folder linked twice
+            dirnames[:] = []
+            continue
+        seen.add(real)
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        rel = Path(dirpath).relative_to(root)
+        names += [(rel / f).as_posix() for f in sorted(filenames) if not f.startswith(".")]
+    return names
+
+
+def _read_manifest(path: Path) -> list[tuple[str, str, str | None]]:
+    """``(file, label, split or None)`` rows of a CSV (columns path,label[,split]) or JSON manifest."""
+    import csv
+    import json
+
+    try:
+        if path.suffix.lower() == ".csv":
+            with open(path, newline="") as f:
+                reader = csv.DictReader(f)
+                cols = {c.strip().lower(): c for c in reader.fieldnames or []}
+                if "path" not in cols or "label" not in cols:
+                    raise ValueError(f"manifest {path} needs a header with columns path,label[,split]")
+                return [
+                    (r[cols["path"]].strip(), r[cols["label"]].strip(), (r.get(cols.get("split", "")) or None))
+                    for r in reader
+                ]
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"cannot read manifest {path} ({exc})") from exc
+    if isinstance(data, dict):
+        return [(str(k), str(v), None) for k, v in data.items()]
+    if isinstance(data, list) and all(isinstance(r, dict) and "path" in r and "label" in r for r in data):
+        return [(str(r["path"]), str(r["label"]), r.get("split")) for r in data]
+    raise ValueError(f"manifest {path}: expected a list of {{path, label[, split]}} objects or a {{path: label}} map")
+
+
+def _list_source(root: Path) -> tuple[str, list[tuple[str, str, str | None]], Path]:
+    """The layout and ``(file, class, split or None)`` of every image; the folder the files are relative to."""
+    if root.is_file() and root.suffix.lower() in MANIFEST_SUFFIXES:
+        rows = [(f, c, (s.lower() if s else None)) for f, c, s in _read_manifest(root)]
+        return "manifest", rows, root.parent
     if root.is_dir():
-        names = [p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()]
+        names = _walk_files(root)
     elif zipfile.is_zipfile(root):
         with zipfile.ZipFile(root) as z:
             names = [n for n in z.namelist() if not n.endswith("/")]
     elif root.exists():
-        raise ValueError(f"{root} is neither a folder nor a zip file; --data-dir must be an ImageFolder tree or zip")
+        raise ValueError(
+            f"{root} is neither a folder, a zip file nor a .csv/.json manifest; --data-dir must be one of those"
+        )
     else:
         raise FileNotFoundError(f"data folder {root} does not exist; check --data-dir")
-    tree: dict[str, dict[str, list[str]]] = {}
+    images = []
     for name in names:
         parts = name.split("/")
-        if len(parts) < 3 or not name.lower().endswith(IMAGE_EXTENSIONS) or any(p.startswith(".") for p in parts):
-            continue
-        split, cls = parts[-3].lower(), parts[-2]
-        if split in ("train", "test", *_VAL_NAMES):
-            tree.setdefault("val" if split in _VAL_NAMES else split, {}).setdefault(cls, []).append(name)
-    if "train" not in tree:
-        raise ValueError(
-            f"no images found in {root}/train/<class>/ (extensions {', '.join(IMAGE_EXTENSIONS)}); an image "
-            "folder data set needs train/<class>/<image> and optionally val/ and test/ with the same classes"
-        )
-    return tree
+        if len(parts) >= 2 and name.lower().endswith(IMAGE_EXTENSIONS) and not any(p.startswith(".") for p in parts):
+            images.append(parts)
+    split_layout = any(len(p) >= 3 and p[-3].lower() in _SPLIT_NAMES for p in images)
+    rows = []
+    for parts in images:
+        if split_layout:
+            if len(parts) < 3 or parts[-3].lower() not in _SPLIT_NAMES:
+                continue
+            rows.append(("/".join(parts), parts[-2], parts[-3].lower()))
+        else:
+            rows.append(("/".join(parts), parts[-2], None))
+    return ("split folders" if split_layout else "class folders"), rows, root
 
 
-def _folder_bundle(root: Path, input_size: int | None) -> tuple[dict[str, FolderDataset], list[str], int, tuple]:
-    tree = _scan_folder(root)
-    classes = sorted(tree["train"])
-    if len(classes) < 2:
-        raise ValueError(f"{root}/train has {len(classes)} class folder(s); classification needs at least 2")
-    index = {c: i for i, c in enumerate(classes)}
-    out: dict[str, FolderDataset] = {}
-    for split, by_class in tree.items():
-        extra = sorted(set(by_class) - set(classes))
-        if extra:
-            raise ValueError(f"{root}/{split} has classes not in train/: {extra}")
-        files, labels = [], []
-        for cls in classes:
-            for f in sorted(by_class.get(cls, [])):
-                files.append(f)
-                labels.append(index[cls])
-        out[split] = FolderDataset(root, files, labels, "RGB")
-    probe = load_image(out["train"]._read(out["train"].files[0]), "RGB")
+def _image_mode(im: Any) -> str:
+    """'L' for grayscale images (palettes of grays included), else 'RGB'."""
+    if im.mode in _GRAY_MODES:
+        return "L"
+    if im.mode == "P":
+        pal = im.getpalette() or []
+        if all(pal[i] == pal[i + 1] == pal[i + 2] for i in range(0, len(pal) - 2, 3)):
+            return "L"
+    return "RGB"
+
+
+def scan_folder(root: Path, *, skip_corrupt: bool = False, input_size: int | None = None) -> FolderScan:
+    """Every image opened and decoded once before training: classes, splits, colour modes, sizes, bad files.
+
+    Colour: RGB if any image is in colour, else grayscale. Size: the common size, or (mixed sizes) the median
+    height and width, unless ``input_size`` is given. Unreadable files are all reported at once.
+    """
+    from collections import Counter
+
     from PIL import Image
 
-    first = out["train"]._read(out["train"].files[0])
-    with Image.open(io.BytesIO(first) if isinstance(first, bytes) else first) as im:
-        mode = "L" if im.mode in ("L", "1", "I;16", "I") else "RGB"
-    for ds in out.values():
-        ds.mode = mode
-    size = (input_size, input_size) if input_size else tuple(probe.shape[-2:])
-    return out, classes, 1 if mode == "L" else 3, size
+    layout, rows, base = _list_source(root)
+    if not rows:
+        want = "train/<class>/<image> (with optional val/ and test/) or <class>/<image>"
+        raise ValueError(
+            f"no images found in {root} (extensions {', '.join(IMAGE_EXTENSIONS)}); an image folder data set "
+            f"needs {want}, or a .csv/.json manifest of path,label"
+        )
+    reader = FolderDataset(base, [], [], "RGB")
+    modes: Counter = Counter()
+    sizes: Counter = Counter()
+    corrupt: list[tuple[str, str]] = []
+    good = []
+    for file, cls, split in rows:
+        try:
+            src = reader._read(file)
+            with Image.open(io.BytesIO(src) if isinstance(src, bytes) else src) as im:
+                im.load()
+                modes[_image_mode(im)] += 1
+                sizes[(im.height, im.width)] += 1
+        except Exception as exc:  # any decoder failure: the file is unreadable
+            corrupt.append((file, f"{type(exc).__name__}: {exc}".splitlines()[0][:80]))
+            continue
+        good.append((file, cls, split))
+    notes: list[str] = []
+    if corrupt:
+        shown = "; ".join(f"{f} ({why})" for f, why in corrupt[:3]) + (" ..." if len(corrupt) > 3 else "")
+        if not skip_corrupt:
+            raise ValueError(
+                f"{len(corrupt)} of {len(rows):,} images in {root} cannot be read: {shown}; fix or remove them, "
+                "or pass --skip-corrupt to train without them"
+            )
+        notes.append(f"skipped {len(corrupt)} unreadable image(s) (--skip-corrupt): {shown}")
+    by_split: dict[str, list[tuple[str, str]]] = {}
+    for file, cls, split in good:
+        split = "val" if split in _VAL_NAMES else (split or "train")
+        by_split.setdefault(split, []).append((file, cls))
+    if "train" not in by_split:
+        raise ValueError(f"no training images found in {root}: a split layout needs train/<class>/<image>")
+    classes = sorted({c for _, c in by_split["train"]})
+    if len(classes) < 2:
+        raise ValueError(f"{root} has {len(classes)} class in its training images; classification needs at least 2")
+    index = {c: i for i, c in enumerate(classes)}
+    splits: dict[str, tuple[list[str], list[int]]] = {}
+    for split, items in by_split.items():
+        extra = sorted({c for _, c in items} - set(classes))
+        if extra:
+            raise ValueError(f"{root}: the {split} images have classes not among the training classes: {extra}")
+        items = sorted(items, key=lambda fc: (index[fc[1]], fc[0]))
+        splits[split] = ([f for f, _ in items], [index[c] for _, c in items])
+    scan = FolderScan(root, layout, classes, splits, dict(modes), dict(sizes), corrupt, notes=notes)
+    scan.color_mode = "RGB" if modes.get("RGB") else "L"
+    if len(modes) > 1:
+        notes.append(
+            f"colour mode RGB because {modes['RGB']:,} of {sum(modes.values()):,} images are in colour "
+            "(grayscale ones are repeated over 3 channels)"
+        )
+    if input_size:
+        scan.size = (input_size, input_size)
+    elif len(sizes) == 1:
+        scan.size = next(iter(sizes))
+    else:
+        hs = sorted(h for (h, _), n in sizes.items() for _ in range(n))
+        ws = sorted(w for (_, w), n in sizes.items() for _ in range(n))
+        scan.size = (hs[len(hs) // 2], ws[len(ws) // 2])
+        notes.append(
+            f"images come in {len(sizes)} sizes; all are resized to {scan.size[0]}x{scan.size[1]} (the median "
+            "height and width; --input-size N chooses another)"
+        )
+    return scan
+
+
+def scan_summary(scan: FolderScan, counts: dict[str, int] | None = None) -> str:
+    """One line: what was found (and, given ``counts``, how it was split), before anything trains."""
+    counts = counts or {split: len(files) for split, (files, _) in scan.splits.items()}
+    per_split = " / ".join(f"{n:,} {split}" for split, n in counts.items())
+    sizes = sorted(scan.sizes.items(), key=lambda kv: -kv[1])
+    size_text = ", ".join(f"{h}x{w}" for (h, w), _ in sizes[:3])
+    size_text += f" (+{len(sizes) - 3} more)" if len(sizes) > 3 else ""
+    modes = ", ".join(f"{n:,} {m}" for m, n in sorted(scan.modes.items()))
+    return (
+        f"found {len(scan.classes)} classes ({scan.layout}) in {scan.root}: {per_split} images; sizes {size_text}; "
+        f"colour modes {modes}" + (f"; {len(scan.corrupt)} unreadable skipped" if scan.corrupt else "")
+    )
+
+
+def _folder_bundle(root: Path, cfg: Any) -> tuple[dict[str, FolderDataset], FolderScan]:
+    scan = scan_folder(root, skip_corrupt=bool(getattr(cfg, "skip_corrupt", False)), input_size=cfg.input_size)
+    base = root.parent if scan.layout == "manifest" else root
+    out = {s: FolderDataset(base, files, labels, scan.color_mode) for s, (files, labels) in scan.splits.items()}
+    return out, scan
 
 
 # ------------------------------------------------------------------------------------------------- build
-def _split_val(train: Any, fraction: float, seed: int) -> tuple[Any, Any]:
+TEST_SPLIT_SEED = 20_260_101  # fixed: a carved test split must not move with --seed, or seeds are not comparable
+_STATS_SAMPLE = 2000
+
+
+def _split_val(train: Any, fraction: float, seed: int, what: str = "--val-fraction") -> tuple[Any, Any]:
     if not 0.0 < fraction < 1.0:
-        raise ValueError(f"--val-fraction must be in (0, 1), got {fraction}")
+        raise ValueError(f"{what} must be in (0, 1), got {fraction}")
     n = len(train)
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     n_val = max(1, round(n * fraction))
@@ -541,28 +734,172 @@ def _take(ds: Any, n: int | None, seed: int) -> Any:
     return ds.subset(perm[:n].sort().values)
 
 
+def split_hash(ds: Any) -> str:
+    """A short fingerprint of which images a split holds (their file names or indices in the source)."""
+    import hashlib
+
+    return hashlib.sha256("\n".join(map(str, ds.ids)).encode()).hexdigest()[:16]
+
+
+def _raw_image(ds: Any, i: int) -> Tensor:
+    if isinstance(ds, ArrayDataset):
+        return ds.images[i]
+    return load_image(ds._read(ds.files[i]), ds.mode)
+
+
+def image_statistics(ds: Any, size: tuple[int, int], n: int = _STATS_SAMPLE) -> dict[str, Any]:
+    """Per-channel mean/std of up to ``n`` evenly spaced training images, and the spread of per-image
+    (mean, std) used by ``predict`` to flag inputs unlike the training data."""
+    from torchvision.transforms.v2 import functional as TF
+
+    idx = np.linspace(0, len(ds) - 1, num=min(n, len(ds))).round().astype(int)
+    feats, s1, s2, count = [], 0.0, 0.0, 0
+    for i in np.unique(idx):
+        img = _raw_image(ds, int(i))
+        if tuple(img.shape[-2:]) != tuple(size):
+            img = TF.resize(img, list(size), antialias=True)
+        x = img.double().div(255).flatten(1)
+        s1, s2, count = s1 + x.sum(1), s2 + (x * x).sum(1), count + x.shape[1]
+        feats.append(image_features(img))
+    mean = s1 / count
+    std = (s2 / count - mean * mean).clamp_min(1e-12).sqrt()
+    f = torch.stack(feats)
+    mu, sigma = f.mean(0), f.std(0).clamp_min(1e-3)
+    z = ((f - mu) / sigma).abs().amax(1)
+    return dict(
+        mean=tuple(round(float(v), 4) for v in mean),
+        std=tuple(round(max(float(v), 1e-3), 4) for v in std),
+        input_stats=dict(
+            features="per-channel mean and std of the [0, 1] image at input size",
+            mu=[round(float(v), 5) for v in mu],
+            sigma=[round(float(v), 5) for v in sigma],
+            z_threshold=round(max(4.0, float(torch.quantile(z, 0.999))), 2),
+        ),
+    )
+
+
+def image_features(img: Tensor) -> Tensor:
+    """Per-channel mean and std of a uint8 C×H×W image in [0, 1]: cheap, and far off for most foreign inputs."""
+    x = img.double().div(255).flatten(1)
+    return torch.cat([x.mean(1), x.std(1, correction=0)])
+
+
+# Defaults derived from the data (image folders): each rule prints "chose X because Y"; every one is a flag.
+_MAX_SIDE = 64  # larger images are resized: at full size a CPU run would take hours
+_BUDGET_S = 300.0  # the default epoch budget aims at ~5 min of training
+
+
+def estimated_seconds_per_image(macs: float) -> float:
+    """Training cost per image of the small default models on one CPU thread (fit to measured throughput of
+    wavemix_lite_32_7_cifar10_tiny on a 2 vCPU Xeon Sapphire Rapids: 0.8 MMACs -> 1,106 img/s,
+    3.9 MMACs -> 336 img/s, 10.8 MMACs -> 161 img/s). A fixed rule, so a command means the same on every machine."""
+    return 4e-4 + 6e-10 * macs
+
+
+def derive_defaults(cfg: Any, scan: FolderScan, n_train: int) -> tuple[dict[str, Any], tuple[int, int], list[str]]:
+    """Options left unset, chosen from what the scan found; the resized input size; the reasons."""
+    from wavemixer.flops import count_macs
+    from wavemixer.registry import create_model
+
+    notes: list[str] = []
+    changes: dict[str, Any] = {}
+    h, w = scan.size
+    gray = scan.color_mode == "L"
+    if not cfg.input_size and max(h, w) > _MAX_SIDE:
+        f = _MAX_SIDE / max(h, w)
+        h, w = max(8, round(h * f / 2) * 2), max(8, round(w * f / 2) * 2)
+        notes.append(
+            f"chose input size {h}x{w} because {scan.size[0]}x{scan.size[1]} images would make a CPU run take "
+            f"hours (longest side capped at {_MAX_SIDE}; --input-size N to change)"
+        )
+    if cfg.model is None:
+        changes["model"] = "wavemix_lite_32_7_cifar10_tiny"
+        stride = 2 if min(h, w) >= 24 else 1
+        model_args = dict(cfg.model_args)
+        if "stride" not in model_args:
+            model_args["stride"] = stride
+            changes["model_args"] = model_args
+        notes.append(
+            f"chose model wavemix_lite_32_7_cifar10_tiny (37k params) with stem stride {model_args['stride']} "
+            f"because {n_train:,} images of {h}x{w} train in minutes with it "
+            + ("(stride 2 from 24 px: 7x faster than stride 1 at 28 px)" if stride == 2 else "(images under 24 px)")
+            + "; --model NAME / --model-arg stride=N to change"
+        )
+    if cfg.epochs is None:
+        model_name = changes.get("model", cfg.model)
+        args = {**changes.get("model_args", cfg.model_args), "num_classes": len(scan.classes)}
+        args["in_chans"] = 1 if gray else 3
+        try:
+            macs = count_macs(create_model(model_name, **args), (args["in_chans"], h, w))
+        except Exception:  # an invalid model is reported when it is built
+            macs = 1e6
+        per_image = estimated_seconds_per_image(macs)
+        epochs = int(min(30, max(3, _BUDGET_S // (per_image * max(n_train, 1)))))
+        changes["epochs"] = epochs
+        notes.append(
+            f"chose {epochs} epochs because ~{_BUDGET_S / 60:.0f} min of training is the default budget "
+            f"(~{1 / per_image:,.0f} img/s estimated for {macs / 1e6:.1f} MMACs/image on one CPU thread; "
+            "3 to 30 epochs; --epochs N to change)"
+        )
+    if cfg.crop_padding is None:
+        changes["crop_padding"] = max(1, round(min(h, w) / 14))
+        pad = changes["crop_padding"]
+        notes.append(f"chose random-crop padding {pad} because it is ~1/14 of the {min(h, w)} px side")
+    if cfg.hflip is None:
+        changes["hflip"] = not gray
+        notes.append(
+            "chose no horizontal flips because grayscale images are usually glyphs (digits, letters, symbols) "
+            "whose mirror image is another or no symbol (--hflip to flip)"
+            if gray
+            else "chose horizontal flips because colour images are usually photos of scenes or objects, "
+            "which mirror into plausible images (--no-hflip to stop)"
+        )
+    if cfg.trivial_augment is None:
+        changes["trivial_augment"] = False
+        notes.append(
+            "chose no TrivialAugment because it pays off over long schedules (~100 epochs), not in a "
+            "minutes-long run (--trivial-augment to use it)"
+        )
+    return changes, (h, w), notes
+
+
 def build_datasets(cfg: Any) -> DataBundle:
     """Train/val/test sets for ``cfg`` (a :class:`~wavemixer.train.config.TrainConfig` with defaults resolved).
 
-    The val split is held out from the training split with ``cfg.seed`` unless the data set has one.
+    The val split is held out from the training split with ``cfg.seed`` unless the data set has one; image
+    folders without a test split get one carved with a fixed seed (``cfg.test_fraction``).
     """
     name = canonical_dataset(cfg.dataset)
     defaults = DATASETS[name]
     data_dir = Path(cfg.data_dir).expanduser() if cfg.data_dir else default_data_dir()
     in_memory = True
     folder_root = None
+    notes: list[str] = []
     if name == "imagefolder" or (
         name in ("cifar10", "cifar100", "svhn")
         and cfg.data_dir
-        and (data_dir.suffix == ".zip" or (data_dir / "train").is_dir())
+        and (data_dir.suffix.lower() in (".zip", *MANIFEST_SUFFIXES) or (data_dir / "train").is_dir())
     ):
         if name == "imagefolder" and not cfg.data_dir:
-            raise ValueError("--dataset imagefolder needs --data-dir: a folder or .zip with train/<class>/ images")
+            raise ValueError(
+                "--dataset imagefolder needs --data-dir: a folder of <class>/<image> or train/<class>/<image>, "
+                "a .zip of one, or a .csv/.json manifest of path,label"
+            )
         folder_root = data_dir
+    scan = None
     if folder_root is not None:
-        splits, labels, in_chans, size = _folder_bundle(folder_root, cfg.input_size)
+        splits, scan = _folder_bundle(folder_root, cfg)
+        notes += scan.notes
+        labels, in_chans, size = scan.classes, 1 if scan.color_mode == "L" else 3, scan.size
         train, val, test = splits["train"], splits.get("val"), splits.get("test")
         in_memory = False
+        test_fraction = getattr(cfg, "test_fraction", 0.1)
+        if test is None and test_fraction:
+            train, test = _split_val(train, test_fraction, TEST_SPLIT_SEED, "--test-fraction")
+            notes.append(
+                f"no test split in the data: held out {len(test):,} images ({test_fraction:g}, fixed seed, the "
+                "same for every --seed) as test"
+            )
     else:
         if name == "digits":
             xtr, ytr, xte, yte, labels = _digits()
@@ -581,20 +918,35 @@ def build_datasets(cfg: Any) -> DataBundle:
         train = _take(train, cfg.subset, cfg.seed)
         val = _take(val, max(cfg.subset // 4, 10), cfg.seed)
         test = _take(test, max(cfg.subset // 4, 10), cfg.seed) if test is not None else None
-    mean = tuple(defaults["mean"]) if len(defaults["mean"]) == in_chans else tuple(defaults["mean"][:1]) * in_chans
-    std = tuple(defaults["std"]) if len(defaults["std"]) == in_chans else tuple(defaults["std"][:1]) * in_chans
+    derived: dict[str, Any] = {}
+    if name == "imagefolder" and scan is not None:
+        derived, size, rule_notes = derive_defaults(cfg, scan, len(train))
+        notes += rule_notes
+    stats = image_statistics(train, (int(size[0]), int(size[1])))
+    if defaults.get("mean") is None:  # normalisation from the data's own statistics, stored with the run
+        mean, std = stats["mean"], stats["std"]
+        notes.append(f"chose normalisation mean {list(mean)} std {list(std)} because they are this training data's own")
+    else:
+        mean = tuple(defaults["mean"]) if len(defaults["mean"]) == in_chans else tuple(defaults["mean"][:1]) * in_chans
+        std = tuple(defaults["std"]) if len(defaults["std"]) == in_chans else tuple(defaults["std"][:1]) * in_chans
     info = DataInfo(name, len(labels), list(labels), int(in_chans), (int(size[0]), int(size[1])), mean, std)
+    info.input_stats = stats["input_stats"]
+    aug = {k: derived.get(k, getattr(cfg, k)) for k in ("crop_padding", "hflip", "trivial_augment")}
     train.transform = Preprocess(
         mean,
         std,
         info.input_size,
         train=True,
-        crop_padding=cfg.crop_padding or 0,
-        hflip=bool(cfg.hflip),
-        trivial_augment=bool(cfg.trivial_augment),
+        crop_padding=aug["crop_padding"] or 0,
+        hflip=bool(aug["hflip"]),
+        trivial_augment=bool(aug["trivial_augment"]),
     )
     eval_tf = Preprocess(mean, std, info.input_size)
     val.transform = eval_tf
     if test is not None:
         test.transform = eval_tf
-    return DataBundle(train, val, test, info, in_memory)
+    parts = {k: d for k, d in (("train", train), ("val", val), ("test", test)) if d is not None}
+    if scan is not None:
+        notes.insert(0, scan_summary(scan, {k: len(d) for k, d in parts.items()}))
+    hashes = {k: split_hash(d) for k, d in parts.items()}
+    return DataBundle(train, val, test, info, in_memory, notes, derived, hashes)

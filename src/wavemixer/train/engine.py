@@ -61,13 +61,39 @@ def resolve_config(cfg: TrainConfig) -> TrainConfig:
         d = dataset_defaults(name)
     changes: dict[str, Any] = {"dataset": name}
     for key in ("model", "epochs", "crop_padding", "hflip", "trivial_augment"):
-        if getattr(cfg, key) is None:
+        if getattr(cfg, key) is None and d.get(key) is not None:  # None: derived from the data when it is read
             changes[key] = d[key]
     if cfg.lr is None:
         changes["lr"] = 1e-3 if cfg.recipe == "dualopt" else (2e-3 if cfg.opt == "adamw" else 0.05)
     if cfg.patience is None and cfg.recipe == "dualopt":
         changes["patience"] = 5
     return dataclasses.replace(cfg, **changes)  # TrainConfig checks every value, the filled-in ones too
+
+
+def native_bf16(device: torch.device) -> tuple[bool, str]:
+    """Whether ``device`` computes bf16 natively (else autocast emulates it, several times slower), and why."""
+    if device.type == "cuda":
+        ok = torch.cuda.is_bf16_supported(including_emulation=False)
+        return ok, f"{torch.cuda.get_device_name(device)} {'has' if ok else 'lacks'} native bf16"
+    if device.type == "cpu":
+        flags = _cpu_flags()
+        found = sorted(f for f in ("avx512_bf16", "amx_bf16") if f in flags)
+        if found:
+            return True, f"this CPU has {' and '.join(found)}"
+        return False, "this CPU has neither avx512_bf16 nor amx_bf16, so bf16 would be emulated (slower)"
+    return False, f"bf16 autocast is not assumed native on {device.type}"
+
+
+def _cpu_flags() -> set[str]:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:  # not Linux: fall back to what torch's own dispatcher detected
+        cap = torch.backends.cpu.get_cpu_capability().lower()
+        return {"avx512_bf16"} if "amx" in cap else set()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return set(line.split(":", 1)[1].split())
+    return set()
 
 
 class ModelEMA:
@@ -115,9 +141,14 @@ class Trainer:
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         self.data = data or getattr(self.task, "build_datasets", build_datasets)(cfg)
+        if self.data.derived:  # options the data decided (image folders): the run records them as its own
+            self.cfg = cfg = dataclasses.replace(cfg, **self.data.derived)
         self.info = self.data.info
         self.device = self.ctx.device
         self._setup_precision()
+        self.log(self.precision_note)
+        for note in self.data.notes:
+            self.log(note)
         _seed_everything(cfg.seed)
         model = self.task.build_model(cfg.model, self.info, cfg.model_args)  # type: ignore[arg-type]
         if cfg.init_from:
@@ -161,8 +192,15 @@ class Trainer:
         amp, dev = self.cfg.amp, self.device.type
         if amp == "fp16" and dev != "cuda":
             raise ValueError("--amp fp16 needs a CUDA GPU (it uses a GradScaler); on CPU use --amp bf16")
+        reason = f"--amp {amp}"
+        if amp == "auto":
+            native, why = native_bf16(self.device)
+            amp, reason = ("bf16" if native else "none"), f"--amp auto: {why}"
+        elif amp == "bf16" and not native_bf16(self.device)[0]:
+            reason += f" (slower than fp32 here: {native_bf16(self.device)[1]})"
         self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp)
         self.scaler = torch.amp.GradScaler("cuda", enabled=amp == "fp16")
+        self.precision_note = f"precision {'fp32' if amp == 'none' else amp} ({reason})"
 
     def autocast(self) -> Any:
         if self.amp_dtype is None:
@@ -280,6 +318,16 @@ class Trainer:
         self.bad_epochs, self.history = int(state["bad_epochs"]), list(state["history"])
         torch.set_rng_state(state["rng_torch"])
 
+    def data_settings(self) -> dict[str, Any]:
+        """What ``eval``/``predict`` need to rebuild this run's data and splits exactly."""
+        cfg = self.cfg
+        data_dir = str(Path(cfg.data_dir).expanduser().resolve()) if cfg.data_dir else None
+        return dict(
+            dataset=cfg.dataset, data_dir=data_dir, seed=cfg.seed, val_fraction=cfg.val_fraction,
+            test_fraction=cfg.test_fraction, subset=cfg.subset, input_size=cfg.input_size,
+            skip_corrupt=cfg.skip_corrupt, split_hashes=dict(self.data.split_hashes),
+        )  # fmt: skip
+
     def eval_model(self) -> nn.Module:
         return self.ema.module if self.ema is not None else self.model
 
@@ -296,6 +344,7 @@ class Trainer:
                 epoch=self.epoch,
                 seed=self.cfg.seed,
                 val=self.history[-1] if self.history else None,
+                data=self.data_settings(),
             ),
         )
 
@@ -353,6 +402,51 @@ class Trainer:
         return total_loss / max(total_n, 1)
 
     @torch.no_grad()
+    def recalibrate_bn(self) -> None:
+        """Precise BatchNorm: recompute the running statistics of the evaluated weights over training batches.
+
+        During training the running averages trail the weights (momentum 0.1 spans ~10 steps of fast-moving
+        weights), so a short run evaluates and saves statistics of weights it no longer has.
+        """
+        model = self.eval_model()
+        bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+        n_batches = self.cfg.bn_recalibrate
+        if not bns or not n_batches:
+            return
+        momenta = [m.momentum for m in bns]
+        for m in bns:
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average over the pass
+        was_training = model.training
+        model.train()
+        loader = DataLoader(
+            self.data.train,
+            batch_size=self.train_loader.batch_size,
+            sampler=self.train_sampler,
+            num_workers=self.eval_workers,
+            pin_memory=self.pin,
+            drop_last=True,
+        )
+        for i, (x, _) in enumerate(loader):
+            if i >= n_batches:
+                break
+            x = x.to(self.device, non_blocking=True)
+            if self.cfg.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with self.autocast():
+                model(x)
+        for m, momentum in zip(bns, momenta):
+            m.momentum = momentum
+        model.train(was_training)
+        if self.ctx.distributed:  # every rank measured its own batches: share one average
+            import torch.distributed as dist
+
+            for m in bns:
+                for buf in (m.running_mean, m.running_var):
+                    dist.all_reduce(buf)
+                    buf.div_(self.ctx.world_size)
+
+    @torch.no_grad()
     def evaluate(self, dataset: Any, model: nn.Module | None = None) -> dict[str, float]:
         """Loss and task metrics over the whole ``dataset`` (sharded over ranks, reduced)."""
         model = model or self.eval_model()
@@ -399,7 +493,8 @@ class Trainer:
         sel = task.select_metric
         n_params = sum(p.numel() for p in self.model.parameters())
         self.log(
-            f"{cfg.model} ({n_params:,} params) on {self.info.name}: {len(self.data.train):,} train / "
+            f"{cfg.model}{_args_text(cfg.model_args)} ({n_params:,} params, {cfg.epochs} epochs) on "
+            f"{self.info.name}: {len(self.data.train):,} train / "
             f"{len(self.data.val):,} val / {len(self.data.test) if self.data.test else 0:,} test images, "
             f"{self.ctx.world_size} rank(s) on {self.device}, run folder {run_dir}"
         )
@@ -414,6 +509,7 @@ class Trainer:
                     break
             t0 = time.perf_counter()
             train_loss = self.train_one_epoch()
+            self.recalibrate_bn()  # before validation, so what is validated and saved is what the weights do
             val = self.evaluate(self.data.val)
             if not (math.isfinite(train_loss) and math.isfinite(val["loss"])):  # the reduced values: every rank
                 raise Diverged(f"the epoch's mean training loss is {train_loss}, val loss {val['loss']}")
@@ -482,6 +578,10 @@ class Trainer:
         return results
 
 
+def _args_text(model_args: dict[str, Any]) -> str:
+    return f" [{', '.join(f'{k}={v}' for k, v in model_args.items())}]" if model_args else ""
+
+
 def _gather_checksums(model: nn.Module, ctx: DistContext) -> list[float]:
     """A weight checksum per rank: DDP keeps replicas identical, so these must all be equal."""
     total = sum(float(p.detach().double().abs().sum()) for p in model.parameters())
@@ -512,7 +612,7 @@ def _check_resume_flags(cfg: TrainConfig) -> None:
 
 
 def _default_run_dir(cfg: TrainConfig) -> Path:
-    return Path("runs") / f"{cfg.dataset}-{cfg.model}-{time.strftime('%Y%m%d-%H%M%S')}"
+    return Path("runs") / f"{cfg.dataset}-{cfg.model or 'auto'}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
 def train(cfg: TrainConfig, *, out: Any = None, explicit: dict[str, Any] | None = None) -> dict[str, Any] | None:

@@ -10,7 +10,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from .datasets import IMAGE_EXTENSIONS, Preprocess, load_image
+from .datasets import IMAGE_EXTENSIONS, Preprocess, image_features, load_image
+
+#: predictions below this top-1 probability are flagged "low confidence"
+LOW_CONFIDENCE = 0.5
 
 __all__ = ["LoadedModel", "find_images", "load_model", "predict_files"]
 
@@ -130,24 +133,55 @@ def find_images(inputs: list[str]) -> list[Path]:
 def predict_files(
     loaded: LoadedModel, files: list[Path], *, batch_size: int = 256, top_k: int = 5, device: str | torch.device = "cpu"
 ) -> list[dict[str, Any]]:
-    """Label, probability and top-k for each image, with the checkpoint's own preprocessing."""
+    """Label, probability and top-k for each image, with the checkpoint's own preprocessing.
+
+    ``flag`` warns of answers not to trust: an input whose statistics lie far from the training images'
+    (``input_z``: the largest z-score of its per-channel mean/std against those stored at training time), or
+    a top-1 probability under :data:`LOW_CONFIDENCE`.
+    """
     model = loaded.model.to(device).eval()
     tf = loaded.transform()
+    size = tuple(loaded.preprocessing["input_size"][1:])
+    stats = loaded.preprocessing.get("input_stats")
     k = min(top_k, len(loaded.labels))
     rows: list[dict[str, Any]] = []
     for start in range(0, len(files), batch_size):
         chunk = files[start : start + batch_size]
-        x = torch.stack([tf(load_image(f, loaded.color_mode)) for f in chunk]).to(device)
+        images = [load_image(f, loaded.color_mode) for f in chunk]
+        x = torch.stack([tf(img) for img in images]).to(device)
         probs = model(x).float().softmax(-1).cpu()
         top_p, top_i = probs.topk(k, dim=-1)
-        for f, p, i in zip(chunk, top_p.tolist(), top_i.tolist()):
+        for f, img, p, i in zip(chunk, images, top_p.tolist(), top_i.tolist()):
+            z = input_z(img, size, stats)
             rows.append(
                 dict(
                     file=os.fspath(f),
                     label=loaded.labels[i[0]],
                     index=i[0],
                     probability=p[0],
+                    input_z=z,
+                    flag=_flag(z, p[0], stats),
                     top_k=[dict(label=loaded.labels[j], probability=q) for j, q in zip(i, p)],
                 )
             )
     return rows
+
+
+def input_z(img: torch.Tensor, size: tuple[int, ...], stats: dict[str, Any] | None) -> float | None:
+    """How far the image's statistics lie from the training images' (largest |z|), or None if not stored."""
+    if not stats:
+        return None
+    if tuple(img.shape[-2:]) != tuple(size):
+        from torchvision.transforms.v2 import functional as TF
+
+        img = TF.resize(img, list(size), antialias=True)
+    mu, sigma = torch.tensor(stats["mu"], dtype=torch.float64), torch.tensor(stats["sigma"], dtype=torch.float64)
+    return round(float(((image_features(img) - mu) / sigma).abs().max()), 2)
+
+
+def _flag(z: float | None, probability: float, stats: dict[str, Any] | None) -> str:
+    if z is not None and stats and z > stats["z_threshold"]:
+        return f"unlike the training images (input z {z:g} > {stats['z_threshold']:g})"
+    if probability < LOW_CONFIDENCE:
+        return f"low confidence (p < {LOW_CONFIDENCE:g})"
+    return ""

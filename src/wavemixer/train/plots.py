@@ -50,21 +50,23 @@ def plot_confusion_matrix(matrix: Any, labels: Sequence[str], path: Path, title:
     size = min(4 + 0.4 * n, 30)
     fig, ax = plt.subplots(figsize=(size, size))
     im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
-    if n <= 40:
-        ax.set_xticks(range(n), labels, rotation=90)
-        ax.set_yticks(range(n), labels)
-        if n <= 20:
-            for i in range(n):
-                for j in range(n):
-                    ax.text(
-                        j,
-                        i,
-                        int(m[i, j]),
-                        ha="center",
-                        va="center",
-                        fontsize=7,
-                        color="white" if norm[i, j] > 0.5 else "black",
-                    )
+    step = max(1, -(-n // 150))  # class names on the axes; beyond 150 classes every step-th one
+    font = max(4.0, min(10.0, 400 / n))
+    ticks = list(range(0, n, step))
+    ax.set_xticks(ticks, [labels[i] for i in ticks], rotation=90, fontsize=font)
+    ax.set_yticks(ticks, [labels[i] for i in ticks], fontsize=font)
+    if n <= 20:
+        for i in range(n):
+            for j in range(n):
+                ax.text(
+                    j,
+                    i,
+                    int(m[i, j]),
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if norm[i, j] > 0.5 else "black",
+                )
     ax.set(xlabel="predicted", ylabel="true", title=title or "confusion matrix")
     fig.colorbar(im, ax=ax, fraction=0.046)
     fig.tight_layout()

@@ -1,0 +1,48 @@
+"""The README as a new user reads it: its commands are checked or marked, its model table is the registry's."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+README = (REPO / "README.md").read_text()
+sys.path.insert(0, str(REPO / "scripts"))
+
+import check_readme_commands as readme_commands  # noqa: E402
+
+
+def test_every_readme_command_is_run_or_marked_and_the_cheap_ones_succeed():
+    cmds = readme_commands.commands()
+    kinds = {cmd: readme_commands.classify(cmd)[0] for cmd in cmds}  # an unclassified command raises
+    cheap = [c for c, k in kinds.items() if k == "run" and c.startswith("wavemixer")]
+    assert cheap, "the README should show at least one command anyone can run at once"
+    for cmd in cheap:
+        proc = subprocess.run(readme_commands.runnable(cmd), capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, (cmd, proc.stderr[-1000:])
+        assert proc.stdout.count("\n") > 2, cmd
+
+
+def test_readme_does_not_promise_what_does_not_work():
+    assert not re.search(r"^pip install wavemixer", README, flags=re.M), "not on PyPI: install from a checkout"
+    assert "--amp bf16" not in README, "bf16 is slower than fp32 without native support; the default decides"
+    bench = [c for c in readme_commands.commands() if c.startswith("wavemixer bench")]
+    assert all("--no-reference" in c or "--reference-python" in c for c in bench)
+    assert "5.5 GB" in README and "--create-reference-env" in README
+
+
+def test_readme_model_table_is_the_registry():
+    from wavemixer.cli.models import format_markdown, rows
+
+    table = re.search(r"<!-- models-table.*?-->\n(.*?)<!-- /models-table -->", README, flags=re.S).group(1)
+    assert table.strip() == format_markdown(rows()), "regenerate with `wavemixer models --format markdown`"
+
+
+def test_readme_timm_example_runs_as_written():
+    block = next(b for b in re.findall(r"```python\n(.*?)```", README, flags=re.S) if "timm.create_model" in b)
+    assert block.index("import wavemixer") < block.index("timm.create_model")
+    namespace: dict = {}
+    exec(compile(block, "README timm example", "exec"), namespace)
+    assert namespace["model"].num_classes == 10
