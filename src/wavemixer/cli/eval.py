@@ -66,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
     from wavemixer.train.validation import check_fields
 
     check_common_options(args)
-    check_fields(TrainConfig, subset=args.subset, val_fraction=args.val_fraction, seed=args.seed)  # as train's
+    given = dict(subset=args.subset, val_fraction=args.val_fraction, seed=args.seed)
+    check_fields(TrainConfig, **{k: v for k, v in given.items() if v is not None})  # as train's; unset = the run's
     if args.output_dir:  # refuse before evaluating, not after
         refuse_overwrite([Path(args.output_dir) / "metrics.json"], force=args.force)
     device = _pick_device(args.device, 0)
