@@ -43,8 +43,8 @@ def _coeffs(n: int, flen: int) -> int:
 def _mixer_macs(mixer: str, dim: int, flen: int, h: int, w: int) -> int:
     """Hand-derived multiply-accumulates (convolutions and matrix products) of one mixer on (C/4, h, w)."""
     c4, lh, lw = dim // 4, _coeffs(h, flen), _coeffs(w, flen)
-    if mixer == "dwt" and flen > 2:  # separable: low+high along H on w columns, then along W on both
-        return c4 * flen * (2 * lh * w + 4 * lh * lw)
+    if mixer == "dwt" and flen > 2:  # separable: low+high along W on h rows, then along H on both
+        return c4 * flen * (2 * h * lw + 4 * lh * lw)
     if mixer == "random":  # four F x F filters per channel
         return c4 * 4 * flen * flen * lh * lw
     if mixer == "conv":  # every output channel sees C/4 x F x F inputs

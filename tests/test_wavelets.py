@@ -189,3 +189,13 @@ def test_filter_bank_exports():
     exported = torch.export.export(Roundtrip(), (x,))
     torch.testing.assert_close(exported.module()(x), roundtrip(x))
     torch.testing.assert_close(roundtrip(x)[..., :19, :16], x, atol=1e-5, rtol=1e-5)
+
+
+def test_packed_layout_is_ll_h_v_d_per_channel_as_haar_packed():
+    from wavemixer.dwt import haar_packed
+    from wavemixer.filterbank import fb_packed
+
+    x = torch.randn(2, 3, 9, 12, dtype=torch.float64)
+    ll, (h, v, d) = dwt2(x, "symmetric", "sym3")
+    torch.testing.assert_close(fb_packed(x, "sym3", "symmetric"), torch.stack((ll, h, v, d), 2).flatten(1, 2))
+    torch.testing.assert_close(fb_packed(x, "haar", "symmetric"), haar_packed(x, "symmetric"))

@@ -11,8 +11,9 @@ The transform reproduces ``pywt.dwt2``/``pywt.idwt2`` exactly, boundary modes an
 * the extension is computed from index arithmetic on the static size only (a small constant matrix on
   the few edge samples it reads), so inputs shorter than the filter get PyWavelets' repeated reflections
   and everything traces under ``torch.compile(fullgraph=True)``, ``torch.export`` and ONNX export;
-* axis -2 (height) is filtered first, then axis -1 (width), as ``pywt.dwt2``; the inverse runs in the
-  opposite order.
+* the analysis is separable (width, then height; PyWavelets filters the height first, which differs only
+  by rounding), each axis one matrix product of the extended signal's stride-2 windows; the inverse
+  is a transposed convolution per axis.
 
 Sub-bands follow PyWavelets: ``cA`` low-pass on both axes, ``cH`` high-pass along the height (horizontal
 edges, pywt key ``'da'``), ``cV`` high-pass along the width (vertical edges, ``'ad'``), ``cD`` both.
@@ -242,28 +243,24 @@ def _filters(wavelet: str, which: slice, like: Tensor, flip: bool) -> Tensor:
     return torch.tensor(rows, dtype=like.dtype, device=like.device)
 
 
-def _analysis_axis(x: Tensor, taps: Tensor, mode: str, dim: int) -> Tensor:
-    """(M, 1, H, W) -> (M, 2, H', W) for dim -2, or -> (M, 2, H, W') for dim -1 (low, high)."""
-    flen = taps.shape[-1]
-    n = x.shape[dim]
-    before, after, _ = _pads(n, flen, mode)
-    if dim == -2:
-        x = _extend_last(x.transpose(-1, -2), before, after, mode).transpose(-1, -2)
-        return F.conv2d(x, taps.view(2, 1, flen, 1), stride=(2, 1))
-    x = _extend_last(x, before, after, mode)
-    return F.conv2d(x, taps.view(2, 1, 1, flen), stride=(1, 2))
+def _analysis_last(x: Tensor, taps: Tensor, mode: str) -> Tensor:
+    """Low/high coefficients along the last axis: ``(..., N) -> (..., L, 2)``.
+
+    The extended signal's length-``F`` windows at stride 2 (a view) times the ``F x 2`` filter matrix:
+    one matrix product, several times faster on CPU than a one-channel strided convolution.
+    """
+    before, after, _ = _pads(x.shape[-1], taps.shape[-1], mode)
+    return _extend_last(x, before, after, mode).unfold(-1, taps.shape[-1], 2) @ taps.T
 
 
 def fb_dwt2(x: Tensor, wavelet: str, mode: str) -> Tensor:
     """One level over the last two axes as ``(..., 2, 2, H', W')``: [height band, width band] (0 low, 1 high)."""
     if x.dim() < 2 or x.shape[-1] == 0 or x.shape[-2] == 0:
         raise ValueError(f"dwt2 needs a tensor (..., H, W) with non-empty H and W, got shape {tuple(x.shape)}")
-    lead, (h, w) = x.shape[:-2], x.shape[-2:]
     taps = _filters(wavelet, slice(0, 2), x, flip=True)
-    y = _analysis_axis(x.reshape(-1, 1, h, w), taps, mode, dim=-2)  # (M, 2, H', W)
-    hh = y.shape[-2]
-    y = _analysis_axis(y.reshape(-1, 1, hh, w), taps, mode, dim=-1)  # (2M, 2, H', W')
-    return y.reshape(*lead, 2, 2, hh, y.shape[-1])
+    y = _analysis_last(x, taps, mode)  # (..., H, W', 2w): width first, then height (pywt: height first)
+    z = _analysis_last(y.movedim(-3, -1), taps, mode)  # (..., W', 2w, H', 2h)
+    return z.permute(*range(z.dim() - 4), -1, -3, -2, -4)
 
 
 def fb_packed(x: Tensor, wavelet: str, mode: str) -> Tensor:
