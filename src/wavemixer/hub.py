@@ -12,7 +12,6 @@ import json
 import os
 import tempfile
 from collections.abc import Mapping
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -290,7 +289,7 @@ def _model_card(config: dict[str, Any]) -> str:
     header = "\n".join(["---", "library_name: wavemixer", "license: mit", "tags:", *(f"- {t}" for t in tags), "---"])
     return (
         f"{header}\n\n# {name}\n\nA WaveMix model (arXiv:2205.14375) saved by wavemixer.\n\n"
-        "```python\nimport wavemixer\nmodel = wavemixer.from_pretrained(\"hf-hub:<this repo>\")\n```\n"
+        '```python\nimport wavemixer\nmodel = wavemixer.from_pretrained("hf-hub:<this repo>")\n```\n'
     )
 
 

@@ -61,9 +61,7 @@ _registered = False
 
 
 def _init_defaults(cls: type) -> dict[str, Any]:
-    return {
-        k: p.default for k, p in inspect.signature(cls.__init__).parameters.items() if p.default is not p.empty
-    }
+    return {k: p.default for k, p in inspect.signature(cls.__init__).parameters.items() if p.default is not p.empty}
 
 
 def _pool_size(task: str, model_args: Mapping[str, Any], input_size: tuple[int, ...]) -> tuple[int, int] | None:
@@ -150,10 +148,11 @@ def folder_pretrained_cfg(config: Mapping[str, Any], weights_file: str | None = 
 def attach_pretrained_cfg(model: nn.Module, cfg: Mapping[str, Any]) -> nn.Module:
     """Set ``pretrained_cfg`` (and timm's alias ``default_cfg``) to ``cfg`` fitted to the built model."""
     cfg = dict(cfg)
-    if "input_size" in cfg and hasattr(model, "in_chans"):
+    if cfg.get("input_size") and hasattr(model, "in_chans"):
         cfg["input_size"] = (model.in_chans, *cfg["input_size"][1:])
-    if hasattr(model, "num_classes"):
+    if hasattr(model, "num_classes") and model.num_classes != cfg.get("num_classes"):
         cfg["num_classes"] = model.num_classes
+        cfg.pop("label_names", None)  # a new head: the weights' labels no longer apply
     model.pretrained_cfg = cfg
     model.default_cfg = cfg
     return model
@@ -192,13 +191,14 @@ def _build(name: str, pretrained: bool = False, **kwargs: Any) -> nn.Module:
     from timm.models import build_model_with_cfg
 
     # single-resolution blocks: like timm's ViTs, features are the last 3 block outputs by default
-    return build_model_with_cfg(
+    model = build_model_with_cfg(
         functools.partial(_construct, name),
         name,
         pretrained,
         feature_cfg=dict(feature_cls="getter", out_indices=3),
         **kwargs,
     )
+    return attach_pretrained_cfg(model, model.pretrained_cfg)  # in_chans/num_classes as built
 
 
 def _entrypoint(name: str):
