@@ -59,6 +59,9 @@ def test_timm_loads_a_saved_folder_as_local_dir(tmp_path):
     data = timm.data.resolve_model_data_config(loaded)
     assert (tuple(data["input_size"]), tuple(data["mean"]), tuple(data["std"])) == ((1, 20, 20), (0.5,), (0.25,))
     assert list(loaded.pretrained_cfg["label_names"]) == list("abcde")
+    ours = from_pretrained(f"local-dir:{folder}")  # timm's spelling works here too
+    torch.testing.assert_close(ours(x), model(x), rtol=0, atol=0)
+    assert timm.data.resolve_model_data_config(ours)["input_size"] == (1, 20, 20)
 
 
 def test_timm_loads_from_a_hub_cache(tmp_path):
