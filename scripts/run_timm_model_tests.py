@@ -46,7 +46,8 @@ def suite_folder(version: str, cache: Path) -> Path:
         with tarfile.open(sdist) as tar:
             prefix = f"timm-{version}/"
             wanted = [m for m in tar.getmembers() if m.name.startswith((prefix + "tests/", prefix + "pyproject.toml"))]
-            tar.extractall(staging, members=wanted, filter="data")
+            safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}  # Python < 3.10.12 lacks it
+            tar.extractall(staging, members=wanted, **safe)
         os.replace(staging / f"timm-{version}", root)
     return root
 
