@@ -1,7 +1,8 @@
 """torch.hub entry points: ``torch.hub.load("<owner>/wavemixer", "wavemix_192_16", num_classes=10)``.
 
 Every registry name is an entry point; keyword arguments override the variant's constructor arguments,
-``pretrained=True`` loads weights shipped in the package (see ``wavemixer models --pretrained``).
+``pretrained=True`` loads weights shipped in the package (see ``wavemixer models --pretrained``). Every model
+carries timm's ``pretrained_cfg`` (input size, mean/std, interpolation) as from ``wavemixer.create_model``.
 """
 
 import os
@@ -11,7 +12,7 @@ dependencies = ["torch", "numpy", "safetensors"]
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "src"))
 
-from wavemixer.registry import create_model as _create_model  # noqa: E402
+from wavemixer.factory import create_model as _create_model  # noqa: E402
 from wavemixer.registry import list_models as _list_models  # noqa: E402
 
 

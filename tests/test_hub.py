@@ -44,7 +44,7 @@ def test_wrapped_models_save_clean_keys(tmp_path):
     keys = load_file(tmp_path / WEIGHTS_NAME).keys()
     assert keys and not any(k.startswith(("module.", "_orig_mod.")) for k in keys)
     config = json.loads((tmp_path / CONFIG_NAME).read_text())
-    assert config["architecture"] == "WaveMix" and config["config"]["final_dim"] == 8
+    assert config["model_class"] == "WaveMix" and config["config"]["final_dim"] == 8
 
 
 def test_broken_folders_get_clear_errors(tmp_path):

@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from wavemixer.cli import main
-from wavemixer.registry import create_model
+from wavemixer.factory import create_model
 from wavemixer.train.super_resolution import (
     SRDataInfo,
     SuperResolutionTask,

@@ -6,9 +6,10 @@ from .blocks import LevelMixer, WaveMixBlock
 from .body import WaveMixBody
 from .classification import WaveMix
 from .dwt import WaveletDetails, dwt2, idwt2, wavedec2, waverec2
-from .hub import from_pretrained, save_pretrained
+from .factory import create_model
+from .hub import from_pretrained, push_to_hub, save_pretrained
 from .reference import from_reference
-from .registry import ModelSpec, create_model, get_spec, list_models
+from .registry import ModelSpec, get_spec, list_models
 from .segmentation import WaveMixSegmentation
 from .super_resolution import WaveMixSR
 
@@ -31,6 +32,7 @@ __all__ = [
     "get_spec",
     "idwt2",
     "list_models",
+    "push_to_hub",
     "save_pretrained",
     "wavedec2",
     "waverec2",

@@ -78,15 +78,23 @@ class WaveMix(WaveMixBody):
             raise ValueError("global_pool='' (unpooled feature maps) needs num_classes=0")
         self.num_classes = num_classes
         self.global_pool = global_pool
-        self.head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+        # a new head lives where the model lives and follows its train/eval mode (timm's reset_classifier)
+        ref = self.stem[0].weight
+        head = nn.Linear(self.num_features, num_classes, device=ref.device, dtype=ref.dtype) if num_classes else None
+        self.head = (head or nn.Identity()).train(self.training)
         self.config.update(num_classes=num_classes, global_pool=global_pool)
 
     def get_classifier(self) -> nn.Module:
         return self.head
 
     def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
-        """New (randomly initialised) head for ``num_classes``; 0 makes ``forward`` return features."""
-        self._set_head(num_classes, self.global_pool if global_pool is None else global_pool)
+        """New (randomly initialised) head for ``num_classes``; 0 makes ``forward`` return features.
+
+        ``global_pool=None`` keeps the current pooling, except that a classifier added to an unpooled
+        model (``global_pool=''``) brings back average pooling, the only input a linear head takes."""
+        if global_pool is None:
+            global_pool = "avg" if num_classes > 0 else self.global_pool
+        self._set_head(num_classes, global_pool)
 
     def _prune_head(self) -> None:
         self.reset_classifier(0, "")

@@ -1,11 +1,17 @@
-"""Save and load models as a folder: ``config.json`` + ``model.safetensors`` (atomic writes)."""
+"""Save and load models as a folder: ``config.json`` + ``model.safetensors`` (atomic writes); the Hugging Face Hub.
+
+One folder layout serves three loaders: :func:`from_pretrained` (``format``/``task``/``config``), timm's
+``create_model("hf-hub:<repo>")`` / ``("local-dir:<folder>")`` for classifiers (``architecture``, ``model_args``,
+``pretrained_cfg``) and ``PyTorchModelHubMixin`` subclasses of the model classes (constructor arguments
+at the top level of ``config.json``).
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import tempfile
 from collections.abc import Mapping
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +19,9 @@ import torch
 from torch import Tensor, nn
 
 from .files import atomic_folder, atomic_write, refuse_overwrite
-from .registry import MODEL_CLASSES, ModelSpec, get_spec
+from .optional_deps import require
+from .registry import MODEL_CLASSES, get_spec, packaged_weights_dir
+from .timm_models import attach_pretrained_cfg, folder_pretrained_cfg, hub_config_fields
 
 __all__ = [
     "CONFIG_NAME",
@@ -22,8 +30,8 @@ __all__ = [
     "clean_state_dict",
     "from_pretrained",
     "load_config",
-    "load_packaged_weights",
     "packaged_weights_dir",
+    "push_to_hub",
     "save_pretrained",
     "unwrap_model",
 ]
@@ -31,6 +39,7 @@ __all__ = [
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 FORMAT = "wavemixer"
+FORMAT_VERSION = 2  # 2: "architecture" is a timm model name, "model_class" the class (1: the class)
 _TASK_OF_CLASS = {cls.__name__: task for task, cls in MODEL_CLASSES.items()}
 
 
@@ -93,8 +102,8 @@ def save_pretrained(
     refuse_overwrite([folder / CONFIG_NAME, folder / WEIGHTS_NAME], force=force)
     config = {
         "format": FORMAT,
-        "format_version": 1,
-        "architecture": type(model).__name__,
+        "format_version": FORMAT_VERSION,
+        "model_class": type(model).__name__,
         "task": _TASK_OF_CLASS[type(model).__name__],
         "model_name": model_name,
         "config": _json_ready(model.config),
@@ -102,6 +111,7 @@ def save_pretrained(
         "labels": list(labels) if labels is not None else None,
         "metadata": _json_ready(dict(metadata)) if metadata else None,
     }
+    config.update(_json_ready(hub_config_fields(model, config)))  # timm and PyTorchModelHubMixin keys
     try:  # before anything is written: a config that is not strict JSON must leave no files behind
         config_text = json.dumps(config, indent=2, allow_nan=False) + "\n"
     except (TypeError, ValueError) as exc:
@@ -125,18 +135,42 @@ def load_config(folder: str | os.PathLike) -> dict[str, Any]:
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ValueError(f"{path} is not valid JSON ({exc}); the model folder is corrupt") from exc
     known = isinstance(config, dict) and config.get("format") == FORMAT
-    if not known or config.get("architecture") not in _TASK_OF_CLASS:
-        raise ValueError(f"{path} is not a wavemixer model config (missing or unknown 'format'/'architecture')")
+    model_class = config.get("model_class", config.get("architecture")) if known else None
+    if model_class not in _TASK_OF_CLASS or config.get("task") != _TASK_OF_CLASS[model_class]:
+        raise ValueError(f"{path} is not a wavemixer model config (missing or unknown 'format'/'model_class'/'task')")
     return config
 
 
-def _resolve_hub(name: str) -> Path:
+def _resolve_hub(
+    name: str,
+    *,
+    revision: str | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    token: str | bool | None = None,
+    force_download: bool = False,
+    local_files_only: bool = False,
+) -> Path:
+    """Local snapshot of ``hf-hub:<repo>[@revision]`` (config + weights only), through the Hub's cache."""
     repo = name[len("hf-hub:") :]
-    try:
-        from huggingface_hub import snapshot_download
-    except ImportError as exc:
-        raise ImportError("loading 'hf-hub:' models needs `pip install huggingface_hub`") from exc
-    return Path(snapshot_download(repo, allow_patterns=[CONFIG_NAME, WEIGHTS_NAME]))
+    if "@" in repo:
+        repo, at = repo.split("@", 1)
+        if revision is not None and revision != at:
+            raise ValueError(f"{name!r} names revision {at!r} but revision={revision!r} was passed; give one")
+        revision = at
+    if not repo or repo.count("/") != 1:
+        raise ValueError(f"{name!r}: expected 'hf-hub:<owner>/<repo>[@revision]'")
+    hub = require("huggingface_hub", "loading 'hf-hub:' models")
+    return Path(
+        hub.snapshot_download(
+            repo,
+            revision=revision,
+            cache_dir=cache_dir,
+            token=token,
+            force_download=force_download,
+            local_files_only=local_files_only,
+            allow_patterns=[CONFIG_NAME, WEIGHTS_NAME],
+        )
+    )
 
 
 def _read_weights(path: Path) -> dict[str, Tensor]:
@@ -151,13 +185,37 @@ def _read_weights(path: Path) -> dict[str, Tensor]:
         raise ValueError(f"{path} is not a readable safetensors file ({exc}); the checkpoint is corrupt") from exc
 
 
-def from_pretrained(name_or_path: str | os.PathLike, *, map_location: str | torch.device = "cpu") -> nn.Module:
-    """Load a model saved by :func:`save_pretrained` (a folder), ``hf-hub:<repo>``, or a registry name with
-    weights shipped in the package. The returned model is in eval mode and carries ``pretrained_config``
-    (the parsed config.json, including preprocessing and labels)."""
+def from_pretrained(
+    name_or_path: str | os.PathLike,
+    *,
+    map_location: str | torch.device = "cpu",
+    revision: str | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    token: str | bool | None = None,
+    force_download: bool = False,
+    local_files_only: bool = False,
+) -> nn.Module:
+    """Load a model saved by :func:`save_pretrained` (a folder, also as timm's ``local-dir:<folder>``),
+    ``hf-hub:<repo>[@revision]``, or a registry name with weights shipped in the package.
+
+    ``revision``, ``cache_dir``, ``token``, ``force_download`` and ``local_files_only`` go to
+    ``huggingface_hub.snapshot_download``. The returned model is in eval mode (as Hugging Face loaders
+    return it) and carries ``pretrained_config`` (the parsed config.json, including preprocessing and
+    labels) and timm's ``pretrained_cfg``."""
     text = os.fspath(name_or_path)
+    if text.startswith("local-dir:"):
+        text = text[len("local-dir:") :]
+        if not Path(text).is_dir():
+            raise FileNotFoundError(f"local-dir:{text}: no such folder")
     if text.startswith("hf-hub:"):
-        folder = _resolve_hub(text)
+        folder = _resolve_hub(
+            text,
+            revision=revision,
+            cache_dir=cache_dir,
+            token=token,
+            force_download=force_download,
+            local_files_only=local_files_only,
+        )
     elif Path(text).is_dir():
         folder = Path(text)
     elif packaged_weights_dir(text) is not None:
@@ -179,45 +237,49 @@ def from_pretrained(name_or_path: str | os.PathLike, *, map_location: str | torc
     except RuntimeError as exc:
         raise ValueError(f"the weights in {folder} do not fit the model in its {CONFIG_NAME}: {exc}") from exc
     model.pretrained_config = config
+    attach_pretrained_cfg(model, folder_pretrained_cfg(config, str(Path(folder) / WEIGHTS_NAME)))
     return model.to(map_location).eval()
 
 
-def packaged_weights_dir(name: str) -> Path | None:
-    """Folder of weights shipped inside the package for a registry name, if any."""
-    if "/" in name or os.sep in name:
-        return None
-    root = resources.files("wavemixer") / "weights" / name
-    path = Path(str(root))
-    return path if (path / CONFIG_NAME).is_file() else None
-
-
-def load_packaged_weights(spec: ModelSpec, **overrides: Any) -> nn.Module:
-    """Registry model with its packaged weights; ``num_classes`` may be overridden (new random head)."""
-    folder = packaged_weights_dir(spec.name)
-    if folder is None:
-        raise ValueError(
-            f"no pretrained weights ship with {spec.name!r}; variants with weights: "
-            f"{', '.join(n for n in _names_with_weights()) or 'none'}"
+def push_to_hub(
+    model: nn.Module,
+    repo_id: str,
+    *,
+    token: str | bool | None = None,
+    revision: str | None = None,
+    private: bool | None = None,
+    commit_message: str = "Upload wavemixer model",
+    create_pr: bool = False,
+    **save_kwargs: Any,
+) -> str:
+    """Save ``model`` as :func:`save_pretrained` does and upload the folder to the Hub repo ``repo_id``
+    (created if missing); ``save_kwargs`` are :func:`save_pretrained`'s. Returns the commit URL."""
+    hub = require("huggingface_hub", "push_to_hub")
+    api = hub.HfApi(token=token)
+    api.create_repo(repo_id, private=private, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="wavemixer-push-") as tmp:
+        folder = save_pretrained(model, Path(tmp) / "model", **save_kwargs)
+        (folder / "README.md").write_text(_model_card(load_config(folder)))
+        info = api.upload_folder(
+            repo_id=repo_id,
+            folder_path=folder,
+            revision=revision,
+            commit_message=commit_message,
+            create_pr=create_pr,
         )
-    model = from_pretrained(folder)
-    if not overrides:
-        return model
-    allowed = {"num_classes", "dropout", "drop_rate"}
-    if set(overrides) - allowed:
-        raise ValueError(f"with pretrained=True only {sorted(allowed)} may be overridden, got {sorted(overrides)}")
-    fresh = spec.build(**{**model.config, **overrides})
-    state = model.state_dict()
-    if "num_classes" in overrides and overrides["num_classes"] != model.config.get("num_classes"):
-        state = {k: v for k, v in state.items() if not k.startswith("head.")}
-    fresh.load_state_dict(state, strict=False)
-    fresh.pretrained_config = model.pretrained_config
-    return fresh.eval()
+    return str(getattr(info, "commit_url", info))
 
 
-def _names_with_weights() -> list[str]:
-    from .registry import list_models
-
-    return [n for n in list_models() if packaged_weights_dir(n) is not None]
+def _model_card(config: dict[str, Any]) -> str:
+    tags = ["wavemixer", "wavemix", config["task"].replace("_", "-")]
+    if config["task"] == "classification":
+        tags += ["image-classification", "timm"]
+    name = config.get("model_name") or config["architecture"]
+    header = "\n".join(["---", "library_name: wavemixer", "license: mit", "tags:", *(f"- {t}" for t in tags), "---"])
+    return (
+        f"{header}\n\n# {name}\n\nA WaveMix model (arXiv:2205.14375) saved by wavemixer.\n\n"
+        '```python\nimport wavemixer\nmodel = wavemixer.from_pretrained("hf-hub:<this repo>")\n```\n'
+    )
 
 
 def spec_preprocessing(name: str) -> dict[str, Any]:

@@ -1,9 +1,15 @@
-"""Named WaveMix variants: every published configuration, with checked metadata."""
+"""Named WaveMix variants: every published configuration, with checked metadata.
+
+Data only: building a variant with its weights and pretrained cfg is :func:`wavemixer.factory.create_model`,
+which depends on this module and never the other way round."""
 
 from __future__ import annotations
 
 import fnmatch
+import os
 from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
 from typing import Any, Literal
 
 from torch import nn
@@ -11,9 +17,17 @@ from torch import nn
 from .classification import WaveMix
 from .segmentation import WaveMixSegmentation
 from .super_resolution import WaveMixSR
-from .validation import check_bool
 
-__all__ = ["MODEL_CLASSES", "ModelSpec", "Task", "create_model", "get_spec", "list_models", "register_model"]
+__all__ = [
+    "MODEL_CLASSES",
+    "ModelSpec",
+    "Task",
+    "get_spec",
+    "list_models",
+    "names_with_weights",
+    "packaged_weights_dir",
+    "register_model",
+]
 
 Task = Literal["classification", "segmentation", "super_resolution"]
 
@@ -98,20 +112,17 @@ def get_spec(name: str, task: str | None = None) -> ModelSpec:
     return spec
 
 
-def create_model(name: str, *, pretrained: bool = False, **overrides: Any) -> nn.Module:
-    """Build a registered variant; keyword ``overrides`` replace its constructor arguments.
+def packaged_weights_dir(name: str) -> Path | None:
+    """Folder (config.json + model.safetensors) of the weights shipped inside the package for ``name``, if any."""
+    if "/" in name or os.sep in name:
+        return None
+    path = Path(str(resources.files("wavemixer") / "weights" / name))
+    return path if (path / "config.json").is_file() else None
 
-    ``pretrained=True`` loads the weights shipped inside the package for that variant.
-    """
-    if not isinstance(name, str):
-        raise TypeError(f"create_model takes a registry model name (see list_models()), got {name!r}")
-    check_bool("pretrained", pretrained)
-    spec = get_spec(name)
-    if pretrained:
-        from .hub import load_packaged_weights
 
-        return load_packaged_weights(spec, **overrides)
-    return spec.build(**overrides)
+def names_with_weights() -> list[str]:
+    """Registered variants whose weights ship with the package."""
+    return [n for n in list_models() if packaged_weights_dir(n) is not None]
 
 
 # --------------------------------------------------------------------------------------------------

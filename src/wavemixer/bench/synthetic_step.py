@@ -12,7 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..registry import create_model, get_spec
+from ..factory import create_model
+from ..registry import get_spec
 
 
 def synthetic_train_step(name: str, batch: int, precision: str = "fp32") -> tuple[nn.Module, Callable[[], None]]:

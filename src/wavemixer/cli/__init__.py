@@ -8,6 +8,8 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
+from wavemixer.optional_deps import missing_dependency
+
 __all__ = ["COMMANDS", "main"]
 
 # sub-command name -> module (imported lazily so `wavemixer models` does not import torchvision)
@@ -88,6 +90,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if getattr(args, "debug", False):
             raise
         print(f"wavemixer {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except ImportError as exc:
+        missing = missing_dependency(exc, "this command")
+        if missing is None or getattr(args, "debug", False):
+            raise
+        print(f"wavemixer {args.command}: error: {missing}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"wavemixer {args.command}: interrupted", file=sys.stderr)

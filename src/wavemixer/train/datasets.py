@@ -488,14 +488,17 @@ def _load_torchvision(name: str, data_dir: Path, download: bool) -> tuple[Tensor
 
 
 def _digits() -> tuple[Tensor, Tensor, Tensor, Tensor, list]:
-    """scikit-learn's bundled 8×8 digits (1,797 images), upsampled to 16×16; fixed 80/20 train/test split."""
-    from sklearn.datasets import load_digits
+    """The 1,797 8×8 digits shipped in the package (scikit-learn's copy, see data/digits.LICENSE), upsampled to
+    16×16; fixed 80/20 train/test split."""
+    from importlib import resources
+
     from torchvision.transforms.v2 import functional as TF
 
-    d = load_digits()
-    x = torch.from_numpy(np.round(d.images * (255 / 16)).astype(np.uint8)).unsqueeze(1)
+    with resources.as_file(resources.files("wavemixer") / "data" / "digits.npz") as path, np.load(path) as d:
+        images, labels = d["images"], d["labels"]
+    x = torch.from_numpy(np.round(images * (255 / 16)).astype(np.uint8)).unsqueeze(1)
     x = TF.resize(x, [16, 16], antialias=True)
-    y = torch.from_numpy(d.target.astype(np.int64))
+    y = torch.from_numpy(labels.astype(np.int64))
     perm = torch.randperm(len(y), generator=torch.Generator().manual_seed(1234))
     n_test = len(y) // 5
     te, tr = perm[:n_test], perm[n_test:]
@@ -799,7 +802,7 @@ def estimated_seconds_per_image(macs: float) -> float:
 def derive_defaults(cfg: Any, scan: FolderScan, n_train: int) -> tuple[dict[str, Any], tuple[int, int], list[str]]:
     """Options left unset, chosen from what the scan found; the resized input size; the reasons."""
     from wavemixer.flops import count_macs
-    from wavemixer.registry import create_model
+    from wavemixer.factory import create_model
 
     notes: list[str] = []
     changes: dict[str, Any] = {}

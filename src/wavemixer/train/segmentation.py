@@ -510,7 +510,8 @@ class SegmentationTask:
         return build_segmentation_datasets(cfg)
 
     def build_model(self, model_name: str, info: DataInfo, model_args: dict[str, Any]) -> nn.Module:
-        from wavemixer.registry import create_model, get_spec
+        from wavemixer.factory import create_model
+        from wavemixer.registry import get_spec
 
         spec = get_spec(model_name, task="segmentation")
         overrides = dict(model_args)

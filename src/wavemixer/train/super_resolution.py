@@ -318,7 +318,7 @@ class SuperResolutionTask:
         return build_super_resolution_datasets(cfg)
 
     def build_model(self, model_name: str, info: DataInfo, model_args: dict[str, Any]) -> nn.Module:
-        from wavemixer.registry import create_model
+        from wavemixer.factory import create_model
 
         scale = model_scale(model_name, model_args)
         if isinstance(info, SRDataInfo) and scale != info.scale:

@@ -61,7 +61,8 @@ class ClassificationTask:
         self.criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
 
     def build_model(self, model_name: str, info: DataInfo, model_args: dict[str, Any]) -> nn.Module:
-        from wavemixer.registry import create_model, get_spec
+        from wavemixer.factory import create_model
+        from wavemixer.registry import get_spec
 
         spec = get_spec(model_name, task="classification")
         overrides = dict(model_args)
