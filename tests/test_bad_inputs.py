@@ -347,9 +347,10 @@ def test_save_pretrained_is_all_or_nothing_and_never_overwrites(tmp_path):
     with pytest.raises(FileExistsError, match="force"):
         save_pretrained(model, tmp_path / "m")
     (tmp_path / "m" / "README.md").write_text("mine")
-    save_pretrained(model, tmp_path / "m", force=True, labels=["a", "b"])
+    save_pretrained(model, tmp_path / "m", force=True, labels=["a", "b"], metadata={"val": float("nan")})
     assert (tmp_path / "m" / "README.md").read_text() == "mine"
-    assert json.loads((tmp_path / "m" / "config.json").read_text())["labels"] == ["a", "b"]
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert config["labels"] == ["a", "b"] and config["metadata"] == {"val": None}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]
 
 

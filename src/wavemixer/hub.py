@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .files import atomic_folder, atomic_write, refuse_overwrite
+from .files import atomic_folder, atomic_write, refuse_overwrite, strict_json
 from .registry import MODEL_CLASSES, ModelSpec, get_spec
 
 __all__ = [
@@ -102,8 +102,8 @@ def save_pretrained(
         "labels": list(labels) if labels is not None else None,
         "metadata": _json_ready(dict(metadata)) if metadata else None,
     }
-    try:  # before anything is written: a config that is not strict JSON must leave no files behind
-        config_text = json.dumps(config, indent=2, allow_nan=False) + "\n"
+    try:  # before anything is written: a config that is not JSON must leave no files behind
+        config_text = strict_json(config)  # a non-finite metric in the metadata becomes null
     except (TypeError, ValueError) as exc:
         raise ValueError(f"save_pretrained: the config, labels or metadata are not JSON-serialisable ({exc})") from exc
     state = {k: v.detach().contiguous().cpu() for k, v in clean_state_dict(model.state_dict()).items()}
