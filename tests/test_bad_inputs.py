@@ -21,7 +21,7 @@ from safetensors.torch import load_file
 from wavemixer import WaveMix, WaveMixSegmentation, create_model
 from wavemixer.cli import main
 from wavemixer.hub import save_pretrained
-from wavemixer.train import TrainConfig, train
+from wavemixer.train import Diverged, TrainConfig, train
 from wavemixer.train.checkpoint import MANIFEST, load_train_state, write_json
 from wavemixer.train.config import load_yaml
 
@@ -79,6 +79,15 @@ def _tiny_model_folder(folder: Path, *, labels: list[str] | None = None, preproc
         (["--ema-decay", "1"], "--ema-decay must be a finite number in [0, 1)"),
         (["--warmup-epochs", "-1"], "--warmup-epochs must be a finite number >= 0"),
         (["--amp", "fp8"], "argument --amp: invalid choice: 'fp8'"),
+        (["--workers", "-1"], "--workers must be an integer >= 0"),
+        (["--patience", "0"], "--patience must be an integer >= 1"),
+        (["--grad-accum", "0"], "--grad-accum must be an integer >= 1"),
+        (["--seed", "-1"], "--seed must be an integer >= 0"),
+        (["--subset", "0"], "--subset must be an integer >= 1"),
+        (["--sgd-lr", "0"], "--sgd-lr must be a finite number > 0"),
+        (["--model-arg", "final_dim=-16", "--subset", "128"], "final_dim must be an integer >= 4, got -16"),
+        (["--model-arg", "dropout=nan", "--subset", "128"], "dropout must be a number in [0, 1), got 'nan'"),
+        (["--model-arg", "depth=2.5", "--subset", "128"], "depth must be an integer >= 1, got 2.5"),
         (["--resume", "{tmp}/a", "--output", "{tmp}/b"], "--output {tmp}/b contradicts it"),
         (["--resume", "{tmp}/a", "--force"], "--force contradicts it"),
     ],
@@ -89,7 +98,7 @@ def test_bad_training_options_are_refused_before_anything_runs(flags, fragment, 
     flags = [f.replace("{tmp}", str(tmp_path)) for f in flags]
     code, err = _cli(["train", *flags], capsys)
     _assert_one_line_error(code, err, fragment.replace("{tmp}", str(tmp_path)))
-    assert not (tmp_path / "runs").exists() and not (tmp_path / "b").exists()
+    assert not any(tmp_path.glob("runs/*")) and not (tmp_path / "b").exists()  # no run folder left behind
 
 
 @pytest.mark.parametrize(
@@ -211,7 +220,7 @@ def test_divergence_keeps_the_last_good_epoch(tmp_path, monkeypatch):
         return value
 
     monkeypatch.setattr(ClassificationTask, "loss", loss_turning_nan)
-    with pytest.raises(RuntimeError, match=r"training diverged: the training loss is nan at step 5 .*epoch \(1\)"):
+    with pytest.raises(Diverged, match=r"training diverged: the training loss is nan at step 5 .*epoch \(1\)"):
         train(TrainConfig(output=str(tmp_path / "run"), epochs=3, **TINY))
     state = load_train_state(tmp_path / "run" / "checkpoint.pt")
     assert state["epoch"] == 1 and all(torch.isfinite(t).all() for t in state["model"].values())
