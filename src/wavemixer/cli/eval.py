@@ -60,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
     from wavemixer.train.validation import check_fields
 
     check_common_options(args)
+    if args.checkpoint and args.model:
+        raise ValueError("give a checkpoint folder or --model NAME --pretrained, not both")
     check_fields(TrainConfig, subset=args.subset, val_fraction=args.val_fraction, seed=args.seed)  # as train's
     if args.output_dir:  # refuse before evaluating, not after
         refuse_overwrite([Path(args.output_dir) / "metrics.json"], force=args.force)
