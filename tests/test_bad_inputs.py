@@ -188,11 +188,13 @@ def test_force_replaces_a_run_but_keeps_the_users_files_in_its_folder(tmp_path):
     manifest = json.loads((run / MANIFEST).read_text())["files"]
     assert {"config.yaml", "checkpoint.pt", "best/model.safetensors", "results.json", MANIFEST} <= set(manifest)
     (run / "notes.txt").write_text("keep me\n")
+    (run / ".draft.tmp").write_text("keep me too\n")
     (run / "best" / "my_plot.png").write_bytes(b"png")
     with pytest.raises(ValueError, match="--force"):
         train(TrainConfig(output=str(run), epochs=1, **TINY))
     train(TrainConfig(output=str(run), epochs=1, force=True, seed=1, **TINY))
     assert (run / "notes.txt").read_text() == "keep me\n" and (run / "best" / "my_plot.png").read_bytes() == b"png"
+    assert (run / ".draft.tmp").read_text() == "keep me too\n"
     assert json.loads((run / "results.json").read_text())["seed"] == 1
 
 
@@ -333,8 +335,9 @@ def test_an_interrupted_folder_swap_is_undone_and_temporaries_removed(tmp_path):
     (tmp_path / ".best.old.abc123.tmp" / "config.json").write_text("{}")
     (tmp_path / ".last.xyz789.tmp").mkdir()  # a new folder that never got renamed into place
     (tmp_path / ".checkpoint.pt.q1w2e3.tmp").write_bytes(b"partial")
-    remove_stale_temporaries(tmp_path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["best"]
+    (tmp_path / ".notes.draft.tmp").write_text("not ours")
+    remove_stale_temporaries(tmp_path, ["best", "last", "checkpoint.pt"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".notes.draft.tmp", "best"]
     assert (tmp_path / "best" / "config.json").read_text() == "{}"
 
 
