@@ -21,7 +21,7 @@ from safetensors.torch import load_file
 from wavemixer import WaveMix, WaveMixSegmentation, create_model
 from wavemixer.cli import main
 from wavemixer.hub import save_pretrained
-from wavemixer.train import TrainConfig, train
+from wavemixer.train import Diverged, TrainConfig, train
 from wavemixer.train.checkpoint import MANIFEST, load_train_state, write_json
 from wavemixer.train.config import load_yaml
 
@@ -79,6 +79,15 @@ def _tiny_model_folder(folder: Path, *, labels: list[str] | None = None, preproc
         (["--ema-decay", "1"], "--ema-decay must be a finite number in [0, 1)"),
         (["--warmup-epochs", "-1"], "--warmup-epochs must be a finite number >= 0"),
         (["--amp", "fp8"], "argument --amp: invalid choice: 'fp8'"),
+        (["--workers", "-1"], "--workers must be an integer >= 0"),
+        (["--patience", "0"], "--patience must be an integer >= 1"),
+        (["--grad-accum", "0"], "--grad-accum must be an integer >= 1"),
+        (["--seed", "-1"], "--seed must be an integer >= 0"),
+        (["--subset", "0"], "--subset must be an integer >= 1"),
+        (["--sgd-lr", "0"], "--sgd-lr must be a finite number > 0"),
+        (["--model-arg", "final_dim=-16", "--subset", "128"], "final_dim must be an integer >= 4, got -16"),
+        (["--model-arg", "dropout=nan", "--subset", "128"], "dropout must be a number in [0, 1), got 'nan'"),
+        (["--model-arg", "depth=2.5", "--subset", "128"], "depth must be an integer >= 1, got 2.5"),
         (["--resume", "{tmp}/a", "--output", "{tmp}/b"], "--output {tmp}/b contradicts it"),
         (["--resume", "{tmp}/a", "--force"], "--force contradicts it"),
     ],
@@ -89,7 +98,7 @@ def test_bad_training_options_are_refused_before_anything_runs(flags, fragment, 
     flags = [f.replace("{tmp}", str(tmp_path)) for f in flags]
     code, err = _cli(["train", *flags], capsys)
     _assert_one_line_error(code, err, fragment.replace("{tmp}", str(tmp_path)))
-    assert not (tmp_path / "runs").exists() and not (tmp_path / "b").exists()
+    assert not any(tmp_path.glob("runs/*")) and not (tmp_path / "b").exists()  # no run folder left behind
 
 
 @pytest.mark.parametrize(
@@ -179,11 +188,13 @@ def test_force_replaces_a_run_but_keeps_the_users_files_in_its_folder(tmp_path):
     manifest = json.loads((run / MANIFEST).read_text())["files"]
     assert {"config.yaml", "checkpoint.pt", "best/model.safetensors", "results.json", MANIFEST} <= set(manifest)
     (run / "notes.txt").write_text("keep me\n")
+    (run / ".draft.tmp").write_text("keep me too\n")
     (run / "best" / "my_plot.png").write_bytes(b"png")
     with pytest.raises(ValueError, match="--force"):
         train(TrainConfig(output=str(run), epochs=1, **TINY))
     train(TrainConfig(output=str(run), epochs=1, force=True, seed=1, **TINY))
     assert (run / "notes.txt").read_text() == "keep me\n" and (run / "best" / "my_plot.png").read_bytes() == b"png"
+    assert (run / ".draft.tmp").read_text() == "keep me too\n"
     assert json.loads((run / "results.json").read_text())["seed"] == 1
 
 
@@ -211,7 +222,7 @@ def test_divergence_keeps_the_last_good_epoch(tmp_path, monkeypatch):
         return value
 
     monkeypatch.setattr(ClassificationTask, "loss", loss_turning_nan)
-    with pytest.raises(RuntimeError, match=r"training diverged: the training loss is nan at step 5 .*epoch \(1\)"):
+    with pytest.raises(Diverged, match=r"training diverged: the training loss is nan at step 5 .*epoch \(1\)"):
         train(TrainConfig(output=str(tmp_path / "run"), epochs=3, **TINY))
     state = load_train_state(tmp_path / "run" / "checkpoint.pt")
     assert state["epoch"] == 1 and all(torch.isfinite(t).all() for t in state["model"].values())
@@ -249,6 +260,9 @@ def image(tmp_path) -> Path:
         ("predict", ["--top-k", "0"], "--top-k must be at least 1"),
         ("predict", ["--threads", "0"], "--threads must be at least 1"),
         ("predict", ["--batch-size", "x"], "argument --batch-size: invalid int value: 'x'"),
+        ("predict", ["--pretrained"], "--pretrained takes the weights shipped for --model NAME"),
+        ("eval", ["--pretrained"], "--pretrained takes the weights shipped for --model NAME"),
+        ("eval", ["--model", "wavemix_lite_8_10_mnist", "--pretrained"], "not both"),
         ("eval", ["--device", "tpu"], "--device must be one of auto, cpu, cuda"),
         ("eval", ["--batch-size", "-1"], "--batch-size must be an integer >= 1, got -1"),
         ("eval", ["--subset", "0"], "--subset must be an integer >= 1"),
@@ -321,8 +335,9 @@ def test_an_interrupted_folder_swap_is_undone_and_temporaries_removed(tmp_path):
     (tmp_path / ".best.old.abc123.tmp" / "config.json").write_text("{}")
     (tmp_path / ".last.xyz789.tmp").mkdir()  # a new folder that never got renamed into place
     (tmp_path / ".checkpoint.pt.q1w2e3.tmp").write_bytes(b"partial")
-    remove_stale_temporaries(tmp_path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["best"]
+    (tmp_path / ".notes.draft.tmp").write_text("not ours")
+    remove_stale_temporaries(tmp_path, ["best", "last", "checkpoint.pt"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".notes.draft.tmp", "best"]
     assert (tmp_path / "best" / "config.json").read_text() == "{}"
 
 
@@ -347,9 +362,10 @@ def test_save_pretrained_is_all_or_nothing_and_never_overwrites(tmp_path):
     with pytest.raises(FileExistsError, match="force"):
         save_pretrained(model, tmp_path / "m")
     (tmp_path / "m" / "README.md").write_text("mine")
-    save_pretrained(model, tmp_path / "m", force=True, labels=["a", "b"])
+    save_pretrained(model, tmp_path / "m", force=True, labels=["a", "b"], metadata={"val": float("nan")})
     assert (tmp_path / "m" / "README.md").read_text() == "mine"
-    assert json.loads((tmp_path / "m" / "config.json").read_text())["labels"] == ["a", "b"]
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert config["labels"] == ["a", "b"] and config["metadata"] == {"val": None}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]
 
 

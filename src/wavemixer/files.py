@@ -7,6 +7,7 @@ by a killed process are removed by :func:`remove_stale_temporaries` the next tim
 
 from __future__ import annotations
 
+import glob
 import json
 import math
 import os
@@ -110,22 +111,23 @@ def atomic_folder(folder: str | os.PathLike, owned: Iterable[str]) -> Iterator[P
             shutil.rmtree(tmp)
 
 
-def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
-    """Delete ``.NAME.*.tmp`` files and folders an interrupted write left in ``folder`` (not recursive).
+def remove_stale_temporaries(folder: str | os.PathLike, names: Iterable[str]) -> list[Path]:
+    """Delete the ``.NAME.*.tmp`` files and folders an interrupted write of ``NAME`` left in ``folder``.
 
-    A folder swap cut between its two renames leaves only ``.NAME.old.*.tmp``: it is renamed back to NAME.
+    Only temporaries of the given names go: another ``*.tmp`` in the folder is not ours to remove. A folder
+    swap cut between its two renames leaves only ``.NAME.old.*.tmp``: it is renamed back to NAME.
     """
     folder = Path(folder)
     removed: list[Path] = []
     if not folder.is_dir():
         return removed
-    for p in sorted(folder.glob(f".*{TMP_SUFFIX}")):
-        name = p.name[1:].split(".old.")[0] if ".old." in p.name else None
-        if name and p.is_dir() and not (folder / name).exists():
-            os.rename(p, folder / name)
-            continue
-        shutil.rmtree(p) if p.is_dir() else p.unlink()
-        removed.append(p)
+    for name in names:
+        for p in sorted(folder.glob(f".{glob.escape(name)}.*{TMP_SUFFIX}")):
+            if p.name.startswith(f".{name}.old.") and p.is_dir() and not (folder / name).exists():
+                os.rename(p, folder / name)
+                continue
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
+            removed.append(p)
     return removed
 
 

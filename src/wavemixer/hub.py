@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .files import atomic_folder, atomic_write, refuse_overwrite
+from .files import atomic_folder, atomic_write, refuse_overwrite, strict_json
 from .optional_deps import require
 from .registry import MODEL_CLASSES, get_spec, packaged_weights_dir
 from .timm_models import attach_pretrained_cfg, folder_pretrained_cfg, hub_config_fields
@@ -112,8 +112,8 @@ def save_pretrained(
         "metadata": _json_ready(dict(metadata)) if metadata else None,
     }
     config.update(_json_ready(hub_config_fields(model, config)))  # timm and PyTorchModelHubMixin keys
-    try:  # before anything is written: a config that is not strict JSON must leave no files behind
-        config_text = json.dumps(config, indent=2, allow_nan=False) + "\n"
+    try:  # before anything is written: a config that is not JSON must leave no files behind
+        config_text = strict_json(config)  # a non-finite metric in the metadata becomes null
     except (TypeError, ValueError) as exc:
         raise ValueError(f"save_pretrained: the config, labels or metadata are not JSON-serialisable ({exc})") from exc
     state = {k: v.detach().contiguous().cpu() for k, v in clean_state_dict(model.state_dict()).items()}

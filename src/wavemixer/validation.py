@@ -7,6 +7,7 @@ argument, the value given and what is allowed, before the value can reach torch 
 from __future__ import annotations
 
 import math
+import numbers
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -45,9 +46,9 @@ class Range:
 
 
 def check_int(name: str, value: Any, *, ge: int | None = None, le: int | None = None) -> int:
-    """An ``int`` (not a bool, not a float such as ``16.0``) within ``[ge, le]``."""
+    """An integer (not a bool, not a float such as ``16.0``) within ``[ge, le]``."""
     bounds = Range(ge=ge, le=le)
-    if not isinstance(value, int) or isinstance(value, bool):
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool):  # numpy integers are fine
         raise TypeError(f"{name} must be an integer {bounds.describe()}, got {value!r} ({type(value).__name__})")
     if value not in bounds:
         raise ValueError(f"{name} must be an integer {bounds.describe()}, got {value}")
@@ -57,7 +58,7 @@ def check_int(name: str, value: Any, *, ge: int | None = None, le: int | None = 
 def check_float(name: str, value: Any, bounds: Range = Range()) -> float:
     """A finite real number (ints allowed, bools not) within ``bounds``."""
     rule = bounds.describe() if bounds != Range() else "a finite number"
-    if not isinstance(value, (int, float)) or isinstance(value, bool):
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
         raise TypeError(f"{name} must be a number {rule}, got {value!r} ({type(value).__name__})")
     if not math.isfinite(value) or value not in bounds:
         raise ValueError(f"{name} must be {rule}, got {value}")

@@ -43,7 +43,7 @@ def add_force_option(p: argparse.ArgumentParser, what: str) -> None:
 
 
 def check_common_options(args: argparse.Namespace, *, allow_auto_device: bool = True) -> None:
-    """The options eval, predict and bench share: --batch-size, --device, --threads (one-line errors)."""
+    """What eval, predict and bench share: --batch-size, --device, --threads, --pretrained (one-line errors)."""
     from wavemixer.validation import check_device, check_int
 
     if getattr(args, "batch_size", None) is not None:
@@ -51,6 +51,8 @@ def check_common_options(args: argparse.Namespace, *, allow_auto_device: bool = 
     if getattr(args, "device", None) is not None:
         check_device("--device", args.device, allow_auto=allow_auto_device)
     apply_threads(getattr(args, "threads", None))
+    if getattr(args, "pretrained", False) and not getattr(args, "model", None):
+        raise ValueError("--pretrained takes the weights shipped for --model NAME; give --model too")
 
 
 def apply_threads(threads: int | None) -> None:

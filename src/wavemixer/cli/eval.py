@@ -66,6 +66,8 @@ def run(args: argparse.Namespace) -> int:
     from wavemixer.train.validation import check_fields
 
     check_common_options(args)
+    if args.checkpoint and args.model:
+        raise ValueError("give a checkpoint folder or --model NAME --pretrained, not both")
     given = dict(subset=args.subset, val_fraction=args.val_fraction, seed=args.seed)
     check_fields(TrainConfig, **{k: v for k, v in given.items() if v is not None})  # as train's; unset = the run's
     if args.output_dir:  # refuse before evaluating, not after

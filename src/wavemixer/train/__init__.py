@@ -6,7 +6,7 @@ One engine (:mod:`.engine`) runs any task (:mod:`.tasks`) on any data set (:mod:
 from __future__ import annotations
 
 from .config import TrainConfig
-from .engine import Trainer, resolve_config, train
+from .engine import Diverged, Trainer, resolve_config, train
 from .tasks import TASKS, ClassificationTask, Task
 
-__all__ = ["TASKS", "ClassificationTask", "Task", "TrainConfig", "Trainer", "resolve_config", "train"]
+__all__ = ["TASKS", "ClassificationTask", "Diverged", "Task", "TrainConfig", "Trainer", "resolve_config", "train"]

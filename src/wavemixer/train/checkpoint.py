@@ -35,6 +35,11 @@ __all__ = [
 TRAIN_STATE = "checkpoint.pt"
 MANIFEST = "wavemixer-manifest.json"
 _MANIFEST_FORMAT = "wavemixer-run-manifest"
+#: what every run writes (also in folders from before the manifest)
+_RUN_FILES = (
+    MANIFEST, "config.yaml", TRAIN_STATE, "best_state.pt", "summary.csv", "curves.png", "results.json",
+    "best/config.json", "best/model.safetensors", "last/config.json", "last/model.safetensors",
+)  # fmt: skip
 
 
 def _read_manifest(run_dir: Path) -> list[str] | None:
@@ -74,9 +79,16 @@ def _remove_recorded(run_dir: Path, files: list[str]) -> None:
 
 
 def clean_run_dir(run_dir: Path) -> None:
-    """Remove what an interrupted save left behind (``.NAME.*.tmp``) in the run folder and its model folders."""
-    for folder in (run_dir, *(p for p in run_dir.iterdir() if p.is_dir() and not p.name.startswith("."))):
-        remove_stale_temporaries(folder)
+    """Remove what an interrupted save left behind (``.NAME.*.tmp``) for the files a run writes, wherever
+    they are in the run folder; temporaries of other names are not ours and stay."""
+    names: dict[tuple[str, ...], set[str]] = {}
+    for rel in [*(_read_manifest(run_dir) or []), *_RUN_FILES]:
+        parts = PurePosixPath(rel).parts
+        for i, part in enumerate(parts):
+            names.setdefault(parts[:i], set()).add(part)
+    for parts, folder_names in names.items():
+        if ".." not in parts:
+            remove_stale_temporaries(run_dir.joinpath(*parts), sorted(folder_names))
 
 
 def prepare_run_dir(path: Path, *, force: bool) -> Path:

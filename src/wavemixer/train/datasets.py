@@ -801,8 +801,8 @@ def estimated_seconds_per_image(macs: float) -> float:
 
 def derive_defaults(cfg: Any, scan: FolderScan, n_train: int) -> tuple[dict[str, Any], tuple[int, int], list[str]]:
     """Options left unset, chosen from what the scan found; the resized input size; the reasons."""
-    from wavemixer.flops import count_macs
     from wavemixer.factory import create_model
+    from wavemixer.flops import count_macs
 
     notes: list[str] = []
     changes: dict[str, Any] = {}

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 import re
 from typing import Any
 
@@ -50,8 +51,8 @@ def _number(value: Any, base: str) -> Any:
         except ValueError:
             return None
     if base == "int":
-        return value if isinstance(value, int) else None
-    return float(value) if isinstance(value, (int, float)) else None
+        return int(value) if isinstance(value, numbers.Integral) else None
+    return float(value) if isinstance(value, numbers.Real) else None
 
 
 def _expected(base: str, bounds: Range | None, choices: Any) -> str:
@@ -84,6 +85,9 @@ def check_option(f: dataclasses.Field, value: Any, label: str | None = None) -> 
     elif base == "str":
         if not isinstance(value, str):
             raise ValueError(f"{label} must be {expected}, got {value!r} ({type(value).__name__})")
+    elif base in ("list", "tuple"):
+        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+            raise ValueError(f"{label} must be a list, got {value!r} ({type(value).__name__})")
     elif base == "dict":
         if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
             raise ValueError(f"{label} must be {expected} with string keys, got {value!r}")
