@@ -7,7 +7,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-__all__ = ["COMMANDS", "main"]
+__all__ = ["COMMANDS", "OPTIONAL_EXTRAS", "main"]
 
 # sub-command name -> module (imported lazily so `wavemixer models` does not import torchvision)
 COMMANDS: dict[str, str] = {
@@ -17,7 +17,15 @@ COMMANDS: dict[str, str] = {
     "train": "wavemixer.cli.train",
     "eval": "wavemixer.cli.eval",
     "predict": "wavemixer.cli.predict",
+    "export": "wavemixer.cli.export",
 }
+
+# import name of an optional dependency -> the extra that installs it
+OPTIONAL_EXTRAS: dict[str, str] = {
+    "onnx": "onnx", "onnxruntime": "onnx", "onnxscript": "onnx", "timm": "timm", "huggingface_hub": "hub",
+    "tensorboard": "tensorboard", "torchvision": "train", "torchmetrics": "train", "PIL": "train",
+    "yaml": "train", "tqdm": "train", "matplotlib": "train", "sklearn": "train",
+}  # fmt: skip
 
 
 class CLIError(Exception):
@@ -65,6 +73,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         if getattr(args, "debug", False):
             raise
         print(f"wavemixer {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as exc:
+        package = (exc.name or "").split(".")[0]
+        if package not in OPTIONAL_EXTRAS or getattr(args, "debug", False):
+            raise
+        print(
+            f"wavemixer {args.command}: error: this needs {package!r}, which is not installed: "
+            f"pip install 'wavemixer[{OPTIONAL_EXTRAS[package]}]'",
+            file=sys.stderr,
+        )
         return 2
     except KeyboardInterrupt:
         print(f"wavemixer {args.command}: interrupted", file=sys.stderr)
