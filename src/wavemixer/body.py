@@ -146,6 +146,7 @@ class WaveMixBody(nn.Module):
         self.grad_checkpointing = False
         self.memory_efficient = False
         self._invertible_norms = False
+        self._norms_clear_of_zero = False  # the last eager check of every |gamma| > GAMMA_FLOOR
         self.stem = build_stem(stem, in_chans=in_chans, dim=final_dim, patch_size=patch_size, stride=stride)
         self.blocks = nn.ModuleList(
             WaveMixBlock(
@@ -183,17 +184,30 @@ class WaveMixBody(nn.Module):
         for m in self.modules():
             if isinstance(m, LevelMixer):
                 m.recompute_mlp = enable
+        self.refresh_memory_plan()
+
+    @torch.jit.ignore
+    def refresh_memory_plan(self) -> bool:
+        """Check (one host sync) whether every block's BatchNorm input can be rebuilt from its output.
+
+        Eager forward passes do this themselves; a ``torch.compile``-d model cannot without a graph break
+        (a ``.item()``), so it uses the result of the last check: a training loop calls this before each
+        compiled step (``wavemixer train --compile --memory-efficient`` does), and a flip recompiles once.
+        """
+        gammas = [b.levels[0].norm.weight for b in self.blocks if isinstance(b.levels[0].norm, nn.BatchNorm2d)]
+        clear = len(gammas) == len(self.blocks) and bool(torch.cat(gammas).abs().min() > GAMMA_FLOOR)
+        self._norms_clear_of_zero = clear
+        return clear
 
     @torch.jit.ignore
     def group_matcher(self, coarse: bool = False) -> dict[str, Any]:
         return dict(stem=r"^stem", blocks=r"^blocks\.(\d+)")
 
     def _check_invertible_norms(self) -> None:
-        """One host sync per step: may each block's BatchNorm input be rebuilt from its output?"""
+        """One host sync per eager step (none when compiled): may each block's BatchNorm input be rebuilt?"""
         use = self.memory_efficient and self.training and torch.is_grad_enabled() and not self.grad_checkpointing
         if use and not torch.jit.is_scripting():
-            gammas = [b.levels[0].norm.weight for b in self.blocks if isinstance(b.levels[0].norm, nn.BatchNorm2d)]
-            use = len(gammas) == len(self.blocks) and bool(torch.cat(gammas).abs().min() > GAMMA_FLOOR)
+            use = self._norms_clear_of_zero if torch.compiler.is_compiling() else self.refresh_memory_plan()
         self._invertible_norms = use
 
     def _run_block(self, block: WaveMixBlock, x: Tensor) -> Tensor:
@@ -211,6 +225,10 @@ class WaveMixBody(nn.Module):
 
     def _maybe_checkpointed(self, module: nn.Module, x: Tensor) -> Tensor:
         if self.grad_checkpointing and self.training and torch.is_grad_enabled() and not torch.jit.is_scripting():
+            if torch.compiler.is_compiling():
+                # compiled, the recomputation is the partitioner's and buffer updates are applied once, so
+                # BatchNorm statistics need no freezing (nor can dynamo trace a custom context_fn)
+                return checkpoint(module, x, use_reentrant=False)
             return checkpoint(
                 module,
                 x,
