@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.fx.experimental._config as fx_config
 
 from wavemixer import WaveMix, WaveMixSegmentation, WaveMixSR
 from wavemixer.cli import main
+from wavemixer.dwt import haar_packed
 from wavemixer.export import check_sizes, export_model, export_program
 
 FAMILIES = {
@@ -143,3 +145,26 @@ def test_cli_missing_onnxruntime_is_one_line_naming_the_extra(tmp_path, capsys, 
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "pip install 'wavemixer[onnx]'" in err
     assert not list(tmp_path.iterdir())  # nothing half-written left behind
+
+
+class _Haar(torch.nn.Module):
+    def __init__(self, mode: str) -> None:
+        super().__init__()
+        self.mode = mode
+
+    def forward(self, x):
+        return haar_packed(x, self.mode)
+
+
+@pytest.mark.parametrize("mode", ["zero", "symmetric", "periodic", "reflect", "antisymmetric", "smooth"])
+def test_traced_odd_size_extension_matches_pywavelets_for_every_mode(mode):
+    pywt = pytest.importorskip("pywt")
+    dims = {2: torch.export.Dim("h", min=2), 3: torch.export.Dim("w", min=2)}
+    example = torch.randn(1, 1, 8, 8, dtype=torch.float64)
+    with fx_config.patch(backed_size_oblivious=True):  # as export_program does: 1-sample levels stay symbolic
+        program = torch.export.export(_Haar(mode), (example,), dynamic_shapes=(dims,))
+    for h, w in [(5, 7), (6, 9), (8, 8)]:
+        x = torch.randn(h, w, dtype=torch.float64)
+        ll, (ch, cv, cd) = pywt.dwt2(x.numpy(), "haar", mode=mode)
+        expected = torch.from_numpy(__import__("numpy").stack([ll, ch, cv, cd]))
+        torch.testing.assert_close(program.module()(x[None, None])[0], expected)
