@@ -76,6 +76,8 @@ def export_program(model: nn.Module, example: Tensor, *, dynamic: bool = True) -
 
     Sizes are treated as "not 0 or 1" when tracing broadcasts (``backed_size_oblivious``): the model never
     broadcasts a spatial axis, so the graph is also right for 1-pixel levels, and no size is specialised.
+    A plain ``torch.export.export`` with ``Dim`` ranges works too when its minimum keeps every DWT level at
+    least 2 pixels wide (PyTorch's contiguity checks guard on size-1 axes otherwise).
     """
     if not dynamic:
         return torch.export.export(model, (example,))
