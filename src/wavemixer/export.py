@@ -121,8 +121,6 @@ def _write(fmt: str, model: nn.Module, example: Tensor, path: Path, dynamic: boo
     if fmt == "pt2":
         torch.export.save(program, str(path))
         return
-    for module in ("onnx", "onnxscript"):
-        _require(module, "onnx")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         onnx_program = torch.onnx.export(program, (example,), dynamo=True, opset_version=opset, verbose=False)
@@ -165,6 +163,9 @@ def export_model(
         raise ValueError(SCRIPT_REFUSAL)
     if format not in FORMATS:
         raise ValueError(f"unknown export format {format!r}; expected one of {list(FORMATS)}")
+    if format == "onnx":  # before any work: a missing package is reported at once
+        for module in ("onnx", "onnxscript", *(["onnxruntime"] if verify else [])):
+            _require(module, "onnx")
     channels = int(getattr(model, "in_chans", 3))
     c, h, w = input_size if input_size is not None else (channels, 32, 32)
     if c != channels or min(h, w) < _min_size(model):
