@@ -77,7 +77,8 @@ def test_checkpoint_round_trips_with_preprocessing_and_labels(digits_run):
 
 
 def test_resume_after_interruption_ends_with_identical_weights(tmp_path):
-    kw = dict(epochs=3, ema=True, ema_decay=0.9, subset=640)
+    # timm's EMA with warm-up and torchvision's MixUp/CutMix (random per batch) must resume exactly too
+    kw = dict(epochs=3, ema=True, ema_decay=0.9, ema_warmup=True, mixup=0.2, cutmix=1.0, subset=640)
     full = _run(tmp_path, "full", **kw)
     assert _run(tmp_path, "cut", stop_after_steps=13, **kw) is None  # 10 steps per epoch: stops in epoch 2
     state = load_train_state(tmp_path / "cut" / "checkpoint.pt")
@@ -92,6 +93,9 @@ def test_resume_after_interruption_ends_with_identical_weights(tmp_path):
     sb = load_train_state(tmp_path / "cut" / "checkpoint.pt")
     for k in sa["model"]:
         assert torch.equal(sa["model"][k], sb["model"][k]), k
+    assert sa["ema"].keys() == sb["ema"].keys()
+    for k in sa["ema"]:
+        assert torch.equal(sa["ema"][k], sb["ema"][k]), k
     assert sa["optimizer"]["state"][0]["exp_avg"].equal(sb["optimizer"]["state"][0]["exp_avg"])
     assert resumed["test"] == full["test"]
     rows = list(csv.DictReader((tmp_path / "cut" / "summary.csv").open()))

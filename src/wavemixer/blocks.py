@@ -11,6 +11,7 @@ from torch.utils.checkpoint import checkpoint
 from .dwt import _MODES, BoundaryMode
 from .filterbank import check_wavelet
 from .mixers import MIXERS, Mixer, build_mixer
+from .tracing import crop_to, is_symbolic
 from .upsampling import BilinearUpsample2x
 
 __all__ = ["LevelMixer", "Upsampler", "WaveMixBlock", "check_block_args"]
@@ -174,11 +175,11 @@ class WaveMixBlock(nn.Module):
         self.levels = nn.ModuleList(mixers)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.forward_pre_norm(x, normalize=True)[..., : x.shape[-2], : x.shape[-1]]
+        return crop_to(self.forward_pre_norm(x, normalize=True), x.shape[-2], x.shape[-1])
 
     def forward_pre_norm(self, x: Tensor, normalize: bool = False) -> Tensor:
         """The branch before its final BatchNorm (``self.levels[0].norm``) and before cropping to ``x``."""
-        if x.shape[1] != self.dim:
+        if not is_symbolic(x) and x.shape[1] != self.dim:  # traced: checked by the model's input check
             raise ValueError(f"WaveMixBlock expects {self.dim} input channels (final_dim), got {x.shape[1]}")
         r = self.reduction(x)
         bands: list[Tensor] = []
@@ -191,6 +192,6 @@ class WaveMixBlock(nn.Module):
         o = self.offset
         for j in range(self.level - 2, -1, -1):
             z = bands[j]
-            out = torch.cat((z, out[..., o : o + z.shape[-2], o : o + z.shape[-1]]), dim=1)
+            out = torch.cat((z, crop_to(out, z.shape[-2], z.shape[-1], o)), dim=1)
             out = self.levels[j](out, normalize=normalize or j > 0)
         return out[..., o:, o:] if o else out

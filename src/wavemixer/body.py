@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any, Literal, get_args
 
 import torch
+import torch.fx
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
@@ -16,9 +17,10 @@ from .dwt import BoundaryMode
 from .filterbank import warn_if_level_too_high
 from .memory import GAMMA_FLOOR, can_invert_batchnorm, residual_batchnorm
 from .mixers import Mixer
+from .tracing import crop_to
 from .validation import Range, check_float, check_int
 
-__all__ = ["Stem", "WaveMixBody", "build_stem", "stem_reduction"]
+__all__ = ["Stem", "WaveMixBody", "build_stem", "check_image_batch", "stem_reduction"]
 
 Stem = Literal["patchify", "strided"]
 """``patchify``: Conv3x3 in->C/4, Conv3x3 C/4->C/2 (both stride 1), Conv pxp stride p, GELU, BatchNorm.
@@ -42,6 +44,45 @@ def build_stem(stem: str, *, in_chans: int, dim: int, patch_size: int, stride: i
         nn.Conv2d(in_chans, dim // 2, 3, stride, 1),
         nn.Conv2d(dim // 2, dim, 3, stride, 1),
     )
+
+
+@torch.fx.wrap
+def check_image_batch(x: Any, weight: Tensor, in_chans: int, min_size: int) -> None:
+    """Reject what a WaveMix forward cannot take, with a one-line message instead of a torch traceback.
+
+    Not cast silently: integer or bool images need scaling (``x.float() / 255``) and then the model's
+    normalisation, which a cast cannot guess; a floating dtype other than the weights' (``weight``) is
+    usually a forgotten ``model.to(dtype)``, except under autocast, which casts per op.
+    Wrapped for ``torch.fx`` so FX graphs (feature extractors) keep the check instead of failing to trace it.
+    """
+    if not isinstance(x, Tensor):
+        raise TypeError(
+            f"expected a torch.Tensor image batch (B, C, H, W), got {type(x).__name__}; convert it with "
+            "torch.as_tensor(...) and scale it to floats"
+        )
+    if x.dim() != 4:
+        raise ValueError(f"expected a 4-D image batch (B, C, H, W), got shape {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise TypeError(
+            f"expected floating-point images, got dtype {x.dtype}; convert and scale them first "
+            "(e.g. x.float() / 255, then the model's mean/std normalisation)"
+        )
+    if x.dtype != weight.dtype and not torch.is_autocast_enabled(x.device.type):
+        raise TypeError(
+            f"input dtype {x.dtype} differs from the model's weights ({weight.dtype}); call "
+            f"model.to({x.dtype}) or pass x.to({weight.dtype}) (or run under torch.autocast)"
+        )
+    if x.shape[1] != in_chans:
+        raise ValueError(
+            f"this model takes {in_chans}-channel images (in_chans={in_chans}), got {x.shape[1]} "
+            "channels; convert the images or build the model with a matching in_chans"
+        )
+    h, w = x.shape[-2:]
+    if h < min_size or w < min_size:
+        raise ValueError(
+            f"input {h}x{w} is smaller than the patchify stem's patch ({min_size}); "
+            f"use images of at least {min_size}x{min_size}"
+        )
 
 
 def stem_reduction(stem: str, *, patch_size: int, stride: int) -> int:
@@ -114,6 +155,7 @@ class WaveMixBody(nn.Module):
         self.memory_efficient = False
         self._level_warned = False
         self._invertible_norms = False
+        self._norms_clear_of_zero = False  # the last eager check of every |gamma| > GAMMA_FLOOR
         self.stem = build_stem(stem, in_chans=in_chans, dim=final_dim, patch_size=patch_size, stride=stride)
         self.blocks = nn.ModuleList(
             WaveMixBlock(
@@ -139,19 +181,8 @@ class WaveMixBody(nn.Module):
 
     # -- checks ---------------------------------------------------------------------------------
     def check_input(self, x: Tensor) -> None:
-        if x.dim() != 4:
-            raise ValueError(f"expected a 4-D image batch (B, C, H, W), got shape {tuple(x.shape)}")
-        if x.shape[1] != self.in_chans:
-            raise ValueError(
-                f"this model takes {self.in_chans}-channel images (in_chans={self.in_chans}), got {x.shape[1]} "
-                "channels; convert the images or build the model with a matching in_chans"
-            )
-        h, w = x.shape[-2:]
-        if h < self.min_input_size or w < self.min_input_size:
-            raise ValueError(
-                f"input {h}x{w} is smaller than the patchify stem's patch ({self.min_input_size}); "
-                f"use images of at least {self.min_input_size}x{self.min_input_size}"
-            )
+        """One-line errors for inputs the model cannot take (kept as one call in FX graphs)."""
+        check_image_batch(x, self.stem[0].weight, self.in_chans, self.min_input_size)
 
     # -- timm-style API -------------------------------------------------------------------------
     @torch.jit.ignore
@@ -170,17 +201,30 @@ class WaveMixBody(nn.Module):
         for m in self.modules():
             if isinstance(m, LevelMixer):
                 m.recompute_mlp = enable
+        self.refresh_memory_plan()
+
+    @torch.jit.ignore
+    def refresh_memory_plan(self) -> bool:
+        """Check (one host sync) whether every block's BatchNorm input can be rebuilt from its output.
+
+        Eager forward passes do this themselves; a ``torch.compile``-d model cannot without a graph break
+        (a ``.item()``), so it uses the result of the last check: a training loop calls this before each
+        compiled step (``wavemixer train --compile --memory-efficient`` does), and a flip recompiles once.
+        """
+        gammas = [b.levels[0].norm.weight for b in self.blocks if isinstance(b.levels[0].norm, nn.BatchNorm2d)]
+        clear = len(gammas) == len(self.blocks) and bool(torch.cat(gammas).abs().min() > GAMMA_FLOOR)
+        self._norms_clear_of_zero = clear
+        return clear
 
     @torch.jit.ignore
     def group_matcher(self, coarse: bool = False) -> dict[str, Any]:
         return dict(stem=r"^stem", blocks=r"^blocks\.(\d+)")
 
     def _check_invertible_norms(self) -> None:
-        """One host sync per step: may each block's BatchNorm input be rebuilt from its output?"""
+        """One host sync per eager step (none when compiled): may each block's BatchNorm input be rebuilt?"""
         use = self.memory_efficient and self.training and torch.is_grad_enabled() and not self.grad_checkpointing
         if use and not torch.jit.is_scripting():
-            gammas = [b.levels[0].norm.weight for b in self.blocks if isinstance(b.levels[0].norm, nn.BatchNorm2d)]
-            use = len(gammas) == len(self.blocks) and bool(torch.cat(gammas).abs().min() > GAMMA_FLOOR)
+            use = self._norms_clear_of_zero if torch.compiler.is_compiling() else self.refresh_memory_plan()
         self._invertible_norms = use
 
     def _run_block(self, block: WaveMixBlock, x: Tensor) -> Tensor:
@@ -189,7 +233,7 @@ class WaveMixBody(nn.Module):
             norm = block.levels[0].norm
             if can_invert_batchnorm(norm, x, z):
                 return residual_batchnorm(x, norm, z)  # type: ignore[arg-type]
-            return x + norm(z)[..., : x.shape[-2], : x.shape[-1]]
+            return x + crop_to(norm(z), x.shape[-2], x.shape[-1])
         return x + self._maybe_checkpointed(block, x)
 
     def _run_stem(self, x: Tensor) -> Tensor:
@@ -209,6 +253,10 @@ class WaveMixBody(nn.Module):
 
     def _maybe_checkpointed(self, module: nn.Module, x: Tensor) -> Tensor:
         if self.grad_checkpointing and self.training and torch.is_grad_enabled() and not torch.jit.is_scripting():
+            if torch.compiler.is_compiling():
+                # compiled, the recomputation is the partitioner's and buffer updates are applied once, so
+                # BatchNorm statistics need no freezing (nor can dynamo trace a custom context_fn)
+                return checkpoint(module, x, use_reentrant=False)
             return checkpoint(
                 module,
                 x,

@@ -25,9 +25,12 @@ from __future__ import annotations
 from typing import Literal, NamedTuple, get_args
 
 import torch
+import torch.fx
+import torch.nn.functional as F
 from torch import Tensor
 
 from .filterbank import check_wavelet, fb_dwt2, fb_idwt2, warn_if_level_too_high
+from .tracing import is_symbolic
 
 __all__ = [
     "BoundaryMode",
@@ -67,44 +70,86 @@ def _check_mode(mode: str) -> None:
 
 def _extend_one(x: Tensor, dim: int, mode: str) -> Tensor:
     """Append one boundary sample along ``dim`` so that its length becomes even."""
-    edge = x.narrow(dim, x.shape[dim] - 1, 1)
+    return torch.cat((x, _boundary_sample(x, dim, mode)), dim=dim)
+
+
+def _boundary_sample(x: Tensor, dim: int, mode: str) -> Tensor | None:
+    """The sample that ``mode`` appends after the end of ``dim`` (size 1 along ``dim``); ``None`` for zeros
+    when ``x`` is a traced graph value (zero padding needs no sample there)."""
+    n = x.shape[dim]
+    edge = x.narrow(dim, n - 1, 1)
     if mode == "zero":
-        extra = torch.zeros_like(edge)
-    elif mode in ("symmetric", "constant", "periodization"):
-        extra = edge
-    elif mode == "periodic":
-        extra = x.narrow(dim, 0, 1)
-    elif mode == "antisymmetric":
-        extra = -edge
-    else:  # reflect, smooth, antireflect need the sample before the edge
-        if x.shape[dim] < 2:
-            raise ValueError(f"boundary mode {mode!r} needs at least 2 samples along each axis, got 1")
-        before = x.narrow(dim, x.shape[dim] - 2, 1)
-        extra = before if mode == "reflect" else 2 * edge - before
-    return torch.cat((x, extra), dim=dim)
+        return None if is_symbolic(x) else torch.zeros_like(edge)
+    if mode in ("symmetric", "constant", "periodization"):
+        return edge
+    if mode == "periodic":
+        return x.narrow(dim, 0, 1)
+    if mode == "antisymmetric":
+        return -edge
+    # reflect, smooth, antireflect need the sample before the edge
+    if n < 2:
+        raise ValueError(f"boundary mode {mode!r} needs at least 2 samples along each axis, got 1")
+    before = x.narrow(dim, n - 2, 1)
+    return before if mode == "reflect" else 2 * edge - before
+
+
+def _pad_end(x: Tensor, dim: int, before: int, after: int) -> Tensor:
+    pad = [0, 0] * (-dim - 1) + [before, after]
+    return F.pad(x, pad)
+
+
+def _extend_symbolic(x: Tensor, dim: int, mode: str) -> Tensor:
+    """``x`` extended to length ``2 * ceil(n / 2)`` along ``dim`` with no branch on ``n``'s parity.
+
+    ``count = 2 * ceil(n / 2) - n`` zeros are appended; the boundary sample, padded to the same length
+    (``n`` zeros before it, ``count - 1`` after: a negative pad crops it away for even ``n``), is added.
+    Both lengths simplify to ``2 * ceil(n / 2)``, which torch.export and ONNX keep symbolic.
+    """
+    n = x.shape[dim]
+    count = 2 * ((n + 1) // 2) - n
+    extra = _boundary_sample(x, dim, mode)
+    out = _pad_end(x, dim, 0, count)
+    return out if extra is None else out + _pad_end(extra, dim, n, count - 1)
 
 
 def _make_even(x: Tensor, mode: str) -> Tensor:
-    if x.shape[-2] % 2:
-        x = _extend_one(x, -2, mode)
-    if x.shape[-1] % 2:
-        x = _extend_one(x, -1, mode)
+    """Extend odd sizes by one sample (eager code skips the copy for even sizes; a traced graph pads every
+    size by ``size % 2`` so that it runs at any size parity)."""
+    symbolic = is_symbolic(x)
+    for dim in (-2, -1):
+        if symbolic:
+            x = _extend_symbolic(x, dim, mode)
+        elif x.shape[dim] % 2:
+            x = _extend_one(x, dim, mode)
     return x
 
 
-def _haar_bands(x: Tensor, mode: str) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+def _even_odd(x: Tensor, dim: int) -> tuple[Tensor, Tensor]:
+    """Samples 0, 2, 4, ... and 1, 3, 5, ... of an even-length axis (views, as ``x[0::2]`` and ``x[1::2]``)."""
+    pairs = x.unflatten(dim, ((x.shape[dim] + 1) // 2, 2))
+    return pairs.select(dim, 0), pairs.select(dim, 1)
+
+
+@torch.fx.wrap
+def _check_haar_input(x: Tensor) -> None:
+    """Kept as one call in FX graphs (its size checks cannot be traced symbolically), run when the graph runs."""
     if x.dim() < 2:
         raise ValueError(f"dwt2 needs a tensor with at least 2 dimensions (..., H, W), got shape {tuple(x.shape)}")
     if x.shape[-1] == 0 or x.shape[-2] == 0:
         raise ValueError(f"dwt2 needs non-empty spatial dimensions, got shape {tuple(x.shape)}")
+
+
+def _haar_bands(x: Tensor, mode: str) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    _check_haar_input(x)
     x = _make_even(x, mode)
     # Row butterfly first (half the work at half size), then columns; the 1/2 is exact in binary.
-    top, bottom = x[..., 0::2, :], x[..., 1::2, :]
+    top, bottom = _even_odd(x, -2)
     row_sum, row_diff = top + bottom, top - bottom
-    ll = (row_sum[..., 0::2] + row_sum[..., 1::2]) * 0.5
-    h = (row_diff[..., 0::2] + row_diff[..., 1::2]) * 0.5
-    v = (row_sum[..., 0::2] - row_sum[..., 1::2]) * 0.5
-    d = (row_diff[..., 0::2] - row_diff[..., 1::2]) * 0.5
+    (sum_left, sum_right), (diff_left, diff_right) = _even_odd(row_sum, -1), _even_odd(row_diff, -1)
+    ll = (sum_left + sum_right) * 0.5
+    h = (diff_left + diff_right) * 0.5
+    v = (sum_left - sum_right) * 0.5
+    d = (diff_left - diff_right) * 0.5
     return ll, h, v, d
 
 

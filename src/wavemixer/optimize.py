@@ -113,7 +113,8 @@ def export_onnx(
     """Write ``model`` (eval mode, BatchNorm folded unless ``fold=False``) as ONNX; returns the path.
 
     Uses the TorchScript-based exporter, which needs no extra packages; the graph is fixed to
-    ``input_size`` and, with ``dynamic_batch``, takes any batch size.
+    ``input_size`` and, with ``dynamic_batch``, takes any batch size (:func:`wavemixer.export.export_model`
+    writes graphs for every input size).
     """
     fast = copy.deepcopy(model).eval()
     if fold:
@@ -122,7 +123,7 @@ def export_onnx(
     path = os.fspath(path)
     axes = {"input": {0: "batch"}, "output": {0: "batch"}} if dynamic_batch else None
     with torch.no_grad(), warnings.catch_warnings():
-        # The DWT's odd-size branches depend on the export resolution, to which the graph is fixed anyway.
+        # The graph is fixed to input_size here; wavemixer.export writes graphs that take any size.
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         torch.onnx.export(
             fast, (x,), path, input_names=["input"], output_names=["output"], opset_version=opset,

@@ -20,6 +20,7 @@ EXTRA_OF: dict[str, tuple[str, str]] = {
     "onnx": ("onnx", "onnx"),
     "onnxruntime": ("onnxruntime", "onnx"),
     "onnxscript": ("onnxscript", "onnx"),
+    "tensorboard": ("tensorboard", "tensorboard"),
 }
 
 

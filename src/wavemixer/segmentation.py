@@ -11,6 +11,7 @@ from .blocks import Upsampler
 from .body import Stem, WaveMixBody, decoder_upsamples
 from .dwt import BoundaryMode
 from .mixers import Mixer
+from .tracing import crop_to, is_symbolic
 from .validation import check_bool, check_int, check_int_list
 
 __all__ = ["WaveMixSegmentation"]
@@ -80,6 +81,7 @@ class WaveMixSegmentation(WaveMixBody):
             nn.ConvTranspose2d(dims[i], dims[i + 1], 4, stride=2, padding=1) for i in range(len(decoder_dims))
         )
         self.classifier = nn.Conv2d(dims[-1], num_classes, 1)
+        self._head_fit = _head_fit(stem, patch_size, stride, len(decoder_dims))
 
     def load_encoder_state_dict(self, state_dict: Mapping[str, Tensor]) -> list[str]:
         """Load ``stem.*``/``blocks.*`` from a classifier (or any WaveMix) state dict; returns loaded keys."""
@@ -108,6 +110,10 @@ class WaveMixSegmentation(WaveMixBody):
         x = self.classifier(x)
         if size is None or not self.resize_to_input:
             return x
+        if is_symbolic(x, *size) and self._head_fit is not None:  # a graph for every size: no size branch
+            if self._head_fit == "crop":
+                return crop_to(x, *size)
+            return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
         if x.shape[-2] >= size[0] and x.shape[-1] >= size[1]:
             return x[..., : size[0], : size[1]]
         return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
@@ -115,3 +121,12 @@ class WaveMixSegmentation(WaveMixBody):
     def forward(self, x: Tensor) -> Tensor:
         size = (x.shape[-2], x.shape[-1])
         return self.forward_head(self.forward_features(x), size)
+
+
+def _head_fit(stem: str, patch_size: int, stride: int, upsamples: int) -> str | None:
+    """How the decoder output meets the input size at every size: ``crop`` (never smaller), ``resize``
+    (never larger; at equal size a bilinear resize is the identity) or ``None`` (it depends on the size)."""
+    up = 2**upsamples
+    if stem == "strided":  # encoder side ceil(n / stride**2): up * ceil(n / s²) >= n when up >= s²
+        return "crop" if up >= stride * stride else None
+    return "resize" if up <= patch_size else None  # patchify: up * floor(n / p) <= n when up <= p

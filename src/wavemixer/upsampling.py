@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .tracing import is_symbolic
+
 __all__ = ["BilinearUpsample2x", "bilinear_matrix", "upsample_bilinear2x_matmul"]
 
 # Largest side for which the matrix form beat F.interpolate (forward + backward, one thread, AMD Zen 4;
@@ -57,7 +59,7 @@ class BilinearUpsample2x(nn.Upsample):
         super().__init__(scale_factor=2, mode="bilinear", align_corners=False)
 
     def forward(self, x: Tensor) -> Tensor:
-        if not self.matmul_on_cpu or x.device.type != "cpu" or x.dim() != 4:
+        if is_symbolic(x) or not self.matmul_on_cpu or x.device.type != "cpu" or x.dim() != 4:
             return super().forward(x)
         dtype = _compute_dtype(x)
         if max(x.shape[-2:]) > _MATMUL_MAX_SIDE.get(dtype, 0):

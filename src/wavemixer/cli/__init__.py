@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import NoReturn
 
 from wavemixer.optional_deps import missing_dependency
@@ -20,7 +22,9 @@ COMMANDS: dict[str, str] = {
     "train": "wavemixer.cli.train",
     "eval": "wavemixer.cli.eval",
     "predict": "wavemixer.cli.predict",
+    "export": "wavemixer.cli.export",
 }
+
 
 
 class CLIError(Exception):
@@ -66,6 +70,37 @@ def apply_threads(threads: int | None) -> None:
     torch.set_num_threads(threads)
 
 
+class _StdoutHandler(logging.StreamHandler):
+    """Writes each message to the ``sys.stdout`` of the moment (redirections and captures replace it)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> object:
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, value: object) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def library_messages_to_stdout() -> Iterator[None]:
+    """The library reports progress through ``logging`` (``wavemixer.*`` loggers); the CLI prints it plainly."""
+    package = logging.getLogger("wavemixer")
+    handler = _StdoutHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    level, propagate = package.level, package.propagate
+    package.addHandler(handler)
+    package.setLevel(logging.INFO)
+    package.propagate = False
+    try:
+        yield
+    finally:
+        handler.flush()
+        package.removeHandler(handler)
+        package.setLevel(level)
+        package.propagate = propagate
+
+
 def build_parser() -> argparse.ArgumentParser:
     from wavemixer import __version__
 
@@ -84,7 +119,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        result = args.func(args)
+        with library_messages_to_stdout():
+            result = args.func(args)
     except CLIError as exc:
         print(f"wavemixer {args.command}: error: {exc}", file=sys.stderr)
         return 2

@@ -93,6 +93,12 @@ class TrainConfig:
     crop_padding: int | None = _opt(None, "random-crop augmentation: pad by this many pixels then crop (0 = off)", ge=0)
     hflip: bool | None = _opt(None, "random horizontal flip augmentation")
     trivial_augment: bool | None = _opt(None, "TrivialAugmentWide augmentation (as in the reference recipes)")
+    rand_augment: bool = _opt(False, "RandAugment augmentation (torchvision.transforms.v2.RandAugment, 2 ops)")
+    rand_augment_magnitude: int = _opt(9, "RandAugment magnitude (0-30)", ge=0, le=30)
+    mixup: float = _opt(0.0, "MixUp alpha (torchvision.transforms.v2.MixUp) on training batches; 0 = off", ge=0)
+    cutmix: float = _opt(
+        0.0, "CutMix alpha (torchvision.transforms.v2.CutMix); with --mixup, one of the two per batch", ge=0
+    )
     workers: int | None = _opt(None, "data-loader worker processes per rank (default: 0 for in-memory data sets)", ge=0)
     # model
     model: str | None = _opt(None, "registry model name (see `wavemixer models`); default depends on --dataset")
@@ -146,6 +152,9 @@ class TrainConfig:
     )
     ema: bool = _opt(False, "keep an exponential moving average of the weights and evaluate/save it")
     ema_decay: float = _opt(0.999, "EMA decay per optimizer step", ge=0, lt=1)
+    ema_warmup: bool = _opt(
+        False, "warm the EMA decay up as 1 - (1 + step)^(-2/3), capped at --ema-decay (timm ModelEmaV3)"
+    )
     sync_bn: bool = _opt(False, "synchronise BatchNorm statistics across ranks (distributed runs)")
     threads: int | None = _opt(None, "torch CPU threads per rank (default: torch's choice)", ge=1)
     device: str = _opt(
@@ -159,6 +168,12 @@ class TrainConfig:
     resume: str | None = _opt(None, "continue the interrupted run in this folder exactly where it stopped")
     seed: int = _opt(0, "random seed (data split, initialisation, shuffling, augmentation)", ge=0)
     log_interval: int = _opt(50, "optimizer steps between log lines (non-interactive output)", ge=0)
+    log: str = _opt(
+        "none",
+        "also log the summary.csv scalars to tensorboard (event files in <run folder>/tensorboard; "
+        "needs the tensorboard extra)",
+        choices=["none", "tensorboard"],
+    )
     stop_after_steps: int | None = _opt(
         None,
         "simulate an interruption: exit after this many optimizer steps (the run can then be continued with --resume)",

@@ -163,6 +163,7 @@ class Preprocess:
         crop_padding: int = 0,
         hflip: bool = False,
         trivial_augment: bool = False,
+        rand_augment_magnitude: int | None = None,
     ) -> None:
         self.mean = torch.tensor(mean, dtype=torch.float32).view(-1, 1, 1)
         self.std = torch.tensor(std, dtype=torch.float32).view(-1, 1, 1)
@@ -175,6 +176,11 @@ class Preprocess:
             from torchvision.transforms import v2
 
             self._trivial = v2.TrivialAugmentWide()
+        self._rand = None
+        if train and rand_augment_magnitude is not None:
+            from torchvision.transforms import v2
+
+            self._rand = v2.RandAugment(num_ops=2, magnitude=rand_augment_magnitude)
 
     def __call__(self, img: Tensor) -> Tensor:
         if self.size is not None and tuple(img.shape[-2:]) != self.size:
@@ -192,6 +198,8 @@ class Preprocess:
                 img = img.flip(-1)
             if self._trivial is not None:
                 img = self._trivial(img)
+            if self._rand is not None:
+                img = self._rand(img)
         return (img.float().div_(255) - self.mean) / self.std
 
 
@@ -943,6 +951,7 @@ def build_datasets(cfg: Any) -> DataBundle:
         crop_padding=aug["crop_padding"] or 0,
         hflip=bool(aug["hflip"]),
         trivial_augment=bool(aug["trivial_augment"]),
+        rand_augment_magnitude=cfg.rand_augment_magnitude if getattr(cfg, "rand_augment", False) else None,
     )
     eval_tf = Preprocess(mean, std, info.input_size)
     val.transform = eval_tf

@@ -7,8 +7,8 @@ epoch checkpoint takes exactly the same path as an uninterrupted one.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
+import logging
 import math
 import random
 import sys
@@ -40,7 +40,9 @@ from .distributed import (
 from .plots import plot_curves
 from .tasks import Task, get_task, task_class
 
-__all__ = ["Diverged", "ModelEMA", "Trainer", "resolve_config", "train"]
+__all__ = ["Diverged", "Trainer", "build_ema", "resolve_config", "train"]
+
+logger = logging.getLogger(__name__)
 
 
 class Interrupted(Exception):
@@ -67,7 +69,10 @@ def resolve_config(cfg: TrainConfig) -> TrainConfig:
         changes["lr"] = 1e-3 if cfg.recipe == "dualopt" else (2e-3 if cfg.opt == "adamw" else 0.05)
     if cfg.patience is None and cfg.recipe == "dualopt":
         changes["patience"] = 5
-    return dataclasses.replace(cfg, **changes)  # TrainConfig checks every value, the filled-in ones too
+    cfg = dataclasses.replace(cfg, **changes)  # TrainConfig checks every value, the filled-in ones too
+    if cfg.task != "classification" and (cfg.mixup or cfg.cutmix or cfg.rand_augment):
+        raise ValueError(f"--mixup, --cutmix and --rand-augment apply to classification, not --task {cfg.task}")
+    return cfg
 
 
 def native_bf16(device: torch.device) -> tuple[bool, str]:
@@ -96,21 +101,32 @@ def _cpu_flags() -> set[str]:
     return set()
 
 
-class ModelEMA:
-    """Exponential moving average of parameters; buffers (BatchNorm statistics) are copied."""
+def build_ema(model: nn.Module, decay: float, warmup: bool) -> nn.Module:
+    """timm's ``ModelEmaV3``: parameters averaged, buffers (BatchNorm statistics) copied.
 
-    def __init__(self, model: nn.Module, decay: float) -> None:
-        self.module = copy.deepcopy(model).eval()
-        self.decay = decay
-        for p in self.module.parameters():
-            p.requires_grad_(False)
+    Without ``warmup`` the decay is constant (updates pass no step); with it, ``1 - (1 + step)^(-2/3)``
+    capped at ``decay``, the first update copying the weights.
+    """
+    from timm.utils import ModelEmaV3
 
-    @torch.no_grad()
-    def update(self, model: nn.Module) -> None:
-        for e, m in zip(self.module.parameters(), model.parameters()):
-            e.lerp_(m.detach(), 1.0 - self.decay)
-        for e, m in zip(self.module.buffers(), model.buffers()):
-            e.copy_(m)
+    ema = ModelEmaV3(model, decay=decay, use_warmup=warmup, exclude_buffers=True)
+    for p in ema.module.parameters():
+        p.requires_grad_(False)
+    return ema
+
+
+def _batch_mixer(cfg: TrainConfig, num_classes: int) -> Any:
+    """MixUp and/or CutMix on training batches (torchvision v2; one of the two per batch when both)."""
+    if not (cfg.mixup or cfg.cutmix):
+        return None
+    from torchvision.transforms import v2
+
+    mixers = []
+    if cfg.mixup:
+        mixers.append(v2.MixUp(alpha=cfg.mixup, num_classes=num_classes))
+    if cfg.cutmix:
+        mixers.append(v2.CutMix(alpha=cfg.cutmix, num_classes=num_classes))
+    return mixers[0] if len(mixers) == 1 else v2.RandomChoice(mixers)
 
 
 def _seed_everything(seed: int) -> None:
@@ -170,7 +186,10 @@ class Trainer:
         if cfg.channels_last:
             model.to(memory_format=torch.channels_last)
         self.model = model  # the plain module: saved, averaged, evaluated
-        self.ema = ModelEMA(model, cfg.ema_decay) if cfg.ema else None
+        self.ema = build_ema(model, cfg.ema_decay, cfg.ema_warmup) if cfg.ema else None
+        self.mixer = _batch_mixer(cfg, self.info.num_classes)
+        # a compiled step cannot check BatchNorm invertibility itself without a graph break: do it eagerly
+        self._refresh_memory_plan = cfg.compile and cfg.memory_efficient
         net: nn.Module = torch.compile(model) if cfg.compile else model  # compile before DDP
         if self.ctx.distributed:
             ids = [self.device.index] if self.device.type == "cuda" else None
@@ -186,6 +205,9 @@ class Trainer:
         self.bad_epochs = 0
         self.history: list[dict[str, Any]] = []
         self.run_dir: Path | None = None
+        self.tensorboard: Any = None
+        if cfg.log == "tensorboard" and self.ctx.is_main:
+            import tensorboard  # noqa: F401  (torch.utils.tensorboard's own error for a missing package is vaguer)
 
     # ------------------------------------------------------------------------------------------ setup
     def _setup_precision(self) -> None:
@@ -277,8 +299,23 @@ class Trainer:
 
     # ------------------------------------------------------------------------------------------ logging
     def log(self, text: str) -> None:
+        """Progress messages go to the ``wavemixer.train.engine`` logger (the CLI prints them to stdout)."""
         if self.ctx.is_main and not self.cfg.quiet:
-            print(text, file=self.out, flush=True)
+            logger.info(text)
+
+    def _log_scalars(self, row: dict[str, Any]) -> None:
+        """The numbers of one summary.csv row, as TensorBoard scalars at step = epoch."""
+        if self.cfg.log != "tensorboard" or not self.ctx.is_main or self.run_dir is None:
+            return
+        if self.tensorboard is None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            # purge_step drops events an interrupted run wrote after the epoch it resumes from
+            self.tensorboard = SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=self.epoch)
+        for key, value in row.items():
+            if key != "epoch" and isinstance(value, (int, float)):
+                self.tensorboard.add_scalar(key, value, row["epoch"])
+        self.tensorboard.flush()
 
     def _progress(self, iterable: Any, total: int, desc: str) -> Any:
         if self.ctx.is_main and not self.cfg.quiet and getattr(self.out, "isatty", lambda: False)():
@@ -365,6 +402,10 @@ class Trainer:
             x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
             if cfg.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
+            if self.mixer is not None:
+                x, y = self.mixer(x, y)
+            if self._refresh_memory_plan:
+                self.model.refresh_memory_plan()
             last_micro = (i + 1) % accum == 0
             sync = nullcontext() if (last_micro or not ctx.distributed) else self.net.no_sync()  # type: ignore[operator]
             with sync:
@@ -385,9 +426,9 @@ class Trainer:
             self.scaler.update()
             self.optimizer.zero_grad(set_to_none=True)
             self.scheduler.step()
-            if self.ema is not None:
-                self.ema.update(self.model)
             self.global_step += 1
+            if self.ema is not None:
+                self.ema.update(self.model, step=self.global_step if cfg.ema_warmup else None)
             if hasattr(it, "set_postfix"):
                 it.set_postfix(loss=f"{loss.item():.4f}", lr=f"{self.scheduler.get_last_lr()[0]:.2e}")
             elif cfg.log_interval and self.global_step % cfg.log_interval == 0:
@@ -524,6 +565,7 @@ class Trainer:
                 time_s=time.perf_counter() - start,
             )
             self.history.append(row)
+            self._log_scalars(row)
             improved = self._improved(val[sel])
             if improved:
                 self.best, self.best_epoch, self.bad_epochs = val[sel], self.epoch, 0
@@ -574,7 +616,9 @@ class Trainer:
         if test is not None:
             msg += f"; test {sel} {test[sel]:.2f}" + (f", top5 {test['top5']:.2f}" if "top5" in test else "")
         if self.ctx.is_main:
-            print(f"{msg}; {wall:.1f}s; run folder {run_dir}", file=self.out, flush=True)
+            logger.info(f"{msg}; {wall:.1f}s; run folder {run_dir}")
+        if self.tensorboard is not None:
+            self.tensorboard.close()
         return results
 
 
