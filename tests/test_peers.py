@@ -54,3 +54,28 @@ def test_unknown_family_and_bad_budget() -> None:
         solve_peer("resnett", 40_000)
     with pytest.raises(ValueError, match="params must be a positive integer"):
         solve_peer("resnet", 0)
+
+
+def test_peer_model_trains_saves_and_reloads_exactly(tmp_path) -> None:
+    from wavemixer import from_pretrained, save_pretrained
+    from wavemixer.peers import create_peer
+
+    model = create_peer("peer:vit", num_classes=4, in_chans=1, img_size=16, model_args={"params": 20_000})
+    assert abs(count_params(model) / 20_000 - 1) < 0.15 and model.config["family"] == "vit"
+    x = torch.randn(3, 1, 16, 16)
+    save_pretrained(model, tmp_path / "m", model_name="peer:vit")
+    loaded = from_pretrained(tmp_path / "m")
+    assert type(loaded).__name__ == "PeerModel" and loaded.config == model.config
+    with torch.no_grad():
+        assert torch.equal(loaded(x), model.eval()(x))
+
+
+def test_peer_model_arguments_are_checked() -> None:
+    from wavemixer.peers import create_peer
+
+    with pytest.raises(ValueError, match="exactly one of --model-arg params=N"):
+        create_peer("peer:resnet", num_classes=10, in_chans=3, img_size=32, model_args={})
+    with pytest.raises(ValueError, match=r"takes --model-arg params=N, or width=W and depth=D; got \['mixer'\]"):
+        create_peer("peer:resnet", num_classes=10, in_chans=3, img_size=32, model_args={"mixer": "dwt"})
+    with pytest.raises(ValueError, match="unknown peer family 'resnett'"):
+        create_peer("peer:resnett", num_classes=10, in_chans=3, img_size=32, model_args={"width": 8})

@@ -86,7 +86,10 @@ def _boundary_sample(x: Tensor, dim: int, mode: str) -> Tensor | None:
         return x.narrow(dim, 0, 1)
     if mode == "antisymmetric":
         return -edge
-    # reflect, smooth, antireflect need the sample before the edge
+    # reflect, smooth, antireflect need the sample before the edge; PyWavelets extends a single sample
+    # smoothly as a constant and refuses [anti]reflect
+    if n < 2 and mode == "smooth":
+        return edge
     if n < 2:
         raise ValueError(f"boundary mode {mode!r} needs at least 2 samples along each axis, got 1")
     before = x.narrow(dim, n - 2, 1)

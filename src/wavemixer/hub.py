@@ -94,7 +94,8 @@ def save_pretrained(
     from safetensors.torch import save_file
 
     model = unwrap_model(model)
-    if type(model).__name__ not in _TASK_OF_CLASS or not hasattr(model, "config"):
+    peer = type(model).__name__ == "PeerModel"
+    if (type(model).__name__ not in _TASK_OF_CLASS and not peer) or not hasattr(model, "config"):
         raise TypeError(f"save_pretrained takes a wavemixer model, got {type(model).__name__}")
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
@@ -104,14 +105,15 @@ def save_pretrained(
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "model_class": type(model).__name__,
-        "task": _TASK_OF_CLASS[type(model).__name__],
+        "task": model.task if peer else _TASK_OF_CLASS[type(model).__name__],
         "model_name": model_name,
         "config": _json_ready(model.config),
         "preprocessing": _json_ready(dict(preprocessing)) if preprocessing else None,
         "labels": list(labels) if labels is not None else None,
         "metadata": _json_ready(dict(metadata)) if metadata else None,
     }
-    config.update(_json_ready(hub_config_fields(model, config)))  # timm and PyTorchModelHubMixin keys
+    if not peer:  # a peer is a timm/torchvision model with a wavemixer wrapper: no timm entry point of ours
+        config.update(_json_ready(hub_config_fields(model, config)))  # timm and PyTorchModelHubMixin keys
     try:  # before anything is written: a config that is not JSON must leave no files behind
         config_text = strict_json(config)  # a non-finite metric in the metadata becomes null
     except (TypeError, ValueError) as exc:
@@ -136,6 +138,8 @@ def load_config(folder: str | os.PathLike) -> dict[str, Any]:
         raise ValueError(f"{path} is not valid JSON ({exc}); the model folder is corrupt") from exc
     known = isinstance(config, dict) and config.get("format") == FORMAT
     model_class = config.get("model_class", config.get("architecture")) if known else None
+    if model_class == "PeerModel" and config.get("task") in ("classification", "segmentation"):
+        return config
     if model_class not in _TASK_OF_CLASS or config.get("task") != _TASK_OF_CLASS[model_class]:
         raise ValueError(f"{path} is not a wavemixer model config (missing or unknown 'format'/'model_class'/'task')")
     return config
@@ -226,7 +230,13 @@ def from_pretrained(
             "registry name with packaged weights (see `wavemixer models --pretrained`)"
         )
     config = load_config(folder)
-    cls = MODEL_CLASSES[config["task"]]
+    peer = config.get("model_class") == "PeerModel"
+    if peer:
+        from .peers import PeerModel
+
+        cls: type[nn.Module] = PeerModel
+    else:
+        cls = MODEL_CLASSES[config["task"]]
     try:
         model = cls(**config["config"])
     except (TypeError, ValueError) as exc:
@@ -237,7 +247,8 @@ def from_pretrained(
     except RuntimeError as exc:
         raise ValueError(f"the weights in {folder} do not fit the model in its {CONFIG_NAME}: {exc}") from exc
     model.pretrained_config = config
-    attach_pretrained_cfg(model, folder_pretrained_cfg(config, str(Path(folder) / WEIGHTS_NAME)))
+    if not peer:
+        attach_pretrained_cfg(model, folder_pretrained_cfg(config, str(Path(folder) / WEIGHTS_NAME)))
     return model.to(map_location).eval()
 
 

@@ -24,11 +24,15 @@ from torch import nn
 
 __all__ = [
     "PEER_FAMILIES",
+    "PEER_PREFIX",
     "SEGMENTATION_PEER_FAMILIES",
     "PeerFamily",
+    "PeerModel",
     "PeerSpec",
     "build_peer",
     "count_params",
+    "create_peer",
+    "is_peer_name",
     "peer_depth",
     "solve_peer",
 ]
@@ -179,12 +183,12 @@ class PeerFamily:
 PEER_FAMILIES: dict[str, PeerFamily] = {
     f.name: f
     for f in (
-        PeerFamily("resnet", "timm.models.resnet.ResNet (BasicBlock)", _resnet, step=2, min_width=16),
+        PeerFamily("resnet", "timm.models.resnet.ResNet (BasicBlock)", _resnet, step=2, min_width=8),
         PeerFamily("convmixer", "timm.models.convmixer.ConvMixer", _convmixer, step=2, min_width=8),
         PeerFamily("mlp_mixer", "timm.models.mlp_mixer.MlpMixer", _mlp_mixer, step=2, min_width=8),
-        PeerFamily("poolformer", "timm.models.metaformer.MetaFormer (Pooling)", _poolformer, step=2, min_width=16),
+        PeerFamily("poolformer", "timm.models.metaformer.MetaFormer (Pooling)", _poolformer, step=2, min_width=8),
         PeerFamily("vit", "timm.models.vision_transformer.VisionTransformer", _vit, step=2, min_width=8),
-        PeerFamily("convnext", "timm.models.convnext.ConvNeXt", _convnext, step=2, min_width=16),
+        PeerFamily("convnext", "timm.models.convnext.ConvNeXt", _convnext, step=2, min_width=8),
     )
 }
 """Classification peers. ResNet/PoolFormer/ConvNeXt: ``width`` is the last stage's, the stages are
@@ -296,3 +300,65 @@ def solve_peer(
         lo, hi = (mid, hi) if count(mid) < params else (lo, mid)
     best = min((lo, hi), key=lambda u: abs(count(u) - params))
     return spec(best), count(best)
+
+
+PEER_PREFIX = "peer:"
+"""``--model peer:<family>`` trains a peer with ``--model-arg params=N`` (a budget) or ``width=``/``depth=``."""
+
+
+class PeerModel(nn.Module):
+    """A peer as a savable model: the library model under ``.model``, its :class:`PeerSpec` as ``.config``.
+
+    ``save_pretrained``/``from_pretrained`` store and rebuild it from that config, so a trained peer is
+    evaluated, predicted with and compared exactly as a WaveMix model is. Its ``forward`` returns logits
+    (classification) or the ``(B, classes, H, W)`` map (segmentation), as the WaveMix models do.
+    """
+
+    def __init__(
+        self, *, family: str, width: int, depth: int, num_classes: int, in_chans: int = 3, img_size: int = 32
+    ) -> None:
+        super().__init__()
+        spec = PeerSpec(family, width, depth, num_classes, in_chans, img_size)
+        self.model = build_peer(spec)
+        self.config = dataclasses.asdict(spec)
+        self.task = _family(family).task
+        self.num_classes, self.in_chans = num_classes, in_chans
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+
+def is_peer_name(name: str | None) -> bool:
+    return isinstance(name, str) and name.startswith(PEER_PREFIX)
+
+
+def create_peer(
+    name: str, *, num_classes: int, in_chans: int, img_size: int, model_args: dict[str, Any] | None = None
+) -> PeerModel:
+    """``peer:<family>`` with ``params=N`` (solved to that budget) or ``width=W`` [``depth=D``]."""
+    family = name[len(PEER_PREFIX) :]
+    _family(family)
+    args = dict(model_args or {})
+    unknown = sorted(set(args) - {"params", "width", "depth"})
+    if unknown:
+        raise ValueError(f"--model {name} takes --model-arg params=N, or width=W and depth=D; got {unknown}")
+    if ("params" in args) == ("width" in args):
+        raise ValueError(f"--model {name} needs exactly one of --model-arg params=N (a budget) or width=W")
+    if "params" in args:
+        spec, _ = solve_peer(
+            family,
+            args["params"],
+            num_classes=num_classes,
+            in_chans=in_chans,
+            img_size=img_size,
+            depth=args.get("depth"),
+        )
+        width, depth = spec.width, spec.depth
+    else:
+        width = args["width"]
+        depth = args.get("depth", peer_depth(family, 0))
+        for key, value in (("width", width), ("depth", depth)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"--model-arg {key} must be a positive integer, got {value!r}")
+    return PeerModel(family=family, width=width, depth=depth, num_classes=num_classes, in_chans=in_chans,
+                     img_size=img_size)  # fmt: skip

@@ -26,7 +26,6 @@ COMMANDS: dict[str, str] = {
 }
 
 
-
 class CLIError(Exception):
     """A user error: printed as one line without a traceback, exit status 2."""
 

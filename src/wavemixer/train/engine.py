@@ -172,10 +172,16 @@ class Trainer:
 
             loaded = load_encoder_weights(model, cfg.init_from)
             self.log(f"initialised {len(loaded)} encoder tensors from {cfg.init_from}")
-        if cfg.grad_checkpointing:
-            model.set_grad_checkpointing(True)
-        if cfg.memory_efficient:
-            model.set_memory_efficient(True)
+        for option, method in (
+            ("grad_checkpointing", "set_grad_checkpointing"),
+            ("memory_efficient", "set_memory_efficient"),
+        ):
+            if getattr(cfg, option):
+                if not hasattr(model, method):
+                    raise ValueError(
+                        f"--{option.replace('_', '-')} needs a WaveMix model; {cfg.model} has no {method}()"
+                    )
+                getattr(model, method)(True)
         if cfg.sync_bn and self.ctx.distributed:
             if self.device.type not in ("cuda", "xpu"):
                 raise ValueError(
@@ -607,6 +613,7 @@ class Trainer:
             stop_reason=stop_reason, best_val={k[4:]: v for k, v in best_row.items() if k.startswith("val_")},
             test=test, wall_time_s=round(wall, 1), world_size=self.ctx.world_size, device=str(self.device),
             torch=torch.__version__, rank_checksums=_gather_checksums(self.model, self.ctx),
+            **_peak_memory(self.device),
         )  # fmt: skip
         if self.ctx.is_main:
             ckpt.record_outputs(run_dir, ["results.json"])
@@ -624,6 +631,20 @@ class Trainer:
 
 def _args_text(model_args: dict[str, Any]) -> str:
     return f" [{', '.join(f'{k}={v}' for k, v in model_args.items())}]" if model_args else ""
+
+
+def _peak_memory(device: torch.device) -> dict[str, Any]:
+    """The run's peak memory: CUDA allocator peak on a GPU, else the process's peak resident set (data included)."""
+    if device.type == "cuda":
+        return dict(peak_memory_mb=round(torch.cuda.max_memory_allocated(device) / 2**20, 1),
+                    peak_memory_kind="cuda max_memory_allocated")  # fmt: skip
+    try:
+        import resource
+    except ImportError:  # not on POSIX
+        return {}
+    per_mb = 2**20 if sys.platform == "darwin" else 2**10  # ru_maxrss is bytes on macOS, KiB on Linux
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / per_mb
+    return dict(peak_memory_mb=round(peak, 1), peak_memory_kind="process peak RSS")
 
 
 def _gather_checksums(model: nn.Module, ctx: DistContext) -> list[float]:

@@ -62,8 +62,14 @@ class ClassificationTask:
 
     def build_model(self, model_name: str, info: DataInfo, model_args: dict[str, Any]) -> nn.Module:
         from wavemixer.factory import create_model
+        from wavemixer.peers import create_peer, is_peer_name
         from wavemixer.registry import get_spec
 
+        if is_peer_name(model_name):
+            side = info.input_size[0]  # the peers are built for square inputs (ViT, MLP-Mixer fix their size)
+            return create_peer(
+                model_name, num_classes=info.num_classes, in_chans=info.in_chans, img_size=side, model_args=model_args
+            )
         spec = get_spec(model_name, task="classification")
         overrides = dict(model_args)
         for key, value in (("num_classes", info.num_classes), ("in_chans", info.in_chans)):
