@@ -17,7 +17,7 @@ from .dwt import BoundaryMode
 from .filterbank import warn_if_level_too_high
 from .memory import GAMMA_FLOOR, can_invert_batchnorm, residual_batchnorm
 from .mixers import Mixer
-from .tracing import crop_to
+from .tracing import crop_to, is_symbolic
 from .validation import Range, check_float, check_int
 
 __all__ = ["Stem", "WaveMixBody", "build_stem", "check_image_batch", "stem_reduction"]
@@ -244,8 +244,8 @@ class WaveMixBody(nn.Module):
 
     def _warn_level_once(self, tokens: Tensor) -> None:
         """Warn (once per model) when the token map is too small for the blocks' number of levels."""
-        if self._level_warned or not self.blocks or torch.compiler.is_compiling():
-            return
+        if self._level_warned or not self.blocks or torch.compiler.is_compiling() or is_symbolic(tokens):
+            return  # a traced graph has no concrete size to judge (and must not branch on one)
         block = self.blocks[0]
         wavelet = block.wavelet if block.mixer == "dwt" else "haar"  # the 2x2 mixers behave as Haar
         if warn_if_level_too_high(tokens.shape[-2:], block.level, wavelet):

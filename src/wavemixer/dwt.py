@@ -207,7 +207,7 @@ def wavedec2(x: Tensor, level: int, mode: BoundaryMode = "zero", wavelet: str = 
     check_wavelet(wavelet)
     if level < 1:
         raise ValueError(f"level must be >= 1, got {level}")
-    if x.dim() >= 2:
+    if x.dim() >= 2 and not is_symbolic(x):  # a traced graph has no concrete size to judge
         warn_if_level_too_high(x.shape[-2:], level, wavelet)
     details: list[WaveletDetails] = []
     approx = x
