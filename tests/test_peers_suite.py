@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import pytest
 
 pytest.importorskip("timm")
 
-from wavemixer.bench import BenchSettings, aggregate, run_sweep
-from wavemixer.bench.peers_suite import add_ratios, format_peers_markdown, plot_peers, suite_entries
+from wavemixer.bench.peers_suite import suite_entries
+from wavemixer.cli import main
 from wavemixer.peers import PEER_FAMILIES, PeerSpec
 from wavemixer.registry import get_spec
 
@@ -38,18 +39,27 @@ def test_suite_resolution_sweep_and_bad_names() -> None:
         suite_entries(["40k"], families=["resnt"])
 
 
-def test_suite_sweep_end_to_end(tmp_path: Path) -> None:
-    entries = suite_entries(["40k"], families=["convmixer"], mixers=["dwt/haar"], resolutions=[24])
-    settings = BenchSettings(
-        batch_size=2, modes=("train",), precisions=("fp32",), channels_last=False, device="cpu",
-        warmup=0, iters=1, rounds=1, threads=1, reference_python=None,
-    )  # fmt: skip
-    rows = add_ratios(aggregate(run_sweep(entries, settings, log=lambda line: None)))
+def test_suite_peers_cli_end_to_end(tmp_path: Path, capsys) -> None:
+    status = main([
+        "bench", "--suite", "peers", "--scales", "40k", "--mixers", "dwt/haar", "--families", "convmixer",
+        "--resolutions", "24", "--mode", "train", "-b", "2", "--warmup", "0", "--iters", "1", "--rounds", "1",
+        "--threads", "1", "--out", str(tmp_path),
+    ])  # fmt: skip
+    assert status == 0
+    (folder,) = tmp_path.iterdir()
+    assert folder.name.startswith("bench-peers-cpu-fp32")
+    rows = list(csv.DictReader((folder / "peers.csv").open()))
     assert len(rows) == 4 and not any(r["error"] for r in rows)
     base = [r for r in rows if r["model"].startswith("WaveMix dwt/haar")]
-    assert [r["mem_ratio_vs_wavemix"] for r in base] == [1.0, 1.0]
+    assert [float(r["mem_ratio_vs_wavemix"]) for r in base] == [1.0, 1.0]
     peer = next(r for r in rows if r["model"] == "convmixer [40k@32]")
-    assert peer["params"] > 30_000 and peer["mem_ratio_vs_wavemix"] > 0 and peer["gmacs"] > 0
-    table = format_peers_markdown(rows)
+    assert int(peer["params"]) > 30_000 and float(peer["mem_ratio_vs_wavemix"]) > 0 and float(peer["gmacs"]) > 0
+    table = (folder / "peers.md").read_text()
     assert "**40k@32 — training step**" in table and "| convmixer [40k@24] | fp32 | 2 |" in table
-    assert plot_peers(rows, tmp_path / "peers.png") and (tmp_path / "peers.png").stat().st_size > 10_000
+    assert (folder / "peers.png").stat().st_size > 10_000
+    assert "memory ÷ WaveMix" in capsys.readouterr().out
+
+
+def test_suite_and_model_names_are_exclusive(tmp_path: Path) -> None:
+    assert main(["bench", "--out", str(tmp_path)]) == 2
+    assert main(["bench", "wavemix_lite_8_10_mnist", "--suite", "peers", "--out", str(tmp_path)]) == 2

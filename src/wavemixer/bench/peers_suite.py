@@ -11,6 +11,7 @@ several input sizes, which shows how the memory ranking moves with resolution.
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,7 +19,15 @@ from typing import Any
 
 from .runner import BenchEntry
 
-__all__ = ["MIXER_VARIANTS", "SCALES", "add_ratios", "format_peers_markdown", "plot_peers", "suite_entries"]
+__all__ = [
+    "MIXER_VARIANTS",
+    "SCALES",
+    "add_ratios",
+    "format_peers_markdown",
+    "plot_peers",
+    "suite_entries",
+    "write_peers_results",
+]
 
 SCALES: dict[str, tuple[str, int]] = {
     "40k": ("wavemix_lite_32_7_cifar10_tiny", 32),
@@ -208,3 +217,28 @@ def plot_peers(rows: Sequence[dict[str, Any]], path: Path) -> bool:
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return True
+
+
+PEERS_COLUMNS = [
+    "model", "group", "mode", "precision", "input_size", "batch_size", "params", "gmacs", "mem_per_sample_mb",
+    "peak_mem_mb", "ms_median", "samples_per_s", "mem_ratio_vs_wavemix", "throughput_ratio_vs_wavemix", "error",
+]  # fmt: skip
+
+
+def write_peers_results(folder: Path, rows: Sequence[dict[str, Any]], meta: dict[str, Any]) -> dict[str, Path]:
+    """``peers.csv``, ``peers.md`` (one table per scale and mode) and ``peers.png`` beside the sweep's files."""
+    rows = add_ratios(rows)
+    paths = dict(peers_csv=folder / "peers.csv", peers_markdown=folder / "peers.md")
+    with paths["peers_csv"].open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=PEERS_COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows({k: ("" if r.get(k) is None else r.get(k)) for k in PEERS_COLUMNS} for r in rows)
+    header = [f"# WaveMix and peers at equal parameter counts: {meta.get('machine', '')}", "",
+              f"Command: `{meta.get('command', '')}` (torch {meta.get('torch', '')}, {meta.get('threads', '')} "
+              "threads). Memory: peak bytes of one training step or forward pass (weights, optimizer state and "
+              f"activations; {rows[0].get('mem_method') or 'allocator peak'}) divided by the batch size. Ratios are "
+              "to the WaveMix DWT/Haar row of the same scale, input size, mode and precision.", ""]  # fmt: skip
+    paths["peers_markdown"].write_text("\n".join(header) + "\n" + format_peers_markdown(rows))
+    if plot_peers(rows, folder / "peers.png"):
+        paths["peers_plot"] = folder / "peers.png"
+    return paths

@@ -8,6 +8,12 @@ one fresh process per measurement, rounds interleaved. Examples::
     wavemixer bench wavemix_lite_144_7_cifar10 -b 32 --precision fp32 bf16 --variants opt ckpt
     wavemixer bench wavemix_192_16_tinyimagenet timm:resnet18:num_classes=200 -b 16 --img-size 64
     wavemixer bench 'wavemix_256_16_l4:final_dim=128,depth=8' --img-size 128 --channels-last
+
+``--suite peers`` measures WaveMix, its token-mixer variants and peer architectures (timm ResNet,
+ConvMixer, MLP-Mixer, PoolFormer, ViT, ConvNeXt) built at the same parameter count, interleaved in one
+sweep, at ~40k, ~0.5M and ~3M parameters; ``--resolutions`` repeats one scale at other input sizes::
+
+    wavemixer bench --suite peers --mode train -b 32 --threads 1 --resolutions 64 128
 """
 
 from __future__ import annotations
@@ -26,7 +32,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
     p.add_argument(
-        "models", nargs="+", help="registry names (name:key=value,... overrides), ref:NAME, timm:NAME, tv:NAME"
+        "models", nargs="*", help="registry names (name:key=value,... overrides), ref:NAME, timm:NAME, tv:NAME"
+    )
+    p.add_argument("--suite", choices=["peers"], help="a predefined sweep instead of MODELS (see above)")
+    p.add_argument("--scales", nargs="+", default=["40k", "500k", "3m"], help="--suite peers: parameter scales")
+    p.add_argument("--mixers", nargs="+", help="--suite peers: WaveMix mixer variants (default: all six)")
+    p.add_argument("--families", nargs="+", help="--suite peers: peer families (default: all)")
+    p.add_argument(
+        "--resolutions", nargs="*", type=int, default=[], help="--suite peers: input sizes for the 40k scale's sweep"
     )
     p.add_argument("-b", "--batch-size", type=int, default=32, help="batch size (halved and retried on out of memory)")
     p.add_argument("--img-size", type=int, help="square input size (default: each model's registered input size)")
@@ -86,9 +99,17 @@ def run(args: argparse.Namespace) -> int:
     if args.img_size is not None:
         check_int("--img-size", args.img_size, ge=1)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    entries = resolve_models(
-        args.models, img_size=args.img_size, reference=not args.no_reference, variants=args.variants
-    )
+    if bool(args.models) == bool(args.suite):
+        raise ValueError("give model names or --suite peers (one of the two)")
+    if args.suite:
+        from wavemixer.bench.peers_suite import suite_entries
+
+        entries = suite_entries(args.scales, families=args.families, mixers=args.mixers, resolutions=args.resolutions)
+        args.tag = args.tag or "peers"
+    else:
+        entries = resolve_models(
+            args.models, img_size=args.img_size, reference=not args.no_reference, variants=args.variants
+        )
     ref_python = None
     if any(e.source == "reference" for e in entries):
         ref_python = str(ensure_reference_python(args.reference_python, create=args.create_reference_env))
@@ -114,7 +135,13 @@ def run(args: argparse.Namespace) -> int:
         warmup=settings.warmup, iters=settings.iters, rounds=settings.rounds, reference_python=ref_python or "",
     )  # fmt: skip
     paths = write_results(folder, rows, records, meta)
-    print(format_markdown(rows))
+    if args.suite:
+        from wavemixer.bench.peers_suite import write_peers_results
+
+        paths.update(write_peers_results(folder, rows, meta))
+        print((folder / "peers.md").read_text())
+    else:
+        print(format_markdown(rows))
     print(f"results: {', '.join(str(p) for p in paths.values())}", file=sys.stderr)
     failed = [r for r in rows if r.get("error") and r["source"] != "reference"]
     return 1 if failed and len(failed) == len([r for r in rows if r["source"] != "reference"]) else 0
