@@ -4,9 +4,8 @@ For each variant and seed, trains the default digits job for a few epochs and re
 best-on-val weights as saved (running statistics) and, for the same weights, with batch statistics.
 Writes docs/bench/bn_recalibration.csv.
 
-  python scripts/bench_bn_recalibration.py --epochs 4 --seeds 0 1 2
-  python scripts/bench_bn_recalibration.py --epochs 25 --seeds 0 \
-      --variants "none (momentum 0.1)" "momentum 0.3" "precise BN, 50 batches"
+  python scripts/bench_bn_recalibration.py --epochs 4 --seeds 0 1 --variants "none (momentum 0.1)" \
+      "momentum 0.3" "momentum = 1/steps-in-epoch (per-epoch average)" "precise BN, 50 batches"
 """
 
 from __future__ import annotations

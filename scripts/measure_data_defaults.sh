@@ -16,5 +16,5 @@ for pair in "mnist:$WORK/mnist" "cifar10:$DATA/CIFAR10/cifar10_jpeg_q75_imagefol
     name=${pair%%:*}
     src=${pair#*:}
     $PY -m wavemixer.cli train --dataset imagefolder --data-dir "$src" --threads 1 \
-        --output "runs/data-defaults/$name" --force 2>&1 | grep -v '^  step' | tee "runs/data-defaults/$name.log"
+        --output "runs/data-defaults/$name" --force 2>&1 | grep --line-buffered -v '^  step' | tee "runs/data-defaults/$name.log"
 done

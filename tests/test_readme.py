@@ -46,3 +46,13 @@ def test_readme_timm_example_runs_as_written():
     namespace: dict = {}
     exec(compile(block, "README timm example", "exec"), namespace)
     assert namespace["model"].num_classes == 10
+
+
+def test_docs_state_the_default_jobs_split_sizes_as_the_run_prints_them():
+    from wavemixer.train import TrainConfig, resolve_config
+    from wavemixer.train.datasets import build_datasets
+
+    data = build_datasets(resolve_config(TrainConfig()))
+    text = (REPO / "docs" / "training.md").read_text()
+    assert f"{len(data.train):,} training images" in text
+    assert f"{len(data.val):,} validation images" in text and f"{len(data.test):,} test images" in text

@@ -1,10 +1,11 @@
 """``wavemixer train``: train a WaveMix classifier and report held-out test accuracy.
 
-With no arguments it trains on the embedded 8×8 digits set (offline, about a minute on 2 CPU cores).
+With no arguments it trains on the embedded 8×8 digits set (offline, minutes on 2 CPU cores).
 Options come from the defaults, the data set's defaults, ``--config file.yaml``, then the flags.
 
   wavemixer train                                      # embedded digits, prints test accuracy
-  wavemixer train --dataset mnist --data-dir DATA --amp bf16
+  wavemixer train --dataset mnist --data-dir DATA
+  wavemixer train --dataset imagefolder --data-dir my_images/      # <class>/<image>; defaults from the data
   wavemixer train --dataset imagefolder --data-dir pets.zip --model wavemix_lite_64_6_cifar10 --input-size 64
   torchrun --standalone --nproc_per_node=4 -m wavemixer.cli train --dataset cifar10 --download
   torchrun --nnodes=2 --node_rank=0 --nproc_per_node=8 --rdzv_backend=c10d --rdzv_endpoint=HOST:29500 \\

@@ -801,9 +801,12 @@ _BUDGET_S = 300.0  # the default epoch budget aims at ~5 min of training
 
 
 def estimated_seconds_per_image(macs: float) -> float:
-    """Training cost per image of the small default models on one CPU thread (fit to measured throughput of
-    wavemix_lite_32_7_cifar10_tiny on a 2 vCPU Xeon Sapphire Rapids: 0.8 MMACs -> 1,106 img/s,
-    3.9 MMACs -> 336 img/s, 10.8 MMACs -> 161 img/s). A fixed rule, so a command means the same on every machine."""
+    """Training cost per image of the small default models on one CPU thread.
+
+    Fit to the measured throughput of wavemix_lite_32_7_cifar10_tiny on a 2 vCPU Xeon Sapphire Rapids
+    (scripts/bench_small_model_throughput.py): 0.8 MMACs -> 1,106 img/s, 3.9 MMACs -> 336 img/s,
+    10.8 MMACs -> 161 img/s. A fixed rule, so a command trains the same epochs on every machine.
+    """
     return 4e-4 + 6e-10 * macs
 
 
