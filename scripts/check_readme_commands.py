@@ -26,11 +26,12 @@ RULES: list[tuple[str, str, str]] = [
     (r"--download|make_reference_goldens", "network", "downloads data or the reference package"),
     (r"^torchrun", "gpu", "several GPUs or nodes"),
     (r"-m pytest", "long", "the test suite (minutes)"),
-    (r"--data-dir DATA|--resume runs/mnist|^wavemixer (eval|predict) runs/mnist", "long",
+    (r"--data-dir DATA|--resume runs/mnist|^wavemixer (eval|predict|export) runs/mnist", "long",
      "trains or needs the MNIST run of the first line (DATA: where MNIST lives)"),
     (r"my_images/|shirt\.png|cifar10_94\.58\.pth", "your-files", "needs your own images or checkpoint"),
     (r"^wavemixer bench", "long", "a benchmark sweep (a minute or more)"),
-    (r"^wavemixer models( |$)|^\.venv/bin/ruff check", "run", "seconds, offline"),
+    (r"^wavemixer models( |$)|^\.venv/bin/ruff check|^wavemixer export --model \S+ --pretrained", "run",
+     "seconds, offline"),
 ]  # fmt: skip
 
 

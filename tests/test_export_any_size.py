@@ -143,7 +143,7 @@ def test_cli_missing_onnxruntime_is_one_line_naming_the_extra(tmp_path, capsys, 
     monkeypatch.setitem(__import__("sys").modules, "onnxruntime", None)
     assert main(["export", "--model", "wavemix_lite_8_10_mnist", str(tmp_path / "m.onnx")]) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "pip install 'wavemixer[onnx]'" in err
+    assert len(err.splitlines()) == 1 and 'pip install "wavemixer[onnx]"' in err
     assert not list(tmp_path.iterdir())  # nothing half-written left behind
 
 

@@ -43,35 +43,36 @@ def test_a_four_epoch_run_reports_the_accuracy_its_weights_have(tmp_path):
     assert results["best_val"]["top1"] > 70.0
 
 
-def test_precision_auto_uses_bf16_only_where_it_is_native(monkeypatch):
+def test_precision_auto_uses_bf16_only_where_it_is_native(monkeypatch, caplog):
     from wavemixer.train import engine
 
+    caplog.set_level("INFO", logger="wavemixer.train.engine")
     cfg = resolve_config(TrainConfig(subset=200, epochs=1, batch_size=32))
     monkeypatch.setattr(engine, "_cpu_flags", lambda: {"avx2", "fma"})
-    out = io.StringIO()
-    trainer = engine.Trainer(cfg, out=out)
+    trainer = engine.Trainer(cfg)
     assert trainer.amp_dtype is None
-    assert out.getvalue().splitlines()[0].startswith("precision fp32 (--amp auto: this CPU has neither")
+    assert caplog.messages[0].startswith("precision fp32 (--amp auto: this CPU has neither")
     monkeypatch.setattr(engine, "_cpu_flags", lambda: {"avx2", "amx_bf16"})
-    assert engine.Trainer(cfg, out=io.StringIO()).amp_dtype == torch.bfloat16
+    assert engine.Trainer(cfg).amp_dtype == torch.bfloat16
     monkeypatch.setattr(engine, "_cpu_flags", lambda: {"avx2"})
-    out = io.StringIO()
-    engine.Trainer(resolve_config(TrainConfig(subset=200, epochs=1, batch_size=32, amp="bf16")), out=out)
-    assert "slower than fp32 here" in out.getvalue().splitlines()[0]
+    caplog.clear()
+    engine.Trainer(resolve_config(TrainConfig(subset=200, epochs=1, batch_size=32, amp="bf16")))
+    assert "slower than fp32 here" in caplog.messages[0]
 
 
 def test_eval_reuses_the_runs_data_and_its_exact_val_split(seeded_run, capsys):
     from wavemixer.train.datasets import build_datasets, split_hash
 
     val = build_datasets(resolve_config(TrainConfig(seed=3))).val
-    for source in (seeded_run, seeded_run / "best"):  # a run folder and a saved model folder alike
-        out = seeded_run / "eval-out"
+    for i, source in enumerate((seeded_run, seeded_run / "best")):  # a run folder and a saved model folder alike
+        out = seeded_run / f"eval-out-{i}"
         assert main(["eval", str(source), "--split", "val", "--output-dir", str(out)]) == 0
         metrics = json.loads((out / "metrics.json").read_text())
         assert metrics["images"] == len(val)
     stored = json.loads((seeded_run / "best" / "config.json").read_text())["metadata"]["data"]
     assert stored["seed"] == 3 and stored["split_hashes"]["val"] == split_hash(val)
     capsys.readouterr()
+    out = seeded_run / "eval-out-seed0"
     assert main(["eval", str(seeded_run), "--split", "val", "--seed", "0", "--output-dir", str(out)]) == 0
     assert "--seed 0 is not the run's seed 3" in capsys.readouterr().err  # an explicit 0 is honoured
 

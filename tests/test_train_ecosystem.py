@@ -107,5 +107,5 @@ def test_missing_optional_dependency_is_one_line_naming_the_extra(tmp_path, caps
     argv = ["train", "--subset", "128", "--epochs", "1", "--batch-size", "32", "--output", str(tmp_path / "run")]
     assert main([*argv, *flags]) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and f"pip install 'wavemixer[{extra}]'" in err
+    assert len(err.splitlines()) == 1 and f'pip install "wavemixer[{extra}]"' in err
     assert not (tmp_path / "run").exists()  # no empty run folder left behind

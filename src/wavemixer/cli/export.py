@@ -47,7 +47,7 @@ _SUFFIX_FORMATS = {".onnx": "onnx", ".pt2": "pt2", ".pt": "torchscript", ".ts": 
 
 def _load(source: str | None, name: str | None, pretrained: bool):
     if name:
-        from wavemixer.registry import create_model
+        from wavemixer.factory import create_model
 
         return create_model(name, pretrained=pretrained)
     from wavemixer.hub import from_pretrained

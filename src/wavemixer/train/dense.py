@@ -40,12 +40,12 @@ def eval_dense(loaded: Any, args: argparse.Namespace, device: torch.device) -> i
     dataset = args.dataset or meta.get("dataset")
     if not dataset:
         raise ValueError("the checkpoint does not record its data set; pass --dataset")
-    seed = args.seed
-    if loaded.run_dir is not None and args.seed == 0 and meta.get("seed") is not None:
-        seed = int(meta["seed"])
+    stored = meta.get("data") or {}
+    seed = args.seed if args.seed is not None else int(meta.get("seed") or 0)  # an explicit --seed 0 is honoured
+    val_fraction = args.val_fraction if args.val_fraction is not None else stored.get("val_fraction", 0.1)
     model_args = {"scale": int(model.scale)} if task_name == "super_resolution" else {}
     batch = max(1, min(args.batch_size, MAX_EVAL_BATCH))
-    cfg = TrainConfig(task=task_name, dataset=dataset, data_dir=args.data_dir, val_fraction=args.val_fraction,
+    cfg = TrainConfig(task=task_name, dataset=dataset, data_dir=args.data_dir, val_fraction=val_fraction,
                       subset=args.subset, seed=seed, model=loaded.name, model_args=model_args,
                       eval_batch_size=batch, hflip=False, trivial_augment=False)  # fmt: skip
     task = get_task(task_name)

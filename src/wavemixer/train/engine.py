@@ -153,6 +153,7 @@ class Trainer:
         self.cfg = cfg
         self.ctx = ctx or DistContext()
         self.out = out or sys.stdout
+        self._echo = out is not None  # an explicit stream also gets the messages (the API's own redirect)
         self.task: Task = get_task(cfg.task, label_smoothing=cfg.label_smoothing)
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
@@ -305,9 +306,12 @@ class Trainer:
 
     # ------------------------------------------------------------------------------------------ logging
     def log(self, text: str) -> None:
-        """Progress messages go to the ``wavemixer.train.engine`` logger (the CLI prints them to stdout)."""
+        """Progress messages go to the ``wavemixer.train.engine`` logger (the CLI prints them to stdout), and
+        to ``out`` when the caller gave one."""
         if self.ctx.is_main and not self.cfg.quiet:
             logger.info(text)
+            if self._echo:
+                print(text, file=self.out, flush=True)
 
     def _log_scalars(self, row: dict[str, Any]) -> None:
         """The numbers of one summary.csv row, as TensorBoard scalars at step = epoch."""
@@ -622,8 +626,10 @@ class Trainer:
         msg = f"best val {sel} {self.best:.2f} (epoch {self.best_epoch})"
         if test is not None:
             msg += f"; test {sel} {test[sel]:.2f}" + (f", top5 {test['top5']:.2f}" if "top5" in test else "")
-        if self.ctx.is_main:
+        if self.ctx.is_main:  # the result line, --quiet or not
             logger.info(f"{msg}; {wall:.1f}s; run folder {run_dir}")
+            if self._echo:
+                print(f"{msg}; {wall:.1f}s; run folder {run_dir}", file=self.out, flush=True)
         if self.tensorboard is not None:
             self.tensorboard.close()
         return results
