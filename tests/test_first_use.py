@@ -3,7 +3,6 @@ data, and a command line without tracebacks."""
 
 from __future__ import annotations
 
-import io
 import json
 import subprocess
 import sys
