@@ -124,14 +124,17 @@ def test_defaults_follow_the_data(tmp_path):
     data = build_datasets(cfg)
     d = data.derived
     assert d["hflip"] is False and d["trivial_augment"] is False  # glyphs: no mirror images
-    assert d["model"] == "wavemix_lite_32_7_cifar10_tiny" and d["model_args"] == {"stride": 2}  # 28 px
+    assert d["model"] == "wavemix_lite_32_7_cifar10_tiny" and d["model_args"] == {
+        "stride": 2,
+        "final_dim": 16,
+    }  # 28 px, few images
     assert 3 <= d["epochs"] <= 30
     pixels = np.stack([np.asarray(Image.open(p)) for p in sorted(gray.rglob("*.png"))]) / 255
     assert data.info.mean[0] == pytest.approx(pixels.mean(), abs=0.03)  # the data's own, not ImageNet's
     assert data.info.std[0] == pytest.approx(pixels.std(), abs=0.03)
     assert all(n.startswith(("chose", "found", "no test")) for n in data.notes)
     colour = build_datasets(_cfg(dataset="imagefolder", data_dir=str(_class_folders(tmp_path / "photos"))))
-    assert colour.derived["hflip"] is True and colour.derived["model_args"] == {"stride": 1}  # 16 px
+    assert colour.derived["hflip"] is True and colour.derived["model_args"] == {"stride": 1, "final_dim": 16}  # 16 px
     explicit = build_datasets(_cfg(dataset="imagefolder", data_dir=str(gray), hflip=True, epochs=2, model="x"))
     assert not {"hflip", "epochs", "model", "model_args"} & set(explicit.derived)  # every choice overridable
 
@@ -153,7 +156,11 @@ def test_large_images_are_resized_and_the_run_records_its_choices(tmp_path):
     import yaml
 
     saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
-    assert saved["model"] == "wavemix_lite_32_7_cifar10_tiny" and saved["model_args"] == {"depth": 1, "stride": 2}
+    assert saved["model"] == "wavemix_lite_32_7_cifar10_tiny" and saved["model_args"] == {
+        "depth": 1,
+        "stride": 2,
+        "final_dim": 16,
+    }
     assert saved["hflip"] is True and results["epochs"] == 1
     pre = json.loads((tmp_path / "run" / "best" / "config.json").read_text())["preprocessing"]
     assert pre["input_size"] == [3, 64, 64] and pre["mean"] != [0.485, 0.456, 0.406]
@@ -171,3 +178,11 @@ def test_val_and_test_never_overlap_train(tmp_path, seed):
         if data is folder:
             assert not (train_ids | val_ids) & {str(i) for i in data.test.ids}
     assert len(set(digits.train.ids.tolist())) == len(digits.train)
+
+
+def test_model_width_follows_the_data_set_size():
+    from wavemixer.train.datasets import _width_for
+
+    assert [_width_for(n)[0] for n in (500, 1_999, 2_000, 45_000, 99_999, 100_000, 600_000)] == [
+        16, 16, 32, 32, 32, 64, 64
+    ]  # fmt: skip

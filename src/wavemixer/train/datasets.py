@@ -810,6 +810,16 @@ def estimated_seconds_per_image(macs: float) -> float:
     return 4e-4 + 6e-10 * macs
 
 
+def _width_for(n_train: int) -> tuple[int, str]:
+    """Model width from the data set's size: fewer weights than images' worth of evidence overfit less and
+    train faster; more data supports more capacity within the same minutes-long budget."""
+    if n_train < 2_000:
+        return 16, f"under 2,000 training images ({n_train:,})"
+    if n_train < 100_000:
+        return 32, "2,000 to 100,000 training images"
+    return 64, f"100,000 or more training images ({n_train:,})"
+
+
 def derive_defaults(cfg: Any, scan: FolderScan, n_train: int) -> tuple[dict[str, Any], tuple[int, int], list[str]]:
     """Options left unset, chosen from what the scan found; the resized input size; the reasons."""
     from wavemixer.factory import create_model
@@ -832,12 +842,20 @@ def derive_defaults(cfg: Any, scan: FolderScan, n_train: int) -> tuple[dict[str,
         model_args = dict(cfg.model_args)
         if "stride" not in model_args:
             model_args["stride"] = stride
+        width, why_width = _width_for(n_train)
+        if "final_dim" not in model_args and width != 32:
+            model_args["final_dim"] = width
+        if model_args != cfg.model_args:
             changes["model_args"] = model_args
+        final_dim = model_args.get("final_dim", 32)
+        size = {16: " (10k params)", 32: " (37k params)", 64: " (144k params)"}.get(final_dim, "")
+        why = why_width if "final_dim" not in cfg.model_args else "as given"
         notes.append(
-            f"chose model wavemix_lite_32_7_cifar10_tiny (37k params) with stem stride {model_args['stride']} "
+            f"chose model wavemix_lite_32_7_cifar10_tiny with width {final_dim}{size}, {why}, and stem stride "
+            f"{model_args['stride']} "
             f"because {n_train:,} images of {h}x{w} train in minutes with it "
             + ("(stride 2 from 24 px: 7x faster than stride 1 at 28 px)" if stride == 2 else "(images under 24 px)")
-            + "; --model NAME / --model-arg stride=N to change"
+            + "; --model NAME / --model-arg final_dim=N / --model-arg stride=N to change"
         )
     if cfg.epochs is None:
         model_name = changes.get("model", cfg.model)
