@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,14 @@ GOLDEN_DIR = Path(__file__).resolve().parent / "golden"
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_compile_caches() -> None:
+    """Each test compiles from scratch: dynamo's per-code-object recompile limit (8) is process-wide, so
+    compiled tests of the same forward would otherwise fail depending on what ran before them."""
+    if "torch._dynamo" in sys.modules:
+        torch._dynamo.reset()
 
 
 @pytest.fixture(scope="session")
