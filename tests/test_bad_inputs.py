@@ -164,6 +164,42 @@ def test_constructor_arguments_are_type_checked(build, error, fragment):
     assert fragment in str(info.value) and "\n" not in str(info.value)
 
 
+def _tiny_classifier() -> WaveMix:
+    return WaveMix(num_classes=3, depth=1, final_dim=16, in_chans=1).eval()
+
+
+@pytest.mark.parametrize(
+    ("make_input", "fragment"),
+    [
+        (lambda: torch.zeros(1, 1, 8, 8, dtype=torch.uint8), "expected floating-point images, got dtype torch.uint8"),
+        (lambda: torch.zeros(1, 1, 8, 8, dtype=torch.int64), "convert and scale them first"),
+        (lambda: torch.zeros(1, 1, 8, 8, dtype=torch.bool), "expected floating-point images, got dtype torch.bool"),
+        (lambda: torch.zeros(1, 1, 8, 8, dtype=torch.float64), "differs from the model's weights (torch.float32)"),
+        (lambda: torch.zeros(1, 1, 8, 8, dtype=torch.float16), "call model.to(torch.float16) or pass x.to"),
+        (lambda: [[0.0] * 8] * 8, "expected a torch.Tensor image batch (B, C, H, W), got list"),
+    ],
+)
+def test_inputs_of_the_wrong_type_are_refused_with_what_to_do(make_input, fragment):
+    with pytest.raises(TypeError) as info:
+        _tiny_classifier()(make_input())
+    assert fragment in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_typo_in_the_boundary_mode_is_refused_not_read_as_smooth():
+    with pytest.raises(ValueError, match="unknown boundary mode='foo'; expected one of"):
+        WaveMix(num_classes=3, depth=1, final_dim=16, mode="foo")
+
+
+def test_levels_beyond_the_input_size_warn_as_pywavelets_does():
+    from wavemixer import wavedec2
+
+    with pytest.warns(UserWarning, match="Level value of 10 is too high"):
+        wavedec2(torch.randn(1, 1, 4, 4), level=10)
+    model = WaveMix(num_classes=3, depth=1, final_dim=16, level=3, in_chans=1).eval()
+    with pytest.warns(UserWarning, match="too high"):
+        model(torch.randn(1, 1, 4, 4))
+
+
 def test_nan_num_classes_no_longer_removes_the_head_silently():
     assert isinstance(WaveMix(num_classes=0, depth=1, final_dim=16).head, torch.nn.Identity)  # 0 still does
     with pytest.raises(TypeError):
