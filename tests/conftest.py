@@ -18,6 +18,16 @@ def _seed() -> None:
     torch.manual_seed(0)
 
 
+_THREADS = torch.get_num_threads()  # before any test changes it
+
+
+@pytest.fixture(autouse=True)
+def _restore_threads():
+    """Training with --threads sets torch's global thread count; give the rest of the run its own back."""
+    yield
+    torch.set_num_threads(_THREADS)
+
+
 @pytest.fixture(autouse=True)
 def _fresh_compile_caches() -> None:
     """Each test compiles from scratch: dynamo's per-code-object recompile limit (8) is process-wide, so

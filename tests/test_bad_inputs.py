@@ -25,15 +25,8 @@ from wavemixer.train import Diverged, TrainConfig, train
 from wavemixer.train.checkpoint import MANIFEST, load_train_state, write_json
 from wavemixer.train.config import load_yaml
 
-_THREADS = torch.get_num_threads()
 TINY = dict(model_args={"depth": 1}, batch_size=64, subset=256, threads=1, quiet=True)
 TINY_FLAGS = ["--model-arg", "depth=1", "--batch-size", "64", "--subset", "256", "--threads", "1", "--quiet"]
-
-
-@pytest.fixture(autouse=True)
-def _restore_threads():
-    yield
-    torch.set_num_threads(_THREADS)
 
 
 def _cli(argv: list[str], capsys) -> tuple[int, str]:

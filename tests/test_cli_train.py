@@ -19,15 +19,6 @@ from wavemixer.hub import packaged_weights_dir
 
 TINY = ["--model-arg", "depth=2", "--batch-size", "64", "--lr", "5e-3", "--threads", "1"]
 
-_THREADS = torch.get_num_threads()  # before any training in this session changes it
-
-
-@pytest.fixture(autouse=True)
-def _restore_threads():
-    """Training with --threads sets torch's global thread count; give the rest of the session its own back."""
-    yield
-    torch.set_num_threads(_THREADS)
-
 
 @pytest.fixture(scope="module")
 def cli_run(tmp_path_factory) -> Path:

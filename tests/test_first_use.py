@@ -16,14 +16,7 @@ from PIL import Image
 from wavemixer.cli import main
 from wavemixer.train import TrainConfig, resolve_config, train
 
-_THREADS = torch.get_num_threads()
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(autouse=True)
-def _restore_threads():
-    yield
-    torch.set_num_threads(_THREADS)
 
 
 @pytest.fixture(scope="module")

@@ -10,20 +10,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from wavemixer.train import TrainConfig, resolve_config, train
 from wavemixer.train.datasets import build_datasets, scan_folder
 
-_THREADS = torch.get_num_threads()
 CLASSES = ["cat", "dog", "emu"]
-
-
-@pytest.fixture(autouse=True)
-def _restore_threads():
-    yield
-    torch.set_num_threads(_THREADS)
 
 
 def _cfg(**kw) -> TrainConfig:

@@ -13,15 +13,6 @@ from PIL import Image
 from wavemixer.train import TrainConfig, train
 from wavemixer.train.datasets import Preprocess, build_datasets
 
-_THREADS = torch.get_num_threads()  # before any training in this session changes it
-
-
-@pytest.fixture(autouse=True)
-def _restore_threads():
-    """Training with --threads sets torch's global thread count; give the rest of the session its own back."""
-    yield
-    torch.set_num_threads(_THREADS)
-
 
 def _cfg(**kw) -> TrainConfig:
     from wavemixer.train import resolve_config

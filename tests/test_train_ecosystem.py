@@ -14,13 +14,6 @@ from wavemixer.train import TrainConfig, Trainer, resolve_config, train
 from wavemixer.train.datasets import Preprocess
 
 FAST = dict(model_args={"depth": 1}, batch_size=32, subset=128, threads=1, quiet=True)
-_THREADS = torch.get_num_threads()
-
-
-@pytest.fixture(autouse=True)
-def _restore_threads():
-    yield
-    torch.set_num_threads(_THREADS)
 
 
 def test_tensorboard_gets_the_summary_csv_scalars(tmp_path):

@@ -16,15 +16,6 @@ from wavemixer.train.checkpoint import load_train_state
 
 FAST = dict(model_args={"depth": 2}, batch_size=64, lr=5e-3, threads=1, quiet=True)
 
-_THREADS = torch.get_num_threads()  # before any training in this session changes it
-
-
-@pytest.fixture(autouse=True)
-def _restore_threads():
-    """Training with --threads sets torch's global thread count; give the rest of the session its own back."""
-    yield
-    torch.set_num_threads(_THREADS)
-
 
 def _run(tmp: Path, name: str, **kw) -> dict | None:
     return train(TrainConfig(output=str(tmp / name), **{**FAST, **kw}))
