@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -286,6 +287,7 @@ def solve_peer(
     def spec(units: int) -> PeerSpec:
         return PeerSpec(family, units * fam.step, depth, num_classes, in_chans, img_size)
 
+    @functools.cache  # the search revisits widths; each count is a model build
     def count(units: int) -> int:
         return count_params(build_peer(spec(units), device="meta"))
 

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .report import _fmt
 from .runner import BenchEntry
 
 __all__ = [
@@ -168,17 +169,13 @@ def format_peers_markdown(rows: Sequence[dict[str, Any]]) -> str:
                                f"fails: {r['error'][:80]} | | | | |")  # fmt: skip
                     continue
                 out.append(
-                    f"| {r['model']} | {r['precision']} | {r['batch_size']} | {params} | {_num(r.get('gmacs'), 4)} "
-                    f"| {_num(r.get('mem_per_sample_mb'), 2)} | {_num(r.get('ms_median'), 1)} "
-                    f"| {_num(r.get('samples_per_s'), 1)} | {_num(r.get('mem_ratio_vs_wavemix'), 2)} "
-                    f"| {_num(r.get('throughput_ratio_vs_wavemix'), 2)} |"
+                    f"| {r['model']} | {r['precision']} | {r['batch_size']} | {params} | {_fmt(r.get('gmacs'), 4)} "
+                    f"| {_fmt(r.get('mem_per_sample_mb'), 2)} | {_fmt(r.get('ms_median'), 1)} "
+                    f"| {_fmt(r.get('samples_per_s'), 1)} | {_fmt(r.get('mem_ratio_vs_wavemix'), 2)} "
+                    f"| {_fmt(r.get('throughput_ratio_vs_wavemix'), 2)} |"
                 )
             out.append("")
     return "\n".join(out)
-
-
-def _num(value: Any, digits: int) -> str:
-    return "" if value is None else f"{value:.{digits}f}"
 
 
 def plot_peers(rows: Sequence[dict[str, Any]], path: Path) -> bool:
