@@ -54,22 +54,28 @@ def _peers(params: int, families: Sequence[str]) -> list[Cell]:
 
 PEER_FAMILIES = ("resnet", "convmixer", "mlp_mixer", "poolformer", "vit", "convnext")
 CIFAR10 = ["--dataset", "cifar10", "--no-trivial-augment"]
-RECIPE = ["--batch-size", "128", "--lr", "1e-2", "--warmup-epochs", "1", "--threads", "1", "--workers", "0"]
+RECIPE = ["--batch-size", "128", "--lr", "1e-2", "--threads", "1", "--workers", "0"]
 """The one recipe of every cell: AdamW, peak lr 1e-2 (the CIFAR-10 WaveMix-Lite-32/7 recipe of docs/results.md),
-cosine schedule, batch 128, crop + flip; precision is wavemixer's ``auto``."""
+cosine schedule, batch 128, crop + flip; precision is wavemixer's ``auto``. A grid adds its warm-up length
+(``recipe``), the same for every cell of that grid."""
 
 GRIDS: dict[str, dict[str, Any]] = {
     "cifar10-40k": dict(
-        data=CIFAR10, epochs=20, goal=70.0,
+        data=CIFAR10, epochs=20, goal=70.0, recipe=["--warmup-epochs", "1"], bench_group="40k@32",
+        cells=[*_wavemix_variants("wavemix_lite_32_7_cifar10_tiny"), *_peers(37_058, PEER_FAMILIES)],
+    ),
+    # the 40k grid cut to what one 3-hour session of 2 CPU cores trains (3 seeds kept, epochs cut; docs/claims.md)
+    "cifar10-40k-2ep": dict(
+        data=CIFAR10, epochs=2, goal=50.0, recipe=["--warmup-epochs", "0.2"], bench_group="40k@32",
         cells=[*_wavemix_variants("wavemix_lite_32_7_cifar10_tiny"), *_peers(37_058, PEER_FAMILIES)],
     ),
     "cifar10-500k": dict(
-        data=CIFAR10, epochs=20, goal=80.0,
+        data=CIFAR10, epochs=20, goal=80.0, recipe=["--warmup-epochs", "1"], bench_group="500k@32",
         cells=[Cell("wavemix-dwt-haar", "wavemix_lite_64_6_cifar10"), *_peers(520_106, PEER_FAMILIES)],
     ),
     # a tiny grid on the embedded digits: the test of this script, and a smoke test for users
     "digits-smoke": dict(
-        data=["--dataset", "digits"], epochs=1,
+        data=["--dataset", "digits"], epochs=1, recipe=["--warmup-epochs", "1"],
         cells=[
             Cell("wavemix-dwt-haar", "wavemix_lite_8_10_mnist"), Cell("convmixer", "peer:convmixer", {"params": 3_566})
         ],
@@ -94,7 +100,8 @@ def _command(cell: Cell, seed: int, out: Path, args: argparse.Namespace, grid: d
         return []
     if (out / "checkpoint.pt").is_file():
         return [*base, "--resume", str(out)]
-    cmd = [*base, *grid["data"], *RECIPE, "--model", cell.model, "--seed", str(seed), "--output", str(out)]
+    cmd = [*base, *grid["data"], *RECIPE, *grid["recipe"], "--model", cell.model, "--seed", str(seed)]
+    cmd += ["--output", str(out)]
     cmd += ["--epochs", str(args.epochs or grid["epochs"])]
     for key, value in cell.model_args.items():
         cmd += ["--model-arg", f"{key}={value}"]
@@ -171,13 +178,38 @@ def table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for cell in dict.fromkeys(r["cell"] for r in rows):
         runs = [r for r in rows if r["cell"] == cell]
         entry: dict[str, Any] = dict(cell=cell, model=runs[0]["model"], params=runs[0]["params"], seeds=len(runs))
-        for key in ("test", "best_val", "wall_min", "peak_mem_mb", "time_to_goal_min"):
+        for key in ("test", "best_val", "wall_min", "peak_mem_mb", "step_mem_mb", "time_to_goal_min"):
             values = [r[key] for r in runs if r[key] is not None]
             mean, std = _mean_std(values) if values else (None, None)
             entry[f"{key}_mean"], entry[f"{key}_std"] = mean, std
             entry[f"{key}_n"] = len(values)
         out.append(entry)
     return out
+
+
+def bench_memory(path: Path, group: str) -> tuple[dict[str, float], str]:
+    """Training-step allocator peak (MB) per grid cell, from a ``wavemixer bench --suite peers`` CSV.
+
+    Process RSS (what ``results.json`` records on CPU) is mostly the interpreter, torch and the data set,
+    so it hardly tells models apart; the bench's allocator peak of one training step does. Returns the
+    peaks of the ``group`` rows (e.g. ``40k@32``) by cell key and a label naming batch and precision.
+    """
+    if not path.is_file():
+        raise SystemExit(f"--memory: {path} does not exist; write it with `wavemixer bench --suite peers --mode train`")
+    rows = [r for r in csv.DictReader(path.open()) if r.get("mode") == "train" and r.get("group") == group]
+    rows = [r for r in rows if r.get("peak_mem_mb")]
+    if not rows:
+        raise SystemExit(f"--memory: {path} has no measured training rows of group {group!r}")
+    settings = {(r["batch_size"], r["precision"]) for r in rows}
+    if len(settings) > 1:
+        raise SystemExit(f"--memory: {path} mixes batch sizes/precisions {sorted(settings)}; measure one setting")
+    batch, precision = settings.pop()
+    peaks = {}
+    for r in rows:
+        name = r["model"].rsplit(" [", 1)[0]  # "WaveMix dwt/haar [40k@32]" / "resnet [40k@32]"
+        key = "wavemix-" + name.removeprefix("WaveMix ").replace("/", "-") if name.startswith("WaveMix ") else name
+        peaks[key] = float(r["peak_mem_mb"])
+    return peaks, f"train-step memory (MB, batch {batch}, {precision})"
 
 
 def _pm(entry: dict[str, Any], key: str, digits: int = 2) -> str:
@@ -196,50 +228,63 @@ def summarize(args: argparse.Namespace) -> int:
     if not rows:
         print(f"no finished runs under {root}", file=sys.stderr)
         return 1
+    step_mem, step_label = {}, ""
+    if args.memory:
+        if "bench_group" not in GRIDS[args.grid]:
+            raise SystemExit(f"--memory: grid {args.grid!r} has no `wavemixer bench --suite peers` scale")
+        step_mem, step_label = bench_memory(args.memory, GRIDS[args.grid]["bench_group"])
+    for row in rows:
+        row["step_mem_mb"] = step_mem.get(row["cell"])
     summary = table(rows)
     with (out / f"{args.grid}.csv").open("w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    lines = [
-        f"| model | params | seeds | test top-1 % | best val top-1 % | minutes per run | peak memory (MB) "
-        f"| minutes to val ≥ {goal:g} % |",
-        "|---|---:|---:|---|---|---|---|---|",
-    ]
+    head = "| model | params | seeds | test top-1 % | best val top-1 % | minutes per run | peak RSS (MB) "
+    head += f"| minutes to val ≥ {goal:g} % |" + (f" {step_label} |" if step_mem else "")
+    lines = [head, "|---|---:|---:|---|---|---|---|---|" + ("---:|" if step_mem else "")]
     for e in sorted(summary, key=lambda e: -(e["test_mean"] or 0)):
-        lines.append(
+        line = (
             f"| {e['cell']} | {e['params']:,} | {e['seeds']} | {_pm(e, 'test')} | {_pm(e, 'best_val')} "
             f"| {_pm(e, 'wall_min', 1)} | {_pm(e, 'peak_mem_mb', 0)} | {_pm(e, 'time_to_goal_min', 1)} |"
         )
+        if step_mem:
+            line += f" {_fmt_mb(step_mem.get(e['cell']))} |"
+        lines.append(line)
     (out / f"{args.grid}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
-    _plot(summary, out / f"{args.grid}-pareto.png", args.grid)
+    memory = ("step_mem_mb", step_label) if step_mem else ("peak_mem_mb", "peak process RSS (MB)")
+    _plot(summary, out / f"{args.grid}-pareto.png", args.grid, memory)
     return 0
 
 
-def _plot(summary: list[dict[str, Any]], path: Path, title: str) -> None:
+def _fmt_mb(value: float | None) -> str:
+    return "–" if value is None else f"{value:,.1f}"
+
+
+def _plot(summary: list[dict[str, Any]], path: Path, title: str, memory: tuple[str, str]) -> None:
+    """Test accuracy against memory and against training time; memory against parameters."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = [("peak_mem_mb", "peak training memory (MB)"), ("wall_min", "training time (min)"), ("params", "")]
+    mem_key, mem_label = memory
+    panels = [(mem_key, mem_label), ("wall_min", "training time (min)"), ("params", "")]
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.8))
     for ax, (key, label) in zip(axes, panels):
         for e in summary:
             if key == "params":
-                x, y = e["params"], e["peak_mem_mb_mean"]
-                if y is None:
-                    continue
+                x, y = e["params"], e[f"{mem_key}_mean"]
             else:
                 x, y = e[f"{key}_mean"], e["test_mean"]
-                if x is None:
-                    continue
+            if x is None or y is None:
+                continue
             marker = "o" if e["cell"].startswith("wavemix") else "^"
             ax.scatter(x, y, marker=marker)
             ax.annotate(e["cell"], (x, y), fontsize=7)
         if key == "params":
-            ax.set(xlabel="parameters", ylabel="peak training memory (MB)", title="memory vs parameters")
+            ax.set(xlabel="parameters", ylabel=mem_label, title="memory vs parameters")
         else:
             ax.set(xlabel=label, ylabel="test top-1 % (mean over seeds)", title=f"accuracy vs {label.split(' (')[0]}")
         ax.grid(alpha=0.3)
@@ -258,6 +303,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         p.add_argument("--runs", type=Path, default=Path("runs/claims"))
         p.add_argument("--out", type=Path, help="where summarize writes CSV/markdown/plot (default: --runs)")
         p.add_argument("--goal", type=float, help="val top-1 %% of the time-to-accuracy column (default: the grid's)")
+        p.add_argument(
+            "--memory", type=Path, help="peers.csv of `wavemixer bench --suite peers --mode train`: train-step memory"
+        )
         if name == "run":
             p.add_argument("--data-dir", help="the data set's --data-dir")
             p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])

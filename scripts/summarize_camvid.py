@@ -5,6 +5,11 @@ Reads ``<runs>/<model>-s<seed>/results.json`` (written by ``wavemixer train --ta
 in KiB, from ``/usr/bin/time -f %M``); prints a markdown table of mean ± std over seeds and writes a CSV.
 
   python scripts/summarize_camvid.py runs/camvid3 --csv docs/bench/camvid-3seeds.csv
+  python scripts/summarize_camvid.py runs/camvid3 --merge docs/bench/camvid-3seeds.csv \
+      --csv docs/bench/camvid-3seeds.csv
+
+``--merge`` adds the runs of an earlier CSV (runs trained on another machine or in another session, whose folders
+are not here); a run folder present here replaces the CSV row of the same model and seed.
 """
 
 from __future__ import annotations
@@ -34,6 +39,25 @@ def collect(root: Path) -> list[dict]:
     return rows
 
 
+_NUMBERS = {"seed": int, "params": int, "epochs": int, "best_epoch": int, "peak_rss_mb": int}
+
+
+def read_rows(path: Path) -> list[dict]:
+    """Rows of a CSV written by ``--csv``, with their numbers parsed."""
+    rows = []
+    for raw in csv.DictReader(path.open()):
+        row: dict = {k: (_NUMBERS.get(k, float)(v) if v else None) for k, v in raw.items() if k != "model"}
+        rows.append({"model": raw["model"], **row})
+    return rows
+
+
+def merge(earlier: list[dict], here: list[dict]) -> list[dict]:
+    """Earlier rows, except those of a (model, seed) that ``here`` has, then ``here``; sorted."""
+    have = {(r["model"], r["seed"]) for r in here}
+    rows = [r for r in earlier if (r["model"], r["seed"]) not in have] + here
+    return sorted(rows, key=lambda r: (r["model"], r["seed"]))
+
+
 def _pm(values: list[float], digits: int = 2) -> str:
     if not values:
         return "–"
@@ -45,8 +69,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("runs", type=Path)
     ap.add_argument("--csv", type=Path, help="also write every run as a CSV row here")
+    ap.add_argument("--merge", type=Path, help="a CSV of earlier runs (from --csv) to include")
     args = ap.parse_args()
-    rows = collect(args.runs)
+    if args.merge and not args.merge.is_file():
+        raise SystemExit(f"--merge: {args.merge} does not exist")
+    rows = merge(read_rows(args.merge) if args.merge else [], collect(args.runs))
+    if not rows:
+        raise SystemExit(f"no finished runs under {args.runs} (looked for <model>-s<seed>/results.json)")
     if args.csv:
         args.csv.parent.mkdir(parents=True, exist_ok=True)
         with args.csv.open("w", newline="") as fh:

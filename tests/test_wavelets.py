@@ -11,7 +11,14 @@ import pytest
 import torch
 
 from wavemixer import dwt2, idwt2, wavedec2, waverec2
-from wavemixer.filterbank import WAVELET_FAMILIES, analysis_offset, dwt_max_level, filter_bank, wavelet_names
+from wavemixer.filterbank import (
+    WAVELET_FAMILIES,
+    analysis_offset,
+    dwt_max_level,
+    filter_bank,
+    filter_length,
+    wavelet_names,
+)
 
 pywt = pytest.importorskip("pywt")
 
@@ -112,12 +119,42 @@ def test_autocast_bf16_runs_the_filter_bank():
     torch.testing.assert_close(ll.float(), ref, atol=0.1, rtol=0.03)
 
 
+@pytest.mark.parametrize("wavelet", ["db2", "sym6"])  # 4 taps: one GEMM over windows; 12 taps: conv1d
 @pytest.mark.parametrize("mode", ["symmetric", "antireflect", "periodization", "zero"])
-def test_gradcheck_fp64(mode):
+def test_gradcheck_fp64(mode, wavelet):
     x = torch.randn(1, 1, 5, 4, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda t: dwt2(t, mode, "db2")[0], (x,))
-    bands = [torch.randn(1, 1, 3, 3, dtype=torch.float64, requires_grad=True) for _ in range(4)]
-    assert torch.autograd.gradcheck(lambda a, h, v, d: idwt2(a, (h, v, d), "db2", mode), tuple(bands))
+    assert torch.autograd.gradcheck(lambda t: dwt2(t, mode, wavelet)[0], (x,))
+    side = filter_length(wavelet) // 2 + 1  # idwt2 gives 2n - F + 2 samples per axis
+    bands = [torch.randn(1, 1, side, side, dtype=torch.float64, requires_grad=True) for _ in range(4)]
+    assert torch.autograd.gradcheck(lambda a, h, v, d: idwt2(a, (h, v, d), wavelet, mode), tuple(bands))
+
+
+@pytest.mark.parametrize(("n", "wavelet"), [(1, "db2"), (2, "db2"), (5, "sym6"), (6, "sym6")])
+def test_idwt2_of_few_coefficients_is_shaped_as_pywt(n, wavelet):
+    c = np.ones((n, n))
+    expected = pywt.idwt2((c, (c, c, c)), wavelet, "symmetric").shape  # (0, 0) where 2n - F + 2 == 0
+    t = torch.ones(1, 1, n, n)
+    assert idwt2(t, (t, t, t), wavelet, "symmetric").shape == (1, 1, *expected)
+
+
+def test_idwt2_of_too_few_coefficients_is_one_line():
+    t = torch.ones(1, 1, 3, 3)
+    with pytest.raises(ValueError, match=r"3x3 coefficients are too few for wavelet 'sym6' \(12 taps\)"):
+        idwt2(t, (t, t, t), "sym6", "symmetric")
+
+
+@pytest.mark.parametrize("wavelet", ["db2", "sym6"])
+def test_filter_bank_analysis_is_a_few_ops_at_any_size(wavelet):
+    """A 128x128 map takes the same few kernels as a small one: multiplying the overlapping window view
+    directly made ``matmul`` loop over every row (10^5 select + clone ops, 7 GB of profiler records)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    x = torch.randn(2, 8, 128, 128, requires_grad=True)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        ll, _ = dwt2(x, "symmetric", wavelet)
+        ll.sum().backward()
+    per_row = sum(e.name in ("aten::select", "aten::clone") for e in prof.events())
+    assert per_row < 50, per_row
 
 
 def test_subband_convention_is_pywt():
