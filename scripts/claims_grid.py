@@ -8,6 +8,12 @@ with ``results.json`` is done, a cell with a checkpoint is continued with ``--re
       --data-dir ../shared/data/CIFAR10/cifar10_jpeg_q75_imagefolder.zip
   python scripts/claims_grid.py run --grid cifar10-40k --only wavemix-dwt-haar resnet --seeds 0 --lanes 1
   python scripts/claims_grid.py summarize --grid cifar10-40k           # CSV + markdown + plots of what finished
+  python scripts/claims_grid.py summarize --grid cifar10-40k --memory RESULTS/peers.csv   # + train-step memory
+
+``cifar10-40k-2ep`` is the same grid cut to 2 epochs (what one session of a 2-core machine trains; the numbers
+of docs/claims.md). ``--memory`` takes the ``peers.csv`` of
+``wavemixer bench --suite peers --scales 40k --mode train -b 128 --precision bf16``: each model's allocator
+peak for one training step in the recipe's setting, the memory axis of the table and plots.
 
 ``--lanes N`` runs N cells at a time, each on one thread under ``nice``. Outputs go to ``--runs``
 (default ``runs/claims``): ``<grid>/<model>-s<seed>/`` per cell; ``summarize`` writes ``<grid>.csv``,
@@ -284,7 +290,9 @@ def _plot(summary: list[dict[str, Any]], path: Path, title: str, memory: tuple[s
             ax.scatter(x, y, marker=marker)
             ax.annotate(e["cell"], (x, y), fontsize=7)
         if key == "params":
-            ax.set(xlabel="parameters", ylabel=mem_label, title="memory vs parameters")
+            ax.set(xlabel="parameters", ylabel=mem_label, title="memory vs parameters", yscale="log")
+        elif key == mem_key:  # peers and WaveMix differ by up to 50x: a log axis keeps both readable
+            ax.set(xlabel=label, ylabel="test top-1 % (mean over seeds)", title="accuracy vs memory", xscale="log")
         else:
             ax.set(xlabel=label, ylabel="test top-1 % (mean over seeds)", title=f"accuracy vs {label.split(' (')[0]}")
         ax.grid(alpha=0.3)
