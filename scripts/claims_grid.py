@@ -65,15 +65,17 @@ RECIPE = ["--batch-size", "128", "--lr", "1e-2", "--threads", "1", "--workers", 
 cosine schedule, batch 128, crop + flip; precision is wavemixer's ``auto``. A grid adds its warm-up length
 (``recipe``), the same for every cell of that grid."""
 
+CELLS_40K = [*_wavemix_variants("wavemix_lite_32_7_cifar10_tiny"), *_peers(37_058, PEER_FAMILIES)]
+
 GRIDS: dict[str, dict[str, Any]] = {
     "cifar10-40k": dict(
         data=CIFAR10, epochs=20, goal=70.0, recipe=["--warmup-epochs", "1"], bench_group="40k@32",
-        cells=[*_wavemix_variants("wavemix_lite_32_7_cifar10_tiny"), *_peers(37_058, PEER_FAMILIES)],
+        cells=CELLS_40K,
     ),
     # the 40k grid cut to what one 3-hour session of 2 CPU cores trains (3 seeds kept, epochs cut; docs/claims.md)
     "cifar10-40k-2ep": dict(
         data=CIFAR10, epochs=2, goal=50.0, recipe=["--warmup-epochs", "0.2"], bench_group="40k@32",
-        cells=[*_wavemix_variants("wavemix_lite_32_7_cifar10_tiny"), *_peers(37_058, PEER_FAMILIES)],
+        cells=CELLS_40K,
     ),
     "cifar10-500k": dict(
         data=CIFAR10, epochs=20, goal=80.0, recipe=["--warmup-epochs", "1"], bench_group="500k@32",

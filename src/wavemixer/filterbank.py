@@ -251,8 +251,8 @@ def _analysis_last(x: Tensor, taps: Tensor, mode: str) -> Tensor:
     """Low/high coefficients along the last axis: ``(..., N) -> (..., L, 2)``.
 
     Short filters: the extended signal's length-``F`` windows at stride 2, copied into one ``(M*L, F)``
-    matrix, times the ``F x 2`` filter matrix, a single GEMM, 2-3x faster on CPU (forward + backward) than a
-    one-channel strided convolution. Multiplying the overlapping window *view* instead lets ``matmul``
+    matrix, times the ``F x 2`` filter matrix: a single GEMM, faster on CPU (forward + backward) than a
+    one-channel strided convolution for such filters. Multiplying the overlapping window *view* instead lets ``matmul``
     fall back to a batched product that loops over every row (a select and a clone each: 10^5 small ops
     at 128 px), which is slower still and floods the profiler. The copy is ``F/2`` times the input, so long
     filters (``dmey``: 62 taps) use a strided ``conv1d`` instead.
