@@ -79,3 +79,27 @@ def test_peer_model_arguments_are_checked() -> None:
         create_peer("peer:resnet", num_classes=10, in_chans=3, img_size=32, model_args={"mixer": "dwt"})
     with pytest.raises(ValueError, match="unknown peer family 'resnett'"):
         create_peer("peer:resnett", num_classes=10, in_chans=3, img_size=32, model_args={"width": 8})
+
+
+def test_peer_without_its_library_is_one_line_naming_the_extra(tmp_path, monkeypatch, capsys) -> None:
+    """Without timm, training a timm peer ends in one line naming the extra (exit 2), and writes nothing."""
+    import importlib
+
+    from wavemixer import optional_deps
+    from wavemixer.cli import main
+
+    real = importlib.import_module
+
+    def no_timm(name: str, *args, **kwargs):
+        if name.split(".")[0] == "timm":
+            raise ModuleNotFoundError(f"No module named {name!r}", name="timm")
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(optional_deps.importlib, "import_module", no_timm)
+    out = tmp_path / "run"
+    argv = ["train", "--model", "peer:convmixer", "--model-arg", "params=3566", "--epochs", "1", "--output", str(out)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    expected = 'a peer model needs timm, which is not installed: pip install "wavemixer[timm]"'
+    assert err == f"wavemixer train: error: {expected}"
+    assert not out.exists()

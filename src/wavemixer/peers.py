@@ -15,13 +15,14 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
+
+from .optional_deps import require
 
 __all__ = [
     "PEER_FAMILIES",
@@ -39,20 +40,13 @@ __all__ = [
 ]
 
 
-def _import(module: str, extra: str) -> Any:
-    try:
-        return importlib.import_module(module)
-    except ImportError as exc:
-        raise ImportError(f'peer models from {module.split(".")[0]} need `pip install "wavemixer[{extra}]"`') from exc
-
-
 def _stage_widths(width: int) -> tuple[int, int, int, int]:
     """Four stages doubling in width up to ``width`` (the last stage), as ResNet/MetaFormer/ConvNeXt do."""
     return (max(1, width // 8), max(1, width // 4), max(1, width // 2), width)
 
 
 def _resnet(width: int, depth: int, num_classes: int, in_chans: int, img_size: int) -> nn.Module:
-    resnet = _import("timm.models.resnet", "timm")
+    resnet = require("timm.models.resnet", "a peer model")
     return resnet.ResNet(
         block=resnet.BasicBlock,
         layers=(depth,) * 4,
@@ -64,7 +58,7 @@ def _resnet(width: int, depth: int, num_classes: int, in_chans: int, img_size: i
 
 
 def _convmixer(width: int, depth: int, num_classes: int, in_chans: int, img_size: int) -> nn.Module:
-    convmixer = _import("timm.models.convmixer", "timm")
+    convmixer = require("timm.models.convmixer", "a peer model")
     patch = 2 if img_size <= 64 else 7
     return convmixer.ConvMixer(
         dim=width, depth=depth, kernel_size=5, patch_size=patch, num_classes=num_classes, in_chans=in_chans
@@ -72,7 +66,7 @@ def _convmixer(width: int, depth: int, num_classes: int, in_chans: int, img_size
 
 
 def _mlp_mixer(width: int, depth: int, num_classes: int, in_chans: int, img_size: int) -> nn.Module:
-    mixer = _import("timm.models.mlp_mixer", "timm")
+    mixer = require("timm.models.mlp_mixer", "a peer model")
     return mixer.MlpMixer(
         num_classes=num_classes,
         img_size=img_size,
@@ -84,7 +78,7 @@ def _mlp_mixer(width: int, depth: int, num_classes: int, in_chans: int, img_size
 
 
 def _poolformer(width: int, depth: int, num_classes: int, in_chans: int, img_size: int) -> nn.Module:
-    metaformer = _import("timm.models.metaformer", "timm")
+    metaformer = require("timm.models.metaformer", "a peer model")
     # PoolFormer-v2 (the timm "poolformerv2_*" recipe): pooling token mixer, StarReLU MLP
     return metaformer.MetaFormer(
         depths=(depth, depth, 3 * depth, depth),
@@ -96,7 +90,7 @@ def _poolformer(width: int, depth: int, num_classes: int, in_chans: int, img_siz
 
 
 def _vit(width: int, depth: int, num_classes: int, in_chans: int, img_size: int) -> nn.Module:
-    vit = _import("timm.models.vision_transformer", "timm")
+    vit = require("timm.models.vision_transformer", "a peer model")
     # DeiT-style ViT with 2 heads (width is solved in steps of 2, fine enough for a 40k budget)
     return vit.VisionTransformer(
         img_size=img_size,
@@ -110,7 +104,7 @@ def _vit(width: int, depth: int, num_classes: int, in_chans: int, img_size: int)
 
 
 def _convnext(width: int, depth: int, num_classes: int, in_chans: int, img_size: int) -> nn.Module:
-    convnext = _import("timm.models.convnext", "timm")
+    convnext = require("timm.models.convnext", "a peer model")
     return convnext.ConvNeXt(
         depths=(depth, depth, 3 * depth, depth),
         dims=_stage_widths(width),
@@ -123,7 +117,7 @@ def _convnext(width: int, depth: int, num_classes: int, in_chans: int, img_size:
 def _mobilenet_v3_stages(width: int, in_chans: int) -> tuple[nn.Module, int, int, int, int]:
     """torchvision's dilated MobileNetV3-Large backbone at ``width_mult = width / 100``, the way its
     segmentation builders take it apart: (backbone, C2 index, C2 channels, C5 index, C5 channels)."""
-    models = _import("torchvision.models", "train")
+    models = require("torchvision.models", "a peer model")
     if in_chans != 3:
         raise ValueError(f"the MobileNetV3 segmentation peers take 3 input channels, got in_chans={in_chans}")
     features = models.mobilenet_v3_large(weights=None, dilated=True, width_mult=width / 100).features
@@ -133,16 +127,16 @@ def _mobilenet_v3_stages(width: int, in_chans: int) -> tuple[nn.Module, int, int
 
 
 def _lraspp(width: int, depth: int, num_classes: int, in_chans: int, img_size: int) -> nn.Module:
-    seg = _import("torchvision.models.segmentation.lraspp", "train")
-    extraction = _import("torchvision.models.feature_extraction", "train")
+    seg = require("torchvision.models.segmentation.lraspp", "a peer model")
+    extraction = require("torchvision.models.feature_extraction", "a peer model")
     features, low, low_ch, high, high_ch = _mobilenet_v3_stages(width, in_chans)
     backbone = extraction.create_feature_extractor(nn.Sequential(features), {f"0.{low}": "low", f"0.{high}": "high"})
     return _DictToTensor(seg.LRASPP(backbone, low_ch, high_ch, num_classes, inter_channels=128))
 
 
 def _deeplabv3(width: int, depth: int, num_classes: int, in_chans: int, img_size: int) -> nn.Module:
-    seg = _import("torchvision.models.segmentation.deeplabv3", "train")
-    extraction = _import("torchvision.models.feature_extraction", "train")
+    seg = require("torchvision.models.segmentation.deeplabv3", "a peer model")
+    extraction = require("torchvision.models.feature_extraction", "a peer model")
     features, _, _, high, high_ch = _mobilenet_v3_stages(width, in_chans)
     backbone = extraction.create_feature_extractor(nn.Sequential(features), {f"0.{high}": "out"})
     # torchvision's DeepLabHead, whose ASPP width is fixed at 256 (1.5 M parameters on its own), rebuilt from
