@@ -31,7 +31,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,7 @@ class Cell:
     key: str  # the folder name's stem
     model: str  # --model
     model_args: dict[str, Any] = field(default_factory=dict)
+    epochs: int | None = None  # this cell's budget where it differs from the grid's (equal-time grids)
 
 
 def _wavemix_variants(base: str) -> list[Cell]:
@@ -66,6 +67,10 @@ cosine schedule, batch 128, crop + flip; precision is wavemixer's ``auto``. A gr
 (``recipe``), the same for every cell of that grid."""
 
 CELLS_40K = [*_wavemix_variants("wavemix_lite_32_7_cifar10_tiny"), *_peers(37_058, PEER_FAMILIES)]
+CELLS_500K = [Cell("wavemix-dwt-haar", "wavemix_lite_64_6_cifar10"), *_peers(520_106, PEER_FAMILIES)]
+EPOCHS_IN_WAVEMIX_TIME_40K = dict(resnet=11, mlp_mixer=11, convnext=15, poolformer=17, vit=5, convmixer=2)
+"""Epochs each 40k peer trains in the wall-clock time of WaveMix's 2 epochs (6.2 min): WaveMix's minutes per run
+over the peer's minutes per epoch, both from the cifar10-40k-2ep table of docs/claims.md (2 lanes on 2 cores)."""
 
 GRIDS: dict[str, dict[str, Any]] = {
     "cifar10-40k": dict(
@@ -79,7 +84,20 @@ GRIDS: dict[str, dict[str, Any]] = {
     ),
     "cifar10-500k": dict(
         data=CIFAR10, epochs=20, goal=80.0, recipe=["--warmup-epochs", "1"], bench_group="500k@32",
-        cells=[Cell("wavemix-dwt-haar", "wavemix_lite_64_6_cifar10"), *_peers(520_106, PEER_FAMILIES)],
+        cells=CELLS_500K,
+    ),
+    # the 500k grid cut like the 40k one; docs/claims.md runs WaveMix and the strongest 40k peers (--only)
+    "cifar10-500k-2ep": dict(
+        data=CIFAR10, epochs=2, goal=50.0, recipe=["--warmup-epochs", "0.2"], bench_group="500k@32",
+        cells=CELLS_500K,
+    ),
+    # equal wall-clock: WaveMix-tiny's 2 epochs against each peer trained for as long (the same recipe otherwise)
+    "cifar10-40k-equal-time": dict(
+        data=CIFAR10, epochs=2, goal=50.0, recipe=["--warmup-epochs", "0.2"], bench_group="40k@32",
+        cells=[
+            Cell("wavemix-dwt-haar", "wavemix_lite_32_7_cifar10_tiny"),
+            *(replace(c, epochs=EPOCHS_IN_WAVEMIX_TIME_40K[c.key]) for c in _peers(37_058, PEER_FAMILIES)),
+        ],
     ),
     # a tiny grid on the embedded digits: the test of this script, and a smoke test for users
     "digits-smoke": dict(
@@ -110,7 +128,7 @@ def _command(cell: Cell, seed: int, out: Path, args: argparse.Namespace, grid: d
         return [*base, "--resume", str(out)]
     cmd = [*base, *grid["data"], *RECIPE, *grid["recipe"], "--model", cell.model, "--seed", str(seed)]
     cmd += ["--output", str(out)]
-    cmd += ["--epochs", str(args.epochs or grid["epochs"])]
+    cmd += ["--epochs", str(args.epochs or cell.epochs or grid["epochs"])]
     for key, value in cell.model_args.items():
         cmd += ["--model-arg", f"{key}={value}"]
     if args.data_dir:
@@ -164,12 +182,50 @@ def collect(root: Path, goal: float) -> list[dict[str, Any]]:
         rows.append(
             dict(
                 cell=res_path.parent.name.rsplit("-s", 1)[0], seed=res["seed"], model=res["model"],
-                params=res["params"], epochs=res["epochs"], best_val=res["best_val"]["top1"],
+                params=res["params"], epochs=res["epochs"], goal=goal, best_val=res["best_val"]["top1"],
                 test=res["test"]["top1"], wall_min=res["wall_time_s"] / 60,
                 peak_mem_mb=res.get("peak_memory_mb"), time_to_goal_min=_minutes(_time_to(history, goal)),
             )
         )  # fmt: skip
     return rows
+
+
+MERGED_INTS = ("seed", "params", "epochs")
+MERGED_FLOATS = ("goal", "best_val", "test", "wall_min", "peak_mem_mb", "time_to_goal_min")
+
+
+def merge(path: Path, grid: dict[str, Any], goal: float, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Runs of a grid's cells kept in an earlier summary CSV (``--merge``), for the seeds not trained here.
+
+    A row joins only if it is the same run this grid would make: same cell, model and epochs, and its
+    time-to-accuracy column measured at the same goal; anything else is refused rather than mixed in.
+    """
+    if not path.is_file():
+        raise SystemExit(f"--merge: {path} does not exist; give a CSV written by `claims_grid.py summarize`")
+    cells = {c.key: c for c in grid["cells"]}
+    have = {(r["cell"], r["seed"]) for r in rows}
+    merged = []
+    for i, raw in enumerate(csv.DictReader(path.open()), start=2):
+        if raw.get("cell") not in cells:
+            continue
+        missing = [k for k in ("model", *MERGED_INTS, *MERGED_FLOATS) if k not in raw]
+        if missing:
+            raise SystemExit(f"--merge: {path} has no column(s) {missing}; give a CSV written by this script")
+        row: dict[str, Any] = dict(cell=raw["cell"], seed=int(raw["seed"]), model=raw["model"])  # collect()'s order
+        row |= {k: int(raw[k]) for k in MERGED_INTS[1:]}
+        row |= {k: float(raw[k]) if raw[k] else None for k in MERGED_FLOATS}
+        cell = cells[row["cell"]]
+        want_epochs = cell.epochs or grid["epochs"]
+        if (row["model"], row["epochs"], row["goal"]) != (cell.model, want_epochs, goal):
+            raise SystemExit(
+                f"--merge: {path} line {i} ({row['cell']} seed {row['seed']}) is model {row['model']}, "
+                f"{row['epochs']} epochs, goal {row['goal']:g} %; this grid's cell is {cell.model}, "
+                f"{want_epochs} epochs, goal {goal:g} %"
+            )
+        if (row["cell"], row["seed"]) not in have:
+            merged.append(row)
+            have.add((row["cell"], row["seed"]))
+    return rows + merged
 
 
 def _minutes(seconds: float | None) -> float | None:
@@ -185,7 +241,9 @@ def table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for cell in dict.fromkeys(r["cell"] for r in rows):
         runs = [r for r in rows if r["cell"] == cell]
-        entry: dict[str, Any] = dict(cell=cell, model=runs[0]["model"], params=runs[0]["params"], seeds=len(runs))
+        entry: dict[str, Any] = dict(
+            cell=cell, model=runs[0]["model"], params=runs[0]["params"], epochs=runs[0]["epochs"], seeds=len(runs)
+        )
         for key in ("test", "best_val", "wall_min", "peak_mem_mb", "step_mem_mb", "time_to_goal_min"):
             values = [r[key] for r in runs if r[key] is not None]
             mean, std = _mean_std(values) if values else (None, None)
@@ -233,6 +291,8 @@ def summarize(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     goal = args.goal if args.goal is not None else GRIDS[args.grid].get("goal", 70.0)
     rows = collect(root, goal)
+    if args.merge:
+        rows = merge(args.merge, GRIDS[args.grid], goal, rows)
     if not rows:
         print(f"no finished runs under {root}", file=sys.stderr)
         return 1
@@ -248,12 +308,12 @@ def summarize(args: argparse.Namespace) -> int:
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    head = "| model | params | seeds | test top-1 % | best val top-1 % | minutes per run | peak RSS (MB) "
+    head = "| model | params | epochs | seeds | test top-1 % | best val top-1 % | minutes per run | peak RSS (MB) "
     head += f"| minutes to val ≥ {goal:g} % |" + (f" {step_label} |" if step_mem else "")
-    lines = [head, "|---|---:|---:|---|---|---|---|---|" + ("---:|" if step_mem else "")]
+    lines = [head, "|---|---:|---:|---:|---|---|---|---|---|" + ("---:|" if step_mem else "")]
     for e in sorted(summary, key=lambda e: -(e["test_mean"] or 0)):
         line = (
-            f"| {e['cell']} | {e['params']:,} | {e['seeds']} | {_pm(e, 'test')} | {_pm(e, 'best_val')} "
+            f"| {e['cell']} | {e['params']:,} | {e['epochs']} | {e['seeds']} | {_pm(e, 'test')} | {_pm(e, 'best_val')} "
             f"| {_pm(e, 'wall_min', 1)} | {_pm(e, 'peak_mem_mb', 0)} | {_pm(e, 'time_to_goal_min', 1)} |"
         )
         if step_mem:
@@ -315,6 +375,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         p.add_argument("--goal", type=float, help="val top-1 %% of the time-to-accuracy column (default: the grid's)")
         p.add_argument(
             "--memory", type=Path, help="peers.csv of `wavemixer bench --suite peers --mode train`: train-step memory"
+        )
+        p.add_argument(
+            "--merge", type=Path, help="summary CSV of earlier runs: adds this grid's cells/seeds not trained here"
         )
         if name == "run":
             p.add_argument("--data-dir", help="the data set's --data-dir")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
 import csv
+import importlib.util
 import json
 import subprocess
 import sys
@@ -84,9 +86,9 @@ def test_summary_takes_train_step_memory_from_the_peers_bench(tmp_path: Path) ->
     table = (tmp_path / "cifar10-40k-2ep.md").read_text().splitlines()
     assert table[0].endswith("| train-step memory (MB, batch 128, bf16) |")
     assert table[2] == (
-        "| resnet | 36,000 | 3 | 62.00 ± 2.00 | 63.00 ± 2.00 | 10.0 ± 0.0 | 1500 ± 0 | 10.0 ± 0.0 | 30.2 |"
+        "| resnet | 36,000 | 2 | 3 | 62.00 ± 2.00 | 63.00 ± 2.00 | 10.0 ± 0.0 | 1500 ± 0 | 10.0 ± 0.0 | 30.2 |"
     )
-    assert table[3].startswith("| wavemix-dwt-db2 | 37,058 | 3 | 52.00 ± 2.00 |") and table[3].endswith("| 436.5 |")
+    assert table[3].startswith("| wavemix-dwt-db2 | 37,058 | 2 | 3 | 52.00 ± 2.00 |") and table[3].endswith("| 436.5 |")
     rows = list(csv.DictReader((tmp_path / "cifar10-40k-2ep.csv").open()))
     assert {r["step_mem_mb"] for r in rows if r["cell"] == "resnet"} == {"30.25"}
 
@@ -96,3 +98,52 @@ def test_summary_takes_train_step_memory_from_the_peers_bench(tmp_path: Path) ->
     bench.write_text(mixed)
     refused = _grid("summarize", "--grid", "cifar10-40k-2ep", "--runs", str(tmp_path), "--memory", str(bench))
     assert refused.returncode != 0 and "mixes batch sizes/precisions" in refused.stderr
+
+
+def test_merge_adds_earlier_runs_of_the_same_cells_and_refuses_others(tmp_path: Path) -> None:
+    first, later = tmp_path / "first", tmp_path / "later"
+    for seed, test in enumerate((50.0, 52.0, 54.0)):
+        _fake_run(first / "cifar10-40k-2ep" / f"wavemix-dwt-haar-s{seed}", seed, test, 37_058)
+        _fake_run(first / "cifar10-40k-2ep" / f"resnet-s{seed}", seed, test + 10, 36_000)
+    for row in ("wavemix-dwt-haar", "resnet"):  # the fake runs name their model "m"; make them this grid's
+        for seed in range(3):
+            path = first / "cifar10-40k-2ep" / f"{row}-s{seed}" / "results.json"
+            model = "wavemix_lite_32_7_cifar10_tiny" if row.startswith("wavemix") else "peer:resnet"
+            path.write_text(path.read_text().replace('"model": "m"', f'"model": "{model}"'))
+    assert _grid("summarize", "--grid", "cifar10-40k-2ep", "--runs", str(first)).returncode == 0
+    earlier = first / "cifar10-40k-2ep.csv"
+
+    # one seed trained anew, the other two from the earlier CSV: the new run wins for its seed
+    _fake_run(later / "cifar10-40k-2ep" / "resnet-s0", 0, 70.0, 36_000)
+    path = later / "cifar10-40k-2ep" / "resnet-s0" / "results.json"
+    path.write_text(path.read_text().replace('"model": "m"', '"model": "peer:resnet"'))
+    done = _grid("summarize", "--grid", "cifar10-40k-2ep", "--runs", str(later), "--merge", str(earlier))
+    assert done.returncode == 0, done.stderr
+    table = (later / "cifar10-40k-2ep.md").read_text()
+    assert "| resnet | 36,000 | 2 | 3 | 65.33 ± 4.16 |" in table  # 70 (new), 62, 64
+    assert "| wavemix-dwt-haar | 37,058 | 2 | 3 | 52.00 ± 2.00 |" in table
+
+    # the equal-time grid trains ResNet for 11 epochs: 2-epoch ResNet rows are not its runs
+    refused = _grid("summarize", "--grid", "cifar10-40k-equal-time", "--runs", str(later), "--merge", str(earlier))
+    assert refused.returncode != 0
+    assert "(resnet seed 0) is model peer:resnet, 2 epochs, goal 50 %; this grid's cell is peer:resnet, 11" in (
+        refused.stderr
+    )
+    other_goal = _grid("summarize", "--grid", "cifar10-40k-2ep", "--runs", str(later), "--merge", str(earlier),
+                       "--goal", "60")  # fmt: skip
+    assert other_goal.returncode != 0 and "goal 50 %; this grid's cell is" in other_goal.stderr
+
+
+def test_equal_time_grid_gives_each_peer_its_own_epochs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    listed = _grid("run", "--grid", "cifar10-40k-equal-time", "--runs", str(tmp_path), "--only", "nonesuch")
+    assert "'resnet'" in listed.stderr  # the grid's cells are listed
+    spec = importlib.util.spec_from_file_location("claims_grid", GRID)
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "claims_grid", module)  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    grid = module.GRIDS["cifar10-40k-equal-time"]
+    args = argparse.Namespace(epochs=None, data_dir=None, subset=None, extra=[])
+    epochs = {c.key: module._command(c, 0, tmp_path / c.key, args, grid) for c in grid["cells"]}
+    epochs = {k: int(cmd[cmd.index("--epochs") + 1]) for k, cmd in epochs.items()}
+    peers = dict(resnet=11, convmixer=2, mlp_mixer=11, poolformer=17, vit=5, convnext=15)
+    assert epochs == {"wavemix-dwt-haar": 2, **peers}
