@@ -11,7 +11,15 @@ with ``results.json`` is done, a cell with a checkpoint is continued with ``--re
   python scripts/claims_grid.py summarize --grid cifar10-40k --memory RESULTS/peers.csv   # + train-step memory
 
 ``cifar10-40k-2ep`` is the same grid cut to 2 epochs (what one session of a 2-core machine trains; the numbers
-of docs/claims.md). ``--memory`` takes the ``peers.csv`` of
+of docs/claims.md), ``cifar10-500k-2ep`` its 0.5M counterpart. ``cifar10-40k-equal-time`` gives every peer
+the epochs it trains in WaveMix's 2-epoch wall-clock, ``cifar10-40k-11ep`` WaveMix the 11 epochs of ResNet
+and MLP-Mixer there. ``summarize --merge CSV`` takes the runs of cells (and seeds) not trained here from an
+earlier summary CSV, refusing any row that is not the same run (model, epochs, goal); ``--only`` limits a
+summary to some cells (those whose runs exist so far). WaveMix and ConvMixer train 2 epochs in both grids:
+
+  python scripts/claims_grid.py summarize --grid cifar10-40k-equal-time --merge docs/bench/claims/cifar10-40k-2ep.csv
+
+``--memory`` takes the ``peers.csv`` of
 ``wavemixer bench --suite peers --scales 40k --mode train -b 128 --precision bf16``: each model's allocator
 peak for one training step in the recipe's setting, the memory axis of the table and plots.
 
@@ -98,6 +106,12 @@ GRIDS: dict[str, dict[str, Any]] = {
             Cell("wavemix-dwt-haar", "wavemix_lite_32_7_cifar10_tiny"),
             *(replace(c, epochs=EPOCHS_IN_WAVEMIX_TIME_40K[c.key]) for c in _peers(37_058, PEER_FAMILIES)),
         ],
+    ),
+    # equal epochs at that longer budget: WaveMix for the 11 epochs ResNet and MLP-Mixer had in the equal-time grid
+    # (their runs are the same runs: summarize with --merge of the equal-time CSV)
+    "cifar10-40k-11ep": dict(
+        data=CIFAR10, epochs=11, goal=50.0, recipe=["--warmup-epochs", "0.2"], bench_group="40k@32",
+        cells=[Cell("wavemix-dwt-haar", "wavemix_lite_32_7_cifar10_tiny"), *_peers(37_058, ("resnet", "mlp_mixer"))],
     ),
     # a tiny grid on the embedded digits: the test of this script, and a smoke test for users
     "digits-smoke": dict(
@@ -194,27 +208,30 @@ MERGED_INTS = ("seed", "params", "epochs")
 MERGED_FLOATS = ("goal", "best_val", "test", "wall_min", "peak_mem_mb", "time_to_goal_min")
 
 
-def merge(path: Path, grid: dict[str, Any], goal: float, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Runs of a grid's cells kept in an earlier summary CSV (``--merge``), for the seeds not trained here.
+def merge(
+    path: Path, grid: dict[str, Any], cells: list[Cell], goal: float, rows: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Runs of the selected cells kept in an earlier summary CSV (``--merge``), for the seeds not trained here.
 
     A row joins only if it is the same run this grid would make: same cell, model and epochs, and its
     time-to-accuracy column measured at the same goal; anything else is refused rather than mixed in.
+    Rows of cells outside ``cells`` (``--only``), and of seeds trained here, are left out unread.
     """
     if not path.is_file():
         raise SystemExit(f"--merge: {path} does not exist; give a CSV written by `claims_grid.py summarize`")
-    cells = {c.key: c for c in grid["cells"]}
+    by_key = {c.key: c for c in cells}
     have = {(r["cell"], r["seed"]) for r in rows}
     merged = []
     for i, raw in enumerate(csv.DictReader(path.open()), start=2):
-        if raw.get("cell") not in cells:
-            continue
+        if raw.get("cell") not in by_key or (raw["cell"], int(raw.get("seed") or -1)) in have:
+            continue  # not selected, or trained here: the run on disk is the one to report
         missing = [k for k in ("model", *MERGED_INTS, *MERGED_FLOATS) if k not in raw]
         if missing:
             raise SystemExit(f"--merge: {path} has no column(s) {missing}; give a CSV written by this script")
         row: dict[str, Any] = dict(cell=raw["cell"], seed=int(raw["seed"]), model=raw["model"])  # collect()'s order
         row |= {k: int(raw[k]) for k in MERGED_INTS[1:]}
         row |= {k: float(raw[k]) if raw[k] else None for k in MERGED_FLOATS}
-        cell = cells[row["cell"]]
+        cell = by_key[row["cell"]]
         want_epochs = cell.epochs or grid["epochs"]
         if (row["model"], row["epochs"], row["goal"]) != (cell.model, want_epochs, goal):
             raise SystemExit(
@@ -222,9 +239,8 @@ def merge(path: Path, grid: dict[str, Any], goal: float, rows: list[dict[str, An
                 f"{row['epochs']} epochs, goal {row['goal']:g} %; this grid's cell is {cell.model}, "
                 f"{want_epochs} epochs, goal {goal:g} %"
             )
-        if (row["cell"], row["seed"]) not in have:
-            merged.append(row)
-            have.add((row["cell"], row["seed"]))
+        merged.append(row)
+        have.add((row["cell"], row["seed"]))
     return rows + merged
 
 
@@ -290,9 +306,10 @@ def summarize(args: argparse.Namespace) -> int:
     out = args.out or args.runs
     out.mkdir(parents=True, exist_ok=True)
     goal = args.goal if args.goal is not None else GRIDS[args.grid].get("goal", 70.0)
-    rows = collect(root, goal)
+    cells = _cells(GRIDS[args.grid], args.only)
+    rows = [r for r in collect(root, goal) if r["cell"] in {c.key for c in cells}]
     if args.merge:
-        rows = merge(args.merge, GRIDS[args.grid], goal, rows)
+        rows = merge(args.merge, GRIDS[args.grid], cells, goal, rows)
     if not rows:
         print(f"no finished runs under {root}", file=sys.stderr)
         return 1
@@ -379,10 +396,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         p.add_argument(
             "--merge", type=Path, help="summary CSV of earlier runs: adds this grid's cells/seeds not trained here"
         )
+        p.add_argument("--only", nargs="+", help=f"{name} only these cells of the grid")
         if name == "run":
             p.add_argument("--data-dir", help="the data set's --data-dir")
             p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-            p.add_argument("--only", nargs="+", help="run only these cells of the grid")
             p.add_argument("--epochs", type=int, help="override the grid's epoch budget (every cell alike)")
             p.add_argument("--subset", type=int, help="train on N images (quick checks only)")
             p.add_argument("--lanes", type=int, default=2, help="cells trained at once, one thread each")

@@ -129,6 +129,12 @@ def test_merge_adds_earlier_runs_of_the_same_cells_and_refuses_others(tmp_path: 
     assert "(resnet seed 0) is model peer:resnet, 2 epochs, goal 50 %; this grid's cell is peer:resnet, 11" in (
         refused.stderr
     )
+    # --only picks the cells that are the same runs in both grids (WaveMix trains 2 epochs in each)
+    picked = _grid("summarize", "--grid", "cifar10-40k-equal-time", "--runs", str(later), "--merge", str(earlier),
+                   "--only", "wavemix-dwt-haar")  # fmt: skip
+    assert picked.returncode == 0, picked.stderr
+    table = (later / "cifar10-40k-equal-time.md").read_text()
+    assert "| wavemix-dwt-haar | 37,058 | 2 | 3 | 52.00 ± 2.00 |" in table and "resnet" not in table
     other_goal = _grid("summarize", "--grid", "cifar10-40k-2ep", "--runs", str(later), "--merge", str(earlier),
                        "--goal", "60")  # fmt: skip
     assert other_goal.returncode != 0 and "goal 50 %; this grid's cell is" in other_goal.stderr
@@ -147,3 +153,24 @@ def test_equal_time_grid_gives_each_peer_its_own_epochs(tmp_path: Path, monkeypa
     epochs = {k: int(cmd[cmd.index("--epochs") + 1]) for k, cmd in epochs.items()}
     peers = dict(resnet=11, convmixer=2, mlp_mixer=11, poolformer=17, vit=5, convnext=15)
     assert epochs == {"wavemix-dwt-haar": 2, **peers}
+
+
+def test_eleven_epoch_grid_trains_its_peers_exactly_as_the_equal_time_grid(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The 11-epoch grid merges ResNet and MLP-Mixer from the equal-time CSV: the commands must be the same."""
+    spec = importlib.util.spec_from_file_location("claims_grid", GRID)
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "claims_grid", module)
+    spec.loader.exec_module(module)
+    args = argparse.Namespace(epochs=None, data_dir=None, subset=None, extra=[])
+    commands = {}
+    for name in ("cifar10-40k-equal-time", "cifar10-40k-11ep"):
+        grid = module.GRIDS[name]
+        commands[name] = {c.key: module._command(c, 0, tmp_path / c.key, args, grid) for c in grid["cells"]}
+    eleven, equal = commands["cifar10-40k-11ep"], commands["cifar10-40k-equal-time"]
+    for peer in ("resnet", "mlp_mixer"):
+        assert eleven[peer] == equal[peer]
+    haar = eleven["wavemix-dwt-haar"]
+    assert haar[haar.index("--epochs") + 1] == "11"
+    assert [a for a in haar if a != "11"] == [a for a in equal["wavemix-dwt-haar"] if a != "2"]
