@@ -307,7 +307,8 @@ def summarize(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     goal = args.goal if args.goal is not None else GRIDS[args.grid].get("goal", 70.0)
     cells = _cells(GRIDS[args.grid], args.only)
-    rows = [r for r in collect(root, goal) if r["cell"] in {c.key for c in cells}]
+    keys = {c.key for c in cells}
+    rows = [r for r in collect(root, goal) if r["cell"] in keys]
     if args.merge:
         rows = merge(args.merge, GRIDS[args.grid], cells, goal, rows)
     if not rows:
