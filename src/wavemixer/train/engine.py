@@ -484,8 +484,7 @@ class Trainer:
             x = x.to(self.device, non_blocking=True)
             if self.cfg.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            with self.autocast():
-                model(x)
+            model(x)  # fp32, as every evaluation: the statistics are those the evaluated forward sees
         for m, momentum in zip(bns, momenta):
             m.momentum = momentum
         model.train(was_training)
@@ -499,7 +498,11 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self, dataset: Any, model: nn.Module | None = None) -> dict[str, float]:
-        """Loss and task metrics over the whole ``dataset`` (sharded over ranks, reduced)."""
+        """Loss and task metrics over the whole ``dataset`` (sharded over ranks, reduced).
+
+        Always in fp32, whatever ``--amp`` trained in: val selection, the test score in ``results.json``,
+        ``wavemixer eval`` and ``predict`` then score one model identically on every CPU and GPU kind.
+        """
         model = model or self.eval_model()
         was_training = model.training
         model.eval()
@@ -509,8 +512,7 @@ class Trainer:
             x, y = x.to(self.device), y.to(self.device)
             if self.cfg.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            with self.autocast():
-                out = model(x)
+            out = model(x)
             loss_sum += float(self.task.loss(out, y)) * len(y)
             count += len(y)
             self.task.update_metrics(metrics, out, y)
