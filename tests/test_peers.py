@@ -75,10 +75,14 @@ def test_peer_model_arguments_are_checked() -> None:
 
     with pytest.raises(ValueError, match="exactly one of --model-arg params=N"):
         create_peer("peer:resnet", num_classes=10, in_chans=3, img_size=32, model_args={})
-    with pytest.raises(ValueError, match=r"takes --model-arg params=N, or width=W and depth=D; got \['mixer'\]"):
+    with pytest.raises(
+        ValueError, match=r"takes --model-arg params=N, or width=W and depth=D, and design=; got \['mixer'\]"
+    ):
         create_peer("peer:resnet", num_classes=10, in_chans=3, img_size=32, model_args={"mixer": "dwt"})
     with pytest.raises(ValueError, match="unknown peer family 'resnett'"):
         create_peer("peer:resnett", num_classes=10, in_chans=3, img_size=32, model_args={"width": 8})
+    with pytest.raises(ValueError, match=r"design must be one of \['imagenet', 'small-input'\], got 'cifar'"):
+        create_peer("peer:resnet", num_classes=10, in_chans=3, img_size=32, model_args={"width": 8, "design": "cifar"})
 
 
 def test_peer_without_its_library_is_one_line_naming_the_extra(tmp_path, monkeypatch, capsys) -> None:
@@ -103,3 +107,70 @@ def test_peer_without_its_library_is_one_line_naming_the_extra(tmp_path, monkeyp
     expected = 'a peer model needs timm, which is not installed: pip install "wavemixer[timm]"'
     assert err == f"wavemixer train: error: {expected}"
     assert not out.exists()
+
+
+# --- every contender sensible at its input size -------------------------------------------------------------
+from wavemixer.bench.conv_audit import audit_convolutions  # noqa: E402
+
+
+@pytest.mark.parametrize("family", sorted(PEER_FAMILIES))
+@pytest.mark.parametrize("budget", [37_058, 520_106])
+@pytest.mark.parametrize("img_size", [32, 64, 128])
+def test_peer_uses_its_parameters_at_the_input_size(family: str, budget: int, img_size: int) -> None:
+    """No more than 5 % of a peer's parameters in kernel taps that see only zero padding, no convolution on a
+    map smaller than 4x4 (the default design for the size: small-input below 128 px, the library's above)."""
+    spec, _ = solve_peer(family, budget, img_size=img_size)
+    audit = audit_convolutions(spec.build(), (3, img_size, img_size))
+    assert audit.dead_fraction <= 0.05, (spec, audit.dead_fraction)
+    assert not audit.small_maps(4), [(c.name, c.in_hw, c.out_hw) for c in audit.small_maps(4)]
+
+
+def test_imagenet_design_at_32px_wastes_what_the_audit_says() -> None:
+    """The audit against hand-derived numbers: timm's ImageNet ResNet at 32 px ends on 1x1 maps; the small-input
+    ResNet keeps its last stage at 4x4 and its stem at full resolution."""
+    spec, _ = solve_peer("resnet", 37_058, img_size=32, design="imagenet")
+    audit = audit_convolutions(spec.build(), (3, 32, 32))
+    assert audit.smallest_map == 1 and audit.dead_fraction > 0.3
+    small = solve_peer("resnet", 37_058, img_size=32)[0]
+    assert small.design == "small-input"
+    model = small.build()
+    assert model.conv1.kernel_size == (3, 3) and model.conv1.stride == (1, 1)
+    assert isinstance(model.maxpool, torch.nn.Identity)
+    feats = model.forward_intermediates(torch.randn(1, 3, 32, 32), intermediates_only=True)
+    assert [f.shape[-1] for f in feats] == [32, 32, 16, 8, 4]  # stem, then stages at 1, 1/2, 1/4, 1/8
+
+
+@pytest.mark.parametrize(
+    ("family", "sides"),
+    [("convnext", [32, 16, 8, 4]), ("poolformer", [16, 8, 4])],
+)
+def test_small_input_stage_resolutions(family: str, sides: list[int]) -> None:
+    spec, _ = solve_peer(family, 37_058, img_size=32)
+    feats = spec.build().forward_intermediates(torch.randn(1, 3, 32, 32), intermediates_only=True)
+    assert [f.shape[-1] for f in feats] == sides
+
+
+def test_saved_imagenet_peer_rebuilds_as_saved() -> None:
+    """Configs saved before ``design`` existed have no such key: they rebuild the library's ImageNet design."""
+    from wavemixer.peers import PeerModel
+
+    old = dict(family="resnet", width=36, depth=1, num_classes=10, in_chans=3, img_size=32)
+    model = PeerModel(**old)
+    assert model.config["design"] == "imagenet" and model.model.conv1.kernel_size == (7, 7)
+
+
+def test_dead_taps_of_a_single_conv_by_hand() -> None:
+    """A 3x3 conv (padding 1) on a 1x1 map uses only its centre tap: 8/9 of its weights are dead; on a 2x2 map
+    every tap reads some pixel. A 7x7 conv (padding 3) on a 2x2 map reads pixels only through taps 2..4 of
+    each axis (offsets -1..+1)."""
+    conv = torch.nn.Conv2d(4, 6, 3, padding=1, bias=False)
+    assert audit_convolutions(conv, (4, 1, 1)).dead_params == 6 * 4 * 8
+    assert audit_convolutions(conv, (4, 2, 2)).dead_params == 0
+    big = torch.nn.Conv2d(1, 1, 7, padding=3, bias=False)
+    assert audit_convolutions(big, (1, 2, 2)).dead_params == 49 - 9  # rows/cols 2, 3, 4 of the kernel live
+    strided = torch.nn.Conv2d(1, 1, 3, stride=2, padding=1, bias=False)
+    assert audit_convolutions(strided, (1, 2, 2)).dead_params == 9 - 4  # one output: taps 1, 2 per axis
+    up = torch.nn.ConvTranspose2d(1, 1, 4, stride=2, padding=1, bias=False)
+    assert audit_convolutions(up, (1, 1, 1)).dead_params == 16 - 4  # 1 -> 2 pixels: taps 1, 2 per axis
+    circular = torch.nn.Conv2d(1, 1, 3, padding=1, padding_mode="circular", bias=False)
+    assert audit_convolutions(circular, (1, 1, 1)).dead_params == 0  # padding with real pixels

@@ -2,10 +2,33 @@
 
 Each peer is a maintained library class (timm or torchvision) built with its own constructor arguments;
 only its width is solved for, so that its parameter count comes as close as the family allows to a
-budget. Depth follows the budget's scale (:func:`peer_depth`), the stem is the library's own, and the
-input size is passed where the class needs it (MLP-Mixer, ViT). A peer is therefore fully described
-by ``(family, width, depth, num_classes, in_chans, img_size)`` — :class:`PeerSpec` — which is what
-results and run folders store, and :func:`build_peer` rebuilds exactly the same model from it.
+budget. Depth follows the budget's scale (:func:`peer_depth`) and the input size is passed where the class
+needs it (MLP-Mixer, ViT). A peer is fully described by ``(family, width, depth, num_classes, in_chans,
+img_size, design)`` — :class:`PeerSpec` — which is what results and run folders store, and
+:func:`build_peer` rebuilds exactly the same model from it.
+
+Two macro-designs (``design``):
+
+- ``"imagenet"``: the library's own stem and stage count (what the class builds for 224-px inputs). Used from
+  128 px, where its last stage is still 4x4; also what run folders saved before ``design`` existed rebuild.
+- ``"small-input"`` (below 128 px), adapted the way practitioners adapt these classes to CIFAR-sized images,
+  so that no stage runs on maps smaller than 4x4 and no kernel tap sees only zero padding:
+
+  * ResNet: the CIFAR form of ResNet-18 (four stages of BasicBlocks, widths w/8 (rounded to even) .. w, at
+    1, 1/2, 1/4 and 1/8 of the input): timm's 7x7/2 stem conv and max-pool replaced by one 3x3 stride-1 conv
+    to the first stage's width (timm's ``stem_type='deep'`` is asked for only to size the stem's BatchNorm
+    and the first stage's input; its three convs are replaced by that one conv). timm's ResNet always has
+    four stages.
+  * ConvNeXt: timm's four stages (depths d, d, 3d, d; widths w/8 .. w) behind a 3x3 stride-1 conv stem
+    (the class's ``patch_size=1`` stem conv replaced), so the stages run at 1, 1/2, 1/4 and 1/8 of the input
+    (timm's ConvNeXt always has four stages and downsamples in its first stage after a stride-2 stem).
+  * PoolFormer (timm ``MetaFormer`` with pooling): three stages (depths d, d, 3d; widths w/4, w/2, w) behind
+    a 3x3 stride-2 conv stem (the class's 7x7 stride-4 stem conv replaced; the same shape as its
+    downsampling convs), at 1/2, 1/4 and 1/8 of the input.
+  * ConvMixer: patch size giving 16x16 tokens; ViT and MLP-Mixer: patch 4 (8x8 tokens at 32 px, 16x16 at
+    64 px), as in both designs.
+
+  Replaced convs are initialised as the class initialises its own.
 
 timm is an optional dependency (``pip install "wavemixer[timm]"``); torchvision comes with ``[train]``.
 """
@@ -34,10 +57,22 @@ __all__ = [
     "build_peer",
     "count_params",
     "create_peer",
+    "default_design",
     "is_peer_name",
     "peer_depth",
     "solve_peer",
 ]
+
+
+SMALL_INPUT_BELOW = 128
+"""Inputs smaller than this many pixels a side get the ``"small-input"`` macro-design by default."""
+
+DESIGNS = ("imagenet", "small-input")
+
+
+def default_design(img_size: int) -> str:
+    """The macro-design a peer gets at ``img_size`` when none is asked for."""
+    return "small-input" if img_size < SMALL_INPUT_BELOW else "imagenet"
 
 
 def _stage_widths(width: int) -> tuple[int, int, int, int]:
@@ -45,27 +80,67 @@ def _stage_widths(width: int) -> tuple[int, int, int, int]:
     return (max(1, width // 8), max(1, width // 4), max(1, width // 2), width)
 
 
-def _resnet(width: int, depth: int, num_classes: int, in_chans: int, img_size: int) -> nn.Module:
+def _three_stage_widths(width: int) -> tuple[int, int, int]:
+    """Three stages doubling in width up to ``width``."""
+    return (max(1, width // 4), max(1, width // 2), width)
+
+
+def _resnet(width: int, depth: int, num_classes: int, in_chans: int, img_size: int, design: str) -> nn.Module:
     resnet = require("timm.models.resnet", "a peer model")
-    return resnet.ResNet(
+    if design == "imagenet":
+        return resnet.ResNet(
+            block=resnet.BasicBlock,
+            layers=(depth,) * 4,
+            channels=_stage_widths(width),
+            stem_width=_stage_widths(width)[0],  # ignored by timm without stem_type='deep': the 64-wide 7x7 stem
+            num_classes=num_classes,
+            in_chans=in_chans,
+        )
+    channels = (max(2, width // 16 * 2), *_stage_widths(width)[1:])
+    # stem_type='deep' makes the stem output (and the first stage's input) 2 * stem_width = channels[0]
+    model = resnet.ResNet(
         block=resnet.BasicBlock,
         layers=(depth,) * 4,
-        channels=_stage_widths(width),
-        stem_width=_stage_widths(width)[0],
+        channels=channels,
+        stem_type="deep",
+        stem_width=channels[0] // 2,
         num_classes=num_classes,
         in_chans=in_chans,
     )
+    model.conv1 = nn.Conv2d(in_chans, channels[0], 3, stride=1, padding=1, bias=False)
+    nn.init.kaiming_normal_(model.conv1.weight, mode="fan_out", nonlinearity="relu")  # as ResNet.init_weights
+    model.maxpool = nn.Identity()
+    return model
 
 
-def _convmixer(width: int, depth: int, num_classes: int, in_chans: int, img_size: int) -> nn.Module:
+def _init_like_timm(conv: nn.Conv2d) -> nn.Conv2d:
+    """Truncated normal (std 0.02) weights and zero bias: how timm's ConvNeXt and MetaFormer initialise convs."""
+    nn.init.trunc_normal_(conv.weight, std=0.02)
+    if conv.bias is not None:
+        nn.init.zeros_(conv.bias)
+    return conv
+
+
+def _isotropic_patch(img_size: int, tokens: int) -> int:
+    """The power-of-two patch size whose token grid per side is closest to ``tokens`` (at least 1 pixel)."""
+    patch = 1
+    while img_size / (patch * 2) >= tokens:
+        patch *= 2
+    return patch
+
+
+def _convmixer(width: int, depth: int, num_classes: int, in_chans: int, img_size: int, design: str) -> nn.Module:
     convmixer = require("timm.models.convmixer", "a peer model")
-    patch = 2 if img_size <= 64 else 7
+    if design == "imagenet":
+        patch = 2 if img_size <= 64 else 7
+    else:
+        patch = _isotropic_patch(img_size, 16)
     return convmixer.ConvMixer(
         dim=width, depth=depth, kernel_size=5, patch_size=patch, num_classes=num_classes, in_chans=in_chans
     )
 
 
-def _mlp_mixer(width: int, depth: int, num_classes: int, in_chans: int, img_size: int) -> nn.Module:
+def _mlp_mixer(width: int, depth: int, num_classes: int, in_chans: int, img_size: int, design: str) -> nn.Module:
     mixer = require("timm.models.mlp_mixer", "a peer model")
     return mixer.MlpMixer(
         num_classes=num_classes,
@@ -77,19 +152,30 @@ def _mlp_mixer(width: int, depth: int, num_classes: int, in_chans: int, img_size
     )
 
 
-def _poolformer(width: int, depth: int, num_classes: int, in_chans: int, img_size: int) -> nn.Module:
+def _poolformer(width: int, depth: int, num_classes: int, in_chans: int, img_size: int, design: str) -> nn.Module:
     metaformer = require("timm.models.metaformer", "a peer model")
     # PoolFormer-v2 (the timm "poolformerv2_*" recipe): pooling token mixer, StarReLU MLP
-    return metaformer.MetaFormer(
-        depths=(depth, depth, 3 * depth, depth),
-        dims=_stage_widths(width),
+    if design == "imagenet":
+        return metaformer.MetaFormer(
+            depths=(depth, depth, 3 * depth, depth),
+            dims=_stage_widths(width),
+            token_mixers=metaformer.Pooling,
+            num_classes=num_classes,
+            in_chans=in_chans,
+        )
+    dims = _three_stage_widths(width)
+    model = metaformer.MetaFormer(
+        depths=(depth, depth, 3 * depth),
+        dims=dims,
         token_mixers=metaformer.Pooling,
         num_classes=num_classes,
         in_chans=in_chans,
     )
+    model.stem.conv = _init_like_timm(nn.Conv2d(in_chans, dims[0], 3, stride=2, padding=1))
+    return model
 
 
-def _vit(width: int, depth: int, num_classes: int, in_chans: int, img_size: int) -> nn.Module:
+def _vit(width: int, depth: int, num_classes: int, in_chans: int, img_size: int, design: str) -> nn.Module:
     vit = require("timm.models.vision_transformer", "a peer model")
     # DeiT-style ViT with 2 heads (width is solved in steps of 2, fine enough for a 40k budget)
     return vit.VisionTransformer(
@@ -103,15 +189,22 @@ def _vit(width: int, depth: int, num_classes: int, in_chans: int, img_size: int)
     )
 
 
-def _convnext(width: int, depth: int, num_classes: int, in_chans: int, img_size: int) -> nn.Module:
+def _convnext(width: int, depth: int, num_classes: int, in_chans: int, img_size: int, design: str) -> nn.Module:
     convnext = require("timm.models.convnext", "a peer model")
-    return convnext.ConvNeXt(
-        depths=(depth, depth, 3 * depth, depth),
-        dims=_stage_widths(width),
-        patch_size=2 if img_size <= 64 else 4,
-        num_classes=num_classes,
-        in_chans=in_chans,
+    dims = _stage_widths(width)
+    if design == "imagenet":
+        return convnext.ConvNeXt(
+            depths=(depth, depth, 3 * depth, depth),
+            dims=dims,
+            patch_size=2 if img_size <= 64 else 4,
+            num_classes=num_classes,
+            in_chans=in_chans,
+        )
+    model = convnext.ConvNeXt(
+        depths=(depth, depth, 3 * depth, depth), dims=dims, patch_size=1, num_classes=num_classes, in_chans=in_chans
     )
+    model.stem[0] = _init_like_timm(nn.Conv2d(in_chans, dims[0], 3, stride=1, padding=1))
+    return model
 
 
 def _mobilenet_v3_stages(width: int, in_chans: int) -> tuple[nn.Module, int, int, int, int]:
@@ -126,7 +219,7 @@ def _mobilenet_v3_stages(width: int, in_chans: int) -> tuple[nn.Module, int, int
     return features, low, features[low].out_channels, high, features[high].out_channels
 
 
-def _lraspp(width: int, depth: int, num_classes: int, in_chans: int, img_size: int) -> nn.Module:
+def _lraspp(width: int, depth: int, num_classes: int, in_chans: int, img_size: int, design: str) -> nn.Module:
     seg = require("torchvision.models.segmentation.lraspp", "a peer model")
     extraction = require("torchvision.models.feature_extraction", "a peer model")
     features, low, low_ch, high, high_ch = _mobilenet_v3_stages(width, in_chans)
@@ -134,7 +227,7 @@ def _lraspp(width: int, depth: int, num_classes: int, in_chans: int, img_size: i
     return _DictToTensor(seg.LRASPP(backbone, low_ch, high_ch, num_classes, inter_channels=128))
 
 
-def _deeplabv3(width: int, depth: int, num_classes: int, in_chans: int, img_size: int) -> nn.Module:
+def _deeplabv3(width: int, depth: int, num_classes: int, in_chans: int, img_size: int, design: str) -> nn.Module:
     seg = require("torchvision.models.segmentation.deeplabv3", "a peer model")
     extraction = require("torchvision.models.feature_extraction", "a peer model")
     features, _, _, high, high_ch = _mobilenet_v3_stages(width, in_chans)
@@ -169,7 +262,7 @@ class PeerFamily:
 
     name: str
     source: str  # the class, as a user would name it
-    build: Callable[[int, int, int, int, int], nn.Module] = dataclasses.field(repr=False)
+    build: Callable[[int, int, int, int, int, str], nn.Module] = dataclasses.field(repr=False)
     step: int
     min_width: int
     task: str = "classification"
@@ -236,6 +329,11 @@ class PeerSpec:
     num_classes: int
     in_chans: int
     img_size: int
+    design: str = "imagenet"  # what configs saved before the small-input design rebuild
+
+    def __post_init__(self) -> None:
+        if self.design not in DESIGNS:
+            raise ValueError(f"unknown peer design {self.design!r}; expected one of {list(DESIGNS)}")
 
     def build(self, device: torch.device | str | None = None) -> nn.Module:
         return build_peer(self, device=device)
@@ -252,7 +350,7 @@ def build_peer(spec: PeerSpec, *, device: torch.device | str | None = None) -> n
     """Build the library model that ``spec`` describes (randomly initialised)."""
     family = _family(spec.family)
     with torch.device(device) if device is not None else contextlib.nullcontext():
-        return family.build(spec.width, spec.depth, spec.num_classes, spec.in_chans, spec.img_size)
+        return family.build(spec.width, spec.depth, spec.num_classes, spec.in_chans, spec.img_size, spec.design)
 
 
 def count_params(model: nn.Module) -> int:
@@ -267,8 +365,11 @@ def solve_peer(
     in_chans: int = 3,
     img_size: int = 32,
     depth: int | None = None,
+    design: str | None = None,
 ) -> tuple[PeerSpec, int]:
     """The width whose parameter count is closest to ``params`` (models built on the meta device).
+
+    ``design`` defaults to the one suited to ``img_size`` (:func:`default_design`).
 
     Returns the spec and its exact parameter count. Parameter count grows monotonically with width,
     so a doubling search followed by bisection needs ~15 builds.
@@ -277,9 +378,10 @@ def solve_peer(
     if not isinstance(params, int) or isinstance(params, bool) or params < 1:
         raise ValueError(f"params must be a positive integer (a parameter budget), got {params!r}")
     depth = peer_depth(family, params) if depth is None else depth
+    design = default_design(img_size) if design is None else design
 
     def spec(units: int) -> PeerSpec:
-        return PeerSpec(family, units * fam.step, depth, num_classes, in_chans, img_size)
+        return PeerSpec(family, units * fam.step, depth, num_classes, in_chans, img_size, design)
 
     @functools.cache  # the search revisits widths; each count is a model build
     def count(units: int) -> int:
@@ -311,10 +413,18 @@ class PeerModel(nn.Module):
     """
 
     def __init__(
-        self, *, family: str, width: int, depth: int, num_classes: int, in_chans: int = 3, img_size: int = 32
+        self,
+        *,
+        family: str,
+        width: int,
+        depth: int,
+        num_classes: int,
+        in_chans: int = 3,
+        img_size: int = 32,
+        design: str = "imagenet",
     ) -> None:
         super().__init__()
-        spec = PeerSpec(family, width, depth, num_classes, in_chans, img_size)
+        spec = PeerSpec(family, width, depth, num_classes, in_chans, img_size, design)
         self.model = build_peer(spec)
         self.config = dataclasses.asdict(spec)
         self.task = _family(family).task
@@ -331,15 +441,21 @@ def is_peer_name(name: str | None) -> bool:
 def create_peer(
     name: str, *, num_classes: int, in_chans: int, img_size: int, model_args: dict[str, Any] | None = None
 ) -> PeerModel:
-    """``peer:<family>`` with ``params=N`` (solved to that budget) or ``width=W`` [``depth=D``]."""
+    """``peer:<family>`` with ``params=N`` (solved to that budget) or ``width=W`` [``depth=D``], and optionally
+    ``design=imagenet|small-input`` (default: the one suited to ``img_size``)."""
     family = name[len(PEER_PREFIX) :]
     _family(family)
     args = dict(model_args or {})
-    unknown = sorted(set(args) - {"params", "width", "depth"})
+    unknown = sorted(set(args) - {"params", "width", "depth", "design"})
     if unknown:
-        raise ValueError(f"--model {name} takes --model-arg params=N, or width=W and depth=D; got {unknown}")
+        raise ValueError(
+            f"--model {name} takes --model-arg params=N, or width=W and depth=D, and design=; got {unknown}"
+        )
     if ("params" in args) == ("width" in args):
         raise ValueError(f"--model {name} needs exactly one of --model-arg params=N (a budget) or width=W")
+    design = args.get("design", default_design(img_size))
+    if design not in DESIGNS:
+        raise ValueError(f"--model-arg design must be one of {list(DESIGNS)}, got {design!r}")
     if "params" in args:
         spec, _ = solve_peer(
             family,
@@ -348,6 +464,7 @@ def create_peer(
             in_chans=in_chans,
             img_size=img_size,
             depth=args.get("depth"),
+            design=design,
         )
         width, depth = spec.width, spec.depth
     else:
@@ -357,4 +474,4 @@ def create_peer(
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"--model-arg {key} must be a positive integer, got {value!r}")
     return PeerModel(family=family, width=width, depth=depth, num_classes=num_classes, in_chans=in_chans,
-                     img_size=img_size)  # fmt: skip
+                     img_size=img_size, design=design)  # fmt: skip

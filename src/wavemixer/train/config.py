@@ -100,6 +100,11 @@ class TrainConfig:
         0.0, "CutMix alpha (torchvision.transforms.v2.CutMix); with --mixup, one of the two per batch", ge=0
     )
     workers: int | None = _opt(None, "data-loader worker processes per rank (default: 0 for in-memory data sets)", ge=0)
+    decode_once: bool | None = _opt(
+        None,
+        "image folders: decode every image once into memory before training instead of at every access "
+        "(default: when the decoded images take at most 2 GiB)",
+    )
     # model
     model: str | None = _opt(None, "registry model name (see `wavemixer models`); default depends on --dataset")
     model_args: dict[str, Any] = field(

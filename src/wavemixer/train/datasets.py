@@ -254,6 +254,7 @@ class FolderDataset(Dataset):
         self._zip: zipfile.ZipFile | None = None
         self._zip_pid = -1
         self._lock = threading.Lock()
+        self._decoded: list[Tensor] | None = None  # decode_all()
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -280,14 +281,24 @@ class FolderDataset(Dataset):
             return self._zip.read(name)
 
     def __getitem__(self, i: int) -> tuple[Tensor, int]:
-        img = load_image(self._read(self.files[i]), self.mode)
+        img = self._decoded[i] if self._decoded is not None else load_image(self._read(self.files[i]), self.mode)
         return (self.transform(img) if self.transform else img), self.labels[i]
+
+    def decode_all(self) -> int:
+        """Decode every image once and keep it (uint8): epochs then cost the model, not the image decoder.
+        The tensors are those ``__getitem__`` would decode, so results do not change. Returns the bytes held."""
+        if self._decoded is None:
+            self._decoded = [load_image(self._read(f), self.mode) for f in self.files]
+        return sum(t.numel() for t in self._decoded)
 
     def subset(self, indices: Tensor | Sequence[int]) -> FolderDataset:
         idx = [int(i) for i in indices]
-        return FolderDataset(
+        out = FolderDataset(
             self.root, [self.files[i] for i in idx], [self.labels[i] for i in idx], self.mode, self.transform
         )
+        if self._decoded is not None:
+            out._decoded = [self._decoded[i] for i in idx]
+        return out
 
     @property
     def targets(self) -> list[int]:
@@ -895,6 +906,35 @@ def derive_defaults(cfg: Any, scan: FolderScan, n_train: int) -> tuple[dict[str,
     return changes, (h, w), notes
 
 
+DECODE_ONCE_MAX_BYTES = 2 * 2**30
+"""``--decode-once`` by default: image folders whose decoded images take at most this much memory."""
+
+
+def _decode_once(cfg: Any, scan: FolderScan, splits: list[FolderDataset], notes: list[str]) -> bool:
+    """Decode the splits' images into memory once (``--decode-once``; by default when they fit in 2 GiB).
+
+    Cheap models otherwise spend most of an epoch decoding JPEGs, which would time the decoder, not the model.
+    Returns whether the data is now in memory."""
+    chans = 3 if scan.color_mode == "RGB" else 1
+    images = sum(len(d) for d in splits)
+    per_image = sum(n * h * w for (h, w), n in scan.sizes.items()) / max(1, sum(scan.sizes.values())) * chans
+    estimate = per_image * images
+    wanted = getattr(cfg, "decode_once", None)
+    if wanted is False or (wanted is None and estimate > DECODE_ONCE_MAX_BYTES):
+        if wanted is None:
+            notes.append(
+                f"images are decoded at every access: decoded they would take {estimate / 2**30:.1f} GiB, more than "
+                f"the {DECODE_ONCE_MAX_BYTES / 2**30:.0f} GiB of --decode-once's default (--decode-once to force it)"
+            )
+        return False
+    held = sum(d.decode_all() for d in splits)
+    why = (
+        "--decode-once" if wanted else f"they fit in {DECODE_ONCE_MAX_BYTES / 2**30:.0f} GiB; --no-decode-once to stop"
+    )
+    notes.append(f"decoded {images:,} images once into memory ({held / 2**20:,.0f} MB; {why})")
+    return True
+
+
 def build_datasets(cfg: Any) -> DataBundle:
     """Train/val/test sets for ``cfg`` (a :class:`~wavemixer.train.config.TrainConfig` with defaults resolved).
 
@@ -950,6 +990,8 @@ def build_datasets(cfg: Any) -> DataBundle:
         train = _take(train, cfg.subset, cfg.seed)
         val = _take(val, max(cfg.subset // 4, 10), cfg.seed)
         test = _take(test, max(cfg.subset // 4, 10), cfg.seed) if test is not None else None
+    if scan is not None:
+        in_memory = _decode_once(cfg, scan, [d for d in (train, val, test) if d is not None], notes)
     derived: dict[str, Any] = {}
     if name == "imagefolder" and scan is not None:
         derived, size, rule_notes = derive_defaults(cfg, scan, len(train))

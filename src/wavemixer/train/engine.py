@@ -135,12 +135,24 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def _no_decay_names(model: nn.Module) -> set[str]:
+    """Parameters a model (or any submodule, e.g. a wrapped timm ViT) lists in ``no_weight_decay()``: position
+    embeddings and class tokens, which timm's own optimizer factory also keeps out of weight decay."""
+    names: set[str] = set()
+    for prefix, module in model.named_modules():
+        method = getattr(module, "no_weight_decay", None)
+        if callable(method):
+            names |= {f"{prefix}.{n}" if prefix else n for n in method()}
+    return names
+
+
 def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """No weight decay on biases and normalisation parameters (1-D tensors)."""
+    """No weight decay on biases, normalisation parameters (1-D tensors), position embeddings and class tokens."""
+    skip = _no_decay_names(model)
     decay, no_decay = [], []
-    for p in model.parameters():
+    for name, p in model.named_parameters():
         if p.requires_grad:
-            (no_decay if p.ndim <= 1 else decay).append(p)
+            (no_decay if p.ndim <= 1 or name in skip else decay).append(p)
     return [dict(params=decay, weight_decay=weight_decay), dict(params=no_decay, weight_decay=0.0)]
 
 

@@ -1,0 +1,269 @@
+"""The fair contest: WaveMix configurations and peer architectures, each at its best, at equal compute.
+
+What makes it fair, and where each part lives:
+
+* **Contenders** (:func:`contenders`): every peer family solved to the parameter budget in the macro-design
+  suited to the input size (:mod:`wavemixer.peers`), and WaveMix in its published configuration and its
+  efficient ones (stride-2 stem, patch-2 stem; bilinear, transposed-conv and pixel-shuffle upsampling), each
+  with its width re-solved to the budget (:func:`solve_wavemix`).
+* **One recipe, tuned per model with the same budget** (:data:`TUNING_GRID`): AdamW, weight decay 0.05 (none
+  on norms, biases, position embeddings and class tokens), cosine schedule, batch 128, crop + flip, fp32 on
+  one thread; peak learning rate and warm-up chosen per contender on seed 0's validation split.
+* **Equal compute, not equal epochs** (:data:`TIME_BUDGETS`): each contender's epochs are fixed once from
+  one interleaved throughput sweep (:func:`epochs_for_budget`), so runs continued on another machine train
+  the same epochs. Images are decoded once into memory (``--decode-once``), so cheap models are not timed on
+  the JPEG decoder.
+* **Selection on val, test once, 3 seeds** (1, 2, 3: seed 0 chose the setting, so its runs are not reused).
+
+``scripts/contest.py`` is the command line (sweep, tune, run, summarize); this module holds the definitions,
+so that tests can check them without training anything.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import math
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "BUDGETS",
+    "TIME_BUDGETS",
+    "TUNING_GRID",
+    "Contender",
+    "Setting",
+    "contenders",
+    "epochs_for_budget",
+    "solve_wavemix",
+    "train_command",
+]
+
+BUDGETS: dict[str, int] = {"40k": 37_058, "500k": 520_106}
+"""Parameter budgets: the published WaveMix-Lite-32/7 (CIFAR-10 "tiny") and WaveMix-Lite-64/6 counts."""
+
+WAVEMIX_DEPTH = {"40k": 7, "500k": 6}
+"""Blocks of the WaveMix contenders: the published model's depth at each budget (width is solved)."""
+
+PUBLISHED = {"40k": "wavemix_lite_32_7_cifar10_tiny", "500k": "wavemix_lite_64_6_cifar10"}
+"""The registered published configuration at each budget (the reference rows)."""
+
+STEMS: dict[str, dict[str, Any]] = {
+    "s1": dict(stem="strided", stride=1),  # the published CIFAR models: every block at 32x32
+    "s2": dict(stem="strided", stride=2),  # two stride-2 convs: blocks at 8x8
+    "p2": dict(stem="patchify", patch_size=2),  # patch-2 stem: blocks at 16x16
+}
+UPSAMPLERS = ("bilinear", "convtranspose", "pixelshuffle")
+PEER_FAMILIES = ("resnet", "convnext", "poolformer", "vit", "mlp_mixer", "convmixer")
+
+IMG_SIZE = 32
+NUM_CLASSES = 10
+TRAIN_IMAGES = 45_000  # CIFAR-10's 50,000 training images less the 10 % validation split
+BATCH_SIZE = 128
+STEPS_PER_EPOCH = TRAIN_IMAGES // BATCH_SIZE
+
+DATA = ["--dataset", "cifar10", "--no-trivial-augment", "--decode-once"]
+RECIPE = [
+    "--batch-size", str(BATCH_SIZE), "--opt", "adamw", "--weight-decay", "0.05", "--sched", "cosine",
+    "--threads", "1", "--workers", "0", "--amp", "none",
+]  # fmt: skip
+"""Every contest run: AdamW (wd 0.05, none on 1-D parameters, position embeddings, class tokens), cosine to
+1 % of the peak, batch 128, crop + flip (CIFAR-10's defaults), fp32 on one thread — fp32 so that a run
+continued on a CPU of another kind (bf16 or not) computes the same thing."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One point of the tuning grid."""
+
+    lr: float
+    warmup: float
+
+    @property
+    def key(self) -> str:
+        return f"lr{self.lr:g}-wu{self.warmup:g}"
+
+    def flags(self) -> list[str]:
+        return ["--lr", f"{self.lr:g}", "--warmup-epochs", f"{self.warmup:g}"]
+
+
+TUNING_GRID = tuple(Setting(lr, wu) for lr in (1e-3, 3e-3, 1e-2) for wu in (0.2, 1.0))
+"""Peak learning rate x warm-up epochs, the same six settings for every contender (seed 0, val split)."""
+
+TIME_BUDGETS: dict[str, tuple[str, float]] = {
+    "40k-5min": ("40k", 5.0),
+    "40k-20min": ("40k", 20.0),
+    "500k-20min": ("500k", 20.0),
+}
+"""Grid name -> (parameter budget, minutes of one thread's training steps per run)."""
+
+TUNING_BUDGET = "40k-5min"
+"""The budget the tuning grid trains at (the short one); 0.5M contenders take their 40k configuration's
+setting (tuning at 0.5M would cost 4x the 40k grid here)."""
+
+
+@dataclass(frozen=True)
+class Contender:
+    """One model of the contest at one parameter budget: a ``wavemixer train --model`` and its arguments."""
+
+    key: str
+    budget: str
+    model: str
+    model_args: dict[str, Any] = field(default_factory=dict)
+    kind: str = "peer"  # "peer" | "wavemix"
+    published: bool = False
+
+    @property
+    def tuning_key(self) -> str:
+        """The 40k contender whose tuned setting this one uses (the same key)."""
+        return self.key
+
+    def model_flags(self) -> list[str]:
+        flags = ["--model", self.model]
+        for key, value in self.model_args.items():
+            flags += ["--model-arg", f"{key}={value}"]
+        return flags
+
+    def build(self) -> Any:
+        """The randomly initialised model, as ``wavemixer train`` builds it (for audits and counts)."""
+        if self.kind == "peer":
+            from wavemixer.peers import create_peer
+
+            return create_peer(
+                self.model, num_classes=NUM_CLASSES, in_chans=3, img_size=IMG_SIZE, model_args=self.model_args
+            )
+        from wavemixer.registry import get_spec
+
+        return get_spec(self.model).build(**self.model_args)
+
+
+def _count(model: Any) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+@functools.cache
+def solve_wavemix(budget: str, stem: str, upsample: str) -> tuple[int, int, int]:
+    """``(final_dim, depth, params)`` of the WaveMix-Lite configuration closest to the budget's parameter count.
+
+    Depth is the published model's at that budget unless ``final_dim`` (multiples of 4: the block's C -> C/4
+    reduction needs them) cannot come within 5 % there; then one block more or less is tried as well.
+    Built on the meta device.
+    """
+    import torch
+
+    from wavemixer import WaveMix
+
+    target = BUDGETS[budget]
+
+    @functools.cache
+    def count(dim: int, depth: int) -> int:
+        with torch.device("meta"):
+            model = WaveMix(
+                num_classes=NUM_CLASSES, final_dim=dim, depth=depth, level=1, dropout=0.0, upsample=upsample,
+                **STEMS[stem],
+            )  # fmt: skip
+        return _count(model)
+
+    def closest(depth: int) -> tuple[int, int, int]:
+        lo, hi = 2, 4  # in units of 4 channels; the count grows with the width
+        while count(4 * hi, depth) < target:
+            lo, hi = hi, hi * 2
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            lo, hi = (mid, hi) if count(4 * mid, depth) < target else (lo, mid)
+        dim = min((4 * lo, 4 * hi), key=lambda d: abs(count(d, depth) - target))
+        return dim, depth, count(dim, depth)
+
+    best = closest(WAVEMIX_DEPTH[budget])
+    if abs(best[2] / target - 1) > 0.05:
+        best = min((closest(d) for d in (best[1] - 1, best[1], best[1] + 1)), key=lambda r: abs(r[2] - target))
+    return best
+
+
+def _wavemix(budget: str, stem: str, upsample: str) -> Contender:
+    """The published model of ``budget`` with stem, upsampler and width set (every argument explicit)."""
+    from wavemixer.registry import get_spec
+
+    dim, depth, _ = solve_wavemix(budget, stem, upsample)
+    args = dict(final_dim=dim, depth=depth, upsample=upsample, dropout=0.0, **STEMS[stem])
+    published = get_spec(PUBLISHED[budget]).kwargs
+    is_published = all(published.get(k, v) == v for k, v in args.items()) and stem == "s1"
+    return Contender(f"wavemix-{stem}-{upsample}", budget, PUBLISHED[budget], args, "wavemix", is_published)
+
+
+def contenders(budget: str) -> list[Contender]:
+    """Every WaveMix configuration (stems x upsamplers) and every peer family at ``budget``."""
+    if budget not in BUDGETS:
+        raise ValueError(f"unknown budget {budget!r}; expected one of {sorted(BUDGETS)}")
+    out = [_wavemix(budget, stem, up) for stem in STEMS for up in UPSAMPLERS]
+    out += [Contender(f, budget, f"peer:{f}", {"params": BUDGETS[budget]}) for f in PEER_FAMILIES]
+    return out
+
+
+def contender(budget: str, key: str) -> Contender:
+    found = {c.key: c for c in contenders(budget)}
+    if key not in found:
+        raise ValueError(f"unknown contender {key!r} at {budget}; expected one of {sorted(found)}")
+    return found[key]
+
+
+# ------------------------------------------------------------------------------------------ throughput
+def read_throughput(path: Path) -> dict[tuple[str, str, int], dict[str, Any]]:
+    """The committed sweep: ``(budget, key, threads) -> row`` (``ms_per_step`` of a batch-128 training step)."""
+    rows = {}
+    with path.open() as fh:
+        for row in csv.DictReader(fh):
+            rows[(row["budget"], row["key"], int(row["threads"]))] = row
+    return rows
+
+
+def epochs_for_budget(ms_per_step: float, minutes: float) -> int:
+    """Whole epochs of training steps closest to ``minutes`` (at least one)."""
+    epoch_s = ms_per_step / 1000 * STEPS_PER_EPOCH
+    return max(1, round(minutes * 60 / epoch_s))
+
+
+def budget_epochs(throughput: Path, grid: str) -> dict[str, int]:
+    """Epochs per contender key for a time-budget grid, from the one-thread rows of the committed sweep."""
+    budget, minutes = TIME_BUDGETS[grid]
+    rows = read_throughput(throughput)
+    out = {}
+    for c in contenders(budget):
+        row = rows.get((budget, c.key, 1))
+        if row is not None and row.get("ms_per_step"):
+            out[c.key] = epochs_for_budget(float(row["ms_per_step"]), minutes)
+    return out
+
+
+# ------------------------------------------------------------------------------------------ commands
+def train_command(
+    contender: Contender, setting: Setting, *, epochs: int, seed: int, output: Path, data_dir: str | None
+) -> list[str]:
+    """The ``wavemixer train`` arguments of one contest run (without the interpreter)."""
+    cmd = ["train", *DATA, *RECIPE, *setting.flags(), *contender.model_flags()]
+    cmd += ["--epochs", str(epochs), "--seed", str(seed), "--output", str(output)]
+    if data_dir:
+        cmd += ["--data-dir", data_dir]
+    return cmd
+
+
+# ------------------------------------------------------------------------------------------ tuning
+def read_tuning(path: Path) -> dict[str, Setting]:
+    """Each contender's best setting from a committed tuning CSV (highest val top-1; ties: lower lr)."""
+    best: dict[str, tuple[float, Setting]] = {}
+    with path.open() as fh:
+        for row in csv.DictReader(fh):
+            s = Setting(float(row["lr"]), float(row["warmup"]))
+            val = float(row["val_top1"])
+            cur = best.get(row["key"])
+            if cur is None or val > cur[0] or (val == cur[0] and s.lr < cur[1].lr):
+                best[row["key"]] = (val, s)
+    return {k: s for k, (_, s) in best.items()}
+
+
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
+    vals = [float(v) for v in values]
+    return statistics.mean(vals), (statistics.stdev(vals) if len(vals) > 1 else math.nan)

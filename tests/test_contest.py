@@ -1,0 +1,79 @@
+"""The fair contest's definitions: contenders at their budgets and sensible at the input size, commands, epochs."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("timm")
+
+from wavemixer.bench import contest as C
+from wavemixer.bench.conv_audit import audit_convolutions
+
+
+@pytest.mark.parametrize("budget", sorted(C.BUDGETS))
+def test_every_contender_meets_its_budget(budget: str) -> None:
+    for c in C.contenders(budget):
+        params = sum(p.numel() for p in c.build().parameters())
+        assert abs(params / C.BUDGETS[budget] - 1) <= 0.1, (c.key, params)
+
+
+@pytest.mark.parametrize("budget", sorted(C.BUDGETS))
+@pytest.mark.parametrize("img_size", [32, 64])
+def test_every_wavemix_cell_uses_its_parameters(budget: str, img_size: int) -> None:
+    """The WaveMix cells pass the peers' check: <= 5 % of parameters in padding-only taps, no map under 4x4."""
+    for c in C.contenders(budget):
+        if c.kind != "wavemix":
+            continue
+        audit = audit_convolutions(c.build(), (3, img_size, img_size))
+        assert audit.dead_fraction <= 0.05 and not audit.small_maps(4), (c.key, audit.dead_fraction)
+
+
+def test_published_rows_are_the_registered_models() -> None:
+    from wavemixer.registry import get_spec
+
+    for budget, name in C.PUBLISHED.items():
+        (pub,) = [c for c in C.contenders(budget) if c.published]
+        assert pub.key == ("wavemix-s1-bilinear" if budget == "40k" else "wavemix-s1-convtranspose")
+        reference = get_spec(name).build()
+        model = pub.build()
+        assert model.config == reference.config
+        assert sum(p.numel() for p in model.parameters()) == get_spec(name).num_params
+
+
+def test_stride_two_cuts_macs_by_the_resolution_ratio() -> None:
+    """Same parameters, blocks at 8x8 instead of 32x32: the blocks' MACs fall 16x (the stem's 4x and 16x)."""
+    from wavemixer.flops import count_macs
+
+    s1, s2 = (C.contender("40k", k).build() for k in ("wavemix-s1-bilinear", "wavemix-s2-bilinear"))
+    assert sum(p.numel() for p in s1.parameters()) == sum(p.numel() for p in s2.parameters())
+    ratio = count_macs(s1, (3, 32, 32)) / count_macs(s2, (3, 32, 32))
+    assert 13 < ratio < 16
+
+
+def test_train_command_and_epochs(tmp_path: Path) -> None:
+    c = C.contender("40k", "resnet")
+    cmd = C.train_command(c, C.TUNING_GRID[0], epochs=3, seed=1, output=tmp_path / "r", data_dir="D.zip")
+    text = " ".join(cmd)
+    for part in ("--model peer:resnet", "--model-arg params=37058", "--lr 0.001", "--warmup-epochs 0.2",
+                 "--epochs 3", "--seed 1", "--amp none", "--threads 1", "--weight-decay 0.05", "--decode-once",
+                 "--data-dir D.zip"):  # fmt: skip
+        assert part in text, part
+    # 100 ms per step x 351 steps = 35.1 s per epoch: 5 minutes -> 9 epochs (8.5 rounds up), never below one
+    assert C.epochs_for_budget(100.0, 5.0) == 9
+    assert C.epochs_for_budget(10_000.0, 5.0) == 1
+
+
+def test_tuning_table_picks_the_best_val_setting(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    rows = [("resnet", 1e-3, 0.2, 60.0), ("resnet", 3e-3, 1.0, 64.5), ("resnet", 1e-2, 0.2, 64.5),
+            ("vit", 1e-3, 1.0, 50.0)]  # fmt: skip
+    with path.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["key", "lr", "warmup", "val_top1"])
+        w.writerows(rows)
+    best = C.read_tuning(path)
+    assert best["resnet"] == C.Setting(3e-3, 1.0)  # a tie goes to the lower learning rate
+    assert best["vit"] == C.Setting(1e-3, 1.0)
