@@ -3,7 +3,7 @@
 Definitions (contenders, recipe, tuning grid, budgets) live in :mod:`wavemixer.bench.contest`. Steps, each
 resumable and each writing committed result files under ``--out`` (default ``docs/bench/contest``):
 
-  python scripts/contest.py sweep                         # throughput.csv/.md: one interleaved sweep, fixes epochs
+  python scripts/contest.py sweep                         # throughput.csv/.md: one interleaved sweep, fixes the steps
   python scripts/contest.py tune --data-dir ZIP           # tuning-40k.csv/.md: lr x warm-up, seed 0, val only
   python scripts/contest.py run --grid 40k-5min --data-dir ZIP   # 3 seeds at each contender's tuned setting
   python scripts/contest.py summarize --grid 40k-5min     # <grid>.csv/.md/-pareto.png from the runs on disk
@@ -19,8 +19,10 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import os
 import platform
+import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -100,30 +102,42 @@ def data_loading_ms(data_dir: str, batches: int = 60) -> float:
     return (time.perf_counter() - start) / batches * 1000
 
 
-def sweep(args: argparse.Namespace) -> int:
-    """Training-step time (batch 128, fp32) at 1 and 2 threads, step memory and MACs of every contender."""
+def _measure(
+    pairs: list[tuple[Any, Any]], *, threads: int | None, rounds: int, device: str, precisions: tuple[str, ...],
+    warmup: int, iters: int,
+) -> list[dict[str, Any]]:  # fmt: skip
+    """One row per contender x precision: median training-step time, step memory, MACs (fresh process each)."""
     from wavemixer.bench.runner import BenchSettings, aggregate, run_sweep
 
-    pairs = _entries(args.budgets)
-    rows: list[dict[str, Any]] = []
-    info = machine()
-    for threads, rounds in ((1, args.rounds), (2, 1)):
-        settings = BenchSettings(
-            batch_size=C.BATCH_SIZE, modes=("train",), precisions=("fp32",), warmup=args.warmup, iters=args.iters,
-            rounds=rounds, threads=threads, timeout_s=1800.0,
-        )  # fmt: skip
-        records = run_sweep([e for _, e in pairs], settings, log=lambda t: print(t, flush=True))
-        by_label = {r["model"]: r for r in aggregate(records)}
-        for c, e in pairs:
-            r = by_label[e.label]
+    settings = BenchSettings(
+        batch_size=C.BATCH_SIZE, modes=("train",), precisions=precisions, warmup=warmup, iters=iters, rounds=rounds,
+        threads=threads, device=device, timeout_s=1800.0,
+    )  # fmt: skip
+    records = run_sweep([e for _, e in pairs], settings, log=lambda t: print(t, flush=True))
+    by_key = {(r["model"], r["precision"]): r for r in aggregate(records)}
+    rows = []
+    for c, e in pairs:
+        for precision in precisions:
+            r = by_key[(e.label, precision)]
             rows.append(
                 dict(
                     budget=c.budget, key=c.key, kind=c.kind, published=int(c.published), params=r.get("params"),
-                    macs=round(r["gmacs"] * 1e9) if r.get("gmacs") is not None else None, threads=threads,
-                    ms_per_step=r["ms_median"], ms_p25=r["ms_p25"], ms_p75=r["ms_p75"],
+                    macs=round(r["gmacs"] * 1e9) if r.get("gmacs") is not None else None, threads=threads or "",
+                    precision=precision, ms_per_step=r["ms_median"], ms_p25=r["ms_p25"], ms_p75=r["ms_p75"],
                     samples_per_s=r["samples_per_s"], step_mem_mb=r["peak_mem_mb"], runs=r["runs"], error=r["error"],
                 )
             )  # fmt: skip
+    return rows
+
+
+def sweep(args: argparse.Namespace) -> int:
+    """Training-step time (batch 128, fp32) at 1 and 2 threads, step memory and MACs of every contender."""
+    pairs = _entries(args.budgets)
+    info = machine()
+    rows: list[dict[str, Any]] = []
+    for threads, rounds in ((1, args.rounds), (2, 1)):
+        rows += _measure(pairs, threads=threads, rounds=rounds, device="cpu", precisions=("fp32",),
+                         warmup=args.warmup, iters=args.iters)  # fmt: skip
     data_ms = data_loading_ms(args.data_dir) if args.data_dir else None
     for row in rows:
         row["data_ms_per_step"] = round(data_ms, 2) if data_ms is not None else None
@@ -147,7 +161,7 @@ def sweep(args: argparse.Namespace) -> int:
         ]
     lines += [
         "| budget | contender | params | MMACs/image | ms/step (1 thread) | ms/step (2 threads) | img/s (1 thread) "
-        "| step memory (MB) | " + " | ".join(f"epochs in {g}" for g in C.TIME_BUDGETS) + " |",
+        "| step memory (MB) | " + " | ".join(f"steps (epochs) in {g}" for g in C.TIME_BUDGETS) + " |",
         "|---|---|---:|---:|---:|---:|---:|---:|" + "---:|" * len(C.TIME_BUDGETS),
     ]
     one = {(r["budget"], r["key"]): r for r in rows if r["threads"] == 1}
@@ -156,7 +170,8 @@ def sweep(args: argparse.Namespace) -> int:
         epochs = []
         for b, minutes in C.TIME_BUDGETS.values():
             ok = b == budget and r["ms_per_step"]
-            epochs.append(str(C.epochs_for_budget(float(r["ms_per_step"]), minutes)) if ok else "")
+            steps = C.steps_for_budget(float(r["ms_per_step"]), minutes) if ok else None
+            epochs.append("" if steps is None else f"{steps:,} ({steps / C.STEPS_PER_EPOCH:.1f})")
         name = key + (" (published)" if r["published"] else "")
         lines.append(
             f"| {budget} | {name} | {r['params']:,} | {(r['macs'] or 0) / 1e6:.2f} | {r['ms_per_step']} "
@@ -171,6 +186,283 @@ def sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def gpu_sweep(args: argparse.Namespace) -> int:
+    """The same training steps on a CUDA device, fp32 and bf16: throughput-cuda.csv/.md (one round, ~5 min)."""
+    import torch
+
+    if not torch.cuda.is_available():
+        raise SystemExit("gpu-sweep needs a CUDA device; torch sees none (the CPU sweep is `contest.py sweep`)")
+    pairs = _entries(args.budgets)
+    if args.only:
+        pairs = [(c, e) for c, e in pairs if c.key in args.only]
+    name = torch.cuda.get_device_name(0)
+    rows = _measure(pairs, threads=None, rounds=1, device="cuda", precisions=("fp32", "bf16"), warmup=args.warmup,
+                    iters=args.iters)  # fmt: skip
+    for row in rows:
+        row["device"] = name
+    _write_csv(args.out / "throughput-cuda.csv", rows)
+    by = {(r["budget"], r["key"], r["precision"]): r for r in rows}
+    lines = [
+        f"Training-step time of the contenders on {name} (torch {torch.__version__}): batch {C.BATCH_SIZE}, "
+        f"3x32x32 inputs, median of {args.iters} steps after {args.warmup} warm-up, fresh process each. "
+        "Command: `python scripts/contest.py gpu-sweep`.",
+        "",
+        "| budget | contender | params | MMACs/image | ms/step fp32 | ms/step bf16 | memory fp32 (MB) "
+        "| memory bf16 (MB) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for c, _ in pairs:
+        f32, b16 = by[(c.budget, c.key, "fp32")], by[(c.budget, c.key, "bf16")]
+        lines.append(
+            f"| {c.budget} | {c.key} | {f32['params']:,} | {(f32['macs'] or 0) / 1e6:.2f} | {f32['ms_per_step']} "
+            f"| {b16['ms_per_step']} | {f32['step_mem_mb']} | {b16['step_mem_mb']} |"
+        )
+    (args.out / "throughput-cuda.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+# ------------------------------------------------------------------------------------------ training
+def _run_jobs(jobs: list[tuple[list[str], Path]], lanes: int, nice: int) -> list[str]:
+    """Train ``(arguments, run folder)`` jobs, ``lanes`` at a time; finished folders are skipped, interrupted
+    ones resumed. Returns the names of the runs that failed."""
+    base = [sys.executable, "-m", "wavemixer.cli"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    queue, running, failed = list(jobs), [], []
+    while queue or running:
+        while queue and len(running) < lanes:
+            args, out = queue.pop(0)
+            if (out / "results.json").is_file():
+                continue
+            cmd = [*base, "train", "--resume", str(out)] if (out / "checkpoint.pt").is_file() else [*base, *args]
+            if nice:
+                cmd = ["nice", "-n", str(nice), *cmd]
+            out.parent.mkdir(parents=True, exist_ok=True)
+            print(f"start {out}: {' '.join(cmd[cmd.index('train') :])}", flush=True)
+            log = out.parent / f"{out.name}.log"
+            with log.open("a") as fh:
+                running.append((subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env), out))
+        time.sleep(0.5)
+        for proc, out in list(running):
+            if proc.poll() is not None:
+                running.remove((proc, out))
+                print(f"{'done' if proc.returncode == 0 else 'FAILED'} {out} (exit {proc.returncode})", flush=True)
+                if proc.returncode:
+                    failed.append(str(out))
+    return failed
+
+
+def _steps(args: argparse.Namespace, grid: str) -> dict[str, int]:
+    path = args.out / "throughput.csv"
+    if not path.is_file():
+        raise SystemExit(f"{path} does not exist: run `python scripts/contest.py sweep` first (it fixes the steps)")
+    return C.budget_steps(path, grid)
+
+
+def _selected(budget: str, only: Sequence[str] | None) -> list[C.Contender]:
+    every = C.contenders(budget)
+    if not only:
+        return every
+    unknown = sorted(set(only) - {c.key for c in every})
+    if unknown:
+        raise SystemExit(
+            f"--only: unknown contender(s) {unknown}; the {budget} contenders are {[c.key for c in every]}"
+        )
+    return [c for c in every if c.key in only]
+
+
+def tune(args: argparse.Namespace) -> int:
+    """Every selected 40k contender at every setting of the tuning grid, seed 0, at the short budget."""
+    budget, _ = C.TIME_BUDGETS[C.TUNING_BUDGET]
+    steps = _steps(args, C.TUNING_BUDGET)
+    jobs = []
+    settings = list(C.TUNING_GRID)
+    if args.settings:
+        known = {s.key: s for s in C.TUNING_GRID}
+        unknown = sorted(set(args.settings) - set(known))
+        if unknown:
+            raise SystemExit(f"--settings: unknown setting(s) {unknown}; the grid's are {list(known)}")
+        settings = [known[k] for k in args.settings]
+    for c in _selected(budget, args.only):
+        for setting in settings:
+            out = args.runs / f"tune-{budget}" / c.key / f"{setting.key}-s0"
+            jobs.append(
+                (C.train_command(c, setting, steps=steps[c.key], seed=0, output=out, data_dir=args.data_dir), out)
+            )
+    failed = _run_jobs(jobs, args.lanes, args.nice)
+    summarize_tuning(args)
+    return 1 if failed else 0
+
+
+def summarize_tuning(args: argparse.Namespace) -> int:
+    """tuning-<budget>.csv (every run's best val top-1) and .md (contenders x settings, the best marked)."""
+    budget, _ = C.TIME_BUDGETS[C.TUNING_BUDGET]
+    root = args.runs / f"tune-{budget}"
+    rows = []
+    for res in sorted(root.glob("*/*-s0/results.json")):
+        r = json.loads(res.read_text())
+        setting = next(s for s in C.TUNING_GRID if s.key == res.parent.name.rsplit("-s", 1)[0])
+        rows.append(dict(key=res.parent.parent.name, lr=setting.lr, warmup=setting.warmup, steps=r.get("steps"),
+                         epochs=r["epochs"],
+                         best_epoch=r["best_epoch"], val_top1=round(r["best_val"]["top1"], 2),
+                         minutes=round(r["wall_time_s"] / 60, 2)))  # fmt: skip
+    if not rows:
+        print(f"no finished tuning runs under {root}", file=sys.stderr)
+        return 1
+    csv_path = args.out / f"tuning-{budget}.csv"
+    _write_csv(csv_path, rows)
+    best = C.read_tuning(csv_path)
+    keys = list(dict.fromkeys(r["key"] for r in rows))
+    settings = " | ".join(f"lr {s.lr:g}, warm-up {s.warmup:g}" for s in C.TUNING_GRID)
+    head = f"| contender | steps (epochs) | {settings} |"
+    lines = [
+        f"Tuning at {budget} parameters, {C.TIME_BUDGETS[C.TUNING_BUDGET][1]:g} minutes of training steps "
+        "(steps from throughput.csv), seed 0: best val top-1 % (45,000 train / 5,000 val images of CIFAR-10's "
+        "training set). **Bold**: the setting each contender trains with. Command: "
+        "`python scripts/contest.py tune --data-dir ZIP`.",
+        "",
+        head,
+        "|---|---:|" + "---:|" * len(C.TUNING_GRID),
+    ]
+    by = {(r["key"], C.Setting(r["lr"], r["warmup"])): r for r in rows}
+    for key in keys:
+        cells = []
+        for s in C.TUNING_GRID:
+            r = by.get((key, s))
+            text = "–" if r is None else f"{r['val_top1']:.2f}"
+            cells.append(f"**{text}**" if best.get(key) == s else text)
+        steps = next(r["steps"] for r in rows if r["key"] == key)
+        lines.append(f"| {key} | {steps:,} ({steps / C.STEPS_PER_EPOCH:.1f}) | " + " | ".join(cells) + " |")
+    (args.out / f"tuning-{budget}.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    """Seeds 1-3 of every selected contender at its tuned setting and the grid's fixed steps."""
+    budget, _ = C.TIME_BUDGETS[args.grid]
+    tuning = args.out / f"tuning-{C.TIME_BUDGETS[C.TUNING_BUDGET][0]}.csv"
+    if not tuning.is_file():
+        raise SystemExit(f"{tuning} does not exist: run `python scripts/contest.py tune` first")
+    best, steps = C.read_tuning(tuning, complete=True), _steps(args, args.grid)
+    jobs = []
+    for seed in args.seeds:  # seed-major: every contender has a run early
+        for c in _selected(budget, args.only):
+            if c.tuning_key not in best:
+                raise SystemExit(f"{c.key} is not tuned at every setting in {tuning}: tune --only {c.key} first")
+            out = args.runs / args.grid / f"{c.key}-s{seed}"
+            cmd = C.train_command(c, best[c.tuning_key], steps=steps[c.key], seed=seed, output=out,
+                                  data_dir=args.data_dir)  # fmt: skip
+            jobs.append((cmd, out))
+    failed = _run_jobs(jobs, args.lanes, args.nice)
+    if failed:
+        print(f"{len(failed)} run(s) failed: {failed}; see their .log files", file=sys.stderr)
+    return 1 if failed else summarize(args)
+
+
+# ------------------------------------------------------------------------------------------ summary
+def collect(root: Path) -> list[dict[str, Any]]:
+    rows = []
+    for res in sorted(root.glob("*-s*/results.json")):
+        r = json.loads(res.read_text())
+        cfg = json.loads((res.parent / "best" / "config.json").read_text()) if (res.parent / "best").is_dir() else {}
+        import yaml
+
+        train_cfg = yaml.safe_load((res.parent / "config.yaml").read_text())
+        rows.append(dict(
+            key=res.parent.name.rsplit("-s", 1)[0], seed=r["seed"], params=r["params"], epochs=r["epochs"],
+            steps=r.get("steps"), lr=train_cfg["lr"], warmup=train_cfg["warmup_epochs"], best_epoch=r["best_epoch"],
+            val_top1=round(r["best_val"]["top1"], 2), test_top1=round(r["test"]["top1"], 2),
+            wall_min=round(r["wall_time_s"] / 60, 2), model=r["model"], has_config=bool(cfg),
+        ))  # fmt: skip
+    return rows
+
+
+def _pm(values: list[float], digits: int = 2) -> str:
+    mean, std = C.mean_std(values)
+    return f"{mean:.{digits}f}" + ("" if len(values) < 2 else f" ± {std:.{digits}f}")
+
+
+def summarize(args: argparse.Namespace) -> int:
+    """<grid>.csv (one row per run) and .md (mean ± std over seeds, with resources), <grid>-pareto.png."""
+    budget, minutes = C.TIME_BUDGETS[args.grid]
+    rows = collect(args.runs / args.grid)
+    if not rows:
+        print(f"no finished runs under {args.runs / args.grid}", file=sys.stderr)
+        return 1
+    resources = C.read_throughput(args.out / "throughput.csv")
+    for r in rows:
+        one, two = resources.get((budget, r["key"], 1), {}), resources.get((budget, r["key"], 2), {})
+        r.update(macs=one.get("macs"), step_mem_mb=one.get("step_mem_mb"), ms_per_step_1t=one.get("ms_per_step"),
+                 ms_per_step_2t=two.get("ms_per_step"))  # fmt: skip
+    _write_csv(args.out / f"{args.grid}.csv", rows)
+    table = []
+    for key in dict.fromkeys(r["key"] for r in rows):
+        runs = [r for r in rows if r["key"] == key]
+        one = runs[0]
+        train_min = float(one["ms_per_step_1t"]) / 1000 * one["steps"] / 60
+        table.append(dict(
+            key=key, seeds=len(runs), params=one["params"], steps=one["steps"], lr=one["lr"], warmup=one["warmup"],
+            test=[r["test_top1"] for r in runs], val=[r["val_top1"] for r in runs],
+            wall=[r["wall_min"] for r in runs], macs=float(one["macs"]) if one["macs"] else None,
+            mem=float(one["step_mem_mb"]), ms1=float(one["ms_per_step_1t"]), ms2=float(one["ms_per_step_2t"]),
+            train_min=train_min,
+        ))  # fmt: skip
+    table.sort(key=lambda e: -C.mean_std(e["test"])[0])
+    info = machine()
+    lines = [
+        f"CIFAR-10, {budget} parameters, {minutes:g} minutes of one thread's training steps per run (steps fixed "
+        "from throughput.csv), each contender at its tuned setting (tuning-40k.md), seeds 1-3; best epoch on val, "
+        f"test once. Command: `python scripts/contest.py run --grid {args.grid} --data-dir ZIP`. Trained on "
+        f"{info['cpu']} ({info['flags']}), torch {info['torch']}.",
+        "",
+        "| contender | params | MMACs/image | steps (epochs) | lr, warm-up | seeds | test top-1 % | val top-1 % "
+        "| step time 1 thread (ms) | 2 threads (ms) | step memory (MB) | training steps (min) | wall per run (min) |",
+        "|---|---:|---:|---:|---|---:|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for e in table:
+        lines.append(
+            f"| {e['key']} | {e['params']:,} | {(e['macs'] or 0) / 1e6:.2f} "
+            f"| {e['steps']:,} ({e['steps'] / C.STEPS_PER_EPOCH:.1f}) "
+            f"| {e['lr']:g}, "
+            f"{e['warmup']:g} | {e['seeds']} | {_pm(e['test'])} | {_pm(e['val'])} | {e['ms1']:.0f} | {e['ms2']:.0f} "
+            f"| {e['mem']:.0f} | {e['train_min']:.1f} | {_pm(e['wall'], 1)} |"
+        )
+    (args.out / f"{args.grid}.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    _pareto(table, args.out / f"{args.grid}-pareto.png", f"CIFAR-10, {budget} parameters, {minutes:g} min per run")
+    return 0
+
+
+def _pareto(table: list[dict[str, Any]], path: Path, title: str) -> None:
+    """Test accuracy (mean ± std over seeds) against training time, step memory and MACs per image."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    axes_spec = [("train_min", "training steps per run (min, 1 thread)", False), ("mem", "step memory (MB, batch "
+                 f"{C.BATCH_SIZE}, fp32)", True), ("macs", "MACs per image", True)]  # fmt: skip
+    fig, axes = plt.subplots(1, 3, figsize=(16, 5))
+    for ax, (key, label, log) in zip(axes, axes_spec):
+        for e in table:
+            if e[key] is None:
+                continue
+            mean, std = C.mean_std(e["test"])
+            wavemix = e["key"].startswith("wavemix")
+            ax.errorbar(e[key], mean, yerr=0 if math.isnan(std) else std, fmt="o" if wavemix else "^",
+                        color="tab:blue" if wavemix else "tab:orange", capsize=3)  # fmt: skip
+            ax.annotate(e["key"], (e[key], mean), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        ax.set(xlabel=label, ylabel="test top-1 % (mean ± std, 3 seeds)")
+        if log:
+            ax.set_xscale("log")
+        ax.grid(alpha=0.3)
+    fig.suptitle(f"{title}: o WaveMix configurations, ^ peers", fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 # ------------------------------------------------------------------------------------------ main
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -183,7 +475,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--data-dir", help="CIFAR-10 data (also measures the input pipeline's share of an epoch)")
     p.add_argument("--out", type=Path, default=OUT)
     p.set_defaults(func=sweep)
+    p = sub.add_parser("gpu-sweep", help="the throughput sweep on a CUDA device, fp32 and bf16")
+    p.add_argument("--budgets", nargs="+", default=list(C.BUDGETS), choices=list(C.BUDGETS))
+    p.add_argument("--only", nargs="+", help="these contender keys only")
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--iters", type=int, default=10)
+    p.add_argument("--out", type=Path, default=OUT)
+    p.set_defaults(func=gpu_sweep)
+    for name, func, helptext in (
+        ("tune", tune, "the tuning grid: every setting for every selected 40k contender, seed 0"),
+        ("run", run, "a time-budget grid: 3 seeds of every selected contender at its tuned setting"),
+        ("summarize", summarize, "tables and plots of a grid's finished runs"),
+        ("summarize-tuning", summarize_tuning, "the tuning table of the finished tuning runs"),
+    ):
+        p = sub.add_parser(name, help=helptext)
+        if name in ("run", "summarize"):
+            p.add_argument("--grid", choices=list(C.TIME_BUDGETS), required=True)
+        if name in ("tune", "run"):
+            p.add_argument("--data-dir", required=True, help="CIFAR-10 (torchvision root, or the image folder/zip)")
+            p.add_argument("--only", nargs="+", help="these contender keys only")
+            p.add_argument("--lanes", type=int, default=2, help="runs trained at once, one thread each")
+            p.add_argument("--nice", type=int, default=10, help="niceness of the training processes (0 = none)")
+        if name == "run":
+            p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+        if name == "tune":
+            p.add_argument("--settings", nargs="+", help="these settings of the grid only (e.g. lr0.003-wu0.2)")
+        p.add_argument("--runs", type=Path, default=RUNS)
+        p.add_argument("--out", type=Path, default=OUT)
+        p.set_defaults(func=func)
     args = ap.parse_args(argv)
+    if getattr(args, "lanes", 1) < 1:
+        ap.error(f"--lanes must be >= 1, got {args.lanes}")
     return args.func(args)
 
 

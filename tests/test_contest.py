@@ -53,17 +53,17 @@ def test_stride_two_cuts_macs_by_the_resolution_ratio() -> None:
     assert 13 < ratio < 16
 
 
-def test_train_command_and_epochs(tmp_path: Path) -> None:
+def test_train_command_and_steps(tmp_path: Path) -> None:
     c = C.contender("40k", "resnet")
-    cmd = C.train_command(c, C.TUNING_GRID[0], epochs=3, seed=1, output=tmp_path / "r", data_dir="D.zip")
+    cmd = C.train_command(c, C.TUNING_GRID[0], steps=800, seed=1, output=tmp_path / "r", data_dir="D.zip")
     text = " ".join(cmd)
     for part in ("--model peer:resnet", "--model-arg params=37058", "--lr 0.001", "--warmup-epochs 0.2",
-                 "--epochs 3", "--seed 1", "--amp none", "--threads 1", "--weight-decay 0.05", "--decode-once",
-                 "--data-dir D.zip"):  # fmt: skip
-        assert part in text, part
-    # 100 ms per step x 351 steps = 35.1 s per epoch: 5 minutes -> 9 epochs (8.5 rounds up), never below one
-    assert C.epochs_for_budget(100.0, 5.0) == 9
-    assert C.epochs_for_budget(10_000.0, 5.0) == 1
+                 "--epochs 3 --max-steps 800", "--seed 1", "--amp none", "--threads 1", "--weight-decay 0.05",
+                 "--decode-once", "--data-dir D.zip"):  # fmt: skip
+        assert part in text, part  # 800 steps of 351 per epoch: 3 epochs, the last cut short
+    # 100 ms per step: 5 minutes are 3,000 steps; never fewer than one
+    assert C.steps_for_budget(100.0, 5.0) == 3000
+    assert C.steps_for_budget(10_000_000.0, 5.0) == 1
 
 
 def test_tuning_table_picks_the_best_val_setting(tmp_path: Path) -> None:

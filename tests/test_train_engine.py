@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -91,6 +92,26 @@ def test_resume_after_interruption_ends_with_identical_weights(tmp_path):
     assert resumed["test"] == full["test"]
     rows = list(csv.DictReader((tmp_path / "cut" / "summary.csv").open()))
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
+
+
+def test_max_steps_ends_a_partial_epoch_and_resumes_exactly(tmp_path):
+    """--max-steps 25 at 10 steps per epoch: three epochs, the last of 5 steps, the cosine schedule spanning the
+    25 steps (the last step's learning rate is the floor's neighbourhood, not mid-schedule); an interruption in
+    the partial epoch resumes to the same weights."""
+    kw = dict(epochs=9, max_steps=25, subset=640, warmup_epochs=0.0)
+    full = _run(tmp_path, "full", **kw)
+    assert (full["epochs"], full["steps"], full["stop_reason"]) == (3, 25, "max steps")
+    rows = list(csv.DictReader((tmp_path / "full" / "summary.csv").open()))
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
+    # the schedule spans the 25 steps: after the last one it sits at the floor (1 % of 5e-3); spanning 9 epochs
+    # (90 steps) it would still be at cos(pi * 25 / 90)
+    assert float(rows[-1]["lr"]) == pytest.approx(5e-3 * 0.01, rel=1e-9)
+    assert float(rows[1]["lr"]) == pytest.approx(5e-3 * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * 20 / 25))))
+    assert _run(tmp_path, "cut", stop_after_steps=23, **kw) is None
+    train(TrainConfig(resume=str(tmp_path / "cut"), quiet=True))
+    a = load_file(tmp_path / "full" / "last" / "model.safetensors")
+    b = load_file(tmp_path / "cut" / "last" / "model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_dualopt_switches_to_sgd_from_the_best_checkpoint(tmp_path):

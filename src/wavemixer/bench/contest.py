@@ -9,10 +9,10 @@ What makes it fair, and where each part lives:
 * **One recipe, tuned per model with the same budget** (:data:`TUNING_GRID`): AdamW, weight decay 0.05 (none
   on norms, biases, position embeddings and class tokens), cosine schedule, batch 128, crop + flip, fp32 on
   one thread; peak learning rate and warm-up chosen per contender on seed 0's validation split.
-* **Equal compute, not equal epochs** (:data:`TIME_BUDGETS`): each contender's epochs are fixed once from
-  one interleaved throughput sweep (:func:`epochs_for_budget`), so runs continued on another machine train
-  the same epochs. Images are decoded once into memory (``--decode-once``), so cheap models are not timed on
-  the JPEG decoder.
+* **Equal compute, not equal epochs** (:data:`TIME_BUDGETS`): each contender's optimizer steps are fixed once
+  from one interleaved throughput sweep (:func:`steps_for_budget`; ``--max-steps``, the last epoch may be
+  partial), so runs continued on another machine train the same steps. Images are decoded once into memory
+  (``--decode-once``), so cheap models are not timed on the JPEG decoder.
 * **Selection on val, test once, 3 seeds** (1, 2, 3: seed 0 chose the setting, so its runs are not reused).
 
 ``scripts/contest.py`` is the command line (sweep, tune, run, summarize); this module holds the definitions,
@@ -37,8 +37,8 @@ __all__ = [
     "Contender",
     "Setting",
     "contenders",
-    "epochs_for_budget",
     "solve_wavemix",
+    "steps_for_budget",
     "train_command",
 ]
 
@@ -220,48 +220,54 @@ def read_throughput(path: Path) -> dict[tuple[str, str, int], dict[str, Any]]:
     return rows
 
 
-def epochs_for_budget(ms_per_step: float, minutes: float) -> int:
-    """Whole epochs of training steps closest to ``minutes`` (at least one)."""
-    epoch_s = ms_per_step / 1000 * STEPS_PER_EPOCH
-    return max(1, round(minutes * 60 / epoch_s))
+def steps_for_budget(ms_per_step: float, minutes: float) -> int:
+    """Optimizer steps (batch 128) that take ``minutes`` at ``ms_per_step`` (at least one)."""
+    return max(1, round(minutes * 60_000 / ms_per_step))
 
 
-def budget_epochs(throughput: Path, grid: str) -> dict[str, int]:
-    """Epochs per contender key for a time-budget grid, from the one-thread rows of the committed sweep."""
+def budget_steps(throughput: Path, grid: str) -> dict[str, int]:
+    """Steps per contender key for a time-budget grid, from the one-thread rows of the committed sweep."""
     budget, minutes = TIME_BUDGETS[grid]
     rows = read_throughput(throughput)
     out = {}
     for c in contenders(budget):
         row = rows.get((budget, c.key, 1))
         if row is not None and row.get("ms_per_step"):
-            out[c.key] = epochs_for_budget(float(row["ms_per_step"]), minutes)
+            out[c.key] = steps_for_budget(float(row["ms_per_step"]), minutes)
     return out
 
 
 # ------------------------------------------------------------------------------------------ commands
 def train_command(
-    contender: Contender, setting: Setting, *, epochs: int, seed: int, output: Path, data_dir: str | None
+    contender: Contender, setting: Setting, *, steps: int, seed: int, output: Path, data_dir: str | None
 ) -> list[str]:
-    """The ``wavemixer train`` arguments of one contest run (without the interpreter)."""
+    """The ``wavemixer train`` arguments of one contest run (without the interpreter): ``steps`` optimizer
+    steps, i.e. ``ceil(steps / 351)`` epochs with the last one cut short."""
     cmd = ["train", *DATA, *RECIPE, *setting.flags(), *contender.model_flags()]
-    cmd += ["--epochs", str(epochs), "--seed", str(seed), "--output", str(output)]
+    epochs = math.ceil(steps / STEPS_PER_EPOCH)
+    cmd += ["--epochs", str(epochs), "--max-steps", str(steps), "--seed", str(seed), "--output", str(output)]
     if data_dir:
         cmd += ["--data-dir", data_dir]
     return cmd
 
 
 # ------------------------------------------------------------------------------------------ tuning
-def read_tuning(path: Path) -> dict[str, Setting]:
-    """Each contender's best setting from a committed tuning CSV (highest val top-1; ties: lower lr)."""
+def read_tuning(path: Path, *, complete: bool = False) -> dict[str, Setting]:
+    """Each contender's best setting from a committed tuning CSV (highest val top-1; ties: lower lr).
+
+    ``complete``: only contenders with a run at every setting of :data:`TUNING_GRID` (a pre-screen trains
+    some contenders at one setting; those are not tuned)."""
     best: dict[str, tuple[float, Setting]] = {}
+    seen: dict[str, set[Setting]] = {}
     with path.open() as fh:
         for row in csv.DictReader(fh):
             s = Setting(float(row["lr"]), float(row["warmup"]))
+            seen.setdefault(row["key"], set()).add(s)
             val = float(row["val_top1"])
             cur = best.get(row["key"])
             if cur is None or val > cur[0] or (val == cur[0] and s.lr < cur[1].lr):
                 best[row["key"]] = (val, s)
-    return {k: s for k, (_, s) in best.items()}
+    return {k: s for k, (_, s) in best.items() if not complete or seen[k] >= set(TUNING_GRID)}
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float]:

@@ -112,6 +112,12 @@ class TrainConfig:
     )
     # optimisation
     epochs: int | None = _opt(None, "maximum number of epochs (default depends on --dataset)", ge=1)
+    max_steps: int | None = _opt(
+        None,
+        "stop after this many optimizer steps in all, the schedule spanning them (the last epoch may be partial): "
+        "a compute budget finer than whole epochs",
+        ge=1,
+    )
     batch_size: int = _opt(128, "global batch size (split over ranks and accumulation steps)", ge=1)
     eval_batch_size: int = _opt(512, "batch size for validation and test", ge=1)
     grad_accum: int = _opt(1, "gradient-accumulation steps per optimizer step", ge=1)

@@ -276,6 +276,10 @@ class Trainer:
         )
         self.eval_workers, self.pin = workers, pin
         self.steps_per_epoch = len(self.train_loader) // cfg.grad_accum
+        self.total_steps = cfg.epochs * self.steps_per_epoch  # type: ignore[operator]
+        if cfg.max_steps is not None:
+            self.total_steps = min(self.total_steps, cfg.max_steps)
+        self.total_epochs = math.ceil(self.total_steps / self.steps_per_epoch)  # the last may be partial
 
     def eval_loader(self, dataset: Any) -> DataLoader:
         sampler = ShardSampler(len(dataset), self.ctx.rank, self.ctx.world_size)
@@ -302,7 +306,7 @@ class Trainer:
             opt = torch.optim.AdamW(groups, lr=cfg.lr)
         else:
             opt = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=True)
-        total = max(1, cfg.epochs * self.steps_per_epoch)  # type: ignore[operator]
+        total = max(1, self.total_steps)
         warmup = min(int(cfg.warmup_epochs * self.steps_per_epoch), total - 1)
         floor = cfg.min_lr_ratio
 
@@ -415,7 +419,7 @@ class Trainer:
         self.train_sampler.set_epoch(self.epoch)
         loss_sum, count = 0.0, 0
         accum = cfg.grad_accum
-        it = self._progress(self.train_loader, len(self.train_loader), f"epoch {self.epoch + 1}/{cfg.epochs}")
+        it = self._progress(self.train_loader, len(self.train_loader), f"epoch {self.epoch + 1}/{self.total_epochs}")
         self.optimizer.zero_grad(set_to_none=True)
         t0 = time.perf_counter()
         for i, (x, y) in enumerate(it):
@@ -461,6 +465,8 @@ class Trainer:
                 )
             if cfg.stop_after_steps is not None and self.global_step >= cfg.stop_after_steps:
                 raise Interrupted(self.global_step)
+            if self.global_step >= self.total_steps:  # --max-steps: the last epoch ends early
+                break
         total_loss, total_n = all_reduce_sum([loss_sum, count], self.device)
         return total_loss / max(total_n, 1)
 
@@ -551,6 +557,12 @@ class Trainer:
             f"phase 2 (SGD lr {self.cfg.sgd_lr}) from the best checkpoint (epoch {self.best_epoch})"
         )
 
+    def _length_text(self) -> str:
+        epochs = f"{self.total_epochs} epoch{'s' if self.total_epochs != 1 else ''}"
+        if self.total_steps == self.total_epochs * self.steps_per_epoch:
+            return epochs
+        return f"{self.total_steps:,} steps: {epochs}, the last partial"
+
     # ------------------------------------------------------------------------------------------ fit
     def fit(self, run_dir: Path) -> dict[str, Any]:
         cfg, task = self.cfg, self.task
@@ -558,14 +570,14 @@ class Trainer:
         sel = task.select_metric
         n_params = sum(p.numel() for p in self.model.parameters())
         self.log(
-            f"{cfg.model}{_args_text(cfg.model_args)} ({n_params:,} params, {cfg.epochs} epochs) on "
+            f"{cfg.model}{_args_text(cfg.model_args)} ({n_params:,} params, {self._length_text()}) on "
             f"{self.info.name}: {len(self.data.train):,} train / "
             f"{len(self.data.val):,} val / {len(self.data.test) if self.data.test else 0:,} test images, "
             f"{self.ctx.world_size} rank(s) on {self.device}, run folder {run_dir}"
         )
         start = time.perf_counter() - (self.history[-1]["time_s"] if self.history else 0.0)
-        stop_reason = "max epochs"
-        while self.epoch < cfg.epochs:  # type: ignore[operator]
+        stop_reason = "max steps" if self.total_steps < cfg.epochs * self.steps_per_epoch else "max epochs"  # type: ignore[operator]
+        while self.epoch < self.total_epochs:
             if cfg.patience is not None and self.bad_epochs >= cfg.patience:
                 if cfg.recipe == "dualopt" and self.phase == 1:
                     self._switch_to_sgd()
@@ -596,7 +608,7 @@ class Trainer:
             else:
                 self.bad_epochs += 1
             self.log(
-                f"epoch {self.epoch:3d}/{cfg.epochs} phase {self.phase} train_loss {train_loss:.4f} "
+                f"epoch {self.epoch:3d}/{self.total_epochs} phase {self.phase} train_loss {train_loss:.4f} "
                 f"val_loss {val['loss']:.4f} val_{sel} {val[sel]:.2f}{' *' if improved else ''} "
                 f"({row['epoch_s']:.1f}s)"
             )
@@ -627,7 +639,8 @@ class Trainer:
         best_row = self.history[self.best_epoch - 1]
         results = dict(
             model=self.cfg.model, dataset=self.info.name, seed=self.cfg.seed,
-            params=sum(p.numel() for p in self.model.parameters()), epochs=self.epoch, best_epoch=self.best_epoch,
+            params=sum(p.numel() for p in self.model.parameters()), epochs=self.epoch, steps=self.global_step,
+            best_epoch=self.best_epoch,
             stop_reason=stop_reason, best_val={k[4:]: v for k, v in best_row.items() if k.startswith("val_")},
             test=test, wall_time_s=round(wall, 1), world_size=self.ctx.world_size, device=str(self.device),
             torch=torch.__version__, rank_checksums=_gather_checksums(self.model, self.ctx),
