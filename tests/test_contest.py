@@ -77,3 +77,20 @@ def test_tuning_table_picks_the_best_val_setting(tmp_path: Path) -> None:
     best = C.read_tuning(path)
     assert best["resnet"] == C.Setting(3e-3, 1.0)  # a tie goes to the lower learning rate
     assert best["vit"] == C.Setting(1e-3, 1.0)
+
+
+def test_prescreen_keeps_the_best_upsampler_per_stem_and_the_published(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    with path.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["key", "lr", "warmup", "val_top1"])
+        for i, stem in enumerate(C.STEMS):
+            for j, up in enumerate(C.UPSAMPLERS):
+                w.writerow([f"wavemix-{stem}-{up}", C.PRESCREEN.lr, C.PRESCREEN.warmup, 50 + 10 * i + (j == 2)])
+        w.writerow(["wavemix-s1-bilinear", 1e-2, 1.0, 99.0])  # another setting: not part of the screen
+    chosen = C.prescreen_selection(path)
+    assert chosen == ["wavemix-s1-bilinear", "wavemix-s1-pixelshuffle", "wavemix-s2-pixelshuffle",
+                      "wavemix-p2-pixelshuffle"]  # fmt: skip
+    path.write_text("key,lr,warmup,val_top1\nwavemix-s1-bilinear,0.003,0.2,50\n")
+    with pytest.raises(ValueError, match="lacks"):
+        C.prescreen_selection(path)

@@ -93,6 +93,10 @@ class Setting:
 TUNING_GRID = tuple(Setting(lr, wu) for lr in (1e-3, 3e-3, 1e-2) for wu in (0.2, 1.0))
 """Peak learning rate x warm-up epochs, the same six settings for every contender (seed 0, val split)."""
 
+PRESCREEN = Setting(3e-3, 0.2)
+"""The one setting every WaveMix configuration trains at first (seed 0, the short budget): the middle learning
+rate and the short warm-up (a 1-epoch warm-up would be the whole run of the slowest configurations)."""
+
 TIME_BUDGETS: dict[str, tuple[str, float]] = {
     "40k-5min": ("40k", 5.0),
     "40k-20min": ("40k", 20.0),
@@ -268,6 +272,23 @@ def read_tuning(path: Path, *, complete: bool = False) -> dict[str, Setting]:
             if cur is None or val > cur[0] or (val == cur[0] and s.lr < cur[1].lr):
                 best[row["key"]] = (val, s)
     return {k: s for k, (_, s) in best.items() if not complete or seen[k] >= set(TUNING_GRID)}
+
+
+def prescreen_selection(path: Path, budget: str = "40k") -> list[str]:
+    """The WaveMix configurations that go on to full tuning: for each stem, the upsampler with the best val
+    top-1 at :data:`PRESCREEN`, and the published configuration. Resource cost alone cannot rank them (the
+    cheap stems train more steps in the same time), so this one-setting screen does."""
+    scores: dict[str, float] = {}
+    with path.open() as fh:
+        for row in csv.DictReader(fh):
+            if Setting(float(row["lr"]), float(row["warmup"])) == PRESCREEN and row["key"].startswith("wavemix-"):
+                scores[row["key"]] = float(row["val_top1"])
+    missing = [c.key for c in contenders(budget) if c.kind == "wavemix" and c.key not in scores]
+    if missing:
+        raise ValueError(f"the pre-screen in {path} lacks {missing}; run it first (tune --settings {PRESCREEN.key})")
+    chosen = [max((k for k in scores if k.startswith(f"wavemix-{stem}-")), key=scores.__getitem__) for stem in STEMS]
+    published = next(c.key for c in contenders(budget) if c.published)
+    return list(dict.fromkeys([published, *chosen]))
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float]:
