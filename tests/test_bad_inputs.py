@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -442,3 +443,41 @@ def test_a_run_killed_while_saving_its_checkpoint_resumes_exactly(tmp_path):
     a, b = load_file(tmp_path / "full" / "last" / "model.safetensors"), load_file(run / "last" / "model.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert resumed["test"] == full["test"] and math.isfinite(resumed["test"]["top1"])
+
+
+# =============================================================================== issue: pictures
+def test_bench_tables_and_plots_leave_out_what_has_no_data(tmp_path):
+    from wavemixer.bench.report import _plot, format_markdown
+
+    def row(model, mode, ratio=None, params=0.04):
+        return dict(model=model, mode=mode, precision="fp32", source="wavemixer", params_m=params, gmacs=0.01,
+                    batch_size=8, ms_median=5.0, ms_p25=4.0, ms_p75=6.0, samples_per_s=100.0, peak_mem_mb=20.0,
+                    ms_ratio_vs_ref=ratio, mem_ratio_vs_ref=None, ms_ratio_vs_ref_fp32=None,
+                    mem_ratio_vs_ref_fp32=None)  # fmt: skip
+
+    alone = [row("a", "train"), row("a", "infer")]  # --no-reference, one model
+    assert "÷ ref" not in format_markdown(alone)
+    assert not _plot(alone, tmp_path / "plot.png") and not (tmp_path / "plot.png").exists()
+    compared = [row("a", "infer", ratio=0.5), row("b", "infer", params=0.2)]
+    table = format_markdown(compared)
+    assert "| time ÷ ref |" in table and "mem ÷ ref" not in table and "| 0.50 |" in table
+    assert _plot(compared, tmp_path / "plot.png")
+
+
+def test_the_confusion_matrix_title_and_colour_bar_fit_the_figure(tmp_path, monkeypatch):
+    from wavemixer.train import plots
+
+    figures = []
+    monkeypatch.setattr(plots, "atomic_write", lambda path, write: figures.append(plots._pyplot().gcf()))
+    monkeypatch.setattr(plots._pyplot(), "close", lambda fig: None)
+    title = "wavemix_lite_32_7_cifar10_tiny [depth=1, final_dim=16, stride=2] on imagefolder test (top-1 88.86%)"
+    for n in (3, 10):
+        plots.plot_confusion_matrix(np.eye(n, dtype=int) * 5, [str(i) for i in range(n)], tmp_path / "c.png", title)
+    for fig in figures:
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        box = fig.axes[0].title.get_window_extent(renderer)
+        assert box.x0 >= 0 and box.x1 <= fig.bbox.x1 and box.y1 <= fig.bbox.y1, (box, fig.bbox)
+        assert "".join(fig.axes[0].get_title().split()) == "".join(title.split())  # wrapped, not cut
+        assert fig.axes[1].get_ylabel().startswith("fraction of the true class")
+        plots._pyplot().close(fig)
