@@ -657,6 +657,7 @@ def _edit_preprocessing(**changes):
         ("predict", _edit_preprocessing(input_size=[1, 100000, 100000]), "input_size [1, 100000, 100000] is out of"),
         ("predict", _edit_preprocessing(input_size=[4, 16, 16]), "1 or 3 channels"),
         ("predict", _edit_preprocessing(color_mode="RGB"), "color_mode 'RGB' does not match 1-channel input_size"),
+        ("predict", _edit_preprocessing(mean=[0.5, 0.5]), "mean has 2 values for 1-channel images; give 1"),
         ("predict", _nan_weights, "holds non-finite weights (NaN or infinity in"),
         ("eval", _nan_weights, "holds non-finite weights"),
         ("predict", _forged_header, "the header says tensor 'head.weight' is F32 [10000000000] (40,000,000,000 bytes"),

@@ -115,7 +115,7 @@ def own_run_dir(path: Path, *, force: bool, resume: bool = False) -> Iterator[Pa
     files its manifest lists (what an earlier run wrote) are removed, never anything else the folder holds.
     ``resume`` continues the run already in it.
     """
-    hint = "use --resume in a while, or choose another --output" if resume else "choose another --output"
+    hint = "copy the run folder to continue it elsewhere" if resume else "choose another --output"
     if path.exists() and not path.is_dir():
         raise FileExistsError(f"--output {path} exists and is not a folder")
     if not resume and path.is_dir() and any(path.iterdir()) and not force:

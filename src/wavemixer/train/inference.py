@@ -89,7 +89,7 @@ def load_model(
     n_classes = getattr(model, "num_classes", 0)
     labels = cfg.get("labels") or [str(i) for i in range(n_classes)]
     dense = cfg.get("task", "classification") != "classification"  # dense tasks take any size, their own way
-    _check_preprocessing(pre, folder, dense=dense)
+    _check_preprocessing(pre, folder, dense=dense, channels=getattr(model, "in_chans", None))
     if not dense:
         in_chans = getattr(model, "in_chans", None)
         if in_chans is not None and in_chans != pre["input_size"][0]:
@@ -105,10 +105,11 @@ def load_model(
     return LoadedModel(model, dict(pre), list(labels), name, str(folder), run_dir)
 
 
-def _check_preprocessing(pre: Any, folder: Path, *, dense: bool = False) -> None:
+def _check_preprocessing(pre: Any, folder: Path, *, dense: bool = False, channels: int | None = None) -> None:
     """What prediction needs from a stored preprocessing, checked before any image is read: mean and std
     (finite; std > 0, or every output is NaN), input_size [C, H, W] within bounds, and the training images'
-    statistics when stored. Dense models take any size and need only mean and std."""
+    statistics when stored. Dense models take any size and need only mean and std (``channels`` values, or
+    one for all, when the model's channel count is known)."""
     from wavemixer.validation import MAX_INPUT_SIDE
 
     where = f"{folder / 'config.json'}: preprocessing"
@@ -129,13 +130,14 @@ def _check_preprocessing(pre: Any, folder: Path, *, dense: bool = False) -> None
         mode = pre.get("color_mode")
         if mode is not None and mode != ("L" if size[0] == 1 else "RGB"):
             raise ValueError(f"{where} color_mode {mode!r} does not match {size[0]}-channel input_size {size}")
-    channels = len(pre["mean"]) if isinstance(pre["mean"], list) else 0
+    channels = channels if dense else pre["input_size"][0]
     for key in ("mean", "std"):
         values = pre[key]
         if not (isinstance(values, list) and values and all(_is_number(v) for v in values)):
             raise ValueError(f"{where} {key} must be a list of finite numbers, got {values!r}")
-        if len(values) not in (1, channels, *(() if dense else (pre["input_size"][0],))):
-            raise ValueError(f"{where} {key} has {len(values)} values; give one per channel")
+        if channels is not None and len(values) not in (1, channels):
+            allowed = "1" if channels == 1 else f"1 or {channels}"
+            raise ValueError(f"{where} {key} has {len(values)} values for {channels}-channel images; give {allowed}")
     if not all(v > 0 for v in pre["std"]):
         raise ValueError(f"{where} std must be > 0 for every channel (it divides the image), got {pre['std']!r}")
     stats = pre.get("input_stats")
