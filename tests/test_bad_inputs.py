@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -44,6 +45,12 @@ def _assert_one_line_error(code: int, err: str, fragment: str, status: int = 2) 
     assert "Traceback" not in err and len(err.splitlines()) == 1, err
 
 
+def _env(**extra: str) -> dict[str, str]:
+    """The environment of a ``wavemixer`` subprocess: this checkout's sources, no bytecode files written (a
+    file-size limit must meet the outputs, not the interpreter's caches)."""
+    return {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src"), "PYTHONDONTWRITEBYTECODE": "1", **extra}
+
+
 def _tiny_model_folder(folder: Path, *, labels: list[str] | None = None, preprocessing: dict | None = None) -> Path:
     model = WaveMix(num_classes=10, depth=1, final_dim=16, level=1, in_chans=1, stem="strided", stride=1)
     pre = {"mean": [0.5], "std": [0.5], "input_size": [1, 16, 16]} if preprocessing is None else preprocessing
@@ -56,16 +63,16 @@ def _tiny_model_folder(folder: Path, *, labels: list[str] | None = None, preproc
     [
         (["--clip-grad", "-1"], "--clip-grad must be a finite number > 0"),
         (["--min-lr-ratio", "-5"], "--min-lr-ratio must be a finite number in [0, 1], got '-5'"),
-        (["--weight-decay", "-1"], "--weight-decay must be a finite number >= 0"),
+        (["--weight-decay", "-1"], "--weight-decay must be a finite number in [0, 10000], got '-1'"),
         (["--threads", "0"], "--threads must be an integer >= 1"),
         (["--threads", "-2"], "--threads must be an integer >= 1"),
         (["--device", "tpu"], "--device must be auto, cpu, cuda, cuda:N"),
         (["--label-smoothing", "2"], "--label-smoothing must be a finite number in [0, 1)"),
         (["--crop-padding", "-3"], "--crop-padding must be an integer >= 0"),
-        (["--input-size", "-8"], "--input-size must be an integer >= 1"),
+        (["--input-size", "-8"], "--input-size must be an integer in [1, 4096]"),
         (["--epochs", "1.5"], "--epochs must be an integer >= 1 (or unset), got '1.5'"),
-        (["--lr", "nan"], "--lr must be a finite number > 0"),
-        (["--lr", "inf"], "--lr must be a finite number > 0"),
+        (["--lr", "nan"], "--lr must be a finite number in (0, 10000]"),
+        (["--lr", "inf"], "--lr must be a finite number in (0, 10000]"),
         (["--momentum", "1"], "--momentum must be a finite number in [0, 1)"),
         (["--val-fraction", "0"], "--val-fraction must be a finite number in (0, 1)"),
         (["--batch-size", "0"], "--batch-size must be an integer >= 1"),
@@ -77,7 +84,7 @@ def _tiny_model_folder(folder: Path, *, labels: list[str] | None = None, preproc
         (["--grad-accum", "0"], "--grad-accum must be an integer >= 1"),
         (["--seed", "-1"], "--seed must be an integer >= 0"),
         (["--subset", "0"], "--subset must be an integer >= 1"),
-        (["--sgd-lr", "0"], "--sgd-lr must be a finite number > 0"),
+        (["--sgd-lr", "0"], "--sgd-lr must be a finite number in (0, 10000]"),
         (["--model-arg", "final_dim=-16", "--subset", "128"], "final_dim must be an integer >= 4, got -16"),
         (["--model-arg", "dropout=nan", "--subset", "128"], "dropout must be a number in [0, 1), got 'nan'"),
         (["--model-arg", "depth=2.5", "--subset", "128"], "depth must be an integer >= 1, got 2.5"),
@@ -100,7 +107,7 @@ def test_bad_training_options_are_refused_before_anything_runs(flags, fragment, 
         ('channels_last: "no"\n', "channels_last must be true or false, got 'no'"),
         ("epochs: 1.5\n", "epochs must be an integer >= 1 (or unset), got 1.5"),
         ('epochs: "two"\n', "epochs must be an integer >= 1 (or unset), got 'two'"),
-        ("lr: .nan\n", "lr must be a finite number > 0"),
+        ("lr: .nan\n", "lr must be a finite number in (0, 10000]"),
         ("amp: fp8\n", "amp must be one of auto, none, bf16, fp16"),
         ("model_args: [1, 2]\n", "model_args must be a mapping"),
         ("batch_size: true\n", "batch_size must be an integer >= 1, got True"),
@@ -415,11 +422,7 @@ def test_a_run_killed_while_saving_its_checkpoint_resumes_exactly(tmp_path):
     full = train(TrainConfig(output=str(tmp_path / "full"), **cfg))
     run = tmp_path / "killed"
     argv = ["train", "--output", str(run), "--epochs", "3", *TINY_FLAGS]
-    env = {
-        **os.environ,
-        "WAVEMIXER_TEST_PAUSE_BEFORE_RENAME": "1",
-        "PYTHONPATH": str(Path(__file__).parents[1] / "src"),
-    }
+    env = _env(WAVEMIXER_TEST_PAUSE_BEFORE_RENAME="1")
     proc = subprocess.Popen([sys.executable, "-m", "wavemixer.cli", *argv], env=env)
     try:
         deadline = time.monotonic() + 120
@@ -442,3 +445,591 @@ def test_a_run_killed_while_saving_its_checkpoint_resumes_exactly(tmp_path):
     a, b = load_file(tmp_path / "full" / "last" / "model.safetensors"), load_file(run / "last" / "model.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert resumed["test"] == full["test"] and math.isfinite(resumed["test"]["top1"])
+
+
+# =============================================================================== issue: one owner per output
+def _hold(path: Path, *, folder: bool = True) -> int:
+    """Hold ``path`` as another process would: ``flock`` on the folder itself, or on a file's ``.NAME.lock``
+    (an open file description of our own conflicts with the CLI's exactly as another process's does)."""
+    import fcntl
+
+    target = path if folder else path.parent / f".{path.name}.lock"
+    fd = os.open(target, os.O_RDONLY) if folder else os.open(target, os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return fd
+
+
+def test_two_trainings_started_together_into_one_folder_one_owns_it(tmp_path):
+    """Both start at once: exactly one trains (exit 0), the other is refused in one line (exit 2); the
+    folder's results are the winner's own."""
+    run = tmp_path / "run"
+    env = _env()
+    argv = [sys.executable, "-m", "wavemixer.cli", "train", "--output", str(run), "--epochs", "1", *TINY_FLAGS]
+    procs = [
+        subprocess.Popen([*argv, "--seed", str(seed)], env=env, stderr=subprocess.PIPE, text=True) for seed in (1, 2)
+    ]
+    ends = [(p.wait(120), p.stderr.read().strip()) for p in procs]
+    assert sorted(code for code, _ in ends) == [0, 2], ends
+    winner = [1, 2][[code for code, _ in ends].index(0)]
+    (loser_err,) = [err for code, err in ends if code == 2]
+    assert len(loser_err.splitlines()) == 1 and "Traceback" not in loser_err
+    assert "in use by another wavemixer process" in loser_err or "already exists and is not empty" in loser_err
+    assert json.loads((run / "results.json").read_text())["seed"] == winner
+    assert load_train_state(run / "checkpoint.pt")["config"]["seed"] == winner
+
+
+@pytest.mark.parametrize(
+    ("case", "fragment"),
+    [
+        ("train --output", "run folder {path} is in use by another wavemixer process"),
+        ("train --resume", "run folder {path} is in use by another wavemixer process"),
+        ("eval --output-dir", "output folder {path} is in use by another wavemixer process"),
+        ("eval into its run folder", "run folder {path} is in use by another wavemixer process"),
+        ("predict -o", "--output {path} is in use by another wavemixer process"),
+        ("predict --output-dir", "--output-dir {path} is in use by another wavemixer process"),
+    ],
+)
+def test_an_output_another_process_holds_is_refused(case, fragment, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Image.new("L", (16, 16), 90).save(tmp_path / "img.png")
+    if case in ("train --resume", "eval into its run folder"):
+        train(TrainConfig(output=str(tmp_path / "run"), epochs=2, stop_after_steps=5, **TINY))
+    if case.startswith("train"):
+        held = tmp_path / "run"
+        flags = ["--resume", str(held)] if case == "train --resume" else ["--output", str(held), *TINY_FLAGS]
+        argv = ["train", *flags, "--epochs", "2"]
+    elif case == "eval into its run folder":
+        held, argv = tmp_path / "run", ["eval", str(tmp_path / "run"), "--threads", "1"]
+    elif case == "eval --output-dir":
+        held = tmp_path / "reports"
+        argv = ["eval", str(_tiny_model_folder(tmp_path / "m")), "--dataset", "digits", "--output-dir", str(held)]
+    elif case == "predict -o":
+        held = tmp_path / "p.csv"
+        argv = ["predict", str(_tiny_model_folder(tmp_path / "m")), str(tmp_path / "img.png"), "-o", str(held)]
+    else:
+        model = WaveMixSegmentation(num_classes=3, depth=1, final_dim=16, level=1)
+        folder = save_pretrained(model, tmp_path / "seg", preprocessing={"mean": [0.5] * 3, "std": [0.5] * 3})
+        held = tmp_path / "pred"
+        argv = ["predict", str(folder), str(tmp_path / "img.png"), "--output-dir", str(held)]
+    is_folder = case != "predict -o"
+    if is_folder:
+        held.mkdir(exist_ok=True)
+    fd = _hold(held, folder=is_folder)
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    try:
+        code, err = _cli(argv, capsys)
+    finally:
+        os.close(fd)
+    _assert_one_line_error(code, err, fragment.format(path=held))
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before  # nothing written meanwhile
+
+
+# =============================================================================== issue: images deeper than 8 bits
+def _deep_images(tmp_path: Path) -> dict[str, tuple[Path, np.ndarray]]:
+    """16-bit PNG and TIFF and 32-bit float TIFF files, with the [0, 1] values each stands for."""
+    rng = np.random.default_rng(0)
+    u16 = rng.integers(0, 65536, (12, 10), dtype=np.uint16)
+    f32 = rng.random((12, 10), dtype=np.float32)
+    files = {}
+    for name, arr, value in (("a16.png", u16, u16 / 65535), ("a16.tif", u16, u16 / 65535), ("f32.tif", f32, f32)):
+        Image.fromarray(arr).save(tmp_path / name)
+        files[name] = (tmp_path / name, value.astype(np.float32))
+    return files
+
+
+@pytest.mark.parametrize("name", ["a16.png", "a16.tif", "f32.tif"])
+def test_16_bit_and_float_images_are_read_at_full_range(name, tmp_path):
+    from wavemixer.train.datasets import load_image
+
+    path, value = _deep_images(tmp_path)[name]
+    gray = load_image(path, "L")
+    assert gray.dtype == torch.float32 and torch.equal(gray[0], torch.from_numpy(value))
+    rgb = load_image(path, "RGB")
+    assert rgb.shape == (3, 12, 10) and all(torch.equal(rgb[c], gray[0]) for c in range(3))
+    eight_bit = load_image(path, "L", full_range=False)  # the 8-bit pipelines: scaled, never clipped
+    assert torch.equal(eight_bit[0], torch.from_numpy(np.round(value * 255).astype(np.uint8)))
+
+
+def test_a_16_bit_data_set_keeps_its_contrast(tmp_path):
+    """Two classes at 16-bit levels 3,000 and 40,000 (both 'white' once clipped to 8 bits): the statistics and
+    the model inputs tell them apart."""
+    from wavemixer.train.datasets import build_datasets
+
+    rng = np.random.default_rng(1)
+    for c, level in (("dark", 3_000), ("bright", 40_000)):
+        (tmp_path / "d" / c).mkdir(parents=True)
+        for i in range(12):
+            arr = (level + rng.integers(-500, 500, (16, 16))).astype(np.uint16)
+            Image.fromarray(arr).save(tmp_path / "d" / c / f"{i}.png")
+    data = build_datasets(TrainConfig(dataset="imagefolder", data_dir=str(tmp_path / "d"), model="x", epochs=1))
+    pixels = np.concatenate([np.asarray(Image.open(tmp_path / "d" / f)).ravel() / 65535 for f in data.train.files])
+    assert data.info.mean[0] == pytest.approx(pixels.mean(), abs=1e-3)
+    assert data.info.std[0] == pytest.approx(pixels.std(), abs=1e-3) and data.info.std[0] > 0.2
+    data.train.transform.train = False
+    means = {data.train.labels[i]: float(data.train[i][0].mean()) for i in range(len(data.train))}
+    assert abs(means[0] - means[1]) > 1.5  # in units of the data's std: far apart, not both at the clip
+
+
+# =============================================================================== issue: manifests
+def _class_images(root: Path, classes=("cat", "dog"), n: int = 5) -> Path:
+    for c in classes:
+        (root / c).mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            Image.new("L", (12, 12), 30 + 100 * classes.index(c) + i).save(root / c / f"{i}.png")
+    return root
+
+
+def _manifest_rows() -> list[str]:
+    return [f"img/{c}/{i}.png,{c}" for c in ("cat", "dog") for i in range(6)]
+
+
+@pytest.mark.parametrize(
+    ("lines", "fragment"),
+    [
+        (["img/cat/0.png,cat,tset"], "row 14: split 'tset' is not one of train, val, valid, validation, test"),
+        (["img/cat/0.png,cat"], "row 14: img/cat/0.png is listed twice (row 2 too)"),
+        (["./img/cat/0.png,cat"], "row 14: ./img/cat/0.png is listed twice (row 2 too)"),
+        (["img/cat/0.png,dog"], "row 14: img/cat/0.png is listed with label 'cat' (row 2) and 'dog'"),
+        (["img/cat/9.png,"], "row 14: empty label; every row needs a path and a label"),
+        (["../img/cat/0.png,cat"], "row 14: path ../img/cat/0.png is outside the manifest folder"),
+        (["img/../../x.png,cat"], "row 14: path img/../../x.png is outside the manifest folder"),
+        (["/etc/hostname.png,cat"], "row 14: path /etc/hostname.png is absolute"),
+    ],
+)
+def test_manifest_rows_that_would_be_dropped_leaked_or_misread_are_refused(lines, fragment, tmp_path, capsys):
+    _class_images(tmp_path / "img", n=6)
+    header = "path,label,split" if lines[0].count(",") == 2 else "path,label"
+    rows = [r + ("," if header.endswith("split") else "") for r in _manifest_rows()]
+    (tmp_path / "m.csv").write_text("\n".join([header, *rows, *lines]) + "\n")
+    code, err = _cli(["train", "--dataset", "imagefolder", "--data-dir", str(tmp_path / "m.csv")], capsys)
+    _assert_one_line_error(code, err, f"manifest {tmp_path / 'm.csv'} {fragment}")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_json_manifest_with_a_key_twice_is_refused(tmp_path, capsys):
+    _class_images(tmp_path / "img", n=6)
+    (tmp_path / "m.json").write_text('{"img/cat/0.png": "cat", "img/dog/0.png": "dog", "img/cat/0.png": "dog"}')
+    code, err = _cli(["train", "--dataset", "imagefolder", "--data-dir", str(tmp_path / "m.json")], capsys)
+    _assert_one_line_error(code, err, "lists 'img/cat/0.png' twice as a key")
+
+
+def test_an_excel_csv_with_a_byte_order_mark_and_crlf_reads_as_plain_csv(tmp_path):
+    from wavemixer.train.datasets import scan_folder
+
+    _class_images(tmp_path / "img", n=6)
+    text = "\r\n".join(["Path,Label", *_manifest_rows()]) + "\r\n"
+    (tmp_path / "m.csv").write_bytes(text.encode("utf-8-sig"))  # Excel's "CSV UTF-8"
+    scan = scan_folder(tmp_path / "m.csv")
+    assert scan.classes == ["cat", "dog"] and len(scan.splits["train"][0]) == 12
+    assert all(f.startswith("img/") and not f.endswith("\r") for f in scan.splits["train"][0])
+
+
+# =============================================================================== issue: model folders
+def _nan_weights(folder: Path) -> None:
+    from safetensors.torch import save_file
+
+    state = load_file(folder / "model.safetensors")
+    state[next(k for k, v in state.items() if v.is_floating_point())][0] = float("nan")
+    save_file(state, folder / "model.safetensors", metadata={"format": "pt"})
+
+
+def _forged_header(folder: Path) -> None:
+    """A header claiming a 40 GB tensor in a file of a few hundred bytes."""
+    header = json.dumps({"head.weight": {"dtype": "F32", "shape": [10_000_000_000], "data_offsets": [0, 40 * 10**9]}})
+    (folder / "model.safetensors").write_bytes(len(header).to_bytes(8, "little") + header.encode() + b"\0" * 64)
+
+
+def _edit_preprocessing(**changes):
+    def edit(folder: Path) -> None:
+        config = json.loads((folder / "config.json").read_text())
+        config["preprocessing"].update(changes)
+        (folder / "config.json").write_text(json.dumps(config))  # json writes NaN as the non-standard NaN
+
+    return edit
+
+
+@pytest.mark.parametrize(
+    ("command", "corrupt", "fragment"),
+    [
+        ("predict", _edit_preprocessing(std=[0]), "std must be > 0 for every channel (it divides the image), got [0]"),
+        ("eval", _edit_preprocessing(std=[0.0]), "std must be > 0 for every channel"),
+        ("predict", _edit_preprocessing(mean=[float("nan")]), "mean must be a list of finite numbers, got [nan]"),
+        ("predict", _edit_preprocessing(input_size=[1, 100000, 100000]), "input_size [1, 100000, 100000] is out of"),
+        ("predict", _edit_preprocessing(input_size=[4, 16, 16]), "1 or 3 channels"),
+        ("predict", _edit_preprocessing(color_mode="RGB"), "color_mode 'RGB' does not match 1-channel input_size"),
+        ("predict", _edit_preprocessing(mean=[0.5, 0.5]), "mean has 2 values for 1-channel images; give 1"),
+        ("predict", _nan_weights, "holds non-finite weights (NaN or infinity in"),
+        ("eval", _nan_weights, "holds non-finite weights"),
+        ("predict", _forged_header, "the header says tensor 'head.weight' is F32 [10000000000] (40,000,000,000 bytes"),
+    ],
+)
+def test_a_model_folder_is_checked_before_it_is_used(command, corrupt, fragment, model_dir, image, capsys):
+    corrupt(model_dir)
+    argv = [str(image)] if command == "predict" else ["--dataset", "digits"]
+    code, err = _cli([command, str(model_dir), *argv], capsys)
+    _assert_one_line_error(code, err, fragment)
+    assert str(model_dir) in err
+
+
+# =============================================================================== issue: data folders
+@pytest.mark.timeout(120)  # the old scan blocked on the pipe forever
+def test_a_named_pipe_among_the_images_is_reported_not_read(tmp_path, capsys):
+    root = _class_images(tmp_path / "d")
+    os.mkfifo(root / "cat" / "x.png")
+    argv = ["train", "--dataset", "imagefolder", "--data-dir", str(root), "--output", str(tmp_path / "run")]
+    code, err = _cli([*argv, "--epochs", "1", "--batch-size", "4", "--threads", "1"], capsys)
+    _assert_one_line_error(code, err, "1 of 11 images in")
+    assert "cat/x.png (not a regular file: a named pipe)" in err and "--skip-corrupt" in err
+    from wavemixer.train.datasets import scan_folder
+
+    assert scan_folder(root, skip_corrupt=True).corrupt == [("cat/x.png", "not a regular file: a named pipe")]
+    code, err = _cli(["predict", str(_tiny_model_folder(tmp_path / "m")), str(root / "cat")], capsys)
+    _assert_one_line_error(code, err, f"1 of 6 images cannot be read: {root / 'cat' / 'x.png'} (not a regular file")
+
+
+def test_an_empty_class_folder_is_an_error_not_a_missing_class(tmp_path, capsys):
+    root = _class_images(tmp_path / "d")
+    (root / "emu").mkdir()
+    (root / "emu" / "notes.txt").write_text("photos to come\n")
+    code, err = _cli(["train", "--dataset", "imagefolder", "--data-dir", str(root)], capsys)
+    _assert_one_line_error(code, err, f"class folder emu in {root} has no images")
+    split = _class_images(tmp_path / "s" / "train")
+    (split / "emu").mkdir()
+    _class_images(tmp_path / "s" / "test")
+    code, err = _cli(["train", "--dataset", "imagefolder", "--data-dir", str(tmp_path / "s")], capsys)
+    _assert_one_line_error(code, err, "class folder train/emu in")
+
+
+@pytest.mark.parametrize("entry", ["/abs/cat/x.png", "data/../../cat/x.png", "C:/data/cat/x.png"])
+def test_a_zip_entry_outside_the_tree_is_refused_not_made_a_class(entry, tmp_path, capsys):
+    import zipfile
+
+    root = _class_images(tmp_path / "d")
+    with zipfile.ZipFile(tmp_path / "d.zip", "w") as z:
+        for p in sorted(root.rglob("*.png")):
+            z.write(p, p.relative_to(root).as_posix())
+        z.writestr(entry, (root / "cat" / "0.png").read_bytes())
+    code, err = _cli(["train", "--dataset", "imagefolder", "--data-dir", str(tmp_path / "d.zip")], capsys)
+    _assert_one_line_error(code, err, f"has the entry {entry!r}, an absolute path or one with '..'")
+
+
+# =============================================================================== issue: OS faults
+@pytest.fixture
+def read_only_folder(tmp_path):
+    """A folder nobody can write in, root included: chmod for other users; for root (tests run as root in
+    containers) the immutable attribute, which binds root too. Skips, saying why, where neither works."""
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    undo = None
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        undo = ["chmod", "755", str(folder)]
+    elif subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode == 0:
+        undo = ["chattr", "-i", str(folder)]
+    try:
+        (folder / "probe").touch()
+    except OSError:
+        yield folder
+    else:
+        (folder / "probe").unlink()
+        pytest.skip("cannot make a folder read-only here (root without chattr +i on this file system)")
+    finally:
+        if undo:
+            subprocess.run(undo, check=True)
+
+
+def _immutable(path: Path, on: bool) -> None:
+    subprocess.run(["chattr", "+i" if on else "-i", str(path)], check=True)
+
+
+def test_an_output_below_a_regular_file_is_one_line(tmp_path, capsys):
+    (tmp_path / "file").write_text("mine\n")
+    code, err = _cli(["train", "--output", str(tmp_path / "file" / "run"), *TINY_FLAGS, "--epochs", "1"], capsys)
+    _assert_one_line_error(code, err, f"cannot create run folder {tmp_path / 'file' / 'run'}")
+    assert "Not a directory (a part of the path is a file, not a folder" in err
+    assert (tmp_path / "file").read_text() == "mine\n"
+
+
+def test_a_read_only_output_folder_is_refused_before_any_work(read_only_folder, tmp_path, capsys, model_dir, image):
+    code, err = _cli(["train", "--output", str(read_only_folder), *TINY_FLAGS, "--epochs", "1"], capsys)
+    _assert_one_line_error(code, err, f"cannot write in run folder {read_only_folder}:")
+    code, err = _cli(["eval", str(model_dir), "--dataset", "digits", "--output-dir", str(read_only_folder)], capsys)
+    _assert_one_line_error(code, err, f"cannot write in output folder {read_only_folder}:")
+    code, err = _cli(["predict", str(model_dir), str(image), "-o", str(read_only_folder / "p.csv")], capsys)
+    _assert_one_line_error(code, err, f"cannot write --output {read_only_folder / 'p.csv'}:")
+    assert not any(read_only_folder.iterdir())
+
+
+def test_resuming_in_a_read_only_run_folder_loses_no_epoch(read_only_folder, tmp_path, capsys):
+    if os.geteuid() != 0:
+        pytest.skip("the run is made in place, then made immutable: needs root's chattr")
+    run = read_only_folder
+    _immutable(run, False)
+    train(TrainConfig(output=str(run), epochs=2, stop_after_steps=5, **TINY))
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    _immutable(run, True)
+    code, err = _cli(["train", "--resume", str(run)], capsys)
+    _assert_one_line_error(code, err, f"cannot write in run folder {run}: Operation not permitted")
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+
+
+_FSIZE_TRAIN = """
+import resource, sys
+from wavemixer.train.engine import Trainer
+from wavemixer.cli import main
+
+epoch = Trainer.train_one_epoch
+def limited(self):  # the second epoch's saves meet a file-size limit: a real EFBIG from the kernel
+    if self.epoch == 1:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1000, resource.RLIM_INFINITY))
+    return epoch(self)
+Trainer.train_one_epoch = limited
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_file_size_limit_while_saving_stops_in_one_line_and_resumes_exactly(tmp_path):
+    run = tmp_path / "run"
+    env = _env()
+    argv = ["train", "--output", str(run), "--epochs", "2", *TINY_FLAGS]
+    done = subprocess.run([sys.executable, "-c", _FSIZE_TRAIN, *argv], env=env, capture_output=True, text=True)
+    err = done.stderr.strip()
+    _assert_one_line_error(done.returncode, err, "training stopped: ")
+    assert f"{run}/" in err and "File too large (over the file-size limit" in err and f"--resume {run}" in err
+    assert not [p for p in run.rglob("*") if p.name.startswith(".")]  # no temporaries, no half-written file
+    assert load_train_state(run / "checkpoint.pt")["epoch"] == 1
+    resumed = train(TrainConfig(resume=str(run), quiet=True))
+    full = train(TrainConfig(output=str(tmp_path / "full"), epochs=2, **TINY))
+    a, b = load_file(tmp_path / "full" / "last" / "model.safetensors"), load_file(run / "last" / "model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a) and resumed["test"] == full["test"]
+
+
+_FSIZE_PREDICT = """
+import resource, sys
+from wavemixer.cli import main
+resource.setrlimit(resource.RLIMIT_FSIZE, (10, resource.RLIM_INFINITY))
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_file_size_limit_on_predictions_leaves_no_partial_file(model_dir, image, tmp_path):
+    out = tmp_path / "p.csv"
+    env = _env()
+    argv = ["predict", str(model_dir), str(image), "-o", str(out)]
+    done = subprocess.run([sys.executable, "-c", _FSIZE_PREDICT, *argv], env=env, capture_output=True, text=True)
+    _assert_one_line_error(done.returncode, done.stderr.strip(), f"{out}: File too large (over the file-size limit")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["img.png", "model"]  # no output, temporary or lock
+
+
+_OUT_OF_MEMORY = """
+import resource, sys
+import torch  # noqa: F401  (its libraries map gigabytes of address space: imported before the limit)
+from wavemixer.cli import main
+vm = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmSize")) * 1024
+resource.setrlimit(resource.RLIMIT_AS, (vm + 2**31, resource.RLIM_INFINITY))
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").is_file(), reason="needs Linux's /proc to size the limit")
+def test_an_allocation_that_fails_is_one_line(tmp_path, image):
+    """A model input size within bounds (4096²) that this process's memory (limited to 2 GB more) cannot hold."""
+    big = _tiny_model_folder(
+        tmp_path / "big", preprocessing={"mean": [0.5], "std": [0.5], "input_size": [1, 4096, 4096]}
+    )
+    env = _env()
+    done = subprocess.run(
+        [sys.executable, "-c", _OUT_OF_MEMORY, "predict", str(big), str(image)], env=env, capture_output=True, text=True
+    )
+    _assert_one_line_error(done.returncode, done.stderr.strip(), "out of memory (an allocation of ")
+    assert "lower --batch-size, or the input size" in done.stderr
+
+
+def _png_claiming(width: int, height: int) -> bytes:
+    """A valid PNG signature and header for a width x height image, with one tiny data chunk: a bomb's shape."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    )
+
+
+@pytest.mark.parametrize(
+    ("flags", "fragment"),
+    [
+        (["--val-fraction", "0.9999"], "--val-fraction 0.9999 holds out 1,438 of the 1,438 training images as val"),
+        (["--lr", "1e308"], "--lr must be a finite number in (0, 10000] (or unset), got '1e308'"),
+        (["--sgd-lr", "1e308"], "--sgd-lr must be a finite number in (0, 10000], got '1e308'"),
+        (["--weight-decay", "1e308"], "--weight-decay must be a finite number in [0, 10000], got '1e308'"),
+        (["--input-size", "100000"], "--input-size must be an integer in [1, 4096] (or unset), got '100000'"),
+        (["--model", "wavemix_lite_32_7_cifar10_tin"], "did you mean wavemix_lite_32_7_cifar10_tiny"),
+        (["--dataset", "cifar"], "unknown data set 'cifar' (did you mean cifar10 or cifar100?)"),
+    ],
+)
+def test_values_that_failed_deep_inside_are_one_line(flags, fragment, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, err = _cli(["train", *flags, "--epochs", "1", "--threads", "1"], capsys)
+    _assert_one_line_error(code, err, fragment)
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+@pytest.mark.parametrize(
+    ("case", "fragment"),
+    [
+        ("-o a folder", "--output {tmp}/out is a folder; give a file to write"),
+        (
+            "decompression bomb",
+            "1 of 1 images cannot be read: {tmp}/bomb.png (Image size (2500000000 pixels) exceeds limit of",
+        ),
+        ("checkpoint without config", "{tmp}/run/checkpoint.pt is not a complete wavemixer training checkpoint"),
+    ],
+)
+def test_os_and_file_faults_are_one_line(case, fragment, tmp_path, capsys, model_dir, image):
+    if case == "-o a folder":
+        (tmp_path / "out").mkdir()
+        argv = ["predict", str(model_dir), str(image), "-o", str(tmp_path / "out"), "--force"]
+    elif case == "decompression bomb":
+        (tmp_path / "bomb.png").write_bytes(_png_claiming(50_000, 50_000))
+        argv = ["predict", str(model_dir), str(tmp_path / "bomb.png")]
+    else:
+        train(TrainConfig(output=str(tmp_path / "run"), epochs=2, stop_after_steps=5, **TINY))
+        state = load_train_state(tmp_path / "run" / "checkpoint.pt")
+        del state["config"]
+        torch.save(state, tmp_path / "run" / "checkpoint.pt")
+        argv = ["train", "--resume", str(tmp_path / "run")]
+    code, err = _cli(argv, capsys)
+    _assert_one_line_error(code, err, fragment.format(tmp=tmp_path))
+    if case == "decompression bomb":
+        assert "refused as a possible decompression bomb" in err
+
+
+# =============================================================================== issue: the first hour
+def test_predict_skip_corrupt_lists_the_unreadable_with_whole_names(model_dir, image, tmp_path, capsys):
+    deep = tmp_path / ("a_rather_long_folder_name_" * 4) / "with" / "nested" / "levels"
+    deep.mkdir(parents=True)
+    for name in ("broken_one.png", "broken_two.png"):
+        (deep / name).write_bytes(b"not an image at all")
+    code, err = _cli(["predict", str(model_dir), str(image), str(deep)], capsys)
+    _assert_one_line_error(code, err, "2 of 3 images cannot be read: ")
+    for name in ("broken_one.png", "broken_two.png"):  # whole paths, not cut mid-way
+        assert f"{deep / name} (not an image format Pillow can read)" in err
+    assert main(["predict", str(model_dir), str(image), str(deep), "--skip-corrupt"]) == 0
+    out = capsys.readouterr()
+    assert out.out.splitlines()[0].startswith("file,label") and len(out.out.splitlines()) == 2
+    assert "skipped 2 unreadable image(s) (--skip-corrupt): " in out.err and str(deep / "broken_two.png") in out.err
+
+
+def test_predict_to_a_file_says_what_it_wrote_and_predicts_a_file_given_twice_once(model_dir, image, tmp_path, capsys):
+    out = tmp_path / "p.csv"
+    assert main(["predict", str(model_dir), str(image), str(image), str(tmp_path / "."), "-o", str(out)]) == 0
+    assert f"wrote 1 prediction to {out}" in capsys.readouterr().err
+    assert len(out.read_text().splitlines()) == 2  # the header and one row
+
+
+def test_packaged_weights_explain_their_empty_input_z(image, capsys):
+    assert main(["predict", "--model", "wavemix_lite_8_10_mnist", "--pretrained", str(image)]) == 0
+    out = capsys.readouterr()
+    assert out.out.splitlines()[1].split(",")[4] == ""  # input_z
+    assert "input_z is empty" in out.err and "stores no statistics of its training images" in out.err
+
+
+def test_the_python_api_names_its_own_overwrite_option(tmp_path):
+    model = WaveMix(num_classes=2, depth=1, final_dim=16, level=1)
+    save_pretrained(model, tmp_path / "m")
+    with pytest.raises(FileExistsError, match="pass force=True to overwrite it") as info:
+        save_pretrained(model, tmp_path / "m")
+    assert "--force" not in str(info.value)
+
+
+def test_top5_is_left_out_with_five_classes_or_fewer(tmp_path, capsys):
+    from wavemixer.train.datasets import DataInfo
+    from wavemixer.train.tasks import ClassificationTask
+
+    info = lambda n: DataInfo("x", n, [str(i) for i in range(n)], 1, (8, 8), (0.5,), (0.5,))  # noqa: E731
+    assert set(ClassificationTask().make_metrics(info(5), torch.device("cpu")).keys()) == {"top1"}
+    assert set(ClassificationTask().make_metrics(info(6), torch.device("cpu")).keys()) == {"top1", "top5"}
+    root = _class_images(tmp_path / "d", classes=("cat", "dog", "emu"), n=4)
+    model = WaveMix(num_classes=3, depth=1, final_dim=16, level=1, in_chans=1, stem="strided", stride=1)
+    pre = {"mean": [0.5], "std": [0.5], "input_size": [1, 12, 12]}
+    folder = save_pretrained(model, tmp_path / "m", preprocessing=pre, labels=["cat", "dog", "emu"])
+    argv = [
+        "eval",
+        str(folder),
+        "--dataset",
+        "imagefolder",
+        "--data-dir",
+        str(root),
+        "--output-dir",
+        str(tmp_path / "e"),
+    ]
+    assert main(argv) == 0
+    assert "top-1" in capsys.readouterr().out.splitlines()[0] and "top-5" not in capsys.readouterr().out
+    metrics = json.loads((tmp_path / "e" / "metrics.json").read_text())
+    assert "top1" in metrics and "top5" not in metrics
+
+
+def test_one_epoch_is_not_one_epochs(tmp_path):
+    log = tmp_path / "log.txt"
+    with open(log, "w") as f:
+        train(TrainConfig(output=str(tmp_path / "run"), epochs=1, **{**TINY, "quiet": False}), out=f)
+    text = log.read_text()
+    assert "params, 1 epoch) on digits" in text and "1 epochs" not in text
+
+
+def test_the_choice_lines_say_what_was_decided_and_why(tmp_path):
+    from wavemixer.train.datasets import build_datasets
+
+    root = tmp_path / "d"
+    for c in ("cat", "dog"):
+        (root / c).mkdir(parents=True)
+        for i in range(10):
+            Image.new("RGB", (32, 32), (20 + 200 * (c == "dog"), 80, i)).save(root / c / f"{i}.png")
+    notes = build_datasets(TrainConfig(dataset="imagefolder", data_dir=str(root))).notes
+    stride = next(n for n in notes if "stem stride" in n)
+    assert "stem stride 2 because the images are 32x32, at least 24 px: " in stride and "28 px" not in stride
+    assert "x fewer MACs per image than stride 1 at 32x32" in stride
+    epochs = next(n for n in notes if n.startswith("chose 30 epochs"))  # 16 training images: the cap decides
+    assert epochs.startswith("chose 30 epochs, the most the default allows: the ~5 min budget would hold ~")
+    assert "these take ~" in epochs and "s estimated" in epochs
+
+
+def test_bench_tables_and_plots_leave_out_what_has_no_data(tmp_path):
+    from wavemixer.bench.report import _plot, format_markdown
+
+    def row(model, mode, ratio=None, params=0.04):
+        return dict(model=model, mode=mode, precision="fp32", source="wavemixer", params_m=params, gmacs=0.01,
+                    batch_size=8, ms_median=5.0, ms_p25=4.0, ms_p75=6.0, samples_per_s=100.0, peak_mem_mb=20.0,
+                    ms_ratio_vs_ref=ratio, mem_ratio_vs_ref=None, ms_ratio_vs_ref_fp32=None,
+                    mem_ratio_vs_ref_fp32=None)  # fmt: skip
+
+    alone = [row("a", "train"), row("a", "infer")]  # --no-reference, one model
+    assert "÷ ref" not in format_markdown(alone)
+    assert not _plot(alone, tmp_path / "plot.png") and not (tmp_path / "plot.png").exists()
+    compared = [row("a", "infer", ratio=0.5), row("b", "infer", params=0.2)]
+    table = format_markdown(compared)
+    assert "| time ÷ ref |" in table and "mem ÷ ref" not in table and "| 0.50 |" in table
+    assert _plot(compared, tmp_path / "plot.png")
+
+
+def test_the_confusion_matrix_title_and_colour_bar_fit_the_figure(tmp_path, monkeypatch):
+    from wavemixer.train import plots
+
+    figures = []
+    monkeypatch.setattr(plots, "atomic_write", lambda path, write: figures.append(plots._pyplot().gcf()))
+    monkeypatch.setattr(plots._pyplot(), "close", lambda fig: None)
+    title = "wavemix_lite_32_7_cifar10_tiny [depth=1, final_dim=16, stride=2] on imagefolder test (top-1 88.86%)"
+    for n in (3, 10):
+        plots.plot_confusion_matrix(np.eye(n, dtype=int) * 5, [str(i) for i in range(n)], tmp_path / "c.png", title)
+    for fig in figures:
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        box = fig.axes[0].title.get_window_extent(renderer)
+        assert box.x0 >= 0 and box.x1 <= fig.bbox.x1 and box.y1 <= fig.bbox.y1, (box, fig.bbox)
+        assert "".join(fig.axes[0].get_title().split()) == "".join(title.split())  # wrapped, not cut
+        assert fig.axes[1].get_ylabel().startswith("fraction of the true class")
+        plots._pyplot().close(fig)

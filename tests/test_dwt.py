@@ -9,6 +9,10 @@ import torch
 from wavemixer import dwt2, idwt2, wavedec2, waverec2
 from wavemixer.dwt import haar_packed, packed_to_reference_order, reference_order_permutation
 
+# The comparisons with PyWavelets go beyond the largest level on purpose, where both warn alike
+# (tests/test_wavelets.py::test_level_too_high_warns_as_pywt checks the warning itself).
+pytestmark = pytest.mark.filterwarnings("ignore:Level value of .* is too high:UserWarning")
+
 pywt = pytest.importorskip("pywt")
 
 ALL_MODES = ["zero", "symmetric", "constant", "periodization", "reflect", "periodic", "smooth", "antisymmetric",

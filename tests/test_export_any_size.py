@@ -56,6 +56,8 @@ def test_onnx_graph_runs_in_onnxruntime_at_every_parity(tmp_path, family):
     _assert_runs_at_other_sizes(lambda x: torch.from_numpy(session.run(None, {name: x.numpy()})[0]), model)
 
 
+# TorchScript is the format these tests check; torch deprecates tracing it (the format stays documented)
+@pytest.mark.filterwarnings("ignore:`torch\\.jit\\.\\w+` is deprecated:FutureWarning")
 @pytest.mark.parametrize("family", ["classification", "segmentation", "super_resolution"])
 def test_torchscript_trace_runs_at_every_parity(tmp_path, family):
     model = _model(family)
@@ -170,6 +172,8 @@ def test_traced_odd_size_extension_matches_pywavelets_for_every_mode(mode):
         torch.testing.assert_close(program.module()(x[None, None])[0], expected)
 
 
+# TorchScript is the format this test exports; torch deprecates tracing it (the format stays documented)
+@pytest.mark.filterwarnings("ignore:`torch\\.jit\\.\\w+` is deprecated:FutureWarning")
 def test_export_verification_reports_a_graph_that_disagrees(tmp_path, monkeypatch):
     import wavemixer.export as export
 

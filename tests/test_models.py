@@ -12,6 +12,10 @@ import wavemixer
 from wavemixer import WaveMix, WaveMixBlock, WaveMixSegmentation, WaveMixSR, create_model, get_spec, list_models
 from wavemixer.flops import count_dwt_flops, count_macs
 
+# Every registered model is built on small inputs: level-4 models run levels past an 8x8 input on purpose
+# (tests/test_mixers.py::test_level_beyond_the_input_size_warns_once checks the warning itself).
+pytestmark = pytest.mark.filterwarnings("ignore:Level value of .* is too high:UserWarning")
+
 ALL = list_models()
 # Small stand-ins: one block, modest input; every other hyper-parameter as registered.
 SMALL_INPUT = {"classification": (32, 32), "segmentation": (32, 48), "super_resolution": (12, 16)}

@@ -20,6 +20,10 @@ from wavemixer.filterbank import (
     wavelet_names,
 )
 
+# The comparisons with PyWavelets go beyond the largest level on purpose, where both warn alike
+# (test_level_too_high_warns_as_pywt checks the warning itself, with its own filter).
+pytestmark = pytest.mark.filterwarnings("ignore:Level value of .* is too high:UserWarning")
+
 pywt = pytest.importorskip("pywt")
 
 ALL_MODES = list(pywt.Modes.modes)

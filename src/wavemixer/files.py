@@ -1,14 +1,22 @@
-"""Safe output files: atomic, fsynced writes of files and whole folders, strict JSON, refusal to overwrite.
+"""Safe output files: atomic, fsynced writes of files and whole folders, strict JSON, refusal to overwrite,
+exclusive claims on output folders and files, and one-line descriptions of OS faults.
 
 A write goes to a hidden temporary (``.NAME.XXXX.tmp``) beside its target, is flushed to disk and then renamed
 over the target, so a crash or a kill leaves either the old or the new content, never a mix. Temporaries left
 by a killed process are removed by :func:`remove_stale_temporaries` the next time the folder is used.
+
+Two processes writing the same outputs would silently replace each other's files: :func:`claim` gives one
+process an exclusive hold (``fcntl.flock``, released by the kernel when the process ends, even when killed)
+and refuses the others in one line.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import glob
 import json
+import logging
 import math
 import os
 import shutil
@@ -19,13 +27,143 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "ClaimedError",
+    "OutputError",
     "atomic_folder",
     "atomic_write",
     "atomic_write_text",
+    "check_writable",
+    "claim",
+    "describe_os_error",
     "refuse_overwrite",
     "remove_stale_temporaries",
     "strict_json",
 ]
+
+
+class ClaimedError(FileExistsError):
+    """Another process holds the claim on an output folder or file (see :func:`claim`)."""
+
+
+class OutputError(OSError):
+    """An OS fault while writing outputs, its one-line message already naming the path and what to do."""
+
+
+_OS_HINTS = {
+    errno.EACCES: "permission denied: change the permissions or choose another path",
+    errno.EPERM: "not permitted: the file or folder is read-only or immutable; make it writable or choose another path",
+    errno.EROFS: "a read-only file system: choose a path on a writable one",
+    errno.ENOSPC: "the disk is full: free some space",
+    errno.EDQUOT: "the disk quota is used up: free some space",
+    errno.EFBIG: "over the file-size limit of this process (ulimit -f): raise the limit",
+    errno.ENOTDIR: "a part of the path is a file, not a folder: choose another path",
+    errno.EISDIR: "it is a folder: give a file path",
+    errno.ENAMETOOLONG: "a name too long for the file system: choose a shorter path",
+    errno.EMFILE: "too many open files (ulimit -n): raise the limit",
+    errno.EIO: "an input/output error of the device: check the disk",
+}
+
+
+def describe_os_error(exc: OSError, *, with_path: bool = True) -> str:
+    """``PATH: what went wrong (what to do)`` in one line, for an OS error raised by a file operation
+    (without ``PATH`` when the caller names the path itself)."""
+    if exc.errno is None:  # raised by wavemixer with its own message
+        return str(exc)
+    names = (exc.filename, exc.filename2) if with_path else ()
+    where = " -> ".join(os.fspath(f) for f in names if f is not None)
+    what = exc.strerror or os.strerror(exc.errno)
+    hint = _OS_HINTS.get(exc.errno)
+    text = f"{where}: {what}" if where else what
+    return f"{text} ({hint})" if hint else text
+
+
+def check_writable(folder: str | os.PathLike, what: str) -> None:
+    """Create and remove a temporary in ``folder``: a folder that cannot take outputs fails here, before any
+    work, not at the first save (a resumed run would otherwise train an epoch it cannot keep)."""
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".wavemixer-write-check.", suffix=TMP_SUFFIX, dir=folder)
+        os.close(fd)
+        os.remove(tmp)
+    except OSError as exc:
+        raise OutputError(f"cannot write in {what} {folder}: {describe_os_error(exc, with_path=False)}") from exc
+
+
+@contextmanager
+def claim(path: str | os.PathLike, what: str, hint: str, *, folder: bool = True) -> Iterator[Path]:
+    """Hold the output ``path`` exclusively while the block runs; yields it.
+
+    A folder (``folder=True``) is created if missing and locked itself; one this call created is removed
+    again if it is still empty at the end. A file is locked through a hidden ``.NAME.lock`` beside it
+    (removed afterwards). The lock is ``fcntl.flock``: the kernel drops it when the process ends however it
+    ends, so a killed run never leaves a stale claim. When another process holds it, :class:`ClaimedError`
+    names ``what``, ``path`` and ``hint``. POSIX only: where ``fcntl`` is missing the claim is not enforced.
+    """
+    path = Path(path)
+    created = False
+    if folder and not path.is_dir():
+        if path.exists():
+            raise FileExistsError(f"{what} {path} exists and is not a folder; {hint}")
+        try:
+            path.mkdir(parents=True)
+            created = True
+        except FileExistsError:  # made by a process started at the same moment: the lock decides
+            pass
+        except OSError as exc:
+            raise OutputError(f"cannot create {what} {path}: {describe_os_error(exc, with_path=False)}") from exc
+    elif not folder and not path.parent.is_dir():
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(
+                f"cannot create the folder of {what} {path}: {describe_os_error(exc, with_path=False)}"
+            ) from exc
+    fd, lock_file = _lock(path, what, hint, folder)  # refused: the folder, made or not, is the holder's
+    try:
+        yield path
+    finally:
+        if created:
+            with contextlib.suppress(OSError):
+                path.rmdir()  # only succeeds while empty: whatever was written stays
+        if lock_file is not None:
+            with contextlib.suppress(OSError):
+                lock_file.unlink()
+        os.close(fd)  # releases the lock
+
+
+def _lock(path: Path, what: str, hint: str, folder: bool) -> tuple[int, Path | None]:
+    """An open descriptor holding ``flock(LOCK_EX)`` on the folder or the file's lock file, and that lock file."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no claim
+        return os.open(os.devnull, os.O_RDONLY), None
+    lock_file = None if folder else path.parent / f".{path.name}.lock"
+    while True:
+        try:
+            if lock_file is None:
+                fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+            else:
+                fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o666 & ~_current_umask())
+        except OSError as exc:
+            raise OutputError(f"cannot write {what} {path}: {describe_os_error(exc, with_path=False)}") from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise ClaimedError(
+                f"{what} {path} is in use by another wavemixer process (an output has one writer at a time); "
+                f"wait for it to finish, or {hint}"
+            ) from None
+        except OSError as exc:  # a file system without flock (some network mounts): say so, go on unclaimed
+            logging.getLogger(__name__).warning(
+                f"note: {what} {path} cannot be locked here ({exc.strerror}); a second process writing it at "
+                "the same time would not be noticed"
+            )
+            return fd, lock_file
+        # a lock file its previous holder removed between our open and flock: lock the new one instead
+        if lock_file is None or (lock_file.exists() and os.stat(lock_file).st_ino == os.fstat(fd).st_ino):
+            return fd, lock_file
+        os.close(fd)
+
 
 TMP_SUFFIX = ".tmp"
 
@@ -66,9 +204,11 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], Any]) -> None:
             time.sleep(float(os.environ["WAVEMIXER_TEST_PAUSE_BEFORE_RENAME"]))
         os.replace(tmp, path)
         _fsync_path(path.parent)
-    except BaseException:
+    except BaseException as exc:
         if os.path.exists(tmp):
             os.remove(tmp)
+        if isinstance(exc, OSError) and exc.errno is not None and exc.filename in (None, tmp):
+            raise OSError(exc.errno, exc.strerror, os.fspath(path)) from exc  # name the file, not its temporary
         raise
 
 
@@ -88,7 +228,13 @@ def atomic_folder(folder: str | os.PathLike, owned: Iterable[str]) -> Iterator[P
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=TMP_SUFFIX, dir=folder.parent))
     try:
-        yield tmp
+        try:
+            yield tmp
+        except OSError as exc:  # name the folder being written, not its temporary
+            if exc.errno is not None and (exc.filename is None or os.fspath(exc.filename).startswith(str(tmp))):
+                name = os.path.basename(exc.filename) if exc.filename else ""
+                raise OSError(exc.errno, exc.strerror, os.fspath(folder / name)) from exc
+            raise
         for f in tmp.iterdir():
             _fsync_path(f)
         _fsync_path(tmp)
@@ -147,7 +293,8 @@ def strict_json(data: Any, *, indent: int | None = 2) -> str:
 
 
 def refuse_overwrite(paths: Iterable[str | os.PathLike], *, force: bool, option: str = "--force") -> None:
-    """A ``FileExistsError`` naming the first existing path, unless ``force``."""
+    """A ``FileExistsError`` naming the first existing path, unless ``force`` (``option`` says how to pass it:
+    ``--force`` on the command line, ``force=True`` in Python)."""
     if force:
         return
     for p in paths:

@@ -9,6 +9,7 @@ at the top level of ``config.json``).
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from collections.abc import Mapping
@@ -32,6 +33,7 @@ __all__ = [
     "load_config",
     "packaged_weights_dir",
     "push_to_hub",
+    "read_safetensors",
     "save_pretrained",
     "unwrap_model",
 ]
@@ -91,7 +93,7 @@ def save_pretrained(
     prediction uses exactly what training used. Both files appear together or not at all; an existing
     model in ``folder`` is replaced only with ``force=True``. Other files in ``folder`` are left alone.
     """
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     model = unwrap_model(model)
     peer = type(model).__name__ == "PeerModel"
@@ -100,7 +102,7 @@ def save_pretrained(
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise FileExistsError(f"{folder} exists and is not a folder")
-    refuse_overwrite([folder / CONFIG_NAME, folder / WEIGHTS_NAME], force=force)
+    refuse_overwrite([folder / CONFIG_NAME, folder / WEIGHTS_NAME], force=force, option="force=True")
     config = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -119,8 +121,9 @@ def save_pretrained(
     except (TypeError, ValueError) as exc:
         raise ValueError(f"save_pretrained: the config, labels or metadata are not JSON-serialisable ({exc})") from exc
     state = {k: v.detach().contiguous().cpu() for k, v in clean_state_dict(model.state_dict()).items()}
+    weights = save(state, metadata={"format": "pt"})  # written by Python: a full disk is an OSError naming the file
     with atomic_folder(folder, owned=(CONFIG_NAME, WEIGHTS_NAME)) as tmp:
-        save_file(state, tmp / WEIGHTS_NAME, metadata={"format": "pt"})
+        (tmp / WEIGHTS_NAME).write_bytes(weights)
         (tmp / CONFIG_NAME).write_text(config_text)
     return folder
 
@@ -177,16 +180,78 @@ def _resolve_hub(
     )
 
 
-def _read_weights(path: Path) -> dict[str, Tensor]:
+#: bytes per element of the safetensors dtypes
+_DTYPE_BYTES = {
+    "BOOL": 1, "U8": 1, "I8": 1, "F8_E4M3": 1, "F8_E5M2": 1, "U16": 2, "I16": 2, "F16": 2, "BF16": 2,
+    "U32": 4, "I32": 4, "F32": 4, "U64": 8, "I64": 8, "F64": 8,
+}  # fmt: skip
+_MAX_HEADER = 100_000_000  # the safetensors library's own limit on the JSON header
+
+
+def check_safetensors_header(path: Path) -> None:
+    """Check a safetensors file's header against the file before anything is mapped or allocated.
+
+    The header is JSON that names each tensor's dtype, shape and byte range. A corrupt or forged one (a
+    shape claiming 40 GB in a 1 kB file) must fail here in one line, not inside the loader or the allocator.
+    """
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(8)
+        n = int.from_bytes(head, "little") if len(head) == 8 else -1
+        if n < 2 or n > min(_MAX_HEADER, size - 8):
+            raise ValueError(f"{path} is corrupt: not a safetensors file (header length {n} in a {size:,}-byte file)")
+        try:
+            header = json.loads(f.read(n))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ValueError(f"{path} is corrupt: not a safetensors file (its header is not JSON: {exc})") from exc
+    if not isinstance(header, dict):
+        raise ValueError(f"{path} is corrupt: not a safetensors file (its header is not a mapping)")
+    data = size - 8 - n
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        dtype, shape, offsets = (
+            info.get(k) if isinstance(info, dict) else None for k in ("dtype", "shape", "data_offsets")
+        )
+        ok = (
+            dtype in _DTYPE_BYTES
+            and isinstance(shape, list)
+            and all(isinstance(d, int) and d >= 0 for d in shape)
+            and isinstance(offsets, list)
+            and len(offsets) == 2
+            and all(isinstance(o, int) for o in offsets)
+        )
+        if not ok:
+            raise ValueError(f"{path} is corrupt: the header entry of tensor {name!r} is malformed ({info!r:.120})")
+        want = math.prod(shape) * _DTYPE_BYTES[dtype]
+        begin, end = offsets
+        if not 0 <= begin <= end <= data or end - begin != want:
+            raise ValueError(
+                f"{path}: the header says tensor {name!r} is {dtype} {shape} ({want:,} bytes at {begin:,}-{end:,}) "
+                f"but the file holds {data:,} bytes of data; the file is corrupt or truncated"
+            )
+
+
+def read_safetensors(path: Path) -> dict[str, Tensor]:
+    """The tensors of a safetensors file, its header checked first, every floating-point value finite."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: the model folder has a config but no weights")
+    check_safetensors_header(path)
     try:
-        return load_file(path)
+        state = load_file(path)
     except (SafetensorError, OSError, ValueError) as exc:
         raise ValueError(f"{path} is not a readable safetensors file ({exc}); the checkpoint is corrupt") from exc
+    bad = [k for k, t in state.items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    if bad:
+        more = f" and {len(bad) - 1} more" if len(bad) > 1 else ""
+        raise ValueError(
+            f"{path} holds non-finite weights (NaN or infinity in {bad[0]!r}{more}): the model is corrupt or its "
+            "training diverged, and every prediction would be meaningless"
+        )
+    return state
 
 
 def from_pretrained(
@@ -241,7 +306,7 @@ def from_pretrained(
         model = cls(**config["config"])
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{Path(folder) / CONFIG_NAME} has an invalid model config: {exc}") from exc
-    state = _read_weights(Path(folder) / WEIGHTS_NAME)
+    state = read_safetensors(Path(folder) / WEIGHTS_NAME)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:

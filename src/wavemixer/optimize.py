@@ -106,27 +106,33 @@ def export_onnx(
     input_size: Sequence[int],
     *,
     batch_size: int = 1,
-    opset: int = 17,
+    opset: int = 18,
     fold: bool = True,
     dynamic_batch: bool = True,
 ) -> str:
     """Write ``model`` (eval mode, BatchNorm folded unless ``fold=False``) as ONNX; returns the path.
 
-    Uses the TorchScript-based exporter, which needs no extra packages; the graph is fixed to
-    ``input_size`` and, with ``dynamic_batch``, takes any batch size (:func:`wavemixer.export.export_model`
-    writes graphs for every input size).
+    Uses ``torch.export`` and the ONNX exporter built on it (``torch.onnx.export(dynamo=True)``, which needs
+    the ``onnx`` extra); the graph is fixed to ``input_size`` and, with ``dynamic_batch``, takes any batch
+    size. Its input is named ``input`` and its output ``output``. :func:`wavemixer.export.export_model` writes
+    graphs for every input size.
     """
+    import torch.fx.experimental._config as fx_config
+
     fast = copy.deepcopy(model).eval()
     if fold:
         fold_batchnorm(fast)
     x = torch.randn(batch_size, *input_size)
     path = os.fspath(path)
-    axes = {"input": {0: "batch"}, "output": {0: "batch"}} if dynamic_batch else None
+    shapes = {"x": {0: torch.export.Dim("batch", min=1)}} if dynamic_batch else None
     with torch.no_grad(), warnings.catch_warnings():
-        # The graph is fixed to input_size here; wavemixer.export writes graphs that take any size.
-        warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        torch.onnx.export(
-            fast, (x,), path, input_names=["input"], output_names=["output"], opset_version=opset,
-            dynamic_axes=axes, dynamo=False,
+        warnings.simplefilter("ignore")  # the exporter's progress notes
+        # batch 1 is a batch like any other: no size is specialised to 0 or 1 while tracing
+        with fx_config.patch(backed_size_oblivious=True):
+            program = torch.export.export(fast, (x,), dynamic_shapes=shapes)
+        onnx_program = torch.onnx.export(
+            program, (x,), dynamo=True, opset_version=opset, input_names=["input"], output_names=["output"],
+            verbose=False,
         )  # fmt: skip
+    onnx_program.save(path)
     return path

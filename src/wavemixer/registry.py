@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -99,10 +100,9 @@ def get_spec(name: str, task: str | None = None) -> ModelSpec:
     try:
         spec = _REGISTRY[name]
     except KeyError:
-        close = fnmatch.filter(_REGISTRY, f"*{name.split('_')[0]}*") or list(_REGISTRY)
         raise ValueError(
-            f"unknown model {name!r}; run `wavemixer models` or wavemixer.list_models() to see the names "
-            f"(for example {', '.join(sorted(close)[:5])})"
+            f"unknown model {name!r}{did_you_mean(str(name), _REGISTRY)}; `wavemixer models` or "
+            "wavemixer.list_models() lists every name"
         ) from None
     if task is not None and spec.task != task:
         raise ValueError(
@@ -110,6 +110,19 @@ def get_spec(name: str, task: str | None = None) -> ModelSpec:
             f"(`wavemixer models --task {task}`)"
         )
     return spec
+
+
+def did_you_mean(name: str, names: Iterable[str], n: int = 3) -> str:
+    """`` (did you mean a, b or c?)`` with the closest of ``names`` (difflib's ratio), or ``""`` when none is."""
+    import difflib
+
+    names = list(names)
+    close = difflib.get_close_matches(name, names, n=n, cutoff=0.6)
+    if not close:  # a prefix typed as a word ("wavemix_lite") is close to no whole name
+        close = sorted(x for x in names if x.startswith(name))[:n]
+    if not close:
+        return ""
+    return " (did you mean " + (", ".join(close[:-1]) + " or " + close[-1] if len(close) > 1 else close[0]) + "?)"
 
 
 def packaged_weights_dir(name: str) -> Path | None:

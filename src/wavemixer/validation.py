@@ -12,7 +12,16 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Range", "check_bool", "check_device", "check_float", "check_int", "check_int_list", "check_str"]
+__all__ = [
+    "MAX_INPUT_SIDE",
+    "Range",
+    "check_bool",
+    "check_device",
+    "check_float",
+    "check_int",
+    "check_int_list",
+    "check_str",
+]
 
 
 @dataclass(frozen=True)
@@ -88,6 +97,10 @@ def check_str(name: str, value: Any, choices: Any = None) -> str:
 
 
 DEVICE_PATTERN = r"auto|cpu|mps|(cuda|xpu)(:\d+)?"
+
+#: the largest image side a model input is resized to: 4096² RGB floats are 200 MB an image already, and a
+#: typo such as 100000 would otherwise try to allocate tens of gigabytes before failing
+MAX_INPUT_SIDE = 4096
 
 
 def check_device(name: str, value: Any, *, allow_auto: bool = True) -> str:

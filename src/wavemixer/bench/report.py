@@ -38,36 +38,54 @@ def _fmt(value: Any, digits: int = 1) -> str:
     return str(value)
 
 
+#: the ratio columns of the tables: (row key, header); shown only when some row of the table has the ratio
+_RATIOS = (
+    ("ms_ratio_vs_ref", "time ÷ ref"),
+    ("mem_ratio_vs_ref", "mem ÷ ref"),
+    ("ms_ratio_vs_ref_fp32", "time ÷ ref fp32"),
+    ("mem_ratio_vs_ref_fp32", "mem ÷ ref fp32"),
+)
+
+
 def format_markdown(rows: Sequence[dict[str, Any]]) -> str:
-    """One table per mode; ratios are ours / reference (same precision, and against reference fp32)."""
+    """One table per mode; ratios are ours / reference (same precision, and against reference fp32), their
+    columns left out when nothing was compared (``--no-reference``)."""
     out = []
     for mode in ("train", "infer"):
         sel = [r for r in rows if r["mode"] == mode]
         if not sel:
             continue
+        ratios = [(k, h) for k, h in _RATIOS if any(r.get(k) not in (None, "") for r in sel)]
         title = "Training step (forward + loss + backward + SGD step)" if mode == "train" else "Inference (forward)"
-        out += [f"**{title}**", "",
-                "| model | prec | batch | params (M) | GMACs | ms/step (median) | p25–p75 | samples/s | peak MB "
-                "| time ÷ ref | mem ÷ ref | time ÷ ref fp32 | mem ÷ ref fp32 |",
-                "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+        head = ["model", "prec", "batch", "params (M)", "GMACs", "ms/step (median)", "p25–p75", "samples/s",
+                "peak MB", *(h for _, h in ratios)]  # fmt: skip
+        out += [f"**{title}**", "", "| " + " | ".join(head) + " |", "|---|---|" + "---:|" * (len(head) - 2)]
         for r in sel:
+            first = [r["model"], r["precision"], str(r["batch_size"]), _fmt(r["params_m"], 2), _fmt(r["gmacs"], 3)]
             if r.get("error"):
-                out.append(f"| {r['model']} | {r['precision']} | {r['batch_size']} | {_fmt(r['params_m'], 2)} | "
-                           f"{_fmt(r['gmacs'], 3)} | fails: {r['error'][:90]} | | | | | | | |")  # fmt: skip
-                continue
-            spread = f"{r['ms_p25']:.1f}–{r['ms_p75']:.1f}"
-            out.append(
-                f"| {r['model']} | {r['precision']} | {r['batch_size']} | {_fmt(r['params_m'], 2)} "
-                f"| {_fmt(r['gmacs'], 3)} "
-                f"| {_fmt(r['ms_median'])} | {spread} | {_fmt(r['samples_per_s'])} | {_fmt(r['peak_mem_mb'], 0)} "
-                f"| {_fmt(r['ms_ratio_vs_ref'], 2)} | {_fmt(r['mem_ratio_vs_ref'], 2)} "
-                f"| {_fmt(r['ms_ratio_vs_ref_fp32'], 2)} | {_fmt(r['mem_ratio_vs_ref_fp32'], 2)} |"
-            )
+                cells = [*first, f"fails: {r['error'][:90]}", *[""] * (len(head) - len(first) - 1)]
+            else:
+                spread = f"{r['ms_p25']:.1f}–{r['ms_p75']:.1f}"
+                cells = [*first, _fmt(r["ms_median"]), spread, _fmt(r["samples_per_s"]), _fmt(r["peak_mem_mb"], 0)]
+                cells += [_fmt(r.get(k), 2) for k, _ in ratios]
+            out.append("| " + " | ".join(cells) + " |")
         out.append("")
     return "\n".join(out)
 
 
+_SOURCES = {"wavemixer": ("o", "C0", "wavemixer"), "reference": ("s", "C1", "reference wavemix")}
+
+
 def _plot(rows: Sequence[dict[str, Any]], path: Path) -> bool:
+    """Throughput and peak memory against parameters, one row of panels per mode. Only what was measured is
+    drawn and named: a mode with a single measurement has nothing to compare and gets no panels, and a
+    sweep without any such comparison no plot (the tables hold its numbers)."""
+    points = {
+        m: [r for r in rows if r["mode"] == m and r.get("ms_median") and r.get("params_m")] for m in ("train", "infer")
+    }
+    modes = [m for m, sel in points.items() if len(sel) >= 2]
+    if not modes:
+        return False
     try:
         import matplotlib
 
@@ -75,21 +93,24 @@ def _plot(rows: Sequence[dict[str, Any]], path: Path) -> bool:
         import matplotlib.pyplot as plt
     except ImportError:
         return False
-    modes = [m for m in ("train", "infer") if any(r["mode"] == m and r.get("ms_median") for r in rows)]
-    if not modes:
-        return False
     fig, axes = plt.subplots(len(modes), 2, figsize=(12, 4.5 * len(modes)), squeeze=False)
     for i, mode in enumerate(modes):
-        sel = [r for r in rows if r["mode"] == mode and r.get("ms_median") and r.get("params_m")]
+        sel = points[mode]
         for j, (key, label) in enumerate((("samples_per_s", "samples / s"), ("peak_mem_mb", "peak memory (MB)"))):
             ax = axes[i][j]
+            order = [*_SOURCES, "baselines"]
+            for source in sorted(
+                {r["source"] for r in sel}, key=lambda x: order.index(x if x in _SOURCES else "baselines")
+            ):
+                marker, color, name = _SOURCES.get(source, ("^", "C2", "baselines"))
+                mine = [r for r in sel if r["source"] == source]
+                ax.scatter([r["params_m"] for r in mine], [r[key] for r in mine], marker=marker, c=color, label=name)
             for r in sel:
-                marker = {"wavemixer": "o", "reference": "s"}.get(r["source"], "^")
-                ax.scatter(r["params_m"], r[key], marker=marker)
                 ax.annotate(f"{r['model']} {r['precision']}", (r["params_m"], r[key]), fontsize=6)
             ax.set_xlabel("parameters (M)")
             ax.set_ylabel(label)
-            ax.set_title(f"{mode}: {label} vs parameters (o ours, s reference, ^ baselines)", fontsize=9)
+            ax.set_title(f"{mode}: {label} vs parameters", fontsize=9)
+            ax.legend(fontsize=8)
             ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=120)

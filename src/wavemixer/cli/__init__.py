@@ -123,10 +123,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CLIError as exc:
         print(f"wavemixer {args.command}: error: {exc}", file=sys.stderr)
         return 2
-    except (ValueError, FileNotFoundError, FileExistsError, TypeError) as exc:
+    except (ValueError, TypeError) as exc:
         if getattr(args, "debug", False):
             raise
         print(f"wavemixer {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # our own messages (errno None) and faults of the OS: a path, what, what to do
+        if isinstance(exc, BrokenPipeError):  # the reader closed standard output
+            return _closed_pipe()
+        if getattr(args, "debug", False):
+            raise
+        from wavemixer.files import describe_os_error
+
+        print(f"wavemixer {args.command}: error: {describe_os_error(exc)}", file=sys.stderr)
+        return 2
+    except (MemoryError, RuntimeError) as exc:
+        if getattr(args, "debug", False) or not _out_of_memory(exc):
+            raise
+        print(f"wavemixer {args.command}: error: {_out_of_memory(exc)}", file=sys.stderr)
         return 2
     except ImportError as exc:
         missing = missing_dependency(exc, "this command")
@@ -137,13 +151,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"wavemixer {args.command}: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:
-        return _closed_pipe()
     try:
         sys.stdout.flush()  # a reader that stopped early (`wavemixer models | head -3`) shows here
     except BrokenPipeError:
         return _closed_pipe()
     return int(result or 0)
+
+
+def _out_of_memory(exc: BaseException) -> str | None:
+    """One line for an allocation that failed (host or GPU memory), or ``None`` for other errors."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    if not (
+        isinstance(exc, MemoryError)
+        or type(exc).__name__ == "OutOfMemoryError"  # torch.OutOfMemoryError, without importing torch here
+        or "can't allocate memory" in text
+        or "out of memory" in text.lower()
+    ):
+        return None
+    import re
+
+    asked = re.search(r"(?i)tried to allocate (\d+) bytes", text)  # the CPU allocator
+    size = f"{int(asked.group(1)) / 2**20:,.0f} MiB" if asked else None
+    asked = asked or re.search(r"(?i)tried to allocate ([\d.]+ [KMGT]iB)", text)  # CUDA's
+    detail = f" (an allocation of {size or asked.group(1)} failed)" if asked else ""
+    return (
+        f"out of memory{detail}: the inputs or batches are too large for this machine; lower --batch-size, "
+        "or the input size (--input-size, or the model's input_size), or use a machine with more memory"
+    )
 
 
 def _closed_pipe() -> int:

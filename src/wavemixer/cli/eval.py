@@ -52,17 +52,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-    from torch.utils.data import DataLoader
-    from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
-
-    from wavemixer.files import atomic_write_text, refuse_overwrite, strict_json
-    from wavemixer.train.checkpoint import prepare_output_dir
+    from wavemixer.files import refuse_overwrite
+    from wavemixer.train.checkpoint import claim_reports, report_dir
     from wavemixer.train.config import TrainConfig
-    from wavemixer.train.datasets import build_datasets
+    from wavemixer.train.datasets import canonical_dataset
     from wavemixer.train.distributed import _pick_device
     from wavemixer.train.inference import load_model
-    from wavemixer.train.plots import plot_confusion_matrix
     from wavemixer.train.validation import check_fields
 
     check_common_options(args)
@@ -80,6 +75,21 @@ def run(args: argparse.Namespace) -> int:
         return eval_dense(loaded, args, device)
     meta = loaded.model.pretrained_config.get("metadata") or {}
     cfg, stored = eval_data_config(args, meta, loaded.run_dir)
+    reports = ["metrics.json", "per_class.csv", "confusion_matrix.png"]
+    out_dir = report_dir(args.output_dir, loaded.run_dir, canonical_dataset(cfg.dataset), args.split)
+    with claim_reports(out_dir, reports, force=args.force, run_dir=loaded.run_dir):
+        return _evaluate(args, loaded, cfg, stored, out_dir, device)
+
+
+def _evaluate(args: argparse.Namespace, loaded: Any, cfg: Any, stored: dict, out_dir: Path, device: Any) -> int:
+    import torch
+    from torch.utils.data import DataLoader
+    from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
+
+    from wavemixer.files import atomic_write_text, strict_json
+    from wavemixer.train.datasets import build_datasets
+    from wavemixer.train.plots import plot_confusion_matrix
+
     data = build_datasets(cfg)
     dataset = data.info.name
     if data.info.in_chans != pre_chans(loaded):
@@ -94,10 +104,11 @@ def run(args: argparse.Namespace) -> int:
     ds.transform = loaded.transform()
     metrics = {
         "top1": MulticlassAccuracy(n, top_k=1, average="micro"),
-        "top5": MulticlassAccuracy(n, top_k=min(5, n), average="micro"),
         "per_class": MulticlassAccuracy(n, average=None),
         "confusion": MulticlassConfusionMatrix(n),
     }
+    if n > 5:  # with 5 classes or fewer every image is in the top 5
+        metrics["top5"] = MulticlassAccuracy(n, top_k=5, average="micro")
     metrics = {k: m.to(device) for k, m in metrics.items()}
     model = loaded.model.to(device).eval()
     with torch.no_grad():
@@ -106,13 +117,10 @@ def run(args: argparse.Namespace) -> int:
             out = model(x).float()
             for m in metrics.values():
                 m.update(out, y)
-    top1, top5 = 100 * float(metrics["top1"].compute()), 100 * float(metrics["top5"].compute())
+    top1 = 100 * float(metrics["top1"].compute())
+    top5 = {"top5": 100 * float(metrics["top5"].compute())} if "top5" in metrics else {}
     per_class = (100 * metrics["per_class"].compute()).tolist()
     confusion = metrics["confusion"].compute().cpu()
-    name = f"eval-{data.info.name}-{args.split}"
-    out_dir = Path(args.output_dir) if args.output_dir else (loaded.run_dir or Path(".")) / name
-    reports = ["metrics.json", "per_class.csv", "confusion_matrix.png"]
-    prepare_output_dir(out_dir, reports, force=args.force, run_dir=loaded.run_dir)
     result = dict(
         model=loaded.name,
         source=loaded.source,
@@ -120,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
         split=args.split,
         images=len(ds),
         top1=top1,
-        top5=top5,
+        **top5,
         labels=list(loaded.labels),
         per_class={lab: acc for lab, acc in zip(loaded.labels, per_class)},
         confusion_matrix=confusion.tolist(),
@@ -138,7 +146,8 @@ def run(args: argparse.Namespace) -> int:
         out_dir / "confusion_matrix.png",
         title=f"{loaded.name} on {data.info.name} {args.split} (top-1 {top1:.2f}%)",
     )
-    print(f"{loaded.name} on {data.info.name} {args.split} ({len(ds):,} images): top-1 {top1:.2f}%  top-5 {top5:.2f}%")
+    top5_text = f"  top-5 {top5['top5']:.2f}%" if top5 else ""
+    print(f"{loaded.name} on {data.info.name} {args.split} ({len(ds):,} images): top-1 {top1:.2f}%{top5_text}")
     worst = sorted(zip(per_class, loaded.labels))[:3]
     print("lowest per-class accuracy: " + ", ".join(f"{lab} {acc:.1f}%" for acc, lab in worst))
     print(f"wrote {out_dir}/metrics.json, per_class.csv, confusion_matrix.png")

@@ -15,6 +15,7 @@ import argparse
 import csv
 import io
 import sys
+from pathlib import Path
 
 from wavemixer.cli import add_force_option, add_threads_option, check_common_options
 
@@ -41,6 +42,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--top-k", type=int, default=5, help="how many top classes to list in JSON (default: 5)")
     p.add_argument("--batch-size", type=int, default=256, help="images per forward pass (default: 256)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N (default: cpu)")
+    p.add_argument(
+        "--skip-corrupt",
+        action="store_true",
+        help="predict the readable images and list the unreadable ones on standard error (default: refuse, "
+        "naming every unreadable image)",
+    )
     add_threads_option(p)
     p.add_argument(
         "--output-dir",
@@ -57,12 +64,28 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from wavemixer.files import atomic_write_text, refuse_overwrite, strict_json
-    from wavemixer.train.inference import find_images, load_model, predict_files
+    from wavemixer.files import claim, refuse_overwrite
 
     check_common_options(args, allow_auto_device=False)
-    if args.output:
-        refuse_overwrite([args.output], force=args.force)  # before any work, not after
+    if args.top_k < 1:
+        raise ValueError(f"--top-k must be at least 1, got {args.top_k}")
+    if args.output and Path(args.output).is_dir():
+        raise ValueError(
+            f"--output {args.output} is a folder; give a file to write, e.g. {Path(args.output) / 'p.csv'}"
+        )
+    if not args.output:
+        return _predict(args)
+    refuse_overwrite([args.output], force=args.force)  # before any work, not after
+    with claim(args.output, "--output", "choose another --output", folder=False):
+        refuse_overwrite([args.output], force=args.force)  # again, now that no other process writes it
+        return _predict(args)
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from wavemixer.files import atomic_write_text, strict_json
+    from wavemixer.train.datasets import list_unreadable
+    from wavemixer.train.inference import find_images, load_model, predict_files
+
     inputs = list(args.inputs)
     if args.model:
         source = None
@@ -70,14 +93,16 @@ def run(args: argparse.Namespace) -> int:
         source = inputs.pop(0)
         if not inputs:
             raise ValueError("no images given: wavemixer predict CHECKPOINT IMAGE_OR_FOLDER [...]")
-    if args.top_k < 1:
-        raise ValueError(f"--top-k must be at least 1, got {args.top_k}")
     loaded = load_model(source, model_name=args.model, pretrained=args.pretrained, device=args.device)
     from wavemixer.train.dense import DENSE_TASKS, model_task, predict_dense
 
     if model_task(loaded.model) in DENSE_TASKS:
         return predict_dense(loaded, find_images(inputs), args)
-    rows = predict_files(loaded, find_images(inputs), batch_size=args.batch_size, top_k=args.top_k, device=args.device)
+    files = find_images(inputs)
+    skipped: list[tuple[str, str]] | None = [] if args.skip_corrupt else None
+    rows = predict_files(
+        loaded, files, batch_size=args.batch_size, top_k=args.top_k, device=args.device, skipped=skipped
+    )
     if args.format == "json":
         text = strict_json(dict(model=loaded.name, source=loaded.source, predictions=rows))
     else:
@@ -90,6 +115,17 @@ def run(args: argparse.Namespace) -> int:
         text = buf.getvalue()
     if args.output:
         atomic_write_text(args.output, text)
+        print(f"wrote {len(rows):,} prediction{'s' if len(rows) != 1 else ''} to {args.output}", file=sys.stderr)
     else:
         sys.stdout.write(text)
+    if skipped:
+        print(
+            f"skipped {len(skipped)} unreadable image(s) (--skip-corrupt): {list_unreadable(skipped)}", file=sys.stderr
+        )
+    if not loaded.preprocessing.get("input_stats"):
+        print(
+            f"note: input_z is empty: {loaded.source} stores no statistics of its training images (weights saved "
+            "before wavemixer recorded them, packaged or converted weights), so inputs unlike them are not flagged",
+            file=sys.stderr,
+        )
     return 0

@@ -8,31 +8,47 @@ safetensors weights + config + preprocessing + labels), at the end ``results.jso
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import torch
 
-from wavemixer.files import atomic_write, atomic_write_text, refuse_overwrite, remove_stale_temporaries, strict_json
+from wavemixer.files import (
+    atomic_write,
+    atomic_write_text,
+    check_writable,
+    claim,
+    refuse_overwrite,
+    remove_stale_temporaries,
+    strict_json,
+)
 
 __all__ = [
     "MANIFEST",
     "TRAIN_STATE",
+    "claim_reports",
     "clean_run_dir",
     "load_train_state",
-    "prepare_output_dir",
-    "prepare_run_dir",
+    "own_run_dir",
     "record_outputs",
+    "report_dir",
     "save_train_state",
     "write_json",
     "write_summary",
 ]
 
 TRAIN_STATE = "checkpoint.pt"
+#: what a training checkpoint holds (Trainer.state_dict); resuming needs every one
+_STATE_KEYS = (
+    "config", "model", "optimizer", "scheduler", "scaler", "epoch", "global_step", "phase", "best", "best_epoch",
+    "bad_epochs", "history", "rng_torch",
+)  # fmt: skip
 MANIFEST = "wavemixer-manifest.json"
 _MANIFEST_FORMAT = "wavemixer-run-manifest"
 #: what every run writes (also in folders from before the manifest)
@@ -91,37 +107,70 @@ def clean_run_dir(run_dir: Path) -> None:
             remove_stale_temporaries(run_dir.joinpath(*parts), sorted(folder_names))
 
 
-def prepare_run_dir(path: Path, *, force: bool) -> Path:
-    """Create the run folder. An existing non-empty one is an error unless ``force``; then only the files its
-    manifest lists (what an earlier run wrote) are removed, never anything else the folder holds."""
+@contextmanager
+def own_run_dir(path: Path, *, force: bool, resume: bool = False) -> Iterator[Path]:
+    """Claim the run folder for the whole run (two runs never write one folder) and check it can be written.
+
+    A new run creates the folder; an existing non-empty one is an error unless ``force``, and then only the
+    files its manifest lists (what an earlier run wrote) are removed, never anything else the folder holds.
+    ``resume`` continues the run already in it.
+    """
+    hint = "copy the run folder to continue it elsewhere" if resume else "choose another --output"
     if path.exists() and not path.is_dir():
         raise FileExistsError(f"--output {path} exists and is not a folder")
-    if path.is_dir() and any(path.iterdir()):
-        if not force:
-            raise FileExistsError(
-                f"run folder {path} already exists and is not empty; use --resume {path} to continue it, "
-                "--force to replace the run in it, or another --output"
-            )
-        files = _read_manifest(path)
-        if files is None:
-            raise FileExistsError(
-                f"--force removes only files wavemixer wrote, as listed in {path / MANIFEST}, and {path} has no "
-                "such manifest; choose another --output"
-            )
-        clean_run_dir(path)
-        _remove_recorded(path, files)
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    if not resume and path.is_dir() and any(path.iterdir()) and not force:
+        raise FileExistsError(_occupied(path))  # before claiming: a finished run's folder needs no lock to say so
+    with claim(path, "run folder", hint) as folder:
+        check_writable(folder, "run folder")
+        if not resume and any(folder.iterdir()):
+            if not force:
+                raise FileExistsError(_occupied(folder))
+            files = _read_manifest(folder)
+            if files is None:
+                raise FileExistsError(
+                    f"--force removes only files wavemixer wrote, as listed in {folder / MANIFEST}, and {folder} has "
+                    "no such manifest; choose another --output"
+                )
+            clean_run_dir(folder)
+            _remove_recorded(folder, files)
+        yield folder
 
 
-def prepare_output_dir(folder: Path, files: list[str], *, force: bool, run_dir: Path | None = None) -> Path:
-    """A folder for reports (``eval``): refuses to overwrite ``files`` without ``force``; inside a run folder
-    they are added to its manifest, so ``train --force`` removes them with the run."""
+def _occupied(path: Path) -> str:
+    return (
+        f"run folder {path} already exists and is not empty; use --resume {path} to continue it, "
+        "--force to replace the run in it, or another --output"
+    )
+
+
+def report_dir(output_dir: str | None, run_dir: Path | None, dataset: str, split: str) -> Path:
+    """``eval``'s reports folder: ``--output-dir``, else ``eval-<dataset>-<split>`` in the run folder (or in
+    the current folder, for weights outside a run)."""
+    return Path(output_dir) if output_dir else (run_dir or Path(".")) / f"eval-{dataset}-{split}"
+
+
+@contextmanager
+def claim_reports(folder: Path, files: list[str], *, force: bool, run_dir: Path | None = None) -> Iterator[Path]:
+    """Hold a folder for reports (``eval``/``predict``) from before the work until they are written.
+
+    Existing reports are refused without ``force`` (checked first, so nothing runs in vain). Inside a run
+    folder the run is claimed too (its manifest is updated: ``train --force`` then removes the reports with
+    the run), so reports are never written into a folder a training is still writing.
+    """
+    hint = "choose another --output-dir"
     refuse_overwrite([folder / f for f in files], force=force)
-    folder.mkdir(parents=True, exist_ok=True)
-    if run_dir is not None and folder.resolve().parent == run_dir.resolve() and _read_manifest(run_dir) is not None:
-        record_outputs(run_dir, [f"{folder.name}/{f}" for f in files])
-    return folder
+    with contextlib.ExitStack() as stack:
+        inside = run_dir is not None and folder.resolve().parent == run_dir.resolve()
+        if inside and _read_manifest(run_dir) is not None:  # type: ignore[arg-type]
+            stack.enter_context(claim(run_dir, "run folder", f"{hint} outside it"))  # type: ignore[arg-type]
+        else:
+            inside = False
+        stack.enter_context(claim(folder, "output folder", hint))
+        check_writable(folder, "output folder")
+        refuse_overwrite([folder / f for f in files], force=force)  # again, now that no one else writes here
+        if inside:
+            record_outputs(run_dir, [f"{folder.name}/{f}" for f in files])  # type: ignore[arg-type]
+        yield folder
 
 
 def save_train_state(path: Path, state: dict[str, Any]) -> None:
@@ -140,8 +189,16 @@ def load_train_state(path: Path) -> dict[str, Any]:
             f"{path} is not a readable training checkpoint ({type(exc).__name__}: {exc}); "
             "the file is corrupt — start a new run or restore it"
         ) from exc
-    if not isinstance(state, dict) or "model" not in state or "epoch" not in state:
-        raise ValueError(f"{path} is not a wavemixer training checkpoint (missing model/epoch)")
+    if not isinstance(state, dict):
+        raise ValueError(f"{path} is not a wavemixer training checkpoint (a {type(state).__name__}, not a mapping)")
+    missing = [k for k in _STATE_KEYS if k not in state]
+    if missing:
+        raise ValueError(
+            f"{path} is not a complete wavemixer training checkpoint (missing {', '.join(missing)}); it cannot be "
+            "resumed: start a new run, or restore the file"
+        )
+    if not isinstance(state["config"], dict):
+        raise ValueError(f"{path}: its 'config' is a {type(state['config']).__name__}, not the run's options")
     return state
 
 

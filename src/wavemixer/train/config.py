@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from wavemixer.validation import DEVICE_PATTERN, Range
+from wavemixer.validation import DEVICE_PATTERN, MAX_INPUT_SIDE, Range
 
 from .validation import check_option, validate_config
 
@@ -41,6 +41,7 @@ def _opt(
 
 
 _VALIDATION_KEYS = ("range", "pattern", "pattern_help")
+_MAX_RATE = 1e4  # learning rates and weight decay: far above any that trains, far below float32's overflow
 
 
 @dataclass
@@ -89,7 +90,9 @@ class TrainConfig:
         "use only the first N (stratified) training and N//4 val/test images: quick experiments and tests",
         ge=1,
     )
-    input_size: int | None = _opt(None, "resize images to this square size (default: the data set's native size)", ge=1)
+    input_size: int | None = _opt(
+        None, "resize images to this square size (default: the data set's native size)", ge=1, le=MAX_INPUT_SIDE
+    )
     crop_padding: int | None = _opt(None, "random-crop augmentation: pad by this many pixels then crop (0 = off)", ge=0)
     hflip: bool | None = _opt(None, "random horizontal flip augmentation")
     trivial_augment: bool | None = _opt(None, "TrivialAugmentWide augmentation (as in the reference recipes)")
@@ -129,8 +132,9 @@ class TrainConfig:
         choices=["standard", "dualopt"],
     )
     opt: str = _opt("adamw", "optimizer of the standard recipe", choices=["adamw", "sgd"])
-    lr: float | None = _opt(None, "peak learning rate (default 2e-3 for adamw, 0.05 for sgd)", gt=0)
-    weight_decay: float = _opt(0.01, "decoupled weight decay (AdamW) / L2 (SGD)", ge=0)
+    # the upper bounds keep lr x weight decay within float32: beyond, the optimizer step overflows
+    lr: float | None = _opt(None, "peak learning rate (default 2e-3 for adamw, 0.05 for sgd)", gt=0, le=_MAX_RATE)
+    weight_decay: float = _opt(0.01, "decoupled weight decay (AdamW) / L2 (SGD)", ge=0, le=_MAX_RATE)
     momentum: float = _opt(0.9, "SGD momentum", ge=0, lt=1)
     sched: str = _opt("cosine", "learning-rate schedule per step", choices=["cosine", "constant"])
     warmup_epochs: float = _opt(1.0, "linear warm-up length in epochs", ge=0)
@@ -140,7 +144,7 @@ class TrainConfig:
         "stop after this many epochs without a better val metric (standard: default off; dualopt: default 5 per phase)",
         ge=1,
     )
-    sgd_lr: float = _opt(1e-3, "dualopt phase-2 SGD learning rate", gt=0)
+    sgd_lr: float = _opt(1e-3, "dualopt phase-2 SGD learning rate", gt=0, le=_MAX_RATE)
     label_smoothing: float = _opt(0.0, "cross-entropy label smoothing", ge=0, lt=1)
     clip_grad: float | None = _opt(None, "clip the gradient norm to this value", gt=0)
     # speed / precision

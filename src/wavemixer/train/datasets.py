@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import io
 import os
+import re
 import struct
 import threading
 import zipfile
@@ -31,16 +32,20 @@ __all__ = [
     "DataInfo",
     "FolderScan",
     "Preprocess",
+    "UnreadableImage",
     "build_datasets",
     "dataset_defaults",
     "default_data_dir",
     "derive_defaults",
     "image_features",
     "image_statistics",
+    "list_unreadable",
     "load_image",
     "scan_folder",
     "scan_summary",
     "split_hash",
+    "unit_float",
+    "unreadable_reason",
 ]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
@@ -124,7 +129,9 @@ def lookup_dataset(name: str, table: dict[str, Any], aliases: dict[str, str], wh
     key = name.lower().replace("-", "_")
     key = aliases.get(key, key)
     if key not in table:
-        raise ValueError(f"unknown {what} {name!r}; choose one of {', '.join(table)}{hint}")
+        from wavemixer.registry import did_you_mean
+
+        raise ValueError(f"unknown {what} {name!r}{did_you_mean(key, table)}; choose one of {', '.join(table)}{hint}")
     return key
 
 
@@ -134,7 +141,9 @@ def canonical_dataset(name: str) -> str:
     if key == "emnist":
         key = "emnist_balanced"
     if key not in DATASETS:
-        raise ValueError(f"unknown data set {name!r}; choose one of {', '.join(DATASETS)}")
+        from wavemixer.registry import did_you_mean
+
+        raise ValueError(f"unknown data set {name!r}{did_you_mean(key, DATASETS)}; choose one of {', '.join(DATASETS)}")
     return key
 
 
@@ -200,22 +209,117 @@ class Preprocess:
                 img = self._trivial(img)
             if self._rand is not None:
                 img = self._rand(img)
-        return (img.float().div_(255) - self.mean) / self.std
+        return (unit_float(img) - self.mean) / self.std
 
 
-def load_image(source: str | Path | bytes, mode: str) -> Tensor:
-    """Decode an image file (path or bytes) as a uint8 C×H×W tensor in ``mode`` ('L' or 'RGB')."""
+def unit_float(img: Tensor) -> Tensor:
+    """An image as float on the [0, 1] scale: uint8 divided by 255; images decoded at more than 8 bits
+    (16-bit and float files, see :func:`load_image`) are already float on that scale."""
+    return img.float().div_(255) if img.dtype == torch.uint8 else img.float()
+
+
+#: Pillow modes of images with more than 8 bits per sample (all single-channel)
+_DEEP_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
+
+
+def load_image(source: str | Path | bytes, mode: str, *, full_range: bool = True) -> Tensor:
+    """Decode an image file (path or bytes) as a C×H×W tensor in ``mode`` ('L' or 'RGB').
+
+    8-bit images give uint8. Deeper ones (16-bit PNG/TIFF, 32-bit integer or float TIFF) are never clipped
+    to 8 bits, which would turn most of them white: with ``full_range`` they give float32 on the [0, 1]
+    scale (integers divided by their largest value, float images as stored); without it, uint8 scaled from
+    their whole range (for the pipelines that hold 8-bit images). A grayscale image in ``mode`` 'RGB' is
+    repeated over the three channels.
+    """
+    where = "image bytes" if isinstance(source, bytes) else str(source)
+    try:
+        with _open_image(source) as im:
+            arr = _deep_array(im) if im.mode in _DEEP_MODES else np.asarray(im.convert(mode), dtype=np.uint8)
+    except UnreadableImage as exc:
+        raise UnreadableImage(where, exc.reason) from None
+    except Exception as exc:  # decoders raise many kinds of errors for a broken file
+        raise UnreadableImage(where, unreadable_reason(exc)) from exc
+    t = torch.from_numpy(arr.copy())
+    t = t.unsqueeze(0) if t.ndim == 2 else t.permute(2, 0, 1).contiguous()
+    if t.dtype != torch.uint8:
+        if mode == "RGB":
+            t = t.expand(3, -1, -1).contiguous()
+        if not full_range:
+            low, high = float(t.min()), float(t.max())
+            if low < 0 or high > 1:
+                raise UnreadableImage(
+                    where, f"a float image with values in [{low:g}, {high:g}]; 8-bit use needs [0, 1]"
+                )
+            t = t.mul(255).round_().to(torch.uint8)
+    return t
+
+
+class UnreadableImage(ValueError):
+    """A file that does not decode as an image; ``reason`` says why in a few words (without the path)."""
+
+    def __init__(self, where: str, reason: str) -> None:
+        super().__init__(f"cannot read {where} as an image ({reason})")
+        self.reason = reason
+
+
+def _open_image(source: str | Path | bytes) -> Any:
+    """``PIL.Image.open`` of a path or bytes; a path that is not a regular file (a named pipe, a device) is
+    refused before opening: reading one would block forever or never end."""
+    from PIL import Image
+
+    if isinstance(source, bytes):
+        return Image.open(io.BytesIO(source))
+    special = _not_a_regular_file(source)
+    if special:
+        raise UnreadableImage(str(source), special)
+    return Image.open(source)
+
+
+def _not_a_regular_file(path: str | Path) -> str | None:
+    """What ``path`` is when it is not a regular file (reading a named pipe blocks forever), else ``None``."""
+    import stat
+
+    kind = os.stat(path).st_mode
+    if stat.S_ISREG(kind):
+        return None
+    what = "a named pipe" if stat.S_ISFIFO(kind) else "a folder" if stat.S_ISDIR(kind) else "a device or socket"
+    return f"not a regular file: {what}"
+
+
+def _deep_array(im: Any) -> np.ndarray:
+    """A >8-bit single-channel image as float32: integers divided by their largest value, floats as stored."""
+    arr = np.asarray(im)
+    if im.mode == "F":
+        arr = arr.astype(np.float32)
+        if not np.isfinite(arr).all():
+            raise UnreadableImage("", "a float image with NaN or infinite pixels")
+        return arr
+    if im.mode == "I":  # 32-bit container: the file says how many bits it uses (TIFF), PNG/PNM at most 16
+        tags = getattr(im, "tag_v2", None) or {}
+        bits = tags.get(258, (16 if im.format in ("PNG", "PPM") else 32,))
+        bits = int(bits[0] if isinstance(bits, tuple) else bits)
+        if arr.min() < 0:
+            raise UnreadableImage("", "a signed integer image with negative pixels; only unsigned ones are read")
+    else:
+        bits = 16
+    return (arr.astype(np.float64) / (2**bits - 1)).astype(np.float32)
+
+
+def unreadable_reason(exc: BaseException) -> str:
+    """Why a file did not decode, in a few words; never its path (messages name the file beside it)."""
     from PIL import Image, UnidentifiedImageError
 
-    try:
-        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as im:
-            im = im.convert(mode)
-            arr = np.asarray(im, dtype=np.uint8)
-    except (UnidentifiedImageError, OSError) as exc:
-        where = "image bytes" if isinstance(source, bytes) else str(source)
-        raise ValueError(f"cannot read {where} as an image ({exc})") from exc
-    t = torch.from_numpy(arr.copy())
-    return t.unsqueeze(0) if t.ndim == 2 else t.permute(2, 0, 1).contiguous()
+    if isinstance(exc, UnidentifiedImageError):
+        return "not an image format Pillow can read"
+    if isinstance(exc, Image.DecompressionBombError):  # a tiny file that would decode to gigabytes
+        size = str(exc).split(",")[0]  # "Image size (N pixels) exceeds limit of M pixels"
+        return f"{size}: refused as a possible decompression bomb"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    if len(text) > 80:
+        text = text[:80].rsplit(" ", 1)[0] + " ..."
+    return f"{type(exc).__name__}: {text}"
 
 
 # ------------------------------------------------------------------------------------------------ datasets
@@ -289,7 +393,7 @@ class FolderDataset(Dataset):
         The tensors are those ``__getitem__`` would decode, so results do not change. Returns the bytes held."""
         if self._decoded is None:
             self._decoded = [load_image(self._read(f), self.mode) for f in self.files]
-        return sum(t.numel() for t in self._decoded)
+        return sum(t.numel() * t.element_size() for t in self._decoded)
 
     def subset(self, indices: Tensor | Sequence[int]) -> FolderDataset:
         idx = [int(i) for i in indices]
@@ -547,9 +651,11 @@ class FolderScan:
     notes: list[str] = field(default_factory=list)
 
 
-def _walk_files(root: Path) -> list[str]:
-    """Relative names of every file under ``root``, following symlinked folders (each real folder once)."""
+def _walk_files(root: Path) -> tuple[list[str], list[str]]:
+    """Relative names of every file and every folder under ``root``, following symlinked folders (each real
+    folder once); hidden ones (``.name``) are left out."""
     names: list[str] = []
+    folders: list[str] = []
     seen: set[str] = set()
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
         real = os.path.realpath(dirpath)
@@ -559,46 +665,108 @@ def _walk_files(root: Path) -> list[str]:
         seen.add(real)
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         rel = Path(dirpath).relative_to(root)
+        folders += [(rel / d).as_posix() for d in dirnames]
         names += [(rel / f).as_posix() for f in sorted(filenames) if not f.startswith(".")]
-    return names
+    return names, folders
+
+
+_MANIFEST_SPLITS = ("train", "val", "valid", "validation", "test")
 
 
 def _read_manifest(path: Path) -> list[tuple[str, str, str | None]]:
-    """``(file, label, split or None)`` rows of a CSV (columns path,label[,split]) or JSON manifest."""
+    """``(file, label, split or None)`` rows of a CSV (columns path,label[,split]) or JSON manifest, checked:
+    every row names a file inside the manifest's folder (relative path), a label and a known split, and no file
+    is listed twice. A UTF-8 byte-order mark and Windows line ends are read as plain text."""
     import csv
     import json
 
+    def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        keys = [k for k, _ in pairs]
+        twice = sorted({k for k in keys if keys.count(k) > 1})
+        if twice:
+            raise ValueError(f"manifest {path} lists {twice[0]!r} twice as a key; each file once")
+        return dict(pairs)
+
     try:
         if path.suffix.lower() == ".csv":
-            with open(path, newline="") as f:
+            with open(path, newline="", encoding="utf-8-sig") as f:
                 reader = csv.DictReader(f)
                 cols = {c.strip().lower(): c for c in reader.fieldnames or []}
                 if "path" not in cols or "label" not in cols:
                     raise ValueError(f"manifest {path} needs a header with columns path,label[,split]")
-                return [
-                    (r[cols["path"]].strip(), r[cols["label"]].strip(), (r.get(cols.get("split", "")) or None))
+                raw = [
+                    (f"row {reader.line_num}", r[cols["path"]], r[cols["label"]], r.get(cols.get("split", "")))
                     for r in reader
                 ]
-        data = json.loads(path.read_text())
+        else:
+            data = json.loads(path.read_text(encoding="utf-8-sig"), object_pairs_hook=unique_keys)
+            if isinstance(data, dict):
+                raw = [(f"key {k!r}", k, v, None) for k, v in data.items()]
+            elif isinstance(data, list) and all(isinstance(r, dict) and "path" in r and "label" in r for r in data):
+                raw = [(f"entry {i + 1}", r["path"], r["label"], r.get("split")) for i, r in enumerate(data)]
+            else:
+                raise ValueError(
+                    f"manifest {path}: expected a list of {{path, label[, split]}} objects or a {{path: label}} map"
+                )
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(f"cannot read manifest {path} ({exc})") from exc
-    if isinstance(data, dict):
-        return [(str(k), str(v), None) for k, v in data.items()]
-    if isinstance(data, list) and all(isinstance(r, dict) and "path" in r and "label" in r for r in data):
-        return [(str(r["path"]), str(r["label"]), r.get("split")) for r in data]
-    raise ValueError(f"manifest {path}: expected a list of {{path, label[, split]}} objects or a {{path: label}} map")
+    rows: list[tuple[str, str, str | None]] = []
+    first: dict[str, tuple[str, str]] = {}  # normalised path -> (where, label)
+    for where, file, label, split in raw:
+        file = "" if file is None else str(file).strip()
+        label = "" if label is None else str(label).strip()
+        split = str(split).strip().lower() if split not in (None, "") else None
+        at = f"manifest {path} {where}"
+        if not file or not label:
+            raise ValueError(f"{at}: empty {'path' if not file else 'label'}; every row needs a path and a label")
+        if split is not None and split not in _MANIFEST_SPLITS:
+            raise ValueError(f"{at}: split {split!r} is not one of {', '.join(_MANIFEST_SPLITS)} (or empty for train)")
+        norm = os.path.normpath(file.replace("\\", "/"))
+        absolute = _absolute(file)
+        if absolute or norm == ".." or norm.startswith("../"):
+            raise ValueError(
+                f"{at}: path {file} is {'absolute' if absolute else 'outside the manifest folder'}; "
+                f"paths are relative to the manifest's folder ({path.parent}) and stay inside it"
+            )
+        if norm in first:
+            was, was_label = first[norm]
+            if was_label != label:
+                raise ValueError(f"{at}: {file} is listed with label {was_label!r} ({was}) and {label!r}; give one")
+            raise ValueError(f"{at}: {file} is listed twice ({was} too): a duplicate would be trained and tested on")
+        first[norm] = (where, label)
+        rows.append((file, label, split))
+    return rows
+
+
+def _absolute(name: str) -> bool:
+    """An absolute path on any system: ``/x``, ``\\\\server\\x``, ``C:/x`` or ``C:\\x``."""
+    return name.startswith(("/", "\\")) or bool(re.match(r"[A-Za-z]:[/\\]", name))
+
+
+def _zip_names(root: Path) -> tuple[list[str], list[str]]:
+    """Files and folders of a zip; an absolute or ``..`` entry is refused (it is no part of a data set tree)."""
+    with zipfile.ZipFile(root) as z:
+        entries = z.namelist()
+    for name in entries:
+        if _absolute(name) or ".." in name.replace("\\", "/").split("/"):
+            raise ValueError(
+                f"zip {root} has the entry {name!r}, an absolute path or one with '..'; a data set zip holds "
+                "relative paths only (<class>/<image> or train/<class>/<image>)"
+            )
+    files = [n for n in entries if not n.endswith("/")]
+    folders = {n.rstrip("/") for n in entries if n.endswith("/")}
+    folders |= {"/".join(n.split("/")[:i]) for n in files for i in range(1, n.count("/") + 1)}
+    return files, sorted(f for f in folders if not any(p.startswith(".") for p in f.split("/")))
 
 
 def _list_source(root: Path) -> tuple[str, list[tuple[str, str, str | None]], Path]:
     """The layout and ``(file, class, split or None)`` of every image; the folder the files are relative to."""
     if root.is_file() and root.suffix.lower() in MANIFEST_SUFFIXES:
-        rows = [(f, c, (s.lower() if s else None)) for f, c, s in _read_manifest(root)]
-        return "manifest", rows, root.parent
+        return "manifest", _read_manifest(root), root.parent
     if root.is_dir():
-        names = _walk_files(root)
-    elif zipfile.is_zipfile(root):
-        with zipfile.ZipFile(root) as z:
-            names = [n for n in z.namelist() if not n.endswith("/")]
+        names, folders = _walk_files(root)
+    elif root.exists() and zipfile.is_zipfile(root):
+        names, folders = _zip_names(root)
     elif root.exists():
         raise ValueError(
             f"{root} is neither a folder, a zip file nor a .csv/.json manifest; --data-dir must be one of those"
@@ -619,7 +787,28 @@ def _list_source(root: Path) -> tuple[str, list[tuple[str, str, str | None]], Pa
             rows.append(("/".join(parts), parts[-2], parts[-3].lower()))
         else:
             rows.append(("/".join(parts), parts[-2], None))
+    _refuse_empty_classes(root, rows, folders)
     return ("split folders" if split_layout else "class folders"), rows, root
+
+
+def _refuse_empty_classes(root: Path, rows: list[tuple[str, str, str | None]], folders: list[str]) -> None:
+    """A folder beside the training class folders without any image: a class the model would silently lack."""
+    train = [f for f, _, split in rows if split in (None, "train")]
+    class_dirs = {f.rsplit("/", 1)[0] for f in train}
+    parents = {d.rsplit("/", 1)[0] if "/" in d else "" for d in class_dirs}
+    for folder in folders:
+        parent = folder.rsplit("/", 1)[0] if "/" in folder else ""
+        if parent in parents and folder not in class_dirs and not any(f.startswith(folder + "/") for f, _, _ in rows):
+            raise ValueError(
+                f"class folder {folder} in {root} has no images ({', '.join(IMAGE_EXTENSIONS)}); add images or "
+                "remove it (the model would otherwise lack the class without a word)"
+            )
+
+
+def list_unreadable(corrupt: list[tuple[str, str]], shown: int = 3) -> str:
+    """``file (why); ...`` for the first ``shown`` unreadable files: whole names, never cut mid-path."""
+    text = "; ".join(f"{f} ({why})" for f, why in corrupt[:shown])
+    return text + (f"; and {len(corrupt) - shown} more" if len(corrupt) > shown else "")
 
 
 def _image_mode(im: Any) -> str:
@@ -641,8 +830,6 @@ def scan_folder(root: Path, *, skip_corrupt: bool = False, input_size: int | Non
     """
     from collections import Counter
 
-    from PIL import Image
-
     layout, rows, base = _list_source(root)
     if not rows:
         want = "train/<class>/<image> (with optional val/ and test/) or <class>/<image>"
@@ -657,18 +844,20 @@ def scan_folder(root: Path, *, skip_corrupt: bool = False, input_size: int | Non
     good = []
     for file, cls, split in rows:
         try:
-            src = reader._read(file)
-            with Image.open(io.BytesIO(src) if isinstance(src, bytes) else src) as im:
+            with _open_image(reader._read(file)) as im:
                 im.load()
                 modes[_image_mode(im)] += 1
                 sizes[(im.height, im.width)] += 1
+        except UnreadableImage as exc:
+            corrupt.append((file, exc.reason))
+            continue
         except Exception as exc:  # any decoder failure: the file is unreadable
-            corrupt.append((file, f"{type(exc).__name__}: {exc}".splitlines()[0][:80]))
+            corrupt.append((file, unreadable_reason(exc)))
             continue
         good.append((file, cls, split))
     notes: list[str] = []
     if corrupt:
-        shown = "; ".join(f"{f} ({why})" for f, why in corrupt[:3]) + (" ..." if len(corrupt) > 3 else "")
+        shown = list_unreadable(corrupt)
         if not skip_corrupt:
             raise ValueError(
                 f"{len(corrupt)} of {len(rows):,} images in {root} cannot be read: {shown}; fix or remove them, "
@@ -746,6 +935,12 @@ def _split_val(train: Any, fraction: float, seed: int, what: str = "--val-fracti
     n = len(train)
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     n_val = max(1, round(n * fraction))
+    if n_val >= n:
+        held = "val" if what == "--val-fraction" else "test"
+        raise ValueError(
+            f"{what} {fraction:g} holds out {n_val:,} of the {n:,} training images as {held}, leaving none to train "
+            f"on; lower {what}"
+        )
     return train.subset(perm[n_val:].sort().values), train.subset(perm[:n_val].sort().values)
 
 
@@ -780,7 +975,7 @@ def image_statistics(ds: Any, size: tuple[int, int], n: int = _STATS_SAMPLE) -> 
         img = _raw_image(ds, int(i))
         if tuple(img.shape[-2:]) != tuple(size):
             img = TF.resize(img, list(size), antialias=True)
-        x = img.double().div(255).flatten(1)
+        x = unit_float(img).double().flatten(1)
         s1, s2, count = s1 + x.sum(1), s2 + (x * x).sum(1), count + x.shape[1]
         feats.append(image_features(img))
     mean = s1 / count
@@ -801,14 +996,20 @@ def image_statistics(ds: Any, size: tuple[int, int], n: int = _STATS_SAMPLE) -> 
 
 
 def image_features(img: Tensor) -> Tensor:
-    """Per-channel mean and std of a uint8 C×H×W image in [0, 1]: cheap, and far off for most foreign inputs."""
-    x = img.double().div(255).flatten(1)
+    """Per-channel mean and std of a C×H×W image on the [0, 1] scale: cheap, and far off for most foreign inputs."""
+    x = unit_float(img).double().flatten(1)
     return torch.cat([x.mean(1), x.std(1, correction=0)])
 
 
 # Defaults derived from the data (image folders): each rule prints "chose X because Y"; every one is a flag.
 _MAX_SIDE = 64  # larger images are resized: at full size a CPU run would take hours
 _BUDGET_S = 300.0  # the default epoch budget aims at ~5 min of training
+_MIN_EPOCHS, _MAX_EPOCHS = 3, 30  # whatever the budget says
+
+
+def _duration(seconds: float) -> str:
+    """``~45 s`` / ``~4 min``: an estimate, said as one."""
+    return f"~{seconds:.0f} s estimated" if seconds < 90 else f"~{seconds / 60:.0f} min estimated"
 
 
 def estimated_seconds_per_image(macs: float) -> float:
@@ -847,6 +1048,15 @@ def derive_defaults(cfg: Any, scan: FolderScan, n_train: int) -> tuple[dict[str,
             f"chose input size {h}x{w} because {scan.size[0]}x{scan.size[1]} images would make a CPU run take "
             f"hours (longest side capped at {_MAX_SIDE}; --input-size N to change)"
         )
+    n_classes, in_chans = len(scan.classes), 1 if gray else 3
+
+    def macs_of(name: str, model_args: dict[str, Any]) -> float | None:
+        try:
+            model = create_model(name, **{**model_args, "num_classes": n_classes, "in_chans": in_chans})
+            return float(count_macs(model, (in_chans, h, w)))
+        except Exception:  # an invalid model is reported when it is built
+            return None
+
     if cfg.model is None:
         changes["model"] = "wavemix_lite_32_7_cifar10_tiny"
         stride = 2 if min(h, w) >= 24 else 1
@@ -861,29 +1071,37 @@ def derive_defaults(cfg: Any, scan: FolderScan, n_train: int) -> tuple[dict[str,
         final_dim = model_args.get("final_dim", 32)
         size = {16: " (10k params)", 32: " (37k params)", 64: " (144k params)"}.get(final_dim, "")
         why = why_width if "final_dim" not in cfg.model_args else "as given"
+        if "stride" in cfg.model_args:
+            why_stride = "as given"
+        elif stride == 2:
+            fine = macs_of(changes["model"], {**model_args, "stride": 1})
+            coarse = macs_of(changes["model"], model_args)
+            ratio = f": {fine / coarse:.1f}x fewer MACs per image than stride 1 at {h}x{w}" if fine and coarse else ""
+            why_stride = f"because the images are {h}x{w}, at least 24 px{ratio}"
+        else:
+            why_stride = f"because the images are {h}x{w}, under 24 px (stride 2 would halve them to under 12 px)"
         notes.append(
             f"chose model wavemix_lite_32_7_cifar10_tiny with width {final_dim}{size}, {why}, and stem stride "
-            f"{model_args['stride']} "
-            f"because {n_train:,} images of {h}x{w} train in minutes with it "
-            + ("(stride 2 from 24 px: 7x faster than stride 1 at 28 px)" if stride == 2 else "(images under 24 px)")
-            + "; --model NAME / --model-arg final_dim=N / --model-arg stride=N to change"
+            f"{model_args['stride']} {why_stride}; --model NAME / --model-arg final_dim=N / --model-arg stride=N "
+            "to change"
         )
     if cfg.epochs is None:
         model_name = changes.get("model", cfg.model)
-        args = {**changes.get("model_args", cfg.model_args), "num_classes": len(scan.classes)}
-        args["in_chans"] = 1 if gray else 3
-        try:
-            macs = count_macs(create_model(model_name, **args), (args["in_chans"], h, w))
-        except Exception:  # an invalid model is reported when it is built
-            macs = 1e6
+        macs = macs_of(model_name, changes.get("model_args", cfg.model_args)) or 1e6
         per_image = estimated_seconds_per_image(macs)
-        epochs = int(min(30, max(3, _BUDGET_S // (per_image * max(n_train, 1)))))
+        fits = _BUDGET_S / (per_image * max(n_train, 1))  # epochs the budget holds
+        epochs = int(min(_MAX_EPOCHS, max(_MIN_EPOCHS, fits)))
         changes["epochs"] = epochs
-        notes.append(
-            f"chose {epochs} epochs because ~{_BUDGET_S / 60:.0f} min of training is the default budget "
-            f"(~{1 / per_image:,.0f} img/s estimated for {macs / 1e6:.1f} MMACs/image on one CPU thread; "
-            "3 to 30 epochs; --epochs N to change)"
-        )
+        rate = f"~{1 / per_image:,.0f} img/s for {macs / 1e6:.1f} MMACs/image on one CPU thread, by a fixed rule"
+        took = _duration(epochs * n_train * per_image)
+        budget = f"~{_BUDGET_S / 60:.0f} min"
+        if fits >= _MAX_EPOCHS:
+            why = f", the most the default allows: the {budget} budget would hold ~{fits:,.0f}; these take {took}"
+        elif fits < _MIN_EPOCHS:
+            why = f", the fewest the default allows, though the {budget} budget holds ~{fits:.1f}; these take {took}"
+        else:
+            why = f" because {budget} of training is the default budget; these take {took}"
+        notes.append(f"chose {epochs} epochs{why} ({rate}; --epochs N to change)")
     if cfg.crop_padding is None:
         changes["crop_padding"] = max(1, round(min(h, w) / 14))
         pad = changes["crop_padding"]

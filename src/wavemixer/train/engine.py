@@ -7,6 +7,7 @@ epoch checkpoint takes exactly the same path as an uninterrupted one.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
@@ -22,7 +23,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
-from wavemixer.files import atomic_write_text
+from wavemixer.files import OutputError, atomic_write_text, describe_os_error
 from wavemixer.hub import clean_state_dict, save_pretrained
 
 from . import checkpoint as ckpt
@@ -553,12 +554,12 @@ class Trainer:
         self.phase, self.bad_epochs = 2, 0
         self.optimizer, self.scheduler = self._build_optimizer(2)
         self.log(
-            f"dualopt: val {self.task.select_metric} stalled for {self.cfg.patience} epochs; "
+            f"dualopt: val {self.task.select_metric} stalled for {_count(self.cfg.patience, 'epoch')}; "
             f"phase 2 (SGD lr {self.cfg.sgd_lr}) from the best checkpoint (epoch {self.best_epoch})"
         )
 
     def _length_text(self) -> str:
-        epochs = f"{self.total_epochs} epoch{'s' if self.total_epochs != 1 else ''}"
+        epochs = _count(self.total_epochs, "epoch")
         if self.total_steps == self.total_epochs * self.steps_per_epoch:
             return epochs
         return f"{self.total_steps:,} steps: {epochs}, the last partial"
@@ -575,6 +576,9 @@ class Trainer:
             f"{len(self.data.val):,} val / {len(self.data.test) if self.data.test else 0:,} test images, "
             f"{self.ctx.world_size} rank(s) on {self.device}, run folder {run_dir}"
         )
+        if self.history and self.ctx.is_main:  # resumed: a save cut short may have missed the last epoch's rows
+            ckpt.write_summary(run_dir / "summary.csv", self.history)
+            self._plot(run_dir)
         start = time.perf_counter() - (self.history[-1]["time_s"] if self.history else 0.0)
         stop_reason = "max steps" if self.total_steps < cfg.epochs * self.steps_per_epoch else "max epochs"  # type: ignore[operator]
         while self.epoch < self.total_epochs:
@@ -582,7 +586,7 @@ class Trainer:
                 if cfg.recipe == "dualopt" and self.phase == 1:
                     self._switch_to_sgd()
                 else:
-                    stop_reason = f"no better val {sel} for {cfg.patience} epochs"
+                    stop_reason = f"no better val {sel} for {_count(cfg.patience, 'epoch')}"
                     break
             t0 = time.perf_counter()
             train_loss = self.train_one_epoch()
@@ -624,9 +628,16 @@ class Trainer:
                 self._save_model(run_dir / "last")
                 ckpt.save_train_state(run_dir / ckpt.TRAIN_STATE, state)
                 ckpt.write_summary(run_dir / "summary.csv", self.history)
-                plot_curves(self.history, run_dir / "curves.png", sel)
+                self._plot(run_dir)
             barrier()
         return self._finish(run_dir, time.perf_counter() - start, stop_reason)
+
+    def _plot(self, run_dir: Path) -> None:
+        cfg = self.cfg
+        title = f"{cfg.model}{_args_text(cfg.model_args)} on {self.info.name}, seed {cfg.seed} ({run_dir.name})"
+        plot_curves(
+            self.history, run_dir / "curves.png", self.task.select_metric, title=title, best_epoch=self.best_epoch
+        )
 
     def _finish(self, run_dir: Path, wall: float, stop_reason: str) -> dict[str, Any]:
         """Evaluate the best-on-val weights once on the test split and write ``results.json``."""
@@ -660,6 +671,11 @@ class Trainer:
         if self.tensorboard is not None:
             self.tensorboard.close()
         return results
+
+
+def _count(n: int, noun: str) -> str:
+    """``1 epoch``, ``25 epochs``."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
 def _args_text(model_args: dict[str, Any]) -> str:
@@ -715,63 +731,90 @@ def _default_run_dir(cfg: TrainConfig) -> Path:
 
 def train(cfg: TrainConfig, *, out: Any = None, explicit: dict[str, Any] | None = None) -> dict[str, Any] | None:
     """Run (or, with ``cfg.resume``, continue) a training run. Returns the results, or ``None`` when
-    ``--stop-after-steps`` stopped it early."""
+    ``--stop-after-steps`` stopped it early.
+
+    The run folder is claimed for the whole run: a second run into the same folder is refused, never allowed
+    to replace this one's files. An OS fault while saving (disk full, file-size limit, read-only folder) stops
+    the run with one line; what was saved before stays complete and ``--resume`` continues from it.
+    """
     ctx = setup_distributed(cfg.device)
     trainer: Trainer | None = None
     try:
-        if cfg.resume:
-            _check_resume_flags(cfg)
-            run_dir = Path(cfg.resume)
-            state = ckpt.load_train_state(run_dir / ckpt.TRAIN_STATE)
-            if ctx.is_main:
-                ckpt.clean_run_dir(run_dir)  # temporaries of a save that was cut short
-            keep = {"stop_after_steps": None, "resume": str(run_dir), "output": str(run_dir), "force": False}
-            saved = {k: v for k, v in state["config"].items() if k in {f.name for f in dataclasses.fields(cfg)}}
-            cfg = TrainConfig(**{**saved, **keep, **(explicit or {})})
-            trainer = Trainer(resolve_config(cfg), ctx=ctx, out=out)
-            trainer.load_state_dict(state)
-            trainer.run_dir = run_dir
-            trainer.log(f"resuming {run_dir} after epoch {trainer.epoch} (step {trainer.global_step})")
-        else:
-            cfg = resolve_config(cfg)
-            run_dir = Path(cfg.output) if cfg.output else _default_run_dir(cfg)
-            run_dir = Path(broadcast_object(str(run_dir)))
-            error = None
-            if ctx.is_main:
-                try:
-                    ckpt.prepare_run_dir(run_dir, force=cfg.force)
-                except FileExistsError as exc:
-                    error = str(exc)
-            error = broadcast_object(error)
-            if error:
-                raise ValueError(error)
+        with contextlib.ExitStack() as claims:
+            if cfg.resume:
+                _check_resume_flags(cfg)
+                run_dir = Path(cfg.resume)
+                state = ckpt.load_train_state(run_dir / ckpt.TRAIN_STATE)
+                _on_main(ctx, lambda: claims.enter_context(ckpt.own_run_dir(run_dir, force=False, resume=True)))
+                if ctx.is_main:
+                    ckpt.clean_run_dir(run_dir)  # temporaries of a save that was cut short
+                keep = {"stop_after_steps": None, "resume": str(run_dir), "output": str(run_dir), "force": False}
+                saved = {k: v for k, v in state["config"].items() if k in {f.name for f in dataclasses.fields(cfg)}}
+                cfg = TrainConfig(**{**saved, **keep, **(explicit or {})})
+                trainer = Trainer(resolve_config(cfg), ctx=ctx, out=out)
+                trainer.load_state_dict(state)
+                trainer.run_dir = run_dir
+                trainer.log(f"resuming {run_dir} after epoch {trainer.epoch} (step {trainer.global_step})")
+            else:
+                cfg = resolve_config(cfg)
+                run_dir = Path(cfg.output) if cfg.output else _default_run_dir(cfg)
+                run_dir = Path(broadcast_object(str(run_dir)))
+                _on_main(ctx, lambda: claims.enter_context(ckpt.own_run_dir(run_dir, force=cfg.force)))
+                trainer = Trainer(cfg, ctx=ctx, out=out)  # a bad model or data set leaves no empty folder behind
             try:
-                trainer = Trainer(cfg, ctx=ctx, out=out)
-            except BaseException:
-                if ctx.is_main and run_dir.is_dir() and not any(run_dir.iterdir()):
-                    run_dir.rmdir()  # a bad model or data set name leaves no empty run folder behind
-                raise
-            if ctx.is_main:
-                import yaml
+                if ctx.is_main and not cfg.resume:
+                    import yaml
 
-                resolved = {**trainer.cfg.to_dict(), "output": str(run_dir)}
-                ckpt.record_outputs(run_dir, ["config.yaml"])
-                atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(resolved, sort_keys=False))
-        try:
-            results = trainer.fit(run_dir)
-        except Diverged as exc:
-            last = f"the last good epoch ({trainer.epoch}) is kept in {run_dir}" if trainer.epoch else "nothing saved"
-            raise Diverged(
-                f"training diverged: {exc.args[0]} (epoch {trainer.epoch + 1}, --lr {trainer.cfg.lr}); stopped, "
-                f"{last}; lower --lr or set --clip-grad"
-            ) from None
-        except Interrupted as exc:
-            trainer.log(f"stopped after {exc.args[0]} steps (--stop-after-steps); continue with --resume {run_dir}")
-            results = None
-        barrier()  # no rank tears the process group down while another still writes or prints
-        return results
+                    resolved = {**trainer.cfg.to_dict(), "output": str(run_dir)}
+                    ckpt.record_outputs(run_dir, ["config.yaml"])
+                    atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(resolved, sort_keys=False))
+                results = trainer.fit(run_dir)
+            except Diverged as exc:
+                last = (
+                    f"the last good epoch ({trainer.epoch}) is kept in {run_dir}" if trainer.epoch else "nothing saved"
+                )
+                raise Diverged(
+                    f"training diverged: {exc.args[0]} (epoch {trainer.epoch + 1}, --lr {trainer.cfg.lr}); stopped, "
+                    f"{last}; lower --lr or set --clip-grad"
+                ) from None
+            except Interrupted as exc:
+                steps = _count(exc.args[0], "step")
+                trainer.log(f"stopped after {steps} (--stop-after-steps); continue with --resume {run_dir}")
+                results = None
+            except OSError as exc:
+                if exc.errno is None:  # already one line of ours
+                    raise
+                raise OutputError(f"training stopped: {describe_os_error(exc)}; {_resumable(run_dir)}") from exc
+            barrier()  # no rank tears the process group down while another still writes or prints
+            return results
     finally:
         # DDP's reducer holds the process group: release it while the interpreter is fully alive, or the
         # backend's threads are torn down during interpreter finalisation (an intermittent SIGABRT under gloo)
         trainer = None
         cleanup_distributed()
+
+
+def _on_main(ctx: DistContext, action: Any) -> None:
+    """Run ``action`` on the main rank; an error there stops every rank with the same one-line error (an
+    occupied or claimed run folder as ``ValueError``, as ``train`` has always reported it)."""
+    error: Exception | None = None
+    if ctx.is_main:
+        try:
+            action()
+        except FileExistsError as exc:
+            error = ValueError(str(exc))
+        except (OSError, ValueError) as exc:
+            error = exc
+    error = broadcast_object(error)
+    if error is not None:
+        raise error
+
+
+def _resumable(run_dir: Path) -> str:
+    """What an interrupted run left to continue from: the last checkpoint that was saved completely."""
+    if (run_dir / ckpt.TRAIN_STATE).is_file():
+        return (
+            f"{run_dir / ckpt.TRAIN_STATE} holds the last completely saved epoch: fix this, then continue with "
+            f"wavemixer train --resume {run_dir}"
+        )
+    return f"no epoch was saved yet: fix this, then start again with --output {run_dir} --force"

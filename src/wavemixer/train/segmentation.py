@@ -252,7 +252,7 @@ class SegFileDataset(Dataset):
 
     def load(self, i: int) -> tuple[Tensor, Tensor]:
         img_path, mask_path = self.pairs[i]
-        img = load_image(img_path, "RGB")
+        img = load_image(img_path, "RGB", full_range=False)
         mask = read_mask(mask_path)
         if self.label_map is not None:
             mask = self.label_map[mask]
@@ -591,9 +591,9 @@ def _read_state(path: Path) -> dict[str, Tensor]:
         else:
             raise FileNotFoundError(f"--init-from {path}: no config.json, best/, last/ or checkpoint.pt inside")
     if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
+        from wavemixer.hub import read_safetensors
 
-        return load_file(path)
+        return read_safetensors(path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torn or foreign files raise many kinds of errors
@@ -653,7 +653,7 @@ def predict_segmentation(
         path = Path(src)
         if not path.is_file():
             raise FileNotFoundError(f"input image {path} does not exist")
-        img = load_image(path, "RGB")
+        img = load_image(path, "RGB", full_range=False)
         x = ((img.float() / 255 - mean) / std)[None].to(device)
         ctx = torch.autocast(torch.device(device).type, dtype=torch.bfloat16) if amp == "bf16" else nullcontext()
         with ctx:

@@ -170,7 +170,7 @@ class HRFileDataset(_HRBase):
         return len(self.files)
 
     def hr(self, i: int) -> Tensor:
-        return load_image(self.files[i], "RGB")
+        return load_image(self.files[i], "RGB", full_range=False)
 
     def name(self, i: int) -> str:
         return str(self.files[i])
@@ -420,7 +420,7 @@ def predict_super_resolution(
         path = Path(src)
         if not path.is_file():
             raise FileNotFoundError(f"input image {path} does not exist")
-        img = load_image(path, "RGB").float().div(255.0)[None]
+        img = load_image(path, "RGB", full_range=False).float().div(255.0)[None]
         hr = mod_crop(img, s) if from_hr else None
         lr = bicubic_downscale(hr, s) if hr is not None else img
         ctx = torch.autocast(torch.device(device).type, dtype=torch.bfloat16) if amp == "bf16" else nullcontext()

@@ -85,12 +85,10 @@ class ClassificationTask:
         from torchmetrics.classification import MulticlassAccuracy
 
         n = info.num_classes
-        return MetricCollection(
-            {
-                "top1": MulticlassAccuracy(n, top_k=1, average="micro"),
-                "top5": MulticlassAccuracy(n, top_k=min(5, n), average="micro"),
-            }
-        ).to(device)
+        metrics = {"top1": MulticlassAccuracy(n, top_k=1, average="micro")}
+        if n > 5:  # with 5 classes or fewer every image is in the top 5: no information
+            metrics["top5"] = MulticlassAccuracy(n, top_k=5, average="micro")
+        return MetricCollection(metrics).to(device)
 
     def update_metrics(self, metrics: Any, outputs: Tensor, targets: Tensor) -> None:
         metrics.update(outputs.float(), targets)
