@@ -12,7 +12,7 @@ selection on val mIoU, test evaluated once with the best weights.
 parameters and 0.89 GMACs at 180×240, close to the 0.88 M / 0.67 GMACs of ``wavemix_seg_64_6_l2_camvid``.
 ``lraspp_mobilenet_v3`` / ``deeplabv3_mobilenet_v3``: torchvision's LRASPP / DeepLabV3 on its dilated
 MobileNetV3-Large backbone, randomly initialised, with the backbone's ``width_mult`` solved so that the parameter
-count matches ``--params`` (default: that of ``wavemix_seg_64_6_l2_camvid``), see ``wavemixer.peers``.
+count matches ``--params`` (default: that of ``wavemix_seg_64_6_l2_camvid``), see ``wavemixer.bench.peers``.
 
 ``results.json`` also records the process's peak RSS and the wall time at which val mIoU first reached each
 of 30/35/40 %.
@@ -27,15 +27,15 @@ import math
 import resource
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
-from wavemixer.peers import SEGMENTATION_PEER_FAMILIES, solve_peer
-from wavemixer.train.segmentation import SegmentationTask, build_segmentation_datasets
+from wavemixer.bench.peers import SEGMENTATION_PEER_FAMILIES, solve_peer
+from wavemixer.tasks.segmentation import SegmentationTask
+from wavemixer.train.config import TrainConfig
 
 WAVEMIX_CAMVID_PARAMS = 881_867  # wavemix_seg_64_6_l2_camvid
 
@@ -110,10 +110,10 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    cfg = SimpleNamespace(dataset="camvid", data_dir=args.data_dir, trivial_augment=False, hflip=True,
-                          input_size=args.input_size, subset=args.subset, val_fraction=0.1, seed=args.seed)  # fmt: skip
-    data = build_segmentation_datasets(cfg)
-    task = SegmentationTask()
+    cfg = TrainConfig(task="segmentation", dataset="camvid", data_dir=args.data_dir, trivial_augment=False, hflip=True,
+                      input_size=args.input_size, subset=args.subset, val_fraction=0.1, seed=args.seed)  # fmt: skip
+    task = SegmentationTask(cfg)
+    data = task.build_data()
     model = build_model(args.model, data.info.num_classes, args.params)
     n_params = sum(p.numel() for p in model.parameters())
     decay = [p for p in model.parameters() if p.ndim > 1]

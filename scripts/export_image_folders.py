@@ -20,9 +20,9 @@ from PIL import Image
 
 
 def export_mnist(data: Path, out: Path) -> int:
-    from wavemixer.train.datasets import _load_idx_dataset
+    from wavemixer.data.builtin import load_builtin
 
-    xtr, ytr, xte, yte, labels = _load_idx_dataset("mnist", data, download=False)
+    xtr, ytr, xte, yte, labels = load_builtin("mnist", data, download=False)
     n = 0
     for x, y in ((xtr, ytr), (xte, yte)):
         for img, lab in zip(x[:, 0].numpy(), y.tolist()):

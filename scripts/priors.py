@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = p.parse_args(argv)
 
-    from wavemixer.train.inference import load_model
+    from wavemixer.loading import load_model
 
     rows: dict[str, dict[str, Any]] = {}
     erfs: dict[str, priors.Erf] = {}

@@ -154,10 +154,10 @@ def test_predict_rejects_empty_folder_and_corrupt_checkpoint(cli_run, tmp_path, 
 
 @pytest.mark.skipif(packaged_weights_dir("wavemix_lite_8_10_mnist") is None, reason="weights not packaged")
 def test_predict_with_packaged_pretrained_weights(shared_data, tmp_path, capsys):
-    from wavemixer.train.datasets import read_idx
+    from wavemixer.data.builtin import load_builtin
 
-    images = read_idx(shared_data / "MNIST" / "raw" / "t10k-images-idx3-ubyte.gz")[:40]
-    labels = read_idx(shared_data / "MNIST" / "raw" / "t10k-labels-idx1-ubyte.gz")[:40]
+    _, _, test_images, test_labels, _ = load_builtin("mnist", shared_data, download=False)
+    images, labels = test_images[:40, 0].numpy(), test_labels[:40].numpy()
     for i, img in enumerate(images):
         Image.fromarray(img).save(tmp_path / f"{i:02d}.png")
     threads = torch.get_num_threads()

@@ -10,7 +10,7 @@ import torch
 
 pytest.importorskip("torchvision")
 
-from wavemixer.train.datasets import _digits
+from wavemixer.data.builtin import load_digits as _digits
 
 
 def test_digits_load_without_scikit_learn(monkeypatch):

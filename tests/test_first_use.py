@@ -53,7 +53,8 @@ def test_precision_auto_uses_bf16_only_where_it_is_native(monkeypatch, caplog):
 
 
 def test_eval_reuses_the_runs_data_and_its_exact_val_split(seeded_run, capsys):
-    from wavemixer.train.datasets import build_datasets, split_hash
+    from wavemixer.data.splits import split_hash
+    from wavemixer.train.datasets import build_datasets
 
     val = build_datasets(resolve_config(TrainConfig(seed=3))).val
     for i, source in enumerate((seeded_run, seeded_run / "best")):  # a run folder and a saved model folder alike

@@ -173,7 +173,7 @@ def test_val_and_test_never_overlap_train(tmp_path, seed):
 
 
 def test_model_width_follows_the_data_set_size():
-    from wavemixer.train.datasets import _width_for
+    from wavemixer.data.defaults import width_for as _width_for
 
     assert [_width_for(n)[0] for n in (500, 1_999, 2_000, 45_000, 99_999, 100_000, 600_000)] == [
         16, 16, 32, 32, 32, 64, 64

@@ -7,7 +7,7 @@ import torch
 
 pytest.importorskip("timm")
 
-from wavemixer.peers import PEER_FAMILIES, SEGMENTATION_PEER_FAMILIES, PeerSpec, count_params, solve_peer
+from wavemixer.bench.peers import PEER_FAMILIES, SEGMENTATION_PEER_FAMILIES, PeerSpec, count_params, solve_peer
 
 BUDGETS = [(40_000, 32), (500_000, 32)]
 
@@ -58,7 +58,7 @@ def test_unknown_family_and_bad_budget() -> None:
 
 def test_peer_model_trains_saves_and_reloads_exactly(tmp_path) -> None:
     from wavemixer import from_pretrained, save_pretrained
-    from wavemixer.peers import create_peer
+    from wavemixer.bench.peers import create_peer
 
     model = create_peer("peer:vit", num_classes=4, in_chans=1, img_size=16, model_args={"params": 20_000})
     assert abs(count_params(model) / 20_000 - 1) < 0.15 and model.config["family"] == "vit"
@@ -71,7 +71,7 @@ def test_peer_model_trains_saves_and_reloads_exactly(tmp_path) -> None:
 
 
 def test_peer_model_arguments_are_checked() -> None:
-    from wavemixer.peers import create_peer
+    from wavemixer.bench.peers import create_peer
 
     with pytest.raises(ValueError, match="exactly one of --model-arg params=N"):
         create_peer("peer:resnet", num_classes=10, in_chans=3, img_size=32, model_args={})
@@ -152,7 +152,7 @@ def test_small_input_stage_resolutions(family: str, sides: list[int]) -> None:
 
 def test_saved_imagenet_peer_rebuilds_as_saved() -> None:
     """Configs saved before ``design`` existed have no such key: they rebuild the library's ImageNet design."""
-    from wavemixer.peers import PeerModel
+    from wavemixer.bench.peers import PeerModel
 
     old = dict(family="resnet", width=36, depth=1, num_classes=10, in_chans=3, img_size=32)
     model = PeerModel(**old)

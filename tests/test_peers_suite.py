@@ -9,9 +9,9 @@ import pytest
 
 pytest.importorskip("timm")
 
+from wavemixer.bench.peers import PEER_FAMILIES, PeerSpec
 from wavemixer.bench.peers_suite import suite_entries
 from wavemixer.cli import main
-from wavemixer.peers import PEER_FAMILIES, PeerSpec
 from wavemixer.registry import get_spec
 
 

@@ -246,7 +246,7 @@ def test_erf_reads_the_centre_token_of_a_token_model() -> None:
 
 def test_erf_of_peer_vit_reads_before_its_final_layernorm() -> None:
     pytest.importorskip("timm")
-    from wavemixer.peers import PeerModel
+    from wavemixer.bench.peers import PeerModel
 
     torch.manual_seed(0)
     peer = PeerModel(family="vit", width=16, depth=1, num_classes=10, img_size=32)

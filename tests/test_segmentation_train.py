@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -12,18 +11,14 @@ import torch
 from PIL import Image
 
 from wavemixer.cli import main
+from wavemixer.constants import IGNORE_INDEX
+from wavemixer.data.bundle import DataInfo
+from wavemixer.data.masks import SegArrayDataset
+from wavemixer.data.transforms import SegmentationTransform as JointTransform
 from wavemixer.factory import create_model
-from wavemixer.train.datasets import DataInfo
-from wavemixer.train.segmentation import (
-    IGNORE_INDEX,
-    JointTransform,
-    SegArrayDataset,
-    SegmentationTask,
-    build_segmentation_datasets,
-    colorize,
-    load_encoder_weights,
-    predict_segmentation,
-)
+from wavemixer.loading import load_encoder_weights
+from wavemixer.tasks.segmentation import SegmentationTask, colorize, predict_segmentation
+from wavemixer.train.config import TrainConfig
 
 COLORS = np.array([(20, 20, 20), (220, 40, 40), (40, 200, 60)], dtype=np.uint8)
 TINY = ["--model-arg", "final_dim=16", "--model-arg", "depth=1", "--threads", "1", "--quiet"]
@@ -69,7 +64,11 @@ def make_segfolder(root: Path, n_train: int = 32, n_test: int = 8, h: int = 31, 
 def _cfg(**kw):
     base = dict(dataset="segfolder", data_dir=None, trivial_augment=False, hflip=True, input_size=None, subset=None,
                 val_fraction=0.25, seed=0)  # fmt: skip
-    return SimpleNamespace(**{**base, **kw})
+    return TrainConfig(task="segmentation", **{**base, **kw})
+
+
+def build_segmentation_datasets(cfg: TrainConfig):
+    return SegmentationTask(cfg).build_data()
 
 
 # ------------------------------------------------------------------------------------------------ metric

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -12,17 +11,10 @@ import torch
 from PIL import Image
 
 from wavemixer.cli import main
+from wavemixer.data.hr_images import bicubic_downscale, bicubic_upscale, rgb_to_y
 from wavemixer.factory import create_model
-from wavemixer.train.super_resolution import (
-    SRDataInfo,
-    SuperResolutionTask,
-    bicubic_downscale,
-    bicubic_upscale,
-    build_super_resolution_datasets,
-    predict_super_resolution,
-    psnr_y,
-    rgb_to_y,
-)
+from wavemixer.tasks.super_resolution import SRDataInfo, SuperResolutionTask, predict_super_resolution, psnr_y
+from wavemixer.train.config import TrainConfig
 
 TINY = ["--model-arg", "final_dim=16", "--model-arg", "depth=1", "--threads", "1", "--quiet"]
 
@@ -53,7 +45,11 @@ def _cfg(**kw):
     base = dict(dataset="hrfolder", data_dir=None, trivial_augment=False, hflip=True, input_size=32, subset=None,
                 val_fraction=0.25, seed=0, model="wavemix_sr_64_4_x2_residual", model_args={},
                 eval_batch_size=4)  # fmt: skip
-    return SimpleNamespace(**{**base, **kw})
+    return TrainConfig(task="super_resolution", **{**base, **kw})
+
+
+def build_super_resolution_datasets(cfg: TrainConfig):
+    return SuperResolutionTask(cfg).build_data()
 
 
 def _metrics(task: SuperResolutionTask, out: torch.Tensor, hr: torch.Tensor, scale: int = 2) -> dict[str, float]:

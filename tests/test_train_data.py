@@ -10,8 +10,9 @@ import pytest
 import torch
 from PIL import Image
 
+from wavemixer.data.transforms import Preprocess
 from wavemixer.train import TrainConfig, train
-from wavemixer.train.datasets import Preprocess, build_datasets
+from wavemixer.train.datasets import build_datasets
 
 
 def _cfg(**kw) -> TrainConfig:

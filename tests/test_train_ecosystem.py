@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from wavemixer.cli import main
+from wavemixer.data.transforms import Preprocess
 from wavemixer.train import TrainConfig, Trainer, resolve_config, train
-from wavemixer.train.datasets import Preprocess
 
 FAST = dict(model_args={"depth": 1}, batch_size=32, subset=128, threads=1, quiet=True)
 

@@ -13,12 +13,12 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from .blocks import LevelMixer, Upsampler, WaveMixBlock
+from .checks import Range, check_float, check_int
 from .dwt import BoundaryMode
 from .filterbank import warn_if_level_too_high
 from .memory import GAMMA_FLOOR, can_invert_batchnorm, residual_batchnorm
 from .mixers import Mixer
 from .tracing import crop_to, is_symbolic
-from .validation import Range, check_float, check_int
 
 __all__ = ["Stem", "WaveMixBody", "build_stem", "check_image_batch", "stem_reduction"]
 

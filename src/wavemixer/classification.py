@@ -6,9 +6,9 @@ from torch import Tensor, nn
 
 from .blocks import Upsampler
 from .body import Stem, WaveMixBody
+from .checks import Range, check_float, check_int
 from .dwt import BoundaryMode
 from .mixers import Mixer
-from .validation import Range, check_float, check_int
 
 __all__ = ["WaveMix"]
 

@@ -6,11 +6,11 @@ from typing import Any
 
 from torch import nn
 
+from .checks import check_bool
 from .hub import from_pretrained
 from .optional_deps import require
 from .registry import get_spec, names_with_weights, packaged_weights_dir
 from .timm_models import attach_pretrained_cfg, pretrained_cfg
-from .validation import check_bool
 
 __all__ = ["create_model"]
 

@@ -297,7 +297,7 @@ def from_pretrained(
     config = load_config(folder)
     peer = config.get("model_class") == "PeerModel"
     if peer:
-        from .peers import PeerModel
+        from .bench.peers import PeerModel
 
         cls: type[nn.Module] = PeerModel
     else:

@@ -21,6 +21,7 @@ EXTRA_OF: dict[str, tuple[str, str]] = {
     "onnxruntime": ("onnxruntime", "onnx"),
     "onnxscript": ("onnxscript", "onnx"),
     "tensorboard": ("tensorboard", "tensorboard"),
+    "segmentation_models_pytorch": ("segmentation-models-pytorch", "smp"),
 }
 
 

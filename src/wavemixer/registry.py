@@ -16,6 +16,14 @@ from typing import Any, Literal
 from torch import nn
 
 from .classification import WaveMix
+from .constants import (
+    CIFAR10_MEAN_STD,
+    CIFAR100_MEAN_STD,
+    FASHION_MNIST_MEAN_STD,
+    IMAGENET_MEAN_STD,
+    MNIST_MEAN_STD,
+    TINY_IMAGENET_MEAN_STD,
+)
 from .segmentation import WaveMixSegmentation
 from .super_resolution import WaveMixSR
 
@@ -60,8 +68,8 @@ class ModelSpec:
     published: float | None = None
     source: str = ""
     notes: str = ""
-    mean: tuple[float, ...] = (0.485, 0.456, 0.406)
-    std: tuple[float, ...] = (0.229, 0.224, 0.225)
+    mean: tuple[float, ...] = IMAGENET_MEAN_STD["mean"]
+    std: tuple[float, ...] = IMAGENET_MEAN_STD["std"]
     tags: tuple[str, ...] = field(default_factory=tuple)
 
     def build(self, **overrides: Any) -> nn.Module:
@@ -143,11 +151,11 @@ def names_with_weights() -> list[str]:
 # tests); "published" is the metric the source reports, with the source named.
 # --------------------------------------------------------------------------------------------------
 
-_CIFAR10 = dict(mean=(0.4914, 0.4822, 0.4465), std=(0.2470, 0.2435, 0.2616))
-_CIFAR100 = dict(mean=(0.5071, 0.4865, 0.4409), std=(0.2673, 0.2564, 0.2762))
-_MNIST = dict(mean=(0.1307,), std=(0.3081,))
-_FMNIST = dict(mean=(0.2860,), std=(0.3530,))
-_TINY = dict(mean=(0.4803, 0.4481, 0.3975), std=(0.2764, 0.2689, 0.2816))
+_CIFAR10 = CIFAR10_MEAN_STD
+_CIFAR100 = CIFAR100_MEAN_STD
+_MNIST = MNIST_MEAN_STD
+_FMNIST = FASHION_MNIST_MEAN_STD
+_TINY = TINY_IMAGENET_MEAN_STD
 _LITE_S1 = dict(level=1, stem="strided", stride=1)
 
 

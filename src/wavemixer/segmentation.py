@@ -9,10 +9,10 @@ from torch import Tensor, nn
 
 from .blocks import Upsampler
 from .body import Stem, WaveMixBody, decoder_upsamples
+from .checks import check_bool, check_int, check_int_list
 from .dwt import BoundaryMode
 from .mixers import Mixer
 from .tracing import crop_to, is_symbolic
-from .validation import check_bool, check_int, check_int_list
 
 __all__ = ["WaveMixSegmentation"]
 

@@ -9,9 +9,9 @@ from torch import Tensor, nn
 
 from .blocks import Upsampler
 from .body import WaveMixBody
+from .checks import check_bool, check_int, check_int_list
 from .dwt import BoundaryMode
 from .mixers import Mixer
-from .validation import check_bool, check_int, check_int_list
 
 __all__ = ["WaveMixSR"]
 

@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from .body import stem_reduction
+from .constants import IMAGENET_MEAN_STD
 from .registry import MODEL_CLASSES, get_spec, list_models, packaged_weights_dir
 
 __all__ = [
@@ -129,8 +130,8 @@ def folder_pretrained_cfg(config: Mapping[str, Any], weights_file: str | None = 
     input_size = (in_chans, *input_size[1:])
     cfg.update(
         input_size=input_size,
-        mean=tuple(pre.get("mean") or cfg.get("mean") or (0.485, 0.456, 0.406)),
-        std=tuple(pre.get("std") or cfg.get("std") or (0.229, 0.224, 0.225)),
+        mean=tuple(pre.get("mean") or cfg.get("mean") or IMAGENET_MEAN_STD["mean"]),
+        std=tuple(pre.get("std") or cfg.get("std") or IMAGENET_MEAN_STD["std"]),
         interpolation=_INTERPOLATION.get(pre.get("resize", ""), cfg.get("interpolation", "bilinear")),
         num_classes=args.get("num_classes", 0),
         pool_size=_pool_size(task, args, input_size),

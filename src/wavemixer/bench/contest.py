@@ -3,7 +3,7 @@
 What makes it fair, and where each part lives:
 
 * **Contenders** (:func:`contenders`): every peer family solved to the parameter budget in the macro-design
-  suited to the input size (:mod:`wavemixer.peers`), and WaveMix in its published configuration and its
+  suited to the input size (:mod:`wavemixer.bench.peers`), and WaveMix in its published configuration and its
   efficient ones (stride-2 stem, patch-2 stem; bilinear, transposed-conv and pixel-shuffle upsampling), each
   with its width re-solved to the budget (:func:`solve_wavemix`).
 * **One recipe, tuned per model with the same budget** (:data:`TUNING_GRID`): AdamW, weight decay 0.05 (none
@@ -134,7 +134,7 @@ class Contender:
     def build(self) -> Any:
         """The randomly initialised model, as ``wavemixer train`` builds it (for audits and counts)."""
         if self.kind == "peer":
-            from wavemixer.peers import create_peer
+            from wavemixer.bench.peers import create_peer
 
             return create_peer(
                 self.model, num_classes=NUM_CLASSES, in_chans=3, img_size=IMG_SIZE, model_args=self.model_args

@@ -2,7 +2,7 @@
 parameter counts, measured interleaved in one sweep.
 
 At each scale the WaveMix model is a registered configuration; every peer family is solved to *that*
-model's parameter count (:mod:`wavemixer.peers`), and every mixer variant is the same configuration with
+model's parameter count (:mod:`wavemixer.bench.peers`), and every mixer variant is the same configuration with
 ``mixer=`` / ``wavelet=`` changed (their parameter counts differ a little from the DWT's: the learned
 mixers add weights, and the docs state how many). Ratios are taken against the WaveMix DWT/Haar row of the
 same scale, input size, mode and precision. A resolution sweep (``--resolutions``) repeats one scale at
@@ -71,7 +71,7 @@ def suite_entries(
     resolution_scale: str = "40k",
 ) -> list[BenchEntry]:
     """Bench entries of the suite; ``resolutions`` adds ``resolution_scale`` at those input sizes."""
-    from wavemixer.peers import PEER_FAMILIES, solve_peer
+    from wavemixer.bench.peers import PEER_FAMILIES, solve_peer
     from wavemixer.registry import get_spec
 
     families = list(PEER_FAMILIES) if families is None else list(families)

@@ -155,7 +155,7 @@ def build_model(job: dict[str, Any]):
 
         return torchvision.models.get_model(job["name"], weights=None, **kwargs)
     if source == "peer":
-        from wavemixer.peers import PeerSpec
+        from wavemixer.bench.peers import PeerSpec
 
         return PeerSpec(**kwargs).build()
     raise ValueError(f"unknown model source {source!r}")

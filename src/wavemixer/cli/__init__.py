@@ -47,7 +47,7 @@ def add_force_option(p: argparse.ArgumentParser, what: str) -> None:
 
 def check_common_options(args: argparse.Namespace, *, allow_auto_device: bool = True) -> None:
     """What eval, predict and bench share: --batch-size, --device, --threads, --pretrained (one-line errors)."""
-    from wavemixer.validation import check_device, check_int
+    from wavemixer.checks import check_device, check_int
 
     if getattr(args, "batch_size", None) is not None:
         check_int("--batch-size", args.batch_size, ge=1)

@@ -90,8 +90,8 @@ def run(args: argparse.Namespace) -> int:
         write_results,
     )  # fmt: skip
     from wavemixer.bench.runner import machine_description
+    from wavemixer.checks import check_int
     from wavemixer.cli import check_common_options
-    from wavemixer.validation import check_int
 
     check_common_options(args, allow_auto_device=False)
     for option, value, low in (("--warmup", args.warmup, 0), ("--iters", args.iters, 1), ("--rounds", args.rounds, 1)):

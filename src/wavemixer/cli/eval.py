@@ -1,7 +1,8 @@
-"""``wavemixer eval``: top-1/top-5 accuracy, per-class accuracy and a confusion matrix on a data split.
+"""``wavemixer eval``: a checkpoint's metrics on a data split (classification: top-1/top-5 accuracy, per-class
+accuracy and a confusion matrix; segmentation: mIoU; super-resolution: PSNR/SSIM against bicubic).
 
 The checkpoint's stored preprocessing is used (not the data set's defaults), and a run's stored data settings
-(data set, --data-dir, seed, val fraction, subset): ``--split val`` rebuilds exactly the run's validation
+(data set, --data-dir, seed, val fraction, subset, per-class): ``--split val`` rebuilds exactly the run's validation
 images, checked against the fingerprint the run stored. Flags given here override the stored settings.
 
   wavemixer eval runs/mnist-run                                            # test split of the run's data
@@ -11,8 +12,6 @@ images, checked against the fingerprint the run stored. Flags given here overrid
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import sys
 from pathlib import Path
 from typing import Any
@@ -53,12 +52,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from wavemixer.files import refuse_overwrite
+    from wavemixer.loading import load_model
+    from wavemixer.tasks import task_class
     from wavemixer.train.checkpoint import claim_reports, report_dir
     from wavemixer.train.config import TrainConfig
-    from wavemixer.train.datasets import canonical_dataset
+    from wavemixer.train.config_checks import check_fields
     from wavemixer.train.distributed import _pick_device
-    from wavemixer.train.inference import load_model
-    from wavemixer.train.validation import check_fields
 
     check_common_options(args)
     if args.checkpoint and args.model:
@@ -69,105 +68,53 @@ def run(args: argparse.Namespace) -> int:
         refuse_overwrite([Path(args.output_dir) / "metrics.json"], force=args.force)
     device = _pick_device(args.device, 0)
     loaded = load_model(args.checkpoint, model_name=args.model, pretrained=args.pretrained, device=device)
-    from wavemixer.train.dense import DENSE_TASKS, eval_dense, model_task
-
-    if model_task(loaded.model) in DENSE_TASKS:  # segmentation: mIoU; super-resolution: PSNR/SSIM vs bicubic
-        return eval_dense(loaded, args, device)
+    task_type = task_class(loaded.task)
     meta = loaded.model.pretrained_config.get("metadata") or {}
-    cfg, stored = eval_data_config(args, meta, loaded.run_dir)
-    reports = ["metrics.json", "per_class.csv", "confusion_matrix.png"]
-    out_dir = report_dir(args.output_dir, loaded.run_dir, canonical_dataset(cfg.dataset), args.split)
-    with claim_reports(out_dir, reports, force=args.force, run_dir=loaded.run_dir):
-        return _evaluate(args, loaded, cfg, stored, out_dir, device)
+    cfg, stored = eval_data_config(args, meta, loaded, task_type)
+    out_dir = report_dir(args.output_dir, loaded.run_dir, task_type.canonical_dataset(cfg.dataset), args.split)
+    with claim_reports(out_dir, list(task_type.eval_reports), force=args.force, run_dir=loaded.run_dir):
+        return _evaluate(args, loaded, task_type(cfg), stored, out_dir, device)
 
 
-def _evaluate(args: argparse.Namespace, loaded: Any, cfg: Any, stored: dict, out_dir: Path, device: Any) -> int:
-    import torch
+def _evaluate(args: argparse.Namespace, loaded: Any, task: Any, stored: dict, out_dir: Path, device: Any) -> int:
     from torch.utils.data import DataLoader
-    from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
+    from wavemixer.evaluation import evaluate
     from wavemixer.files import atomic_write_text, strict_json
-    from wavemixer.train.datasets import build_datasets
-    from wavemixer.train.plots import plot_confusion_matrix
 
-    data = build_datasets(cfg)
-    dataset = data.info.name
-    if data.info.in_chans != pre_chans(loaded):
-        raise ValueError(f"the model takes {pre_chans(loaded)}-channel images but {dataset} has {data.info.in_chans}")
-    n = data.info.num_classes
-    if n != len(loaded.labels):
-        raise ValueError(f"the model predicts {len(loaded.labels)} classes but {dataset} has {n}")
-    ds = data.test if args.split == "test" else data.val
-    if ds is None:
-        raise ValueError(f"{dataset} has no {args.split} split; use --split val")
-    check_split(args.split, data.split_hashes, stored, cfg.seed)
-    ds.transform = loaded.transform()
-    metrics = {
-        "top1": MulticlassAccuracy(n, top_k=1, average="micro"),
-        "per_class": MulticlassAccuracy(n, average=None),
-        "confusion": MulticlassConfusionMatrix(n),
-    }
-    if n > 5:  # with 5 classes or fewer every image is in the top 5
-        metrics["top5"] = MulticlassAccuracy(n, top_k=5, average="micro")
-    metrics = {k: m.to(device) for k, m in metrics.items()}
-    model = loaded.model.to(device).eval()
-    with torch.no_grad():
-        for x, y in DataLoader(ds, batch_size=args.batch_size):
-            x, y = x.to(device), y.to(device)
-            out = model(x).float()
-            for m in metrics.values():
-                m.update(out, y)
-    top1 = 100 * float(metrics["top1"].compute())
-    top5 = {"top5": 100 * float(metrics["top5"].compute())} if "top5" in metrics else {}
-    per_class = (100 * metrics["per_class"].compute()).tolist()
-    confusion = metrics["confusion"].compute().cpu()
-    result = dict(
-        model=loaded.name,
-        source=loaded.source,
-        dataset=data.info.name,
-        split=args.split,
-        images=len(ds),
-        top1=top1,
-        **top5,
-        labels=list(loaded.labels),
-        per_class={lab: acc for lab, acc in zip(loaded.labels, per_class)},
-        confusion_matrix=confusion.tolist(),
-    )
+    data = task.build_data()
+    task.check_model_fits(loaded, data.info)
+    ds = data.split(args.split)
+    check_split(args.split, data.split_hashes, stored, task.cfg.seed)
+    transform = task.evaluation_transform(loaded.preprocessing)
+    if transform is not None:  # the checkpoint's stored preprocessing, not the data set's defaults
+        ds.transform = transform
+    model = loaded.model.to(device)
+    loader = DataLoader(ds, batch_size=task.cfg.eval_batch_size)
+    values = evaluate(model, loader, task, data.info, device, with_loss=False, detailed=True)
+    result = dict(model=loaded.name, source=loaded.source, task=task.name, dataset=data.info.name,
+                  split=args.split, images=len(ds), **task.eval_result(loaded, values))  # fmt: skip
     atomic_write_text(out_dir / "metrics.json", strict_json(result))
-    table = io.StringIO()
-    w = csv.writer(table)
-    w.writerow(["class", "label", "images", "accuracy"])
-    for i, (lab, acc) in enumerate(zip(loaded.labels, per_class)):
-        w.writerow([i, lab, int(confusion[i].sum()), f"{acc:.2f}"])
-    atomic_write_text(out_dir / "per_class.csv", table.getvalue())
-    plot_confusion_matrix(
-        confusion.numpy(),
-        loaded.labels,
-        out_dir / "confusion_matrix.png",
-        title=f"{loaded.name} on {data.info.name} {args.split} (top-1 {top1:.2f}%)",
-    )
-    top5_text = f"  top-5 {top5['top5']:.2f}%" if top5 else ""
-    print(f"{loaded.name} on {data.info.name} {args.split} ({len(ds):,} images): top-1 {top1:.2f}%{top5_text}")
-    worst = sorted(zip(per_class, loaded.labels))[:3]
-    print("lowest per-class accuracy: " + ", ".join(f"{lab} {acc:.1f}%" for acc, lab in worst))
-    print(f"wrote {out_dir}/metrics.json, per_class.csv, confusion_matrix.png")
+    task.write_eval_reports(loaded, result, out_dir)
+    for line in task.eval_summary(loaded, result):
+        print(line)
+    first, *rest = task.eval_reports
+    print(f"wrote {out_dir}/{first}" + "".join(f", {name}" for name in rest))
     return 0
 
 
-def pre_chans(loaded: Any) -> int:
-    return int(loaded.preprocessing["input_size"][0])
-
-
-def eval_data_config(args: argparse.Namespace, meta: dict[str, Any], run_dir: Path | None) -> tuple[Any, dict]:
+def eval_data_config(args: argparse.Namespace, meta: dict[str, Any], loaded: Any, task_type: Any) -> tuple[Any, dict]:
     """The data configuration to evaluate on: the run's stored settings, overridden by flags given here."""
     from wavemixer.train.config import TrainConfig
 
+    run_dir = loaded.run_dir
     stored = dict(meta.get("data") or {})
     if not stored and run_dir is not None and (run_dir / "config.yaml").is_file():  # runs saved before data settings
         import yaml
 
         saved = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
-        stored = {k: saved.get(k) for k in ("dataset", "data_dir", "seed", "val_fraction", "subset", "input_size")}
+        stored = {k: saved.get(k) for k in ("dataset", "data_dir", "seed", "val_fraction", "subset", "input_size",
+                                            "per_class")}
     stored.setdefault("seed", meta.get("seed"))
     given = dict(
         dataset=args.dataset, data_dir=args.data_dir, seed=args.seed, val_fraction=args.val_fraction, subset=args.subset
@@ -178,7 +125,10 @@ def eval_data_config(args: argparse.Namespace, meta: dict[str, Any], run_dir: Pa
     values.update({k: v for k, v in given.items() if v is not None})
     if not values.get("dataset"):
         raise ValueError("the checkpoint does not record its data set; pass --dataset")
-    values["download"] = args.download
+    batch = args.batch_size if task_type.max_eval_batch is None else min(args.batch_size, task_type.max_eval_batch)
+    settings = task_type().model_settings(loaded.model)
+    values.update(task=loaded.task, download=args.download, eval_batch_size=max(1, batch), hflip=False,
+                  trivial_augment=False, **({"model": loaded.name, "model_args": settings} if settings else {}))
     return TrainConfig(**values), stored
 
 

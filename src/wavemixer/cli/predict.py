@@ -1,4 +1,5 @@
-"""``wavemixer predict``: labels and probabilities for images or folders of images.
+"""``wavemixer predict``: labels and probabilities for images or folders of images (segmentation: masks and
+overlays; super-resolution: upscaled images and comparisons, written into ``--output-dir``).
 
 Uses the preprocessing (normalisation, input size, colour mode) stored with the checkpoint, so predictions
 match ``wavemixer eval``. The ``flag`` column warns of inputs unlike the training images (their per-channel
@@ -12,9 +13,9 @@ probabilities under 0.5.
 from __future__ import annotations
 
 import argparse
-import csv
-import io
+import contextlib
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from wavemixer.cli import add_force_option, add_threads_option, check_common_options
@@ -82,9 +83,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from wavemixer.files import atomic_write_text, strict_json
-    from wavemixer.train.datasets import list_unreadable
-    from wavemixer.train.inference import find_images, load_model, predict_files
+    from wavemixer.data.images import find_images
+    from wavemixer.files import atomic_write_text
+    from wavemixer.loading import load_model
+    from wavemixer.tasks import task_class
+    from wavemixer.tasks.base import PredictOptions
 
     inputs = list(args.inputs)
     if args.model:
@@ -94,38 +97,42 @@ def _predict(args: argparse.Namespace) -> int:
         if not inputs:
             raise ValueError("no images given: wavemixer predict CHECKPOINT IMAGE_OR_FOLDER [...]")
     loaded = load_model(source, model_name=args.model, pretrained=args.pretrained, device=args.device)
-    from wavemixer.train.dense import DENSE_TASKS, model_task, predict_dense
-
-    if model_task(loaded.model) in DENSE_TASKS:
-        return predict_dense(loaded, find_images(inputs), args)
+    task = task_class(loaded.task)()
     files = find_images(inputs)
-    skipped: list[tuple[str, str]] | None = [] if args.skip_corrupt else None
-    rows = predict_files(
-        loaded, files, batch_size=args.batch_size, top_k=args.top_k, device=args.device, skipped=skipped
-    )
-    if args.format == "json":
-        text = strict_json(dict(model=loaded.name, source=loaded.source, predictions=rows))
+    options = PredictOptions(device=args.device, batch_size=args.batch_size, top_k=args.top_k,
+                             from_hr=bool(args.from_hr), skipped=[] if args.skip_corrupt else None)  # fmt: skip
+    if task.predicts_images:
+        options.out_dir = Path(args.output_dir or "predictions")
+        with _image_folder(options.out_dir, args.force):
+            records = task.predict(loaded, files, options)
     else:
-        buf = io.StringIO()
-        w = csv.writer(buf)
-        w.writerow(["file", "label", "index", "probability", "input_z", "flag"])
-        for r in rows:
-            z = "" if r["input_z"] is None else f"{r['input_z']:g}"
-            w.writerow([r["file"], r["label"], r["index"], f"{r['probability']:.6f}", z, r["flag"]])
-        text = buf.getvalue()
+        records = task.predict(loaded, files, options)
+    text = task.predictions_text(loaded, records, args.format)
     if args.output:
-        atomic_write_text(args.output, text)
-        print(f"wrote {len(rows):,} prediction{'s' if len(rows) != 1 else ''} to {args.output}", file=sys.stderr)
+        atomic_write_text(args.output, text)  # predict refused an existing file before predicting
+        if not task.predicts_images:
+            n = len(records)
+            print(f"wrote {n:,} prediction{'s' if n != 1 else ''} to {args.output}", file=sys.stderr)
     else:
         sys.stdout.write(text)
-    if skipped:
-        print(
-            f"skipped {len(skipped)} unreadable image(s) (--skip-corrupt): {list_unreadable(skipped)}", file=sys.stderr
-        )
-    if not loaded.preprocessing.get("input_stats"):
-        print(
-            f"note: input_z is empty: {loaded.source} stores no statistics of its training images (weights saved "
-            "before wavemixer recorded them, packaged or converted weights), so inputs unlike them are not flagged",
-            file=sys.stderr,
-        )
+    for note in options.notes:
+        print(note, file=sys.stderr)
     return 0
+
+
+@contextlib.contextmanager
+def _image_folder(out_dir: Path, force: bool) -> Iterator[None]:
+    """Hold ``--output-dir`` while the images are written: refused when not empty, unless ``--force``."""
+    from wavemixer.files import check_writable, claim
+
+    full = (
+        f"--output-dir {out_dir} is not empty; pass --force to write into it (images of the same names are "
+        "replaced), or choose another folder"
+    )
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not force:
+        raise FileExistsError(full)
+    with claim(out_dir, "--output-dir", "choose another --output-dir"):
+        if any(out_dir.iterdir()) and not force:  # filled since: by the other process
+            raise FileExistsError(full)
+        check_writable(out_dir, "--output-dir")
+        yield

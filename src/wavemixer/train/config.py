@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from wavemixer.validation import DEVICE_PATTERN, MAX_INPUT_SIDE, Range
+from wavemixer.checks import DEVICE_PATTERN, MAX_INPUT_SIDE, Range
 
-from .validation import check_option, validate_config
+from .config_checks import check_option, validate_config
 
 __all__ = ["TrainConfig", "add_config_arguments", "config_from_args", "load_yaml"]
 
@@ -31,7 +31,7 @@ def _opt(
     pattern_help: str | None = None,
     **argparse_kwargs: Any,
 ) -> Any:
-    """A config field: its help, its valid range (checked by :mod:`.validation`) and extra argparse options."""
+    """A config field: its help, its valid range (checked by :mod:`.config_checks`) and extra argparse options."""
     meta: dict[str, Any] = dict(help=help, **argparse_kwargs)
     if (ge, gt, le, lt) != (None, None, None, None):
         meta["range"] = Range(ge=ge, gt=gt, le=le, lt=lt)
@@ -52,8 +52,7 @@ class TrainConfig:
     task: str = _opt(
         "classification",
         "what to train: classification, segmentation (camvid, cityscapes, segfolder) "
-        "or super_resolution (hrfolder, div2k, camvid frames)",
-        choices=["classification", "segmentation", "super_resolution"],
+        "or super_resolution (hrfolder, div2k, camvid frames); any task registered in wavemixer.tasks",
     )
     init_from: str | None = _opt(
         None,
@@ -88,6 +87,13 @@ class TrainConfig:
     subset: int | None = _opt(
         None,
         "use only the first N (stratified) training and N//4 val/test images: quick experiments and tests",
+        ge=1,
+    )
+    per_class: int | None = _opt(
+        None,
+        "classification: train on N images of every class (a class-balanced subset fixed by --seed); the val "
+        "split is carved class-balanced from the remaining training images (--val-fraction of the two together), "
+        "the test split is whole",
         ge=1,
     )
     input_size: int | None = _opt(
@@ -198,6 +204,10 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         validate_config(self)  # every field typed and range-checked from its declaration
+        from wavemixer.tasks import TASKS
+
+        if self.task not in TASKS:  # the registry, not a fixed list: a task module may add itself
+            raise ValueError(f"--task must be one of {', '.join(TASKS)}; got {self.task!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -1,6 +1,7 @@
 """The training engine: loop, precision, EMA, distribution, checkpoints, resume, logging — task-agnostic.
 
-The task (:mod:`wavemixer.train.tasks`) supplies the model, loss and metrics. Randomness is re-seeded from
+The task (:mod:`wavemixer.tasks`) supplies the data, model, loss and metrics; the engine never asks which
+task it runs. Randomness is re-seeded from
 ``(seed, epoch, rank)`` at the start of every epoch, so a run continued with ``--resume`` from its last
 epoch checkpoint takes exactly the same path as an uninterrupted one.
 """
@@ -23,12 +24,15 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
+from wavemixer.data.bundle import DataBundle
+from wavemixer.evaluation import evaluate
 from wavemixer.files import OutputError, atomic_write_text, describe_os_error
 from wavemixer.hub import clean_state_dict, save_pretrained
+from wavemixer.tasks import get_task, task_class
+from wavemixer.tasks.base import Task
 
 from . import checkpoint as ckpt
 from .config import TrainConfig
-from .datasets import DataBundle, build_datasets, canonical_dataset, dataset_defaults
 from .distributed import (
     DistContext,
     ShardSampler,
@@ -38,8 +42,8 @@ from .distributed import (
     cleanup_distributed,
     setup_distributed,
 )
+from .optim import build_optimizer
 from .plots import plot_curves
-from .tasks import Task, get_task, task_class
 
 __all__ = ["Diverged", "Trainer", "build_ema", "resolve_config", "train"]
 
@@ -55,13 +59,8 @@ class Diverged(RuntimeError):
 
 
 def resolve_config(cfg: TrainConfig) -> TrainConfig:
-    """Fill ``None`` options from the data set's defaults and the recipe."""
-    task_defaults = getattr(task_class(cfg.task), "dataset_defaults", None)  # tasks with their own data sets
-    if task_defaults is not None:
-        name, d = task_defaults(cfg.dataset)
-    else:
-        name = canonical_dataset(cfg.dataset)
-        d = dataset_defaults(name)
+    """Fill ``None`` options from the data set's defaults and the recipe; refuse options the task has no use for."""
+    name, d = task_class(cfg.task).dataset_defaults(cfg.dataset)
     changes: dict[str, Any] = {"dataset": name}
     for key in ("model", "epochs", "crop_padding", "hflip", "trivial_augment"):
         if getattr(cfg, key) is None and d.get(key) is not None:  # None: derived from the data when it is read
@@ -71,8 +70,7 @@ def resolve_config(cfg: TrainConfig) -> TrainConfig:
     if cfg.patience is None and cfg.recipe == "dualopt":
         changes["patience"] = 5
     cfg = dataclasses.replace(cfg, **changes)  # TrainConfig checks every value, the filled-in ones too
-    if cfg.task != "classification" and (cfg.mixup or cfg.cutmix or cfg.rand_augment):
-        raise ValueError(f"--mixup, --cutmix and --rand-augment apply to classification, not --task {cfg.task}")
+    get_task(cfg).check_config()
     return cfg
 
 
@@ -116,45 +114,10 @@ def build_ema(model: nn.Module, decay: float, warmup: bool) -> nn.Module:
     return ema
 
 
-def _batch_mixer(cfg: TrainConfig, num_classes: int) -> Any:
-    """MixUp and/or CutMix on training batches (torchvision v2; one of the two per batch when both)."""
-    if not (cfg.mixup or cfg.cutmix):
-        return None
-    from torchvision.transforms import v2
-
-    mixers = []
-    if cfg.mixup:
-        mixers.append(v2.MixUp(alpha=cfg.mixup, num_classes=num_classes))
-    if cfg.cutmix:
-        mixers.append(v2.CutMix(alpha=cfg.cutmix, num_classes=num_classes))
-    return mixers[0] if len(mixers) == 1 else v2.RandomChoice(mixers)
-
-
 def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def _no_decay_names(model: nn.Module) -> set[str]:
-    """Parameters a model (or any submodule, e.g. a wrapped timm ViT) lists in ``no_weight_decay()``: position
-    embeddings and class tokens, which timm's own optimizer factory also keeps out of weight decay."""
-    names: set[str] = set()
-    for prefix, module in model.named_modules():
-        method = getattr(module, "no_weight_decay", None)
-        if callable(method):
-            names |= {f"{prefix}.{n}" if prefix else n for n in method()}
-    return names
-
-
-def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """No weight decay on biases, normalisation parameters (1-D tensors), position embeddings and class tokens."""
-    skip = _no_decay_names(model)
-    decay, no_decay = [], []
-    for name, p in model.named_parameters():
-        if p.requires_grad:
-            (no_decay if p.ndim <= 1 or name in skip else decay).append(p)
-    return [dict(params=decay, weight_decay=weight_decay), dict(params=no_decay, weight_decay=0.0)]
 
 
 class Trainer:
@@ -167,12 +130,13 @@ class Trainer:
         self.ctx = ctx or DistContext()
         self.out = out or sys.stdout
         self._echo = out is not None  # an explicit stream also gets the messages (the API's own redirect)
-        self.task: Task = get_task(cfg.task, label_smoothing=cfg.label_smoothing)
+        self.task: Task = get_task(cfg)
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
-        self.data = data or getattr(self.task, "build_datasets", build_datasets)(cfg)
+        self.data = data or self.task.build_data()
         if self.data.derived:  # options the data decided (image folders): the run records them as its own
             self.cfg = cfg = dataclasses.replace(cfg, **self.data.derived)
+            self.task.cfg = cfg
         self.info = self.data.info
         self.device = self.ctx.device
         self._setup_precision()
@@ -180,9 +144,9 @@ class Trainer:
         for note in self.data.notes:
             self.log(note)
         _seed_everything(cfg.seed)
-        model = self.task.build_model(cfg.model, self.info, cfg.model_args)  # type: ignore[arg-type]
+        model = self.task.build_model(self.info)
         if cfg.init_from:
-            from .segmentation import load_encoder_weights
+            from wavemixer.loading import load_encoder_weights
 
             loaded = load_encoder_weights(model, cfg.init_from)
             self.log(f"initialised {len(loaded)} encoder tensors from {cfg.init_from}")
@@ -207,7 +171,7 @@ class Trainer:
             model.to(memory_format=torch.channels_last)
         self.model = model  # the plain module: saved, averaged, evaluated
         self.ema = build_ema(model, cfg.ema_decay, cfg.ema_warmup) if cfg.ema else None
-        self.mixer = _batch_mixer(cfg, self.info.num_classes)
+        self.mixer = self.task.batch_transform(self.info)
         # a compiled step cannot check BatchNorm invertibility itself without a graph break: do it eagerly
         self._refresh_memory_plan = cfg.compile and cfg.memory_efficient
         net: nn.Module = torch.compile(model) if cfg.compile else model  # compile before DDP
@@ -293,33 +257,7 @@ class Trainer:
         )
 
     def _build_optimizer(self, phase: int) -> tuple[torch.optim.Optimizer, Any]:
-        cfg = self.cfg
-        if cfg.recipe == "dualopt":  # the reference's DualOpt: constant learning rates
-            if phase == 1:
-                opt: torch.optim.Optimizer = torch.optim.AdamW(
-                    self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay
-                )
-            else:
-                opt = torch.optim.SGD(self.model.parameters(), lr=cfg.sgd_lr, momentum=cfg.momentum)
-            return opt, torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0)
-        groups = _param_groups(self.model, cfg.weight_decay)
-        if cfg.opt == "adamw":
-            opt = torch.optim.AdamW(groups, lr=cfg.lr)
-        else:
-            opt = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=True)
-        total = max(1, self.total_steps)
-        warmup = min(int(cfg.warmup_epochs * self.steps_per_epoch), total - 1)
-        floor = cfg.min_lr_ratio
-
-        def factor(step: int) -> float:
-            if step < warmup:
-                return (step + 1) / (warmup + 1)
-            if cfg.sched == "constant":
-                return 1.0
-            t = (step - warmup) / max(1, total - warmup)
-            return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))
-
-        return opt, torch.optim.lr_scheduler.LambdaLR(opt, factor)
+        return build_optimizer(self.model, self.cfg, phase, self.steps_per_epoch, self.total_steps)
 
     # ------------------------------------------------------------------------------------------ logging
     def log(self, text: str) -> None:
@@ -389,7 +327,7 @@ class Trainer:
         return dict(
             dataset=cfg.dataset, data_dir=data_dir, seed=cfg.seed, val_fraction=cfg.val_fraction,
             test_fraction=cfg.test_fraction, subset=cfg.subset, input_size=cfg.input_size,
-            skip_corrupt=cfg.skip_corrupt, split_hashes=dict(self.data.split_hashes),
+            skip_corrupt=cfg.skip_corrupt, per_class=cfg.per_class, split_hashes=dict(self.data.split_hashes),
         )  # fmt: skip
 
     def eval_model(self) -> nn.Module:
@@ -515,29 +453,12 @@ class Trainer:
                     dist.all_reduce(buf)
                     buf.div_(self.ctx.world_size)
 
-    @torch.no_grad()
     def evaluate(self, dataset: Any, model: nn.Module | None = None) -> dict[str, float]:
-        """Loss and task metrics over the whole ``dataset`` (sharded over ranks, reduced).
-
-        Always in fp32, whatever ``--amp`` trained in: val selection, the test score in ``results.json``,
-        ``wavemixer eval`` and ``predict`` then score one model identically on every CPU and GPU kind.
-        """
-        model = model or self.eval_model()
-        was_training = model.training
-        model.eval()
-        metrics = self.task.make_metrics(self.info, self.device)
-        loss_sum, count = 0.0, 0
-        for x, y in self.eval_loader(dataset):
-            x, y = x.to(self.device), y.to(self.device)
-            if self.cfg.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            out = model(x)
-            loss_sum += float(self.task.loss(out, y)) * len(y)
-            count += len(y)
-            self.task.update_metrics(metrics, out, y)
-        model.train(was_training)
-        total_loss, total_n = all_reduce_sum([loss_sum, count], self.device)
-        return {"loss": total_loss / max(total_n, 1), **self.task.compute_metrics(metrics)}
+        """Loss and task metrics over the whole ``dataset`` (sharded over ranks, reduced), in fp32 whatever
+        ``--amp`` trained in (:func:`wavemixer.evaluation.evaluate`)."""
+        return evaluate(model or self.eval_model(), self.eval_loader(dataset), self.task, self.info, self.device,
+                        channels_last=self.cfg.channels_last,
+                        reduce_sum=lambda values: all_reduce_sum(values, self.device))  # fmt: skip
 
     def _improved(self, value: float) -> bool:
         if self.best is None:
@@ -663,7 +584,7 @@ class Trainer:
         sel = self.task.select_metric
         msg = f"best val {sel} {self.best:.2f} (epoch {self.best_epoch})"
         if test is not None:
-            msg += f"; test {sel} {test[sel]:.2f}" + (f", top5 {test['top5']:.2f}" if "top5" in test else "")
+            msg += f"; test {self.task.result_text(test)}"
         if self.ctx.is_main:  # the result line, --quiet or not
             logger.info(f"{msg}; {wall:.1f}s; run folder {run_dir}")
             if self._echo:

@@ -4,7 +4,7 @@ The ERF of a network is the input gradient of its centre output feature: ``|d f_
 over input channels and averaged over images, a 2-D map of how much each input pixel moves that feature.
 
 * **Which features**: a classifier's last feature map before global pooling — ``forward_features`` of a
-  WaveMix or timm model, ``.model.forward_features`` of a :class:`~wavemixer.peers.PeerModel`, the model's
+  WaveMix or timm model, ``.model.forward_features`` of a :class:`~wavemixer.bench.peers.PeerModel`, the model's
   own output for a plain module (a conv stack) — or any ``features`` callable passed in. Where the features
   end in a LayerNorm over channels (timm's ``.norm`` of ViT and MLP-Mixer), its input is read instead:
   with its initial weights a LayerNorm's output sums to exactly zero over channels, so the channel sum

@@ -45,7 +45,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .optional_deps import require
+from wavemixer.optional_deps import require
 
 __all__ = [
     "PEER_FAMILIES",
@@ -245,6 +245,25 @@ def _deeplabv3(width: int, depth: int, num_classes: int, in_chans: int, img_size
     return _DictToTensor(seg.DeepLabV3(backbone, head))
 
 
+def _unet(width: int, depth: int, num_classes: int, in_chans: int, img_size: int, design: str) -> nn.Module:
+    smp = require("segmentation_models_pytorch", "the U-Net peer")
+    # encoder: timm's ResNet (BasicBlock, ``depth`` blocks per stage, widths w/8 .. w) behind a deep 3x3 stem of
+    # widths (w/16, w/16, w/8), so that small budgets are not spent on the 64-wide 7x7 stem; decoder: smp's,
+    # its five stages halving from w/2 to w/16
+    return smp.Unet(
+        encoder_name="tu-resnet18",
+        encoder_weights=None,
+        encoder_depth=5,
+        decoder_channels=(width // 2, width // 4, width // 8, width // 16, width // 16),
+        in_channels=in_chans,
+        classes=num_classes,
+        layers=(depth,) * 4,
+        channels=_stage_widths(width),
+        stem_type="deep",
+        stem_width=width // 16,
+    )
+
+
 class _DictToTensor(nn.Module):
     """torchvision's segmentation models return ``{"out": logits}``; the trainers take the tensor."""
 
@@ -302,6 +321,15 @@ SEGMENTATION_PEER_FAMILIES: dict[str, PeerFamily] = {
             min_width=10,
             task="segmentation",
         ),
+        # width is the encoder's last stage; the U-Net that scripts/camvid_cnn_baseline.py trains by hand
+        PeerFamily(
+            "unet",
+            "segmentation_models_pytorch.Unet (timm ResNet encoder)",
+            _unet,
+            step=16,
+            min_width=32,
+            task="segmentation",
+        ),
     )
 }
 
@@ -313,7 +341,7 @@ def peer_depth(family: str, params: int) -> int:
     isotropic ones (ConvMixer, MLP-Mixer, ViT); fixed (1) for the segmentation peers.
     """
     if family in SEGMENTATION_PEER_FAMILIES:
-        return 1
+        return 1  # MobileNetV3's depth is fixed; the U-Net's one block per encoder stage
     tier = 0 if params < 200_000 else (1 if params < 2_000_000 else 2)
     staged = family in ("resnet", "poolformer", "convnext")
     return (1, 2, 2)[tier] if staged else (4, 8, 8)[tier]
@@ -439,12 +467,24 @@ def is_peer_name(name: str | None) -> bool:
 
 
 def create_peer(
-    name: str, *, num_classes: int, in_chans: int, img_size: int, model_args: dict[str, Any] | None = None
+    name: str,
+    *,
+    num_classes: int,
+    in_chans: int,
+    img_size: int,
+    model_args: dict[str, Any] | None = None,
+    task: str = "classification",
 ) -> PeerModel:
     """``peer:<family>`` with ``params=N`` (solved to that budget) or ``width=W`` [``depth=D``], and optionally
-    ``design=imagenet|small-input`` (default: the one suited to ``img_size``)."""
+    ``design=imagenet|small-input`` (default: the one suited to ``img_size``); the family must be one of
+    ``task``'s."""
     family = name[len(PEER_PREFIX) :]
-    _family(family)
+    if _family(family).task != task:
+        own = sorted(f.name for f in {**PEER_FAMILIES, **SEGMENTATION_PEER_FAMILIES}.values() if f.task == task)
+        raise ValueError(
+            f"--model {name} is a {_family(family).task} peer; --task {task} takes "
+            + (", ".join(f"{PEER_PREFIX}{f}" for f in own) if own else "no peers")
+        )
     args = dict(model_args or {})
     unknown = sorted(set(args) - {"params", "width", "depth", "design"})
     if unknown:

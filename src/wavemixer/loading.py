@@ -1,22 +1,21 @@
-"""Loading a trained model with its preprocessing, and running it on data sets or image files."""
+"""Loading trained models and their weights: the one reader of every format the project writes.
+
+``load_model`` gives a model with what prediction needs (preprocessing, labels, the task it was trained
+for) from a run folder, a saved model folder or packaged weights; ``read_state_dict`` gives bare weights
+from any of those, a training checkpoint (its EMA weights when it has them) or a ``.safetensors`` file.
+"""
 
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
-from .datasets import IMAGE_EXTENSIONS, Preprocess, image_features, load_image
-
-#: predictions below this top-1 probability are flagged "low confidence"
-LOW_CONFIDENCE = 0.5
-
-__all__ = ["LoadedModel", "find_images", "load_model", "predict_files"]
+__all__ = ["LoadedModel", "load_encoder_weights", "load_model", "read_state_dict"]
 
 
 @dataclass
@@ -28,9 +27,10 @@ class LoadedModel:
     source: str
     run_dir: Path | None = None
 
-    def transform(self) -> Preprocess:
-        p = self.preprocessing
-        return Preprocess(p["mean"], p["std"], p["input_size"][1:])
+    @property
+    def task(self) -> str:
+        """The task the model was saved for (``classification`` when the folder does not say)."""
+        return (getattr(self.model, "pretrained_config", None) or {}).get("task") or "classification"
 
     @property
     def color_mode(self) -> str:
@@ -110,7 +110,7 @@ def _check_preprocessing(pre: Any, folder: Path, *, dense: bool = False, channel
     (finite; std > 0, or every output is NaN), input_size [C, H, W] within bounds, and the training images'
     statistics when stored. Dense models take any size and need only mean and std (``channels`` values, or
     one for all, when the model's channel count is known)."""
-    from wavemixer.validation import MAX_INPUT_SIDE
+    from wavemixer.checks import MAX_INPUT_SIDE
 
     where = f"{folder / 'config.json'}: preprocessing"
     if not isinstance(pre, dict):
@@ -162,117 +162,49 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def find_images(inputs: list[str]) -> list[Path]:
-    """Image files among ``inputs`` (files, or folders searched recursively), in a stable order; a file given
-    twice (or also inside a given folder) is listed once."""
-    files: list[Path] = []
-    for item in inputs:
-        path = Path(item)
-        if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and not p.is_dir())
-            if not found:
-                raise ValueError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) found in folder {path}")
-            files += found
-        elif path.exists():
-            files.append(path)  # a named pipe or device is refused, with the other unreadable files, when read
-        else:
-            raise FileNotFoundError(f"input {path} does not exist")
-    if not files:
-        raise ValueError("no input images given")
-    seen: set[str] = set()
-    unique = []
-    for f in files:
-        key = os.path.realpath(f)
-        if key not in seen:
-            seen.add(key)
-            unique.append(f)
-    return unique
+def load_encoder_weights(model: nn.Module, source: str | Path) -> list[str]:
+    """Initialise ``model``'s encoder from a classification checkpoint; returns the loaded keys.
 
-
-#: input batches are cut to about this many bytes, whatever --batch-size asks (large input sizes)
-_BATCH_BYTES = 2**30
-
-
-@torch.no_grad()
-def predict_files(
-    loaded: LoadedModel,
-    files: list[Path],
-    *,
-    batch_size: int = 256,
-    top_k: int = 5,
-    device: str | torch.device = "cpu",
-    skipped: list[tuple[str, str]] | None = None,
-) -> list[dict[str, Any]]:
-    """Label, probability and top-k for each image, with the checkpoint's own preprocessing.
-
-    ``flag`` warns of answers not to trust: an input whose statistics lie far from the training images'
-    (``input_z``: the largest z-score of its per-channel mean/std against those stored at training time), or
-    a top-1 probability under :data:`LOW_CONFIDENCE`. Unreadable files raise one ``ValueError`` naming them
-    all, before anything is returned; given a ``skipped`` list, they are left out and listed there instead
-    as ``(file, reason)``.
+    ``source``: a ``save_pretrained`` folder (e.g. a run's ``best/``), a training run folder, a
+    ``checkpoint.pt``, a ``.safetensors`` file or a registry name with packaged weights. Only ``stem.*`` and
+    ``blocks.*`` are taken, so the classifier head is dropped and the segmentation head stays random.
     """
-    from .datasets import UnreadableImage, list_unreadable
+    state = read_state_dict(Path(source)) if Path(source).exists() else None
+    if state is None:
+        from wavemixer.hub import from_pretrained
 
-    model = loaded.model.to(device).eval()
-    tf = loaded.transform()
-    size = tuple(loaded.preprocessing["input_size"][1:])
-    stats = loaded.preprocessing.get("input_stats")
-    k = min(top_k, len(loaded.labels))
-    per_image = 4 * math.prod(loaded.preprocessing["input_size"])
-    batch_size = max(1, min(batch_size, _BATCH_BYTES // per_image))
-    rows: list[dict[str, Any]] = []
-    unreadable: list[tuple[str, str]] = []
-    for start in range(0, len(files), batch_size):
-        chunk, images = [], []
-        for f in files[start : start + batch_size]:
-            try:
-                images.append(load_image(f, loaded.color_mode))
-                chunk.append(f)
-            except UnreadableImage as exc:
-                unreadable.append((os.fspath(f), exc.reason))
-        if not chunk or (unreadable and skipped is None):
-            continue  # only reading on, to name every unreadable file at once
-        x = torch.stack([tf(img) for img in images]).to(device)
-        probs = model(x).float().softmax(-1).cpu()
-        top_p, top_i = probs.topk(k, dim=-1)
-        for f, img, p, i in zip(chunk, images, top_p.tolist(), top_i.tolist()):
-            z = input_z(img, size, stats)
-            rows.append(
-                dict(
-                    file=os.fspath(f),
-                    label=loaded.labels[i[0]],
-                    index=i[0],
-                    probability=p[0],
-                    input_z=z,
-                    flag=_flag(z, p[0], stats),
-                    top_k=[dict(label=loaded.labels[j], probability=q) for j, q in zip(i, p)],
-                )
-            )
-    if unreadable and skipped is None:
-        raise ValueError(
-            f"{len(unreadable)} of {len(files):,} images cannot be read: {list_unreadable(unreadable)}; fix or "
-            "remove them, or pass --skip-corrupt to predict the others"
-        )
-    if skipped is not None:
-        skipped += unreadable
-    return rows
+        state = from_pretrained(str(source)).state_dict()
+    loader = getattr(model, "load_encoder_state_dict", None)
+    if loader is None:
+        raise ValueError(f"--init-from initialises an encoder, but {type(model).__name__} has none to load")
+    return loader(state)
 
 
-def input_z(img: torch.Tensor, size: tuple[int, ...], stats: dict[str, Any] | None) -> float | None:
-    """How far the image's statistics lie from the training images' (largest |z|), or None if not stored."""
-    if not stats:
-        return None
-    if tuple(img.shape[-2:]) != tuple(size):
-        from torchvision.transforms.v2 import functional as TF
+def read_state_dict(path: Path) -> dict[str, Tensor]:
+    """The weights of a saved model folder, a run folder (its ``best/``, else ``last/``, else its
+    ``checkpoint.pt``), a training checkpoint (its EMA weights when it kept them) or a ``.safetensors`` file."""
+    from wavemixer.hub import clean_state_dict, from_pretrained
 
-        img = TF.resize(img, list(size), antialias=True)
-    mu, sigma = torch.tensor(stats["mu"], dtype=torch.float64), torch.tensor(stats["sigma"], dtype=torch.float64)
-    return round(float(((image_features(img) - mu) / sigma).abs().max()), 2)
+    if path.is_dir():
+        if (path / "config.json").is_file():
+            return from_pretrained(path).state_dict()
+        for sub in ("best", "last"):
+            if (path / sub / "config.json").is_file():
+                return from_pretrained(path / sub).state_dict()
+        if (path / "checkpoint.pt").is_file():
+            path = path / "checkpoint.pt"
+        else:
+            raise FileNotFoundError(f"--init-from {path}: no config.json, best/, last/ or checkpoint.pt inside")
+    if path.suffix == ".safetensors":
+        from wavemixer.hub import read_safetensors
 
-
-def _flag(z: float | None, probability: float, stats: dict[str, Any] | None) -> str:
-    if z is not None and stats and z > stats["z_threshold"]:
-        return f"unlike the training images (input z {z:g} > {stats['z_threshold']:g})"
-    if probability < LOW_CONFIDENCE:
-        return f"low confidence (p < {LOW_CONFIDENCE:g})"
-    return ""
+        return read_safetensors(path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torn or foreign files raise many kinds of errors
+        raise ValueError(f"--init-from {path} is not a readable checkpoint ({type(exc).__name__}: {exc})") from exc
+    if isinstance(state, dict) and isinstance(state.get("model"), dict):
+        state = state.get("ema") or state["model"]
+    if not isinstance(state, dict):
+        raise ValueError(f"--init-from {path} does not hold a state dict")
+    return clean_state_dict(state)

@@ -17,7 +17,7 @@ import numbers
 import re
 from typing import Any
 
-from wavemixer.validation import Range
+from wavemixer.checks import Range
 
 __all__ = ["check_fields", "check_option", "flag", "validate_config"]
 

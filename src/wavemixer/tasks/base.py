@@ -1,0 +1,219 @@
+"""The task interface: everything of training, evaluation and prediction that depends on what is predicted.
+
+The engine (:mod:`wavemixer.train.engine`), ``wavemixer eval`` and ``wavemixer predict`` know nothing about
+labels, masks or pixels: they call these methods only. A task knows nothing about the loop, precision,
+distribution or run folders. A new task is one module with a subclass of :class:`Task`, registered with
+:func:`wavemixer.tasks.register_task`; see docs/architecture.md.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from wavemixer.data.bundle import DataBundle, DataInfo
+from wavemixer.data.splits import make_splits, split_hash
+
+if TYPE_CHECKING:
+    from wavemixer.loading import LoadedModel
+    from wavemixer.registry import ModelSpec
+    from wavemixer.train.config import TrainConfig
+
+__all__ = ["PredictOptions", "Task"]
+
+
+@dataclass
+class PredictOptions:
+    """What ``wavemixer predict`` asks of a task's :meth:`Task.predict`."""
+
+    device: str | torch.device = "cpu"
+    batch_size: int = 256
+    top_k: int = 5
+    out_dir: Path | None = None  # tasks that write images write them here
+    from_hr: bool = False  # super-resolution: the inputs are ground truth to downscale first
+    #: unreadable inputs to leave out as ``(file, reason)``; ``None``: refuse them in one error
+    skipped: list[tuple[str, str]] | None = None
+    #: lines for standard error, added by the task (skipped files, missing statistics)
+    notes: list[str] = field(default_factory=list)
+
+
+class Task(ABC):
+    """The task-specific half of training, evaluation and prediction, set up for one configuration."""
+
+    #: ``--task`` name, also recorded in every saved model
+    name: ClassVar[str]
+    #: metric (a key of :meth:`compute_metrics`) whose val value selects the best checkpoint
+    select_metric: ClassVar[str]
+    #: ``"max"`` or ``"min"``: which direction of ``select_metric`` is better
+    select_mode: ClassVar[str] = "max"
+    #: metrics the final result line shows, the selecting one first
+    report_metrics: ClassVar[tuple[str, ...]] = ()
+    #: data set name -> its defaults (``model``, ``epochs``, ``crop_padding``, ``hflip``, ``trivial_augment``;
+    #: ``None``: decided from the data when it is read)
+    datasets: ClassVar[dict[str, dict[str, Any]]] = {}
+    #: other spellings of data set names
+    aliases: ClassVar[dict[str, str]] = {}
+    #: appended to the unknown-data-set error
+    dataset_hint: ClassVar[str] = ""
+    #: files ``wavemixer eval`` writes into its report folder
+    eval_reports: ClassVar[tuple[str, ...]] = ("metrics.json",)
+    #: evaluation batches are capped at this many images (large outputs); ``None``: no cap
+    max_eval_batch: ClassVar[int | None] = None
+    #: ``predict`` writes image files into ``--output-dir`` (else it only returns records)
+    predicts_images: ClassVar[bool] = False
+
+    def __init__(self, cfg: TrainConfig | None = None) -> None:
+        from wavemixer.train.config import TrainConfig
+
+        self.cfg = cfg if cfg is not None else TrainConfig(task=self.name)
+
+    # ------------------------------------------------------------------------------- data sets and defaults
+    @classmethod
+    def canonical_dataset(cls, name: str) -> str:
+        """The :attr:`datasets` key of a user-typed data set name (case, ``-`` vs ``_`` and aliases forgiven)."""
+        key = name.lower().replace("-", "_")
+        key = cls.aliases.get(name.lower(), cls.aliases.get(key, key))
+        if key not in cls.datasets:
+            from wavemixer.registry import did_you_mean
+
+            what = "data set" if cls.name == "classification" else f"{cls.name.replace('_', '-')} data set"
+            raise ValueError(
+                f"unknown {what} {name!r}{did_you_mean(key, cls.datasets)}; choose one of "
+                f"{', '.join(cls.datasets)}{cls.dataset_hint}"
+            )
+        return key
+
+    @classmethod
+    def dataset_defaults(cls, name: str) -> tuple[str, dict[str, Any]]:
+        """The canonical data set name and its defaults."""
+        key = cls.canonical_dataset(name)
+        return key, dict(cls.datasets[key])
+
+    def check_config(self) -> None:
+        """Refuse options that do not apply to this task, in one line, before anything is built."""
+        cfg = self.cfg
+        if cfg.mixup or cfg.cutmix or cfg.rand_augment:
+            raise ValueError(f"--mixup, --cutmix and --rand-augment apply to classification, not --task {self.name}")
+        if cfg.per_class is not None:
+            raise ValueError(f"--per-class applies to classification, not --task {self.name}; use --subset")
+
+    def build_data(self) -> DataBundle:
+        """Train/val/test of the configured data set, each split fingerprinted (see :meth:`load_data`)."""
+        self.check_config()
+        data = self.load_data()
+        splits = (("train", data.train), ("val", data.val), ("test", data.test))
+        data.split_hashes = {k: split_hash(d) for k, d in splits if d is not None}
+        return data
+
+    @abstractmethod
+    def load_data(self) -> DataBundle:
+        """Read the data set, split it with :meth:`split` and attach the transforms."""
+
+    def split(self, train: Any, val: Any | None, test: Any | None) -> tuple[Any, Any, Any | None]:
+        """Train/val/test from a source's own splits by the configuration's val fraction, seed, ``--subset``
+        and ``--per-class``: the one splitting rule of every task (:func:`wavemixer.data.splits.make_splits`)."""
+        cfg = self.cfg
+        return make_splits(train, val, test, val_fraction=cfg.val_fraction, seed=cfg.seed, subset=cfg.subset,
+                           per_class=cfg.per_class)  # fmt: skip
+
+    # ------------------------------------------------------------------------------------------------ model
+    def build_model(self, info: DataInfo) -> nn.Module:
+        """The configured model adapted to the data: a registry model, or a comparison peer (``peer:<family>``,
+        :mod:`wavemixer.bench.peers`)."""
+        name, model_args = self.cfg.model, dict(self.cfg.model_args)
+        if name is None:
+            raise ValueError("no --model given and the data set has no default model")
+        from wavemixer.bench.peers import create_peer, is_peer_name
+
+        if is_peer_name(name):
+            return create_peer(name, task=self.name, model_args=model_args, **self.peer_arguments(info))
+        from wavemixer.factory import create_model
+        from wavemixer.registry import get_spec
+
+        spec = get_spec(name, task=self.name)
+        return create_model(name, **self.model_arguments(spec, info, model_args))
+
+    @abstractmethod
+    def model_arguments(self, spec: ModelSpec, info: DataInfo, model_args: dict[str, Any]) -> dict[str, Any]:
+        """Constructor arguments of a registry model for this data: ``model_args`` plus what the data fixes."""
+
+    def peer_arguments(self, info: DataInfo) -> dict[str, Any]:
+        """What a peer model needs to know of the data (its classes, channels and square input side)."""
+        return dict(num_classes=info.num_classes, in_chans=info.in_chans, img_size=info.input_size[0])
+
+    # --------------------------------------------------------------------------------------------- training
+    @abstractmethod
+    def loss(self, outputs: Tensor, targets: Tensor) -> Tensor:
+        """Mean training loss of a batch."""
+
+    def batch_transform(self, info: DataInfo) -> Callable[[Tensor, Tensor], tuple[Tensor, Tensor]] | None:
+        """A transform of whole training batches (MixUp/CutMix), or ``None``."""
+        return None
+
+    # -------------------------------------------------------------------------------------------- metrics
+    @abstractmethod
+    def make_metrics(self, info: DataInfo, device: torch.device, *, detailed: bool = False) -> Any:
+        """A fresh metric state (torchmetrics objects; they synchronise across ranks in ``compute``);
+        ``detailed`` adds what ``wavemixer eval`` reports beyond the scalars."""
+
+    @abstractmethod
+    def update_metrics(self, metrics: Any, outputs: Tensor, targets: Tensor) -> None:
+        """Accumulate one evaluation batch."""
+
+    @abstractmethod
+    def compute_metrics(self, metrics: Any) -> dict[str, Any]:
+        """Scalar metrics (same value on every rank), and the detailed ones when asked for."""
+
+    def result_text(self, values: dict[str, Any]) -> str:
+        """``top1 97.10, top5 99.80``: the :attr:`report_metrics` of an evaluation, for the result line."""
+        return ", ".join(f"{k} {values[k]:.2f}" for k in self.report_metrics or (self.select_metric,) if k in values)
+
+    # ------------------------------------------------------------------------------- saving and evaluating
+    @abstractmethod
+    def preprocessing(self, info: DataInfo) -> dict[str, Any]:
+        """What ``predict`` needs to reproduce the evaluation input (stored with the weights)."""
+
+    def model_settings(self, model: nn.Module) -> dict[str, Any]:
+        """``model_args`` that rebuilding the data for a saved model needs (the super-resolution scale)."""
+        return {}
+
+    def check_model_fits(self, loaded: LoadedModel, info: DataInfo) -> None:
+        """Refuse to evaluate a model on data it cannot predict (class count, channels), in one line."""
+        n = getattr(loaded.model, "num_classes", None)
+        if info.num_classes and n is not None and n != info.num_classes:
+            raise ValueError(f"the model predicts {n} classes but {info.name} has {info.num_classes}")
+
+    def evaluation_transform(self, preprocessing: dict[str, Any]) -> Any | None:
+        """The transform that gives a saved model the input it was evaluated on in training (``None``: the
+        data set's own)."""
+        return None
+
+    def eval_result(self, loaded: LoadedModel, values: dict[str, Any]) -> dict[str, Any]:
+        """What ``metrics.json`` records of an evaluation's metric values."""
+        return values
+
+    def eval_summary(self, loaded: LoadedModel, result: dict[str, Any]) -> list[str]:
+        """The lines ``wavemixer eval`` prints."""
+        values = ", ".join(f"{k} {v:.4g}" for k, v in result.items() if isinstance(v, float))
+        return [f"{loaded.name} on {result['dataset']} {result['split']} ({result['images']:,} images): {values}"]
+
+    def write_eval_reports(self, loaded: LoadedModel, result: dict[str, Any], out_dir: Path) -> None:
+        """Reports beyond ``metrics.json`` (listed in :attr:`eval_reports`); none by default."""
+        return None
+
+    # ------------------------------------------------------------------------------------------- predicting
+    @abstractmethod
+    def predict(self, loaded: LoadedModel, files: list[Path], options: PredictOptions) -> list[dict[str, Any]]:
+        """One record per input image (and, for :attr:`predicts_images`, files in ``options.out_dir``)."""
+
+    def predictions_text(self, loaded: LoadedModel, records: list[dict[str, Any]], fmt: str) -> str:
+        """``predict``'s output: the records as JSON (tasks with a table format override this)."""
+        from wavemixer.files import strict_json
+
+        return strict_json(dict(model=loaded.name, source=loaded.source, task=self.name, outputs=records))
