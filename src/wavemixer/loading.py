@@ -29,8 +29,10 @@ class LoadedModel:
 
     @property
     def task(self) -> str:
-        """The task the model was saved for (``classification`` when the folder does not say)."""
-        return (getattr(self.model, "pretrained_config", None) or {}).get("task") or "classification"
+        """The task the model was trained for: the one its training recorded, else its model class's kind
+        (``classification`` when the folder says neither)."""
+        config = getattr(self.model, "pretrained_config", None) or {}
+        return (config.get("metadata") or {}).get("task") or config.get("task") or "classification"
 
     @property
     def color_mode(self) -> str:

@@ -113,8 +113,10 @@ def eval_data_config(args: argparse.Namespace, meta: dict[str, Any], loaded: Any
         import yaml
 
         saved = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
-        stored = {k: saved.get(k) for k in ("dataset", "data_dir", "seed", "val_fraction", "subset", "input_size",
-                                            "per_class")}
+        stored = {
+            k: saved.get(k)
+            for k in ("dataset", "data_dir", "seed", "val_fraction", "subset", "input_size", "per_class")
+        }
     stored.setdefault("seed", meta.get("seed"))
     given = dict(
         dataset=args.dataset, data_dir=args.data_dir, seed=args.seed, val_fraction=args.val_fraction, subset=args.subset
@@ -127,8 +129,14 @@ def eval_data_config(args: argparse.Namespace, meta: dict[str, Any], loaded: Any
         raise ValueError("the checkpoint does not record its data set; pass --dataset")
     batch = args.batch_size if task_type.max_eval_batch is None else min(args.batch_size, task_type.max_eval_batch)
     settings = task_type().model_settings(loaded.model)
-    values.update(task=loaded.task, download=args.download, eval_batch_size=max(1, batch), hflip=False,
-                  trivial_augment=False, **({"model": loaded.name, "model_args": settings} if settings else {}))
+    values.update(
+        task=loaded.task,
+        download=args.download,
+        eval_batch_size=max(1, batch),
+        hflip=False,
+        trivial_augment=False,
+        **({"model": loaded.name, "model_args": settings} if settings else {}),
+    )
     return TrainConfig(**values), stored
 
 

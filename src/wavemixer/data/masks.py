@@ -34,7 +34,7 @@ __all__ = [
     "read_mask",
 ]
 
-JointTransform = Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]
+MaskTransform = Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]
 
 CAMVID_CLASSES = [
     "Sky",
@@ -100,7 +100,7 @@ class SegArrayDataset(Dataset):
         masks: Tensor,
         names: Sequence[str],
         num_classes: int,
-        transform: JointTransform | None = None,
+        transform: MaskTransform | None = None,
         ignore_index: int = IGNORE_INDEX,
         ids: Sequence[int] | None = None,
     ) -> None:
@@ -142,7 +142,7 @@ class SegFileDataset(Dataset):
         pairs: Sequence[tuple[Path, Path]],
         num_classes: int,
         label_map: Tensor | None = None,
-        transform: JointTransform | None = None,
+        transform: MaskTransform | None = None,
         ignore_index: int = IGNORE_INDEX,
     ) -> None:
         self.pairs = [(Path(a), Path(b)) for a, b in pairs]

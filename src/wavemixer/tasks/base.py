@@ -48,6 +48,8 @@ class Task(ABC):
 
     #: ``--task`` name, also recorded in every saved model
     name: ClassVar[str]
+    #: the kind of registry model it trains (``wavemixer models``); ``None``: the task's own name
+    model_task: ClassVar[str | None] = None
     #: metric (a key of :meth:`compute_metrics`) whose val value selects the best checkpoint
     select_metric: ClassVar[str]
     #: ``"max"`` or ``"min"``: which direction of ``select_metric`` is better
@@ -136,7 +138,7 @@ class Task(ABC):
         from wavemixer.factory import create_model
         from wavemixer.registry import get_spec
 
-        spec = get_spec(name, task=self.name)
+        spec = get_spec(name, task=self.model_task or self.name)
         return create_model(name, **self.model_arguments(spec, info, model_args))
 
     @abstractmethod

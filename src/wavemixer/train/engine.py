@@ -342,6 +342,7 @@ class Trainer:
             labels=self.info.labels,
             force=True,  # best/ and last/ are this run's own folders, rewritten every epoch
             metadata=dict(
+                task=self.task.name,
                 dataset=self.info.name,
                 epoch=self.epoch,
                 seed=self.cfg.seed,

@@ -39,9 +39,7 @@ def build_optimizer(
     """The optimizer and per-step learning-rate schedule of ``cfg``'s recipe for ``phase`` (1; dualopt: 1 or 2)."""
     if cfg.recipe == "dualopt":  # the reference's DualOpt: constant learning rates
         if phase == 1:
-            opt: torch.optim.Optimizer = torch.optim.AdamW(
-                model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay
-            )
+            opt: torch.optim.Optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         else:
             opt = torch.optim.SGD(model.parameters(), lr=cfg.sgd_lr, momentum=cfg.momentum)
         return opt, torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0)
