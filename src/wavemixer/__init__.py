@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from .blocks import LevelMixer, WaveMixBlock
 from .body import WaveMixBody
-from .classification import WaveMix
 from .dwt import WaveletDetails, dwt2, idwt2, wavedec2, waverec2
 from .factory import create_model
 from .hub import from_pretrained, push_to_hub, save_pretrained
+from .models.classification import WaveMix
+from .models.segmentation import WaveMixSegmentation
+from .models.super_resolution import WaveMixSR
 from .reference import from_reference
 from .registry import ModelSpec, get_spec, list_models
-from .segmentation import WaveMixSegmentation
-from .super_resolution import WaveMixSR
 
 __version__ = "0.1.0"
 

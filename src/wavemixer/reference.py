@@ -17,10 +17,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .classification import WaveMix
 from .dwt import reference_order_permutation
-from .segmentation import WaveMixSegmentation
-from .super_resolution import WaveMixSR
+from .models.classification import WaveMix
+from .models.segmentation import WaveMixSegmentation
+from .models.super_resolution import WaveMixSR
 
 __all__ = ["REFERENCE_DEFAULTS", "convert_reference_state_dict", "from_reference", "reference_kwargs_to_config"]
 

@@ -15,7 +15,6 @@ from typing import Any, Literal
 
 from torch import nn
 
-from .classification import WaveMix
 from .constants import (
     CIFAR10_MEAN_STD,
     CIFAR100_MEAN_STD,
@@ -24,13 +23,14 @@ from .constants import (
     MNIST_MEAN_STD,
     TINY_IMAGENET_MEAN_STD,
 )
-from .segmentation import WaveMixSegmentation
-from .super_resolution import WaveMixSR
+from .models.classification import WaveMix
+from .models.segmentation import WaveMixSegmentation
+from .models.super_resolution import WaveMixSR
 
 __all__ = [
     "MODEL_CLASSES",
+    "ModelKind",
     "ModelSpec",
-    "Task",
     "get_spec",
     "list_models",
     "names_with_weights",
@@ -38,7 +38,8 @@ __all__ = [
     "register_model",
 ]
 
-Task = Literal["classification", "segmentation", "super_resolution"]
+#: what a model class predicts (its head); the training tasks are :mod:`wavemixer.tasks`
+ModelKind = Literal["classification", "segmentation", "super_resolution"]
 
 MODEL_CLASSES: dict[str, type[nn.Module]] = {
     "classification": WaveMix,
@@ -58,7 +59,7 @@ class ModelSpec:
     """
 
     name: str
-    task: Task
+    task: ModelKind
     kwargs: dict[str, Any]
     num_params: int
     gmacs: float
@@ -98,7 +99,7 @@ def register_model(spec: ModelSpec) -> ModelSpec:
     return spec
 
 
-def list_models(pattern: str = "*", task: Task | None = None) -> list[str]:
+def list_models(pattern: str = "*", task: ModelKind | None = None) -> list[str]:
     """Registered names matching a shell-style ``pattern`` (and ``task``), sorted."""
     return sorted(n for n, s in _REGISTRY.items() if fnmatch.fnmatch(n, pattern) and (task is None or s.task == task))
 

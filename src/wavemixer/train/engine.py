@@ -1,9 +1,8 @@
 """The training engine: loop, precision, EMA, distribution, checkpoints, resume, logging — task-agnostic.
 
 The task (:mod:`wavemixer.tasks`) supplies the data, model, loss and metrics; the engine never asks which
-task it runs. Randomness is re-seeded from
-``(seed, epoch, rank)`` at the start of every epoch, so a run continued with ``--resume`` from its last
-epoch checkpoint takes exactly the same path as an uninterrupted one.
+task it runs. Randomness is re-seeded from ``(seed, epoch, rank)`` at the start of every epoch, so a run
+continued with ``--resume`` from its last epoch checkpoint takes exactly the same path as an uninterrupted one.
 """
 
 from __future__ import annotations

@@ -7,11 +7,11 @@ from collections.abc import Sequence
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .blocks import Upsampler
-from .body import WaveMixBody
-from .checks import check_bool, check_int, check_int_list
-from .dwt import BoundaryMode
-from .mixers import Mixer
+from ..blocks import Upsampler
+from ..body import WaveMixBody
+from ..checks import check_bool, check_int, check_int_list
+from ..dwt import BoundaryMode
+from ..mixers import Mixer
 
 __all__ = ["WaveMixSR"]
 

@@ -7,12 +7,12 @@ from collections.abc import Mapping, Sequence
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .blocks import Upsampler
-from .body import Stem, WaveMixBody, decoder_upsamples
-from .checks import check_bool, check_int, check_int_list
-from .dwt import BoundaryMode
-from .mixers import Mixer
-from .tracing import crop_to, is_symbolic
+from ..blocks import Upsampler
+from ..body import Stem, WaveMixBody, decoder_upsamples
+from ..checks import check_bool, check_int, check_int_list
+from ..dwt import BoundaryMode
+from ..mixers import Mixer
+from ..tracing import crop_to, is_symbolic
 
 __all__ = ["WaveMixSegmentation"]
 

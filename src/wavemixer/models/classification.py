@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from .blocks import Upsampler
-from .body import Stem, WaveMixBody
-from .checks import Range, check_float, check_int
-from .dwt import BoundaryMode
-from .mixers import Mixer
+from ..blocks import Upsampler
+from ..body import Stem, WaveMixBody
+from ..checks import Range, check_float, check_int
+from ..dwt import BoundaryMode
+from ..mixers import Mixer
 
 __all__ = ["WaveMix"]
 
