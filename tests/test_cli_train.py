@@ -216,7 +216,14 @@ PACKAGED = {
 }
 
 
-@pytest.mark.parametrize("name", [n for n in PACKAGED if packaged_weights_dir(n) is not None])
+@pytest.mark.parametrize(
+    "name",
+    [  # the CIFAR-10 one scans and evaluates 10,000 JPEGs: slow
+        pytest.param(n, marks=[pytest.mark.slow] if PACKAGED[n] == "cifar10" else [])
+        for n in PACKAGED
+        if packaged_weights_dir(n) is not None
+    ],
+)
 def test_packaged_weights_reproduce_their_recorded_test_accuracy(name, shared_data, tmp_path, capsys):
     from wavemixer.hub import load_config
 

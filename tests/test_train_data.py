@@ -33,6 +33,7 @@ def _write_folder(root: Path, splits=("train", "val", "test"), per_class=12, siz
                 Image.fromarray(img).save(d / f"{i}.png")
 
 
+@pytest.mark.slow  # a training reproduction; tests/test_training_golden.py trains on MNIST in the default run
 def test_mnist_subset_trains_well_above_chance(shared_data, tmp_path):
     results = train(
         TrainConfig(

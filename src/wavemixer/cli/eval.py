@@ -129,6 +129,7 @@ def eval_data_config(args: argparse.Namespace, meta: dict[str, Any], loaded: Any
         raise ValueError("the checkpoint does not record its data set; pass --dataset")
     batch = args.batch_size if task_type.max_eval_batch is None else min(args.batch_size, task_type.max_eval_batch)
     settings = task_type().model_settings(loaded.model)
+    values.setdefault("decode_once", False)  # one split is evaluated: decode only its images, as they are read
     values.update(
         task=loaded.task,
         download=args.download,
