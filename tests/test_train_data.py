@@ -116,3 +116,17 @@ def test_preprocess_augments_only_in_training():
     outs = {tuple(aug(img).flatten().tolist()) for _ in range(20)}
     assert len(outs) > 1 and all(len(o) == 64 for o in outs)
     assert Preprocess((0.0,), (1.0,), (4, 4))(img).shape == (1, 4, 4)
+
+
+def test_gzipped_idx_files_are_decompressed_into_the_cache_not_beside_them(shared_data, tmp_path, monkeypatch):
+    from wavemixer.data.builtin import load_builtin, mnist_family_root
+
+    monkeypatch.setenv("WAVEMIXER_DATA", str(tmp_path / "cache"))
+    before = sorted(p.name for p in (shared_data / "MNIST" / "raw").iterdir())
+    root = mnist_family_root("mnist", shared_data)
+    assert root is not None and root.is_relative_to(tmp_path / "cache")
+    assert sorted(p.name for p in (shared_data / "MNIST" / "raw").iterdir()) == before
+    xtr, _, xte, _, labels = load_builtin("mnist", shared_data, download=False)
+    assert xtr.shape == (60_000, 1, 28, 28) and xte.dtype == torch.uint8 and labels[3] == "3"
+    assert mnist_family_root("mnist", shared_data) == root  # decompressed once
+    assert mnist_family_root("kmnist", shared_data) is None  # not there: the caller says what to do

@@ -6,7 +6,7 @@ normalisation statistics of a training split and whether to decode a folder's im
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -14,6 +14,9 @@ import torch
 from .datasets import FolderDataset, raw_image
 from .images import image_features, unit_float
 from .scan import FolderScan
+
+if TYPE_CHECKING:
+    from wavemixer.train.config import TrainConfig
 
 __all__ = [
     "DECODE_ONCE_MAX_BYTES",
@@ -89,7 +92,9 @@ def width_for(n_train: int) -> tuple[int, str]:
     return 64, f"100,000 or more training images ({n_train:,})"
 
 
-def derive_defaults(cfg: Any, scan: FolderScan, n_train: int) -> tuple[dict[str, Any], tuple[int, int], list[str]]:
+def derive_defaults(
+    cfg: TrainConfig, scan: FolderScan, n_train: int
+) -> tuple[dict[str, Any], tuple[int, int], list[str]]:
     """Options left unset, chosen from what the scan found; the resized input size; the reasons."""
     from wavemixer.factory import create_model
     from wavemixer.flops import count_macs
@@ -185,7 +190,7 @@ DECODE_ONCE_MAX_BYTES = 2 * 2**30
 """``--decode-once`` by default: image folders whose decoded images take at most this much memory."""
 
 
-def decode_once(cfg: Any, scan: FolderScan, splits: list[FolderDataset], notes: list[str]) -> bool:
+def decode_once(wanted: bool | None, scan: FolderScan, splits: list[FolderDataset], notes: list[str]) -> bool:
     """Decode the splits' images into memory once (``--decode-once``; by default when they fit in 2 GiB).
 
     Cheap models otherwise spend most of an epoch decoding JPEGs, which would time the decoder, not the model.
@@ -194,7 +199,6 @@ def decode_once(cfg: Any, scan: FolderScan, splits: list[FolderDataset], notes: 
     images = sum(len(d) for d in splits)
     per_image = sum(n * h * w for (h, w), n in scan.sizes.items()) / max(1, sum(scan.sizes.values())) * chans
     estimate = per_image * images
-    wanted = getattr(cfg, "decode_once", None)
     if wanted is False or (wanted is None and estimate > DECODE_ONCE_MAX_BYTES):
         if wanted is None:
             notes.append(

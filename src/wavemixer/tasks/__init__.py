@@ -10,6 +10,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from wavemixer.train.config import TrainConfig
+
     from .base import Task
 
 __all__ = ["TASKS", "get_task", "register_task", "task_class"]
@@ -40,6 +42,6 @@ def task_class(name: str) -> type[Task]:
     return entry
 
 
-def get_task(cfg: Any) -> Task:
+def get_task(cfg: TrainConfig) -> Task:
     """The task a (resolved) :class:`~wavemixer.train.config.TrainConfig` trains, set up for it."""
     return task_class(cfg.task)(cfg)

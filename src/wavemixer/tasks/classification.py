@@ -118,7 +118,9 @@ class ClassificationTask(Task):
             in_chans = xtr.shape[1]
             size = (cfg.input_size, cfg.input_size) if cfg.input_size else tuple(xtr.shape[-2:])
         train, val, test = self.split(train, val, test)
-        in_memory = scan is None or decode_once(cfg, scan, [d for d in (train, val, test) if d is not None], notes)
+        in_memory = scan is None or decode_once(
+            cfg.decode_once, scan, [d for d in (train, val, test) if d is not None], notes
+        )
         derived: dict[str, Any] = {}
         if name == "imagefolder" and scan is not None:
             derived, size, rule_notes = derive_defaults(cfg, scan, len(train))

@@ -46,6 +46,7 @@ from .base import PredictOptions, Task
 if TYPE_CHECKING:
     from wavemixer.loading import LoadedModel
     from wavemixer.registry import ModelSpec
+    from wavemixer.train.config import TrainConfig
 
 __all__ = ["SEGMENTATION_DATASETS", "SegDataInfo", "SegmentationTask", "colorize", "overlay", "predict_segmentation"]
 
@@ -77,7 +78,7 @@ class SegmentationTask(Task):
     predicts_images = True
     ignore_index = IGNORE_INDEX
 
-    def __init__(self, cfg: Any = None) -> None:
+    def __init__(self, cfg: TrainConfig | None = None) -> None:
         super().__init__(cfg)
         self.labels: list[str] = []
 

@@ -42,6 +42,7 @@ from .base import PredictOptions, Task
 if TYPE_CHECKING:
     from wavemixer.loading import LoadedModel
     from wavemixer.registry import ModelSpec
+    from wavemixer.train.config import TrainConfig
 
 __all__ = ["SR_DATASETS", "SRDataInfo", "SuperResolutionTask", "model_scale", "predict_super_resolution", "psnr_y"]
 
@@ -81,7 +82,7 @@ class SuperResolutionTask(Task):
     max_eval_batch = 8  # dense outputs are large
     predicts_images = True
 
-    def __init__(self, cfg: Any = None) -> None:
+    def __init__(self, cfg: TrainConfig | None = None) -> None:
         super().__init__(cfg)
         self.scale = 2
 

@@ -4,10 +4,13 @@ and the reference's two-phase DualOpt recipe."""
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from .config import TrainConfig
 
 __all__ = ["build_optimizer", "param_groups"]
 
@@ -34,7 +37,7 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
 
 
 def build_optimizer(
-    model: nn.Module, cfg: Any, phase: int, steps_per_epoch: int, total_steps: int
+    model: nn.Module, cfg: TrainConfig, phase: int, steps_per_epoch: int, total_steps: int
 ) -> tuple[torch.optim.Optimizer, Any]:
     """The optimizer and per-step learning-rate schedule of ``cfg``'s recipe for ``phase`` (1; dualopt: 1 or 2)."""
     if cfg.recipe == "dualopt":  # the reference's DualOpt: constant learning rates
