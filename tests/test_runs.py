@@ -232,3 +232,10 @@ def test_lanes_skip_finished_runs_resume_interrupted_ones_and_start_the_rest(tmp
     assert command(Job(args, tmp_path / "cut")) == resume
     assert command(Job(args, fake_run(tmp_path / "done", seed=0, test=1.0))) is None
 
+
+def test_camvid_table_of_the_docs_is_reproduced_from_the_committed_runs(capsys) -> None:
+    repo = Path(__file__).resolve().parents[1]
+    models = ["unet", "wavemix", "lraspp_mobilenet_v3", "deeplabv3_mobilenet_v3"]
+    csv_path = repo / "docs" / "bench" / "camvid-3seeds.csv"
+    assert main(["runs", "--merge", str(csv_path), "--label", "model", "--only", *models]) == 0
+    assert capsys.readouterr().out.strip() in (repo / "docs" / "claims.md").read_text()
