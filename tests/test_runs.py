@@ -207,7 +207,7 @@ def test_segmentation_baseline_runs_with_outside_memory_and_an_earlier_camvid_cs
     assert table.splitlines()[0].startswith("| model | params | epochs | seeds | test mIoU % | best val mIoU % |")
     assert "| unet | 926,299 | 60 | 2 | 43.15 ± 1.25 | 50.78 ± 0.31 | 83.74 ± 0.37 |" in table
     assert main(["runs", str(tmp_path / "runs"), "--goal", "40"]) == 0  # from the history in results.json
-    assert "| 2.0 ± 0.0 |" in capsys.readouterr().out
+    assert "| 1126 | 2.0 |" in capsys.readouterr().out  # one seed: the value alone, no spread
 
 
 def test_missing_and_empty_inputs_are_one_line_errors(tmp_path: Path, capsys) -> None:

@@ -26,11 +26,12 @@ class Column:
 
 
 def mean_std(group: Group, column: str, digits: int = 2) -> str:
-    """``mean ± std`` of the column over the group's runs; ``(n of seeds)`` when some runs lack it; ``–`` if all."""
+    """``mean ± std`` of the column over the group's runs (the value alone for one run: a single seed has no
+    spread to show); ``(n of seeds)`` when some runs lack it; ``–`` if all."""
     stat = group.stat(column)
     if stat is None:
         return "–"
-    text = f"{stat.mean:.{digits}f} ± {stat.std:.{digits}f}"
+    text = f"{stat.mean:.{digits}f}" + (f" ± {stat.std:.{digits}f}" if stat.n > 1 else "")
     return text if stat.n == group.seeds else f"{text} ({stat.n} of {group.seeds})"
 
 
