@@ -310,15 +310,17 @@ def summarize_tuning(args: argparse.Namespace) -> int:
         return 1
     csv_path = args.out / f"tuning-{budget}.csv"
     _write_csv(csv_path, rows)
-    best = C.read_tuning(csv_path)
-    keys = list(dict.fromkeys(r["key"] for r in rows))
+    best = C.read_tuning(csv_path, complete=True)
+    keys = sorted(dict.fromkeys(r["key"] for r in rows), key=lambda k: (k not in best, k))
     settings = " | ".join(f"lr {s.lr:g}, warm-up {s.warmup:g}" for s in C.TUNING_GRID)
     head = f"| contender | steps (epochs) | {settings} |"
     lines = [
         f"Tuning at {budget} parameters, {C.TIME_BUDGETS[C.TUNING_BUDGET][1]:g} minutes of training steps "
         "(steps from throughput.csv), seed 0: best val top-1 % (45,000 train / 5,000 val images of CIFAR-10's "
-        "training set). **Bold**: the setting each contender trains with. Command: "
-        "`python scripts/contest.py tune --data-dir ZIP`.",
+        "training set). **Bold**: the setting each fully tuned contender trains with. Rows marked *pre-screen* "
+        f"trained only at lr {C.PRESCREEN.lr:g}, warm-up {C.PRESCREEN.warmup:g}: the WaveMix configurations not "
+        "selected for tuning (per stem, the best upsampler goes on, and the published configuration). Command: "
+        "`python scripts/contest.py tune --data-dir ZIP` (docs/claims.md has the sequence).",
         "",
         head,
         "|---|---:|" + "---:|" * len(C.TUNING_GRID),
@@ -331,7 +333,9 @@ def summarize_tuning(args: argparse.Namespace) -> int:
             text = "–" if r is None else f"{r['val_top1']:.2f}"
             cells.append(f"**{text}**" if best.get(key) == s else text)
         steps = next(r["steps"] for r in rows if r["key"] == key)
-        lines.append(f"| {key} | {steps:,} ({steps / C.STEPS_PER_EPOCH:.1f}) | " + " | ".join(cells) + " |")
+        done = [s for s in C.TUNING_GRID if (key, s) in by]
+        name = key if key in best else f"{key} (pre-screen)" if done == [C.PRESCREEN] else f"{key} ({len(done)} of 6)"
+        lines.append(f"| {name} | {steps:,} ({steps / C.STEPS_PER_EPOCH:.1f}) | " + " | ".join(cells) + " |")
     (args.out / f"tuning-{budget}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
