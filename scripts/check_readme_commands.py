@@ -6,6 +6,9 @@ from this interpreter's folder) in a temporary folder.
 
   python scripts/check_readme_commands.py            # run the cheap ones, list the rest
   python scripts/check_readme_commands.py --list     # only classify
+  python scripts/check_readme_commands.py --only wavemixer   # run only the cheap ones that start so
+
+A cheap command passes when it exits 0 and says what it did (prints something). tests/test_readme.py runs this.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ RULES: list[tuple[str, str, str]] = [
     (r"--download|make_reference_goldens", "network", "downloads data or the reference package"),
     (r"^torchrun", "gpu", "several GPUs or nodes"),
     (r"-m pytest", "long", "the test suite (minutes)"),
-    (r"--data-dir DATA|--resume runs/mnist|^wavemixer (eval|predict|export) runs/mnist", "long",
+    (r"--data-dir DATA|--resume runs/mnist|^wavemixer (eval|predict|export|runs) runs", "long",
      "trains or needs the MNIST run of the first line (DATA: where MNIST lives)"),
     (r"my_images/|shirt\.png|cifar10_94\.58\.pth", "your-files", "needs your own images or checkpoint"),
     (r"^wavemixer bench", "long", "a benchmark sweep (a minute or more)"),
@@ -67,20 +70,22 @@ def runnable(command: str) -> list[str]:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--list", action="store_true", help="only classify, run nothing")
+    p.add_argument("--only", metavar="PREFIX", help="run only the cheap commands that start with PREFIX")
     args = p.parse_args()
     failed = 0
     repo = README.parent
     with tempfile.TemporaryDirectory() as tmp:
         for cmd in commands():
             kind, why = classify(cmd)
-            if kind != "run" or args.list:
+            if kind != "run" or args.list or not cmd.startswith(args.only or ""):
                 print(f"[{kind}] {cmd}  ({why})")
                 continue
             cwd = repo if "ruff" in cmd else tmp
             proc = subprocess.run(runnable(cmd), cwd=cwd, capture_output=True, text=True, timeout=300)
-            ok = proc.returncode == 0
+            ok = proc.returncode == 0 and bool(proc.stdout.strip())
             failed += not ok
-            print(f"[{'ok' if ok else 'FAILED'}] {cmd}" + ("" if ok else f"\n{proc.stderr[-2000:]}"))
+            detail = proc.stderr[-2000:] or "(exit 0 without saying what it did)"
+            print(f"[{'ok' if ok else 'FAILED'}] {cmd}" + ("" if ok else f"\n{detail}"))
     return 1 if failed else 0
 
 

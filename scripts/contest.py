@@ -11,7 +11,8 @@ resumable and each writing committed result files under ``--out`` (default ``doc
 ZIP is ``../shared/data/CIFAR10/cifar10_jpeg_q75_imagefolder.zip`` here (CIFAR-10 as JPEGs, 45,000 train /
 5,000 val / 10,000 test). Runs go to ``--runs`` (default ``runs/contest``), one folder per run; a run with
 ``results.json`` is done, one with a checkpoint is continued with ``--resume``. ``--lanes N`` trains N runs
-at a time, each on one thread under ``nice``.
+at a time, each on one thread under ``nice``. Training and tables go through :mod:`wavemixer.runs`
+(``wavemixer runs runs/contest/40k-5min`` gives the plain table of a grid's runs).
 """
 
 from __future__ import annotations
@@ -19,10 +20,8 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import math
 import os
 import platform
-import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -30,6 +29,19 @@ from pathlib import Path
 from typing import Any
 
 from wavemixer.bench import contest as C
+from wavemixer.runs import (
+    Column,
+    Group,
+    Job,
+    Run,
+    collect_runs,
+    group_runs,
+    markdown_table,
+    mean_std,
+    pareto_plot,
+    train_in_lanes,
+    write_summary_csv,
+)
 
 OUT = Path("docs/bench/contest")
 RUNS = Path("runs/contest")
@@ -231,32 +243,10 @@ def gpu_sweep(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------------------------------ training
 def _run_jobs(jobs: list[tuple[list[str], Path]], lanes: int, nice: int) -> list[str]:
-    """Train ``(arguments, run folder)`` jobs, ``lanes`` at a time; finished folders are skipped, interrupted
-    ones resumed. Returns the names of the runs that failed."""
-    base = [sys.executable, "-m", "wavemixer.cli"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    queue, running, failed = list(jobs), [], []
-    while queue or running:
-        while queue and len(running) < lanes:
-            args, out = queue.pop(0)
-            if (out / "results.json").is_file():
-                continue
-            cmd = [*base, "train", "--resume", str(out)] if (out / "checkpoint.pt").is_file() else [*base, *args]
-            if nice:
-                cmd = ["nice", "-n", str(nice), *cmd]
-            out.parent.mkdir(parents=True, exist_ok=True)
-            print(f"start {out}: {' '.join(cmd[cmd.index('train') :])}", flush=True)
-            log = out.parent / f"{out.name}.log"
-            with log.open("a") as fh:
-                running.append((subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env), out))
-        time.sleep(0.5)
-        for proc, out in list(running):
-            if proc.poll() is not None:
-                running.remove((proc, out))
-                print(f"{'done' if proc.returncode == 0 else 'FAILED'} {out} (exit {proc.returncode})", flush=True)
-                if proc.returncode:
-                    failed.append(str(out))
-    return failed
+    """Train ``(arguments, run folder)`` jobs, ``lanes`` at a time (:func:`wavemixer.runs.train_in_lanes`:
+    finished folders are skipped, interrupted ones resumed). Returns the runs that failed."""
+    failed = train_in_lanes([Job(args, out) for args, out in jobs], lanes=lanes, nice=nice)
+    return [str(out) for out in failed]
 
 
 def _steps(args: argparse.Namespace, grid: str) -> dict[str, int]:
@@ -305,28 +295,32 @@ def summarize_tuning(args: argparse.Namespace) -> int:
     """tuning-<budget>.csv (every run's best val top-1) and .md (contenders x settings, the best marked)."""
     budget, _ = C.TIME_BUDGETS[C.TUNING_BUDGET]
     root = args.runs / f"tune-{budget}"
+    settings = {s.key: s for s in C.TUNING_GRID}
     rows = []
-    for res in sorted(root.glob("*/*-s0/results.json")):
-        r = json.loads(res.read_text())
-        setting = next(s for s in C.TUNING_GRID if s.key == res.parent.name.rsplit("-s", 1)[0])
-        rows.append(dict(key=res.parent.parent.name, lr=setting.lr, warmup=setting.warmup, steps=r.get("steps"),
-                         epochs=r["epochs"],
-                         best_epoch=r["best_epoch"], val_top1=round(r["best_val"]["top1"], 2),
-                         minutes=round(r["wall_time_s"] / 60, 2)))  # fmt: skip
+    for r in collect_runs([root]) if root.is_dir() else []:  # groups are <contender>/<setting>
+        key, _, setting_key = r.group.partition("/")
+        setting = settings.get(setting_key)
+        if setting is None or r.seed != 0:
+            continue
+        rows.append(dict(key=key, lr=setting.lr, warmup=setting.warmup, steps=r.steps, epochs=r.epochs,
+                         best_epoch=r.best_epoch, val_top1=round(r.best_val, 2),
+                         minutes=round(r.wall_min, 2)))  # fmt: skip
     if not rows:
         print(f"no finished tuning runs under {root}", file=sys.stderr)
         return 1
     csv_path = args.out / f"tuning-{budget}.csv"
     _write_csv(csv_path, rows)
-    best = C.read_tuning(csv_path)
-    keys = list(dict.fromkeys(r["key"] for r in rows))
+    best = C.read_tuning(csv_path, complete=True)
+    keys = sorted(dict.fromkeys(r["key"] for r in rows), key=lambda k: (k not in best, k))
     settings = " | ".join(f"lr {s.lr:g}, warm-up {s.warmup:g}" for s in C.TUNING_GRID)
     head = f"| contender | steps (epochs) | {settings} |"
     lines = [
         f"Tuning at {budget} parameters, {C.TIME_BUDGETS[C.TUNING_BUDGET][1]:g} minutes of training steps "
         "(steps from throughput.csv), seed 0: best val top-1 % (45,000 train / 5,000 val images of CIFAR-10's "
-        "training set). **Bold**: the setting each contender trains with. Command: "
-        "`python scripts/contest.py tune --data-dir ZIP`.",
+        "training set). **Bold**: the setting each fully tuned contender trains with. Rows marked *pre-screen* "
+        f"trained only at lr {C.PRESCREEN.lr:g}, warm-up {C.PRESCREEN.warmup:g}: the WaveMix configurations not "
+        "selected for tuning (per stem, the best upsampler goes on, and the published configuration). Command: "
+        "`python scripts/contest.py tune --data-dir ZIP` (docs/claims.md has the sequence).",
         "",
         head,
         "|---|---:|" + "---:|" * len(C.TUNING_GRID),
@@ -339,7 +333,9 @@ def summarize_tuning(args: argparse.Namespace) -> int:
             text = "–" if r is None else f"{r['val_top1']:.2f}"
             cells.append(f"**{text}**" if best.get(key) == s else text)
         steps = next(r["steps"] for r in rows if r["key"] == key)
-        lines.append(f"| {key} | {steps:,} ({steps / C.STEPS_PER_EPOCH:.1f}) | " + " | ".join(cells) + " |")
+        done = [s for s in C.TUNING_GRID if (key, s) in by]
+        name = key if key in best else f"{key} (pre-screen)" if done == [C.PRESCREEN] else f"{key} ({len(done)} of 6)"
+        lines.append(f"| {name} | {steps:,} ({steps / C.STEPS_PER_EPOCH:.1f}) | " + " | ".join(cells) + " |")
     (args.out / f"tuning-{budget}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
@@ -368,54 +364,69 @@ def run(args: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------------------------------------ summary
-def collect(root: Path) -> list[dict[str, Any]]:
-    rows = []
-    for res in sorted(root.glob("*-s*/results.json")):
-        r = json.loads(res.read_text())
-        cfg = json.loads((res.parent / "best" / "config.json").read_text()) if (res.parent / "best").is_dir() else {}
-        import yaml
+def collect(root: Path, budget: str, throughput: Path) -> list[Run]:
+    """The grid's finished runs, each with its learning rate and warm-up (config.yaml) and its contender's
+    resources from the sweep (MACs, step memory, step time at 1 and 2 threads, minutes of training steps)."""
+    runs = collect_runs([root]) if root.is_dir() else []
+    resources = C.read_throughput(throughput) if throughput.is_file() else {}
+    for run in runs:
+        one, two = resources.get((budget, run.group, 1), {}), resources.get((budget, run.group, 2), {})
+        ms = _float(one.get("ms_per_step"))
+        run.extra.update(
+            lr=run.config.get("lr"), warmup=run.config.get("warmup_epochs"), macs=_float(one.get("macs")),
+            step_mem_mb=_float(one.get("step_mem_mb")), ms_per_step_1t=ms,
+            ms_per_step_2t=_float(two.get("ms_per_step")),
+            train_min=None if ms is None or run.steps is None else ms / 1000 * run.steps / 60,
+        )  # fmt: skip
+    return runs
 
-        train_cfg = yaml.safe_load((res.parent / "config.yaml").read_text())
-        rows.append(dict(
-            key=res.parent.name.rsplit("-s", 1)[0], seed=r["seed"], params=r["params"], epochs=r["epochs"],
-            steps=r.get("steps"), lr=train_cfg["lr"], warmup=train_cfg["warmup_epochs"], best_epoch=r["best_epoch"],
-            val_top1=round(r["best_val"]["top1"], 2), test_top1=round(r["test"]["top1"], 2),
-            wall_min=round(r["wall_time_s"] / 60, 2), model=r["model"], has_config=bool(cfg),
-        ))  # fmt: skip
-    return rows
+
+def _float(value: Any) -> float | None:
+    return float(value) if value not in (None, "") else None
 
 
-def _pm(values: list[float], digits: int = 2) -> str:
-    mean, std = C.mean_std(values)
-    return f"{mean:.{digits}f}" + ("" if len(values) < 2 else f" ± {std:.{digits}f}")
+def _fixed(header: str, column: str, digits: int, scale: float = 1.0) -> Column:
+    """A column that is the same for every run of a contender (its resources from the sweep)."""
+
+    def cell(g: Group) -> str:
+        value = g.first(column)
+        return "–" if value is None else f"{value * scale:,.{digits}f}"
+
+    return Column(header, cell, "---:")
 
 
 def summarize(args: argparse.Namespace) -> int:
     """<grid>.csv (one row per run) and .md (mean ± std over seeds, with resources), <grid>-pareto.png."""
     budget, minutes = C.TIME_BUDGETS[args.grid]
-    rows = collect(args.runs / args.grid)
-    if not rows:
+    runs = collect(args.runs / args.grid, budget, args.out / "throughput.csv")
+    if not runs:
         print(f"no finished runs under {args.runs / args.grid}", file=sys.stderr)
         return 1
-    resources = C.read_throughput(args.out / "throughput.csv")
-    for r in rows:
-        one, two = resources.get((budget, r["key"], 1), {}), resources.get((budget, r["key"], 2), {})
-        r.update(macs=one.get("macs"), step_mem_mb=one.get("step_mem_mb"), ms_per_step_1t=one.get("ms_per_step"),
-                 ms_per_step_2t=two.get("ms_per_step"))  # fmt: skip
-    _write_csv(args.out / f"{args.grid}.csv", rows)
-    table = []
-    for key in dict.fromkeys(r["key"] for r in rows):
-        runs = [r for r in rows if r["key"] == key]
-        one = runs[0]
-        train_min = float(one["ms_per_step_1t"]) / 1000 * one["steps"] / 60
-        table.append(dict(
-            key=key, seeds=len(runs), params=one["params"], steps=one["steps"], lr=one["lr"], warmup=one["warmup"],
-            test=[r["test_top1"] for r in runs], val=[r["val_top1"] for r in runs],
-            wall=[r["wall_min"] for r in runs], macs=float(one["macs"]) if one["macs"] else None,
-            mem=float(one["step_mem_mb"]), ms1=float(one["ms_per_step_1t"]), ms2=float(one["ms_per_step_2t"]),
-            train_min=train_min,
-        ))  # fmt: skip
-    table.sort(key=lambda e: -C.mean_std(e["test"])[0])
+    groups = group_runs(runs)
+    write_summary_csv(args.out / f"{args.grid}.csv", runs)
+
+    def steps(g: Group) -> str:
+        n = g.first("steps")
+        return "–" if n is None else f"{n:,} ({n / C.STEPS_PER_EPOCH:.1f})"
+
+    def setting(g: Group) -> str:
+        return f"{g.first('lr'):g}, {g.first('warmup'):g}" if g.first("lr") is not None else "–"
+
+    columns = [
+        Column("contender", lambda g: g.name),
+        Column("params", lambda g: f"{g.first('params'):,}", "---:"),
+        _fixed("MMACs/image", "macs", 2, 1e-6),
+        Column("steps (epochs)", steps, "---:"),
+        Column("lr, warm-up", setting),
+        Column("seeds", lambda g: str(g.seeds), "---:"),
+        Column("test top-1 %", lambda g: mean_std(g, "test")),
+        Column("val top-1 %", lambda g: mean_std(g, "best_val")),
+        _fixed("step time 1 thread (ms)", "ms_per_step_1t", 0),
+        _fixed("2 threads (ms)", "ms_per_step_2t", 0),
+        _fixed("step memory (MB)", "step_mem_mb", 0),
+        _fixed("training steps (min)", "train_min", 1),
+        Column("wall per run (min)", lambda g: mean_std(g, "wall_min", 1), "---:"),
+    ]
     info = machine()
     lines = [
         f"CIFAR-10, {budget} parameters, {minutes:g} minutes of one thread's training steps per run (steps fixed "
@@ -423,51 +434,18 @@ def summarize(args: argparse.Namespace) -> int:
         f"test once. Command: `python scripts/contest.py run --grid {args.grid} --data-dir ZIP`. Trained on "
         f"{info['cpu']} ({info['flags']}), torch {info['torch']}.",
         "",
-        "| contender | params | MMACs/image | steps (epochs) | lr, warm-up | seeds | test top-1 % | val top-1 % "
-        "| step time 1 thread (ms) | 2 threads (ms) | step memory (MB) | training steps (min) | wall per run (min) |",
-        "|---|---:|---:|---:|---|---:|---|---|---:|---:|---:|---:|---:|",
+        markdown_table(groups, columns),
     ]
-    for e in table:
-        lines.append(
-            f"| {e['key']} | {e['params']:,} | {(e['macs'] or 0) / 1e6:.2f} "
-            f"| {e['steps']:,} ({e['steps'] / C.STEPS_PER_EPOCH:.1f}) "
-            f"| {e['lr']:g}, "
-            f"{e['warmup']:g} | {e['seeds']} | {_pm(e['test'])} | {_pm(e['val'])} | {e['ms1']:.0f} | {e['ms2']:.0f} "
-            f"| {e['mem']:.0f} | {e['train_min']:.1f} | {_pm(e['wall'], 1)} |"
-        )
     (args.out / f"{args.grid}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
-    _pareto(table, args.out / f"{args.grid}-pareto.png", f"CIFAR-10, {budget} parameters, {minutes:g} min per run")
+    panels = [
+        ("train_min", "training steps per run (min, 1 thread)", False),
+        ("step_mem_mb", f"step memory (MB, batch {C.BATCH_SIZE}, fp32)", True),
+        ("macs", "MACs per image", True),
+    ]
+    title = f"CIFAR-10, {budget} parameters, {minutes:g} min per run"
+    pareto_plot(groups, args.out / f"{args.grid}-pareto.png", title=title, panels=panels)
     return 0
-
-
-def _pareto(table: list[dict[str, Any]], path: Path, title: str) -> None:
-    """Test accuracy (mean ± std over seeds) against training time, step memory and MACs per image."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    axes_spec = [("train_min", "training steps per run (min, 1 thread)", False), ("mem", "step memory (MB, batch "
-                 f"{C.BATCH_SIZE}, fp32)", True), ("macs", "MACs per image", True)]  # fmt: skip
-    fig, axes = plt.subplots(1, 3, figsize=(16, 5))
-    for ax, (key, label, log) in zip(axes, axes_spec):
-        for e in table:
-            if e[key] is None:
-                continue
-            mean, std = C.mean_std(e["test"])
-            wavemix = e["key"].startswith("wavemix")
-            ax.errorbar(e[key], mean, yerr=0 if math.isnan(std) else std, fmt="o" if wavemix else "^",
-                        color="tab:blue" if wavemix else "tab:orange", capsize=3)  # fmt: skip
-            ax.annotate(e["key"], (e[key], mean), fontsize=7, xytext=(3, 3), textcoords="offset points")
-        ax.set(xlabel=label, ylabel="test top-1 % (mean ± std, 3 seeds)")
-        if log:
-            ax.set_xscale("log")
-        ax.grid(alpha=0.3)
-    fig.suptitle(f"{title}: o WaveMix configurations, ^ peers", fontsize=11)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 # ------------------------------------------------------------------------------------------ main

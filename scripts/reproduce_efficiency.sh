@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Reproduce the reference README's parameter-efficiency table on CPU (3 seeds per model), in two parallel
-# lanes of one thread each, then summarise: python scripts/summarize_runs.py "$RUNS".
+# lanes of one thread each, then summarise: wavemixer runs "$RUNS".
 #
 #   DATA=../shared/data RUNS=runs/repro bash scripts/reproduce_efficiency.sh
 #

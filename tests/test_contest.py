@@ -94,3 +94,20 @@ def test_prescreen_keeps_the_best_upsampler_per_stem_and_the_published(tmp_path:
     path.write_text("key,lr,warmup,val_top1\nwavemix-s1-bilinear,0.003,0.2,50\n")
     with pytest.raises(ValueError, match="lacks"):
         C.prescreen_selection(path)
+
+
+def test_runs_are_started_and_resumed_with_the_contests_own_commands(tmp_path: Path) -> None:
+    """Runs in progress resume only if the command and folder stay what they were: ``<python> -m wavemixer.cli``
+    with :func:`train_command`'s arguments, ``train --resume FOLDER`` once a checkpoint is there."""
+    import sys
+
+    from wavemixer.runs import Job
+    from wavemixer.runs.lanes import command
+
+    out = tmp_path / "40k-5min" / "resnet-s1"
+    args = C.train_command(C.contender("40k", "resnet"), C.TUNING_GRID[0], steps=800, seed=1, output=out,
+                           data_dir="D.zip")  # fmt: skip
+    assert command(Job(args, out), nice=10) == ["nice", "-n", "10", sys.executable, "-m", "wavemixer.cli", *args]
+    out.mkdir(parents=True)
+    (out / "checkpoint.pt").write_bytes(b"")
+    assert command(Job(args, out)) == [sys.executable, "-m", "wavemixer.cli", "train", "--resume", str(out)]

@@ -124,7 +124,7 @@ def test_defaults_follow_the_data(tmp_path):
     pixels = np.stack([np.asarray(Image.open(p)) for p in sorted(gray.rglob("*.png"))]) / 255
     assert data.info.mean[0] == pytest.approx(pixels.mean(), abs=0.03)  # the data's own, not ImageNet's
     assert data.info.std[0] == pytest.approx(pixels.std(), abs=0.03)
-    assert all(n.startswith(("chose", "found", "no test", "decoded")) for n in data.notes)
+    assert all(n.startswith(("chose", "found", "no test")) for n in data.notes)
     colour = build_datasets(_cfg(dataset="imagefolder", data_dir=str(_class_folders(tmp_path / "photos"))))
     assert colour.derived["hflip"] is True and colour.derived["model_args"] == {"stride": 1, "final_dim": 16}  # 16 px
     explicit = build_datasets(_cfg(dataset="imagefolder", data_dir=str(gray), hflip=True, epochs=2, model="x"))

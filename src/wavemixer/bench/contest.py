@@ -15,8 +15,8 @@ What makes it fair, and where each part lives:
   (``--decode-once``), so cheap models are not timed on the JPEG decoder.
 * **Selection on val, test once, 3 seeds** (1, 2, 3: seed 0 chose the setting, so its runs are not reused).
 
-``scripts/contest.py`` is the command line (sweep, tune, run, summarize); this module holds the definitions,
-so that tests can check them without training anything.
+``scripts/contest.py`` is the command line (sweep, tune, run, summarize; training and tables through
+:mod:`wavemixer.runs`); this module holds the definitions, so that tests can check them without training.
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "eval": "wavemixer.cli.eval",
     "predict": "wavemixer.cli.predict",
     "export": "wavemixer.cli.export",
+    "runs": "wavemixer.cli.runs",
 }
 
 

@@ -199,16 +199,15 @@ def decode_once(wanted: bool | None, scan: FolderScan, splits: list[FolderDatase
     images = sum(len(d) for d in splits)
     per_image = sum(n * h * w for (h, w), n in scan.sizes.items()) / max(1, sum(scan.sizes.values())) * chans
     estimate = per_image * images
+    limit = DECODE_ONCE_MAX_BYTES / 2**30
     if wanted is False or (wanted is None and estimate > DECODE_ONCE_MAX_BYTES):
         if wanted is None:
             notes.append(
-                f"images are decoded at every access: decoded they would take {estimate / 2**30:.1f} GiB, more than "
-                f"the {DECODE_ONCE_MAX_BYTES / 2**30:.0f} GiB of --decode-once's default (--decode-once to force it)"
+                f"chose to decode images at every access because decoded they would take {estimate / 2**30:.1f} GiB, "
+                f"more than {limit:.0f} GiB (--decode-once to hold them in memory anyway)"
             )
         return False
     held = sum(d.decode_all() for d in splits)
-    why = (
-        "--decode-once" if wanted else f"they fit in {DECODE_ONCE_MAX_BYTES / 2**30:.0f} GiB; --no-decode-once to stop"
-    )
-    notes.append(f"decoded {images:,} images once into memory ({held / 2**20:,.0f} MB; {why})")
+    why = "--decode-once asked for it" if wanted else f"they fit in {limit:.0f} GiB (--no-decode-once to stop)"
+    notes.append(f"chose to decode the {images:,} images once into memory ({held / 2**20:,.0f} MB) because {why}")
     return True

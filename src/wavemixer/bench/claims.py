@@ -1,0 +1,226 @@
+"""The claims grids: accuracy at matched parameters and equal training, WaveMix mixer variants against peers.
+
+Every cell is one ``wavemixer train`` run with one recipe (the same flags for every model), selected on the
+validation split carved from the training set, tested once; a grid is cells x seeds in
+``<runs>/<grid>/<cell>-s<seed>/``. Training goes through :func:`wavemixer.runs.train_in_lanes` (resumable),
+tables through :mod:`wavemixer.runs`; ``scripts/claims_grid.py`` is the command line, docs/claims.md the results.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from wavemixer.runs import (
+    Column,
+    Job,
+    collect_runs,
+    group_runs,
+    markdown_table,
+    pareto_plot,
+    standard_columns,
+    write_summary_csv,
+)
+
+__all__ = ["GRIDS", "RECIPE", "Cell", "Grid", "bench_memory", "jobs", "select", "summarize", "train_command"]
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One model of a grid: ``key`` names its run folders (``<key>-s<seed>``)."""
+
+    key: str
+    model: str  # --model
+    model_args: dict[str, Any] = field(default_factory=dict)
+    epochs: int | None = None  # this cell's budget where it differs from the grid's (equal-time grids)
+
+
+@dataclass(frozen=True)
+class Grid:
+    """Cells trained alike: the data flags, the epochs, the warm-up, the time-to-accuracy goal (val top-1 %)."""
+
+    data: tuple[str, ...]
+    epochs: int
+    goal: float
+    recipe: tuple[str, ...]
+    cells: tuple[Cell, ...]
+    bench_group: str | None = None  # the `wavemixer bench --suite peers` scale of its models (step memory)
+
+    def epochs_of(self, cell: Cell) -> int:
+        return cell.epochs or self.epochs
+
+
+def _wavemix_variants(base: str) -> list[Cell]:
+    return [
+        Cell("wavemix-dwt-haar", base),
+        Cell("wavemix-dwt-db2", base, {"wavelet": "db2"}),
+        Cell("wavemix-random", base, {"mixer": "random"}),
+        Cell("wavemix-conv", base, {"mixer": "conv"}),
+        Cell("wavemix-avgpool", base, {"mixer": "avgpool"}),
+        Cell("wavemix-fourier", base, {"mixer": "fourier"}),
+    ]
+
+
+def _peers(params: int, families: Sequence[str]) -> list[Cell]:
+    return [Cell(f, f"peer:{f}", {"params": params}) for f in families]
+
+
+PEER_FAMILIES = ("resnet", "convmixer", "mlp_mixer", "poolformer", "vit", "convnext")
+CIFAR10 = ("--dataset", "cifar10", "--no-trivial-augment")
+RECIPE = ("--batch-size", "128", "--lr", "1e-2", "--threads", "1", "--workers", "0")
+"""The one recipe of every cell: AdamW, peak lr 1e-2 (the CIFAR-10 WaveMix-Lite-32/7 recipe of docs/results.md),
+cosine schedule, batch 128, crop + flip; precision is wavemixer's ``auto``. A grid adds its warm-up length
+(``recipe``), the same for every cell of that grid."""
+
+CELLS_40K = (*_wavemix_variants("wavemix_lite_32_7_cifar10_tiny"), *_peers(37_058, PEER_FAMILIES))
+CELLS_500K = (Cell("wavemix-dwt-haar", "wavemix_lite_64_6_cifar10"), *_peers(520_106, PEER_FAMILIES))
+EPOCHS_IN_WAVEMIX_TIME_40K = dict(resnet=11, mlp_mixer=11, convnext=15, poolformer=17, vit=5, convmixer=2)
+"""Epochs each 40k peer trains in the wall-clock time of WaveMix's 2 epochs (6.2 min): WaveMix's minutes per run
+over the peer's minutes per epoch, both from the cifar10-40k-2ep table of docs/claims.md (2 lanes on 2 cores)."""
+
+_SHORT = ("--warmup-epochs", "0.2")
+GRIDS: dict[str, Grid] = {
+    "cifar10-40k": Grid(CIFAR10, 20, 70.0, ("--warmup-epochs", "1"), CELLS_40K, "40k@32"),
+    # the 40k grid cut to what one 3-hour session of 2 CPU cores trains (3 seeds kept, epochs cut; docs/claims.md)
+    "cifar10-40k-2ep": Grid(CIFAR10, 2, 50.0, _SHORT, CELLS_40K, "40k@32"),
+    "cifar10-500k": Grid(CIFAR10, 20, 80.0, ("--warmup-epochs", "1"), CELLS_500K, "500k@32"),
+    # the 500k grid cut like the 40k one; docs/claims.md runs WaveMix and the strongest 40k peers (--only)
+    "cifar10-500k-2ep": Grid(CIFAR10, 2, 50.0, _SHORT, CELLS_500K, "500k@32"),
+    # equal wall-clock: WaveMix-tiny's 2 epochs against each peer trained for as long (the same recipe otherwise)
+    "cifar10-40k-equal-time": Grid(
+        CIFAR10, 2, 50.0, _SHORT,
+        (
+            Cell("wavemix-dwt-haar", "wavemix_lite_32_7_cifar10_tiny"),
+            *(replace(c, epochs=EPOCHS_IN_WAVEMIX_TIME_40K[c.key]) for c in _peers(37_058, PEER_FAMILIES)),
+        ),
+        "40k@32",
+    ),
+    # equal epochs at that longer budget: WaveMix for the 11 epochs ResNet and MLP-Mixer had in the equal-time grid
+    # (their runs are the same runs: summarize with --merge of the equal-time CSV)
+    "cifar10-40k-11ep": Grid(
+        CIFAR10, 11, 50.0, _SHORT,
+        (Cell("wavemix-dwt-haar", "wavemix_lite_32_7_cifar10_tiny"), *_peers(37_058, ("resnet", "mlp_mixer"))),
+        "40k@32",
+    ),
+    # a tiny grid on the embedded digits: the tests' grid, and a smoke test for users
+    "digits-smoke": Grid(
+        ("--dataset", "digits"), 1, 50.0, ("--warmup-epochs", "1"),
+        (Cell("wavemix-dwt-haar", "wavemix_lite_8_10_mnist"), Cell("convmixer", "peer:convmixer", {"params": 3_566})),
+    ),
+}  # fmt: skip
+
+
+def select(grid: Grid, only: Sequence[str] | None = None) -> list[Cell]:
+    """The grid's cells, or those named in ``only`` (an unknown name is an error listing the grid's)."""
+    if not only:
+        return list(grid.cells)
+    unknown = sorted(set(only) - {c.key for c in grid.cells})
+    if unknown:
+        raise ValueError(f"--only: unknown cell(s) {unknown}; the grid has {[c.key for c in grid.cells]}")
+    return [c for c in grid.cells if c.key in only]
+
+
+def train_command(
+    grid: Grid, cell: Cell, seed: int, out: Path, *, epochs: int | None = None, data_dir: str | None = None,
+    subset: int | None = None, extra: Sequence[str] = (),
+) -> list[str]:  # fmt: skip
+    """The ``wavemixer`` arguments that start one cell's run (``epochs`` overrides every cell's budget)."""
+    cmd = ["train", *grid.data, *RECIPE, *grid.recipe, "--model", cell.model, "--seed", str(seed)]
+    cmd += ["--output", str(out), "--epochs", str(epochs or grid.epochs_of(cell))]
+    for key, value in cell.model_args.items():
+        cmd += ["--model-arg", f"{key}={value}"]
+    if data_dir:
+        cmd += ["--data-dir", data_dir]
+    if subset:
+        cmd += ["--subset", str(subset)]
+    return cmd + list(extra)
+
+
+def jobs(grid: Grid, root: Path, seeds: Sequence[int], only: Sequence[str] | None = None, **kw: Any) -> list[Job]:
+    """Every selected cell x seed, seed-major (every model has a run early); ``kw``: :func:`train_command`'s."""
+    return [
+        Job(train_command(grid, cell, seed, root / f"{cell.key}-s{seed}", **kw), root / f"{cell.key}-s{seed}")
+        for seed in seeds
+        for cell in select(grid, only)
+    ]
+
+
+def bench_memory(path: Path, group: str) -> tuple[dict[str, float], str]:
+    """Training-step allocator peak (MB) per grid cell, from a ``wavemixer bench --suite peers`` CSV.
+
+    Process RSS (what ``results.json`` records on CPU) is mostly the interpreter, torch and the data set,
+    so it hardly tells models apart; the bench's allocator peak of one training step does. Returns the
+    peaks of the ``group`` rows (e.g. ``40k@32``) by cell key and a label naming batch and precision.
+    """
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"--memory: {path} does not exist; write it with `wavemixer bench --suite peers --mode train`"
+        )
+    with path.open(newline="") as fh:
+        rows = [r for r in csv.DictReader(fh) if r.get("mode") == "train" and r.get("group") == group]
+    rows = [r for r in rows if r.get("peak_mem_mb")]
+    if not rows:
+        raise ValueError(f"--memory: {path} has no measured training rows of group {group!r}")
+    settings = {(r["batch_size"], r["precision"]) for r in rows}
+    if len(settings) > 1:
+        raise ValueError(f"--memory: {path} mixes batch sizes/precisions {sorted(settings)}; measure one setting")
+    batch, precision = settings.pop()
+    peaks = {}
+    for r in rows:
+        name = r["model"].rsplit(" [", 1)[0]  # "WaveMix dwt/haar [40k@32]" / "resnet [40k@32]"
+        key = "wavemix-" + name.removeprefix("WaveMix ").replace("/", "-") if name.startswith("WaveMix ") else name
+        peaks[key] = float(r["peak_mem_mb"])
+    return peaks, f"train-step memory (MB, batch {batch}, {precision})"
+
+
+def summarize(
+    name: str, runs: Path, out: Path, *, goal: float | None = None, only: Sequence[str] | None = None,
+    merge: Path | None = None, memory: Path | None = None,
+) -> str:  # fmt: skip
+    """``<out>/<name>.csv`` (every run), ``.md`` (mean ± std per cell) and ``-pareto.png`` from the runs in
+    ``<runs>/<name>/`` and, with ``merge``, an earlier summary CSV's runs of the selected cells not trained
+    there (each must be the run this grid makes: model, epochs, goal). Returns the markdown table."""
+    grid = GRIDS[name]
+    goal = grid.goal if goal is None else goal
+    cells = {c.key: c for c in select(grid, only)}
+    root = runs / name
+    found = collect_runs([root] if root.is_dir() else [], goal=goal, merge=merge)
+    selected = [r for r in found if r.group in cells]
+    if not selected:
+        raise ValueError(f"no finished runs of the selected cells under {root}" + (f" or in {merge}" if merge else ""))
+    expected = None
+    if merge is not None:  # a merged row must be the run this grid makes
+        expected = {
+            k: dict(model=c.model, epochs=grid.epochs_of(c), goal=goal, source="this grid's cell")
+            for k, c in cells.items()
+        }
+    step_memory, step_label = _step_memory(grid, name, memory)
+    for run in selected:
+        run.extra["step_mem_mb"] = step_memory.get(run.group)
+    groups = group_runs(selected, goal=goal, expected=expected)
+    extra = [Column(step_label, lambda g: _mb(g.first("step_mem_mb")), "---:")] if step_memory else []
+    table = markdown_table(groups, standard_columns(groups, label="model", goal=goal, extra=extra))
+    out.mkdir(parents=True, exist_ok=True)
+    write_summary_csv(out / f"{name}.csv", selected)
+    from wavemixer.files import atomic_write_text
+
+    atomic_write_text(out / f"{name}.md", table + "\n")
+    memory_panel = ("step_mem_mb", step_label, True) if step_memory else ("peak_mem_mb", "peak process RSS (MB)", True)
+    panels = [memory_panel, ("wall_min", "training time per run (min)", False)]  # parameters are matched
+    pareto_plot(groups, out / f"{name}-pareto.png", title=name, panels=panels)
+    return table
+
+
+def _step_memory(grid: Grid, name: str, memory: Path | None) -> tuple[dict[str, float], str]:
+    if memory is None:
+        return {}, ""
+    if grid.bench_group is None:
+        raise ValueError(f"--memory: grid {name!r} has no `wavemixer bench --suite peers` scale")
+    return bench_memory(memory, grid.bench_group)
+
+
+def _mb(value: float | None) -> str:
+    return "–" if value is None else f"{value:,.1f}"

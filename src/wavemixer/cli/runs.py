@@ -1,0 +1,105 @@
+"""``wavemixer runs``: finished training runs as a table, mean ± sample std over seeds.
+
+PATH is a run folder, or a folder holding run folders at any depth (a grid). Runs are grouped by folder
+name less its ``-s<seed>`` suffix (``runs/grid/resnet-s0``, ``resnet-s1`` -> ``resnet``) or, with
+``--by config``, by the recorded training options less the seed. The score is the task's own metric:
+top-1 (classification), mIoU (segmentation), PSNR (super-resolution). Examples::
+
+    wavemixer runs runs/repro                                    # the table of every group
+    wavemixer runs runs/repro --goal 99 --per-run --curves       # + minutes to val >= 99 %, each run, each epoch
+    wavemixer runs runs/camvid3 --merge docs/bench/camvid-3seeds.csv --csv docs/bench/camvid-3seeds.csv
+
+``--merge CSV`` adds the runs of an earlier ``--csv`` (trained elsewhere, folders not here); a run folder here
+replaces the row of its group and seed, and a row that is not the same training as the rest of its group
+(another model, epochs, steps, metric or goal) is refused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from wavemixer.runs import Group
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    from wavemixer.runs.groups import GROUP_BY
+
+    p = sub.add_parser(
+        "runs", help="tables of finished training runs: mean ± std over seeds, CSV, markdown, plot",
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
+    p.add_argument("paths", nargs="*", type=Path, metavar="PATH", help="run folders or folders of them")
+    p.add_argument("--merge", type=Path, metavar="CSV", help="an earlier --csv: its runs not found here join")
+    p.add_argument(
+        "--by", choices=GROUP_BY, default="folder",
+        help="group by folder name less -s<seed> (default) or by the recorded options less the seed",
+    )  # fmt: skip
+    p.add_argument("--only", nargs="+", metavar="GROUP", help="only these groups")
+    p.add_argument("--metric", help="score by this metric of results.json (default: the task's)")
+    p.add_argument("--goal", type=float, help="add minutes until the val score first reached GOAL")
+    p.add_argument("--label", default="run", help="header of the group column (default: run)")
+    p.add_argument("--csv", type=Path, help="write every run as a row here (what --merge reads)")
+    p.add_argument("--md", type=Path, help="write the markdown table here")
+    p.add_argument("--plot", type=Path, help="write the Pareto-style figure here (PNG; needs matplotlib)")
+    p.add_argument("--title", default="", help="the figure's title")
+    p.add_argument("--per-run", action="store_true", help="also list every run")
+    p.add_argument("--curves", action="store_true", help="also the val score and minutes after each epoch")
+    p.add_argument("--json", action="store_true", help="print runs and group statistics as JSON instead")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from wavemixer.files import atomic_write_text
+    from wavemixer.runs import (
+        collect_runs,
+        curves_markdown,
+        group_runs,
+        markdown_table,
+        pareto_plot,
+        run_lines,
+        standard_columns,
+        write_summary_csv,
+    )
+
+    if not args.paths and args.merge is None:
+        raise ValueError("give a PATH (a run folder, or a folder of them) or --merge CSV")
+    runs = collect_runs(args.paths, by=args.by, metric=args.metric, goal=args.goal, merge=args.merge)
+    if args.only:
+        unknown = sorted(set(args.only) - {r.group for r in runs})
+        if unknown:
+            raise ValueError(f"--only: no runs of {unknown}; the groups are {sorted({r.group for r in runs})}")
+        runs = [r for r in runs if r.group in args.only]
+    if not runs:
+        where = ", ".join(map(str, args.paths)) or str(args.merge)
+        raise ValueError(f"no finished runs in {where} (a run folder has results.json)")
+    groups = group_runs(runs, goal=args.goal)
+    table = markdown_table(groups, standard_columns(groups, label=args.label, goal=args.goal))
+    if args.csv:
+        write_summary_csv(args.csv, runs)
+    if args.md:
+        atomic_write_text(args.md, table + "\n")
+    if args.plot:
+        pareto_plot(groups, args.plot, title=args.title)
+    if args.json:
+        print(json.dumps(dict(runs=[r.row() for r in runs], groups=[_stats(g) for g in groups]), indent=1))
+        return 0
+    print(table)
+    if args.per_run:
+        print("\n" + "\n".join(run_lines(runs)))
+    if args.curves:
+        print("\n".join(curves_markdown(runs)))
+    return 0
+
+
+def _stats(group: Group) -> dict[str, Any]:
+    columns = ("test", "best_val", "wall_min", "peak_mem_mb", "time_to_goal_min")
+    out = dict(group=group.name, seeds=[r.seed for r in group.runs], model=group.first("model"))
+    out |= dict(params=group.first("params"), epochs=group.first("epochs"), metric=group.runs[0].metric)
+    for column in columns:
+        stat = group.stat(column)
+        out[column] = None if stat is None else dict(mean=stat.mean, std=stat.std, n=stat.n)
+    return out

@@ -1,0 +1,166 @@
+"""The claims grids (:mod:`wavemixer.bench.claims`): trained in lanes, resumed, summarised; the committed tables
+of docs/claims.md reproduced from the committed per-run CSVs."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+from wavemixer.bench import claims
+from wavemixer.runs import train_in_lanes
+
+from .fake_runs import fake_run
+
+REPO = Path(__file__).resolve().parents[1]
+CLAIMS = REPO / "docs" / "bench" / "claims"
+PEERS = REPO / "docs" / "bench" / "peers"
+
+
+def test_grid_trains_resumes_and_summarises(tmp_path: Path) -> None:
+    pytest.importorskip("timm")
+    grid, root, said = claims.GRIDS["digits-smoke"], tmp_path / "digits-smoke", []
+    assert train_in_lanes(claims.jobs(grid, root, [0], subset=300), lanes=2, nice=0, log=said.append, poll_s=0.1) == []
+    assert sum(line.startswith("start ") for line in said) == 2
+    assert (root / "wavemix-dwt-haar-s0" / "results.json").is_file()
+    table = claims.summarize("digits-smoke", tmp_path, tmp_path)
+    rows = list(csv.DictReader((tmp_path / "digits-smoke.csv").open()))
+    assert {r["group"] for r in rows} == {"wavemix-dwt-haar", "convmixer"}
+    peer = next(r for r in rows if r["group"] == "convmixer")
+    assert 2_900 < int(peer["params"]) < 4_300 and float(peer["peak_mem_mb"]) > 0  # solved to the 3,566 budget
+    assert (tmp_path / "digits-smoke.md").read_text() == table + "\n"
+    assert "| convmixer |" in table and "| wavemix-dwt-haar | 3,566 | 1 | 1 |" in table
+    assert (tmp_path / "digits-smoke-pareto.png").stat().st_size > 10_000
+
+    # finished cells are not trained again; a cell without results.json but with a checkpoint is resumed
+    (root / "convmixer-s0" / "results.json").unlink()
+    said.clear()
+    assert train_in_lanes(claims.jobs(grid, root, [0], subset=300), lanes=1, nice=0, log=said.append, poll_s=0.1) == []
+    (start,) = [line for line in said if line.startswith("start ")]
+    assert f"train --resume {root / 'convmixer-s0'}" in start
+    assert (root / "convmixer-s0" / "results.json").is_file()
+
+
+def test_unknown_cells_are_refused_with_the_grids_cells() -> None:
+    with pytest.raises(ValueError, match=r"--only: unknown cell\(s\) \['resnett'\]; the grid has .*'resnet'"):
+        claims.select(claims.GRIDS["cifar10-40k-equal-time"], ["resnett"])
+
+
+BENCH_HEADER = (
+    "model,group,mode,precision,input_size,batch_size,params,gmacs,mem_per_sample_mb,peak_mem_mb,ms_median,"
+    "samples_per_s,mem_ratio_vs_wavemix,throughput_ratio_vs_wavemix,error\n"
+)
+
+
+def _cells(root: Path, name: str, cells: dict[str, str], tests: tuple[float, ...] = (50.0, 52.0, 54.0)) -> None:
+    for cell, model in cells.items():
+        for seed, test in enumerate(tests):
+            bonus = 10 if cell == "resnet" else 0
+            params = 36_000 if cell == "resnet" else 37_058
+            fake_run(root / name / f"{cell}-s{seed}", seed=seed, test=test + bonus, model=model, params=params,
+                     curve=(45.0, 55.0))  # fmt: skip
+
+
+def test_summary_takes_train_step_memory_from_the_peers_bench(tmp_path: Path) -> None:
+    _cells(tmp_path, "cifar10-40k-2ep", {"wavemix-dwt-db2": "wavemix_lite_32_7_cifar10_tiny", "resnet": "peer:resnet"})
+    bench = tmp_path / "peers.csv"
+    bench.write_text(
+        BENCH_HEADER
+        + "WaveMix dwt/db2 [40k@32],40k@32,train,bf16,3x32x32,128,37058,0.01,3.4,436.5,700,180,1.1,0.6,\n"
+        + "WaveMix dwt/db2 [40k@32],40k@32,infer,bf16,3x32x32,128,37058,0.01,0.4,51.0,70,1800,1.1,0.6,\n"
+        + "resnet [40k@32],40k@32,train,bf16,3x32x32,128,36000,0.01,0.2,30.25,90,1400,0.07,8.0,\n"
+        + "resnet [500k@32],500k@32,train,bf16,3x32x32,128,520000,0.1,0.5,64.0,90,1400,0.07,8.0,\n"
+    )
+    table = claims.summarize("cifar10-40k-2ep", tmp_path, tmp_path, memory=bench).splitlines()
+    assert table[0].endswith("| minutes to val ≥ 50 % | train-step memory (MB, batch 128, bf16) |")
+    assert table[2] == (
+        "| resnet | 36,000 | 2 | 3 | 62.00 ± 2.00 | 63.00 ± 2.00 | 10.0 ± 0.0 | 1500 ± 0 | 10.0 ± 0.0 | 30.2 |"
+    )
+    assert table[3].startswith("| wavemix-dwt-db2 | 37,058 | 2 | 3 | 52.00 ± 2.00 |") and table[3].endswith("| 436.5 |")
+    rows = list(csv.DictReader((tmp_path / "cifar10-40k-2ep.csv").open()))
+    assert {r["step_mem_mb"] for r in rows if r["group"] == "resnet"} == {"30.25"}
+
+    bench.write_text(bench.read_text().replace("train,bf16,3x32x32,128,36000", "train,bf16,3x32x32,64,36000"))
+    with pytest.raises(ValueError, match="mixes batch sizes/precisions"):
+        claims.summarize("cifar10-40k-2ep", tmp_path, tmp_path, memory=bench)
+
+
+def test_merge_adds_earlier_runs_of_the_same_cells_and_refuses_others(tmp_path: Path) -> None:
+    first, later = tmp_path / "first", tmp_path / "later"
+    _cells(first, "cifar10-40k-2ep", {"wavemix-dwt-haar": "wavemix_lite_32_7_cifar10_tiny", "resnet": "peer:resnet"})
+    claims.summarize("cifar10-40k-2ep", first, first)
+    earlier = first / "cifar10-40k-2ep.csv"
+
+    # one seed trained anew, the other two from the earlier CSV: the new run wins for its seed
+    fake_run(later / "cifar10-40k-2ep" / "resnet-s0", seed=0, test=70.0, model="peer:resnet", params=36_000)
+    table = claims.summarize("cifar10-40k-2ep", later, later, merge=earlier)
+    assert "| resnet | 36,000 | 2 | 3 | 65.33 ± 4.16 |" in table  # 70 (new), 62, 64
+    assert "| wavemix-dwt-haar | 37,058 | 2 | 3 | 52.00 ± 2.00 |" in table
+
+    # the equal-time grid trains ResNet for 11 epochs: 2-epoch ResNet rows are not its runs
+    with pytest.raises(ValueError) as refused:
+        claims.summarize("cifar10-40k-equal-time", later, later, merge=earlier)
+    assert "(resnet seed 0) is model peer:resnet, 2 epochs, 8 steps, metric top1, goal 50; this grid's cell is " in (
+        str(refused.value)
+    )
+    assert "cell is model peer:resnet, 11 epochs, goal 50: not the same training" in str(refused.value)
+    # --only picks the cells that are the same runs in both grids (WaveMix trains 2 epochs in each)
+    picked = claims.summarize("cifar10-40k-equal-time", later, later, merge=earlier, only=["wavemix-dwt-haar"])
+    assert "| wavemix-dwt-haar | 37,058 | 2 | 3 | 52.00 ± 2.00 |" in picked and "resnet" not in picked
+    with pytest.raises(ValueError, match="timed val ≥ goal 50; this grid's cell times val ≥ goal 60"):
+        claims.summarize("cifar10-40k-2ep", later, later, merge=earlier, goal=60)
+
+
+@pytest.mark.parametrize(
+    ("grid", "memory"),
+    [
+        ("cifar10-40k-2ep", "peers-40k-32-cpu-bf16-b128-train.csv"),
+        ("cifar10-40k-equal-time", "peers-40k-32-cpu-bf16-b128-train.csv"),
+        ("cifar10-40k-11ep", "peers-40k-32-cpu-bf16-b128-train.csv"),
+        ("cifar10-500k-2ep", "peers-500k-32-cpu-bf16-b128-train.csv"),
+    ],
+)
+def test_committed_tables_are_reproduced_from_the_committed_runs(grid: str, memory: str, tmp_path: Path) -> None:
+    """docs/bench/claims/<grid>.md (and the tables of docs/claims.md) from <grid>.csv, the runs themselves gone."""
+    table = claims.summarize(grid, tmp_path / "no-runs", tmp_path, merge=CLAIMS / f"{grid}.csv", memory=PEERS / memory)
+    assert (CLAIMS / f"{grid}.md").read_text() == table + "\n"
+    assert (tmp_path / f"{grid}.csv").read_text() == (CLAIMS / f"{grid}.csv").read_text()
+    assert table in (REPO / "docs" / "claims.md").read_text()
+
+
+def _epochs(commands: dict[str, list[str]]) -> dict[str, int]:
+    return {k: int(cmd[cmd.index("--epochs") + 1]) for k, cmd in commands.items()}
+
+
+def _commands(name: str, tmp_path: Path) -> dict[str, list[str]]:
+    """Each cell's `wavemixer train` command (seed 0), as the grid issues it."""
+    grid = claims.GRIDS[name]
+    return {c.key: claims.train_command(grid, c, 0, tmp_path / c.key) for c in grid.cells}
+
+
+def test_equal_time_grid_gives_each_peer_its_own_epochs(tmp_path: Path) -> None:
+    peers = dict(resnet=11, convmixer=2, mlp_mixer=11, poolformer=17, vit=5, convnext=15)
+    assert _epochs(_commands("cifar10-40k-equal-time", tmp_path)) == {"wavemix-dwt-haar": 2, **peers}
+
+
+def test_eleven_epoch_grid_trains_its_peers_exactly_as_the_equal_time_grid(tmp_path: Path) -> None:
+    """The 11-epoch grid merges ResNet and MLP-Mixer from the equal-time CSV: the commands must be the same."""
+    eleven, equal = _commands("cifar10-40k-11ep", tmp_path), _commands("cifar10-40k-equal-time", tmp_path)
+    for peer in ("resnet", "mlp_mixer"):
+        assert eleven[peer] == equal[peer]
+    haar, expected = eleven["wavemix-dwt-haar"], list(equal["wavemix-dwt-haar"])
+    assert haar[haar.index("--epochs") + 1] == "11"
+    expected[expected.index("--epochs") + 1] = "11"  # WaveMix differs from its equal-time run in epochs only
+    assert haar == expected
+
+
+def test_grid_commands_are_those_of_the_committed_runs(tmp_path: Path) -> None:
+    """The commands that trained docs/claims.md's runs (a changed command would not resume them)."""
+    cmd = claims.train_command(claims.GRIDS["cifar10-40k-2ep"], claims.GRIDS["cifar10-40k-2ep"].cells[1], 2,
+                               tmp_path / "r", data_dir="D.zip")  # fmt: skip
+    assert cmd == [
+        "train", "--dataset", "cifar10", "--no-trivial-augment", "--batch-size", "128", "--lr", "1e-2", "--threads",
+        "1", "--workers", "0", "--warmup-epochs", "0.2", "--model", "wavemix_lite_32_7_cifar10_tiny", "--seed", "2",
+        "--output", str(tmp_path / "r"), "--epochs", "2", "--model-arg", "wavelet=db2", "--data-dir", "D.zip",
+    ]  # fmt: skip
