@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +17,7 @@ from PIL import Image
 
 from wavemixer.cli import main
 from wavemixer.runs import Job, collect_runs, group_runs, read_run
-from wavemixer.runs.lanes import command
+from wavemixer.runs.lanes import command, train_in_lanes
 
 from .fake_runs import TASKS, fake_run
 
@@ -231,6 +234,25 @@ def test_lanes_skip_finished_runs_resume_interrupted_ones_and_start_the_rest(tmp
     resume = [sys.executable, "-m", "wavemixer.cli", "train", "--resume", str(tmp_path / "cut")]
     assert command(Job(args, tmp_path / "cut")) == resume
     assert command(Job(args, fake_run(tmp_path / "done", seed=0, test=1.0))) is None
+
+
+def test_lanes_restart_a_run_stopped_before_its_first_checkpoint(tmp_path: Path) -> None:
+    """A run killed while loading data leaves config.yaml and the manifest; the lane starts it again with
+    --force (without it, train refuses the non-empty folder) and it finishes."""
+    out = tmp_path / "run"
+    args = ["train", "--dataset", "digits", "--epochs", "1", "--threads", "1", "--output", str(out)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "wavemixer.cli", *args], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not (out / "config.yaml").is_file() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.kill()
+    proc.wait()
+    assert (out / "config.yaml").is_file() and not (out / "checkpoint.pt").exists()
+    assert command(Job(args, out)) == [sys.executable, "-m", "wavemixer.cli", *args, "--force"]
+    assert train_in_lanes([Job(args, out)], lanes=1, nice=0, log=lambda _: None) == []
+    assert json.loads((out / "results.json").read_text())["epochs"] == 1
 
 
 def test_camvid_table_of_the_docs_is_reproduced_from_the_committed_runs(capsys) -> None:

@@ -2,8 +2,9 @@
 
 Each job is a ``wavemixer`` command line and its run folder. A folder with ``results.json`` is finished and
 skipped; one with ``checkpoint.pt`` was interrupted and is continued (``wavemixer train --resume FOLDER``);
-the others start. Each run gets one OpenMP thread, optionally ``nice``, and appends its output to
-``<folder>.log`` beside the folder.
+the others start, with ``--force`` when a run was stopped before its first checkpoint (its folder holds only
+what ``wavemixer train`` wrote at the start, which ``--force`` replaces). Each run gets one OpenMP thread, optionally
+``nice``, and appends its output to ``<folder>.log`` beside the folder.
 """
 
 from __future__ import annotations
@@ -28,11 +29,17 @@ class Job:
 
 
 def command(job: Job, *, nice: int = 0, python: str = sys.executable) -> list[str] | None:
-    """The process to start for ``job`` now: ``None`` when it is finished, the resume command when interrupted."""
+    """The process to start for ``job`` now: ``None`` when it is finished, the resume command when interrupted,
+    the start command (with ``--force`` over a folder left before the first checkpoint) otherwise."""
     if (job.out / "results.json").is_file():
         return None
     base = [python, "-m", "wavemixer.cli"]
-    cmd = [*base, "train", "--resume", str(job.out)] if (job.out / "checkpoint.pt").is_file() else [*base, *job.args]
+    if (job.out / "checkpoint.pt").is_file():
+        cmd = [*base, "train", "--resume", str(job.out)]
+    elif job.out.is_dir() and any(job.out.iterdir()):
+        cmd = [*base, *job.args, "--force"]
+    else:
+        cmd = [*base, *job.args]
     return ["nice", "-n", str(nice), *cmd] if nice else cmd
 
 
