@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from wavemixer.bench import claims
-from wavemixer.runs import train_in_lanes
+from wavemixer.runs import add_lane_options, train_in_lanes
 
 
 def run(args: argparse.Namespace) -> int:
@@ -67,8 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
             p.add_argument("--epochs", type=int, help="override the grid's epoch budget (every cell alike)")
             p.add_argument("--subset", type=int, help="train on N images (quick checks only)")
-            p.add_argument("--lanes", type=int, default=2, help="cells trained at once, one thread each")
-            p.add_argument("--nice", type=int, default=10, help="niceness of the training processes (0 = none)")
+            add_lane_options(p)
             p.add_argument("extra", nargs="*", help="further `wavemixer train` flags, after --")
     args = ap.parse_args(argv)
     try:

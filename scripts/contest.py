@@ -34,6 +34,7 @@ from wavemixer.runs import (
     Group,
     Job,
     Run,
+    add_lane_options,
     collect_runs,
     group_runs,
     markdown_table,
@@ -295,25 +296,18 @@ def summarize_tuning(args: argparse.Namespace) -> int:
     """tuning-<budget>.csv (every run's best val top-1) and .md (contenders x settings, the best marked)."""
     budget, _ = C.TIME_BUDGETS[C.TUNING_BUDGET]
     root = args.runs / f"tune-{budget}"
-    settings = {s.key: s for s in C.TUNING_GRID}
-    rows = []
-    for r in collect_runs([root]) if root.is_dir() else []:  # groups are <contender>/<setting>
-        key, _, setting_key = r.group.partition("/")
-        setting = settings.get(setting_key)
-        if setting is None or r.seed != 0:
-            continue
-        rows.append(dict(key=key, lr=setting.lr, warmup=setting.warmup, steps=r.steps, epochs=r.epochs,
-                         best_epoch=r.best_epoch, val_top1=round(r.best_val, 2),
-                         minutes=round(r.wall_min, 2)))  # fmt: skip
+    rows = C.tuning_rows(root)
     if not rows:
         print(f"no finished tuning runs under {root}", file=sys.stderr)
         return 1
     csv_path = args.out / f"tuning-{budget}.csv"
     _write_csv(csv_path, rows)
     best = C.read_tuning(csv_path, complete=True)
-    keys = sorted(dict.fromkeys(r["key"] for r in rows), key=lambda k: (k not in best, k))
-    settings = " | ".join(f"lr {s.lr:g}, warm-up {s.warmup:g}" for s in C.TUNING_GRID)
-    head = f"| contender | steps (epochs) | {settings} |"
+
+    def steps(rows_of_key: list[dict[str, Any]]) -> str:
+        n = rows_of_key[0]["steps"]
+        return f"{n:,} ({n / C.STEPS_PER_EPOCH:.1f})"
+
     lines = [
         f"Tuning at {budget} parameters, {C.TIME_BUDGETS[C.TUNING_BUDGET][1]:g} minutes of training steps "
         "(steps from throughput.csv), seed 0: best val top-1 % (45,000 train / 5,000 val images of CIFAR-10's "
@@ -322,20 +316,8 @@ def summarize_tuning(args: argparse.Namespace) -> int:
         "selected for tuning (per stem, the best upsampler goes on, and the published configuration). Command: "
         "`python scripts/contest.py tune --data-dir ZIP` (docs/claims.md has the sequence).",
         "",
-        head,
-        "|---|---:|" + "---:|" * len(C.TUNING_GRID),
+        *C.tuning_table(rows, best, size=("steps (epochs)", steps)),
     ]
-    by = {(r["key"], C.Setting(r["lr"], r["warmup"])): r for r in rows}
-    for key in keys:
-        cells = []
-        for s in C.TUNING_GRID:
-            r = by.get((key, s))
-            text = "–" if r is None else f"{r['val_top1']:.2f}"
-            cells.append(f"**{text}**" if best.get(key) == s else text)
-        steps = next(r["steps"] for r in rows if r["key"] == key)
-        done = [s for s in C.TUNING_GRID if (key, s) in by]
-        name = key if key in best else f"{key} (pre-screen)" if done == [C.PRESCREEN] else f"{key} ({len(done)} of 6)"
-        lines.append(f"| {name} | {steps:,} ({steps / C.STEPS_PER_EPOCH:.1f}) | " + " | ".join(cells) + " |")
     (args.out / f"tuning-{budget}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
@@ -479,8 +461,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if name in ("tune", "run"):
             p.add_argument("--data-dir", required=True, help="CIFAR-10 (torchvision root, or the image folder/zip)")
             p.add_argument("--only", nargs="+", help="these contender keys only")
-            p.add_argument("--lanes", type=int, default=2, help="runs trained at once, one thread each")
-            p.add_argument("--nice", type=int, default=10, help="niceness of the training processes (0 = none)")
+            add_lane_options(p)
         if name == "run":
             p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
         if name == "tune":
@@ -489,8 +470,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         p.add_argument("--out", type=Path, default=OUT)
         p.set_defaults(func=func)
     args = ap.parse_args(argv)
-    if getattr(args, "lanes", 1) < 1:
-        ap.error(f"--lanes must be >= 1, got {args.lanes}")
     return args.func(args)
 
 

@@ -25,7 +25,7 @@ import csv
 import functools
 import math
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,8 @@ __all__ = [
     "solve_wavemix",
     "steps_for_budget",
     "train_command",
+    "tuning_rows",
+    "tuning_table",
 ]
 
 BUDGETS: dict[str, int] = {"40k": 37_058, "500k": 520_106}
@@ -272,6 +274,54 @@ def read_tuning(path: Path, *, complete: bool = False) -> dict[str, Setting]:
             if cur is None or val > cur[0] or (val == cur[0] and s.lr < cur[1].lr):
                 best[row["key"]] = (val, s)
     return {k: s for k, (_, s) in best.items() if not complete or seen[k] >= set(TUNING_GRID)}
+
+
+def tuning_rows(root: Path) -> list[dict[str, Any]]:
+    """One row per finished tuning run under ``root`` (``<contender>/<setting>-s0``): the contender, its
+    setting, steps and epochs trained, best epoch, best val top-1 and minutes; runs off the grid are left out."""
+    from wavemixer.runs import collect_runs
+
+    settings = {s.key: s for s in TUNING_GRID}
+    rows = []
+    for r in collect_runs([root]) if root.is_dir() else []:  # groups are <contender>/<setting>
+        key, _, setting_key = r.group.partition("/")
+        setting = settings.get(setting_key)
+        if setting is None or r.seed != 0 or r.best_val is None:
+            continue
+        rows.append(dict(key=key, lr=setting.lr, warmup=setting.warmup, steps=r.steps, epochs=r.epochs,
+                         best_epoch=r.best_epoch, val_top1=round(r.best_val, 2),
+                         minutes=round(r.wall_min or 0.0, 2)))  # fmt: skip
+    return rows
+
+
+def tuning_table(
+    rows: Sequence[dict[str, Any]],
+    best: dict[str, Setting],
+    *,
+    size: tuple[str, Callable[[list[dict[str, Any]]], str]] | None = None,
+    prescreen: bool = True,
+) -> list[str]:
+    """The markdown table of a tuning grid: contenders x settings, val top-1 %, each tuned contender's chosen
+    setting in bold. ``size``: a second column (header, text from the contender's rows); ``prescreen``: name
+    the contenders trained only at :data:`PRESCREEN`."""
+    by = {(r["key"], Setting(float(r["lr"]), float(r["warmup"]))): r for r in rows}
+    keys = sorted(dict.fromkeys(r["key"] for r in rows), key=lambda k: (k not in best, k))
+    settings = " | ".join(f"lr {s.lr:g}, warm-up {s.warmup:g}" for s in TUNING_GRID)
+    lines = [f"| contender |{f' {size[0]} |' if size else ''} {settings} |"]
+    lines.append("|---|" + ("---:|" if size else "") + "---:|" * len(TUNING_GRID))
+    for key in keys:
+        cells = []
+        for s in TUNING_GRID:
+            r = by.get((key, s))
+            text = "–" if r is None else f"{float(r['val_top1']):.2f}"
+            cells.append(f"**{text}**" if best.get(key) == s else text)
+        done = [s for s in TUNING_GRID if (key, s) in by]
+        name = key
+        if key not in best:
+            name = f"{key} (pre-screen)" if prescreen and done == [PRESCREEN] else f"{key} ({len(done)} of 6)"
+        extra = f" {size[1]([r for r in rows if r['key'] == key])} |" if size else ""
+        lines.append(f"| {name} |{extra} " + " | ".join(cells) + " |")
+    return lines
 
 
 def prescreen_selection(path: Path, budget: str = "40k") -> list[str]:

@@ -92,13 +92,18 @@ def collect_runs(
 
 
 def group_runs(
-    runs: Iterable[Run], *, goal: float | None = None, expected: Mapping[str, Mapping[str, Any]] | None = None
+    runs: Iterable[Run],
+    *,
+    goal: float | None = None,
+    expected: Mapping[str, Mapping[str, Any]] | None = None,
+    same: Sequence[str] = SAME_TRAINING,
 ) -> list[Group]:
     """Runs grouped by name, sorted by seed, each group checked to be one training (see the module).
 
     ``goal``: the time-to-accuracy goal every run must have been measured at (rows of an earlier CSV carry
     theirs). ``expected``: per group, what its runs must be (``model``, ``epochs``, ...; ``source`` names
-    where that comes from), e.g. a grid's cell definition.
+    where that comes from), e.g. a grid's cell definition. ``same``: what the runs of a group must share
+    (runs stopped early by ``--patience`` differ in epochs and steps: leave those out).
     """
     runs = sorted(runs, key=lambda r: (r.group, r.seed))
     metrics: dict[str, set[str]] = {}
@@ -112,15 +117,17 @@ def group_runs(
         groups.setdefault(run.group, []).append(run)
     out = [Group(name, members) for name, members in groups.items()]
     for group in out:
-        check_same_training(group, {"goal": goal, **((expected or {}).get(group.name) or {})})
+        check_same_training(group, {"goal": goal, **((expected or {}).get(group.name) or {})}, same=same)
     return out
 
 
-def check_same_training(group: Group, expected: Mapping[str, Any] | None = None) -> None:
+def check_same_training(
+    group: Group, expected: Mapping[str, Any] | None = None, *, same: Sequence[str] = SAME_TRAINING
+) -> None:
     """Refuse a group whose runs are not one training over seeds.
 
     Every run must match ``expected`` (the keys it has; ``source`` names where it comes from) and the group's
-    first run in :data:`SAME_TRAINING`, and have a seed of its own.
+    first run in ``same`` (default :data:`SAME_TRAINING`), and have a seed of its own.
     """
     seen: dict[int, Run] = {}
     for run in group.runs:
@@ -130,10 +137,10 @@ def check_same_training(group: Group, expected: Mapping[str, Any] | None = None)
     expected = dict(expected or {})
     first = group.runs[0]
     checks = [(expected, str(expected.pop("source", "this summary")))] if expected else []
-    checks.append(({k: first.value(k) for k in SAME_TRAINING}, first.source))
+    checks.append(({k: first.value(k) for k in same}, first.source))
     for want, what in checks:
         for run in group.runs:
-            for key in SAME_TRAINING:
+            for key in same:
                 if key not in want:
                     continue
                 have, should = run.value(key), want[key]

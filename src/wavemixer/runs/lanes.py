@@ -9,6 +9,7 @@ what ``wavemixer train`` wrote at the start, which ``--force`` replaces). Each r
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
@@ -17,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Job", "command", "train_in_lanes"]
+__all__ = ["Job", "add_lane_options", "command", "train_in_lanes"]
 
 
 @dataclass(frozen=True)
@@ -75,3 +76,19 @@ def train_in_lanes(
                 if proc.returncode:
                     failed.append(out)
     return failed
+
+
+def _lanes(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of runs at once, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def add_lane_options(parser: argparse.ArgumentParser) -> None:
+    """``--lanes`` and ``--nice`` of a grid's command line (:func:`train_in_lanes`'s arguments)."""
+    parser.add_argument("--lanes", type=_lanes, default=2, help="runs trained at once, one thread each (default 2)")
+    parser.add_argument("--nice", type=int, default=10, help="niceness of the training processes (0 = none)")

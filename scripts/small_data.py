@@ -1,0 +1,237 @@
+"""Sample efficiency's command line: tuning and seeds at 50 and 500 CIFAR-10 images per class, and the tables.
+
+Definitions live in :mod:`wavemixer.bench.small_data`; the contenders are the fair contest's (its tuning table
+names the 40k contenders it tuned). Each step is resumable and writes committed result files under ``--out``
+(default ``docs/bench/small-data``):
+
+  python scripts/small_data.py tune --regime pc500 --data-dir ZIP --wavemix-500k wavemix-s2-convtranspose
+  python scripts/small_data.py run --regime pc500 --data-dir ZIP --wavemix-500k wavemix-s2-convtranspose
+  python scripts/small_data.py summarize --full 40k=docs/bench/contest/40k-20min.csv \\
+      500k=docs/bench/contest/500k-20min.csv
+
+``tune`` trains every entry at every lr x warm-up setting (seed 0, val only) and writes
+``tuning-<regime>.csv/.md``; ``run`` trains seeds 1-3 of every entry at its best setting and writes
+``<regime>.csv/.md``; ``summarize`` writes those of every regime with finished runs and
+``sample-efficiency.md/.png`` (test top-1 against training images per class, with the contest's full-data
+figures). ZIP is ``../shared/data/CIFAR10/cifar10_jpeg_q75_imagefolder.zip`` here. Runs go to ``--runs``
+(default ``runs/small-data``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from wavemixer.bench import contest as C
+from wavemixer.bench import small_data as S
+from wavemixer.files import atomic_write_text
+from wavemixer.runs import (
+    Group,
+    Job,
+    Run,
+    add_lane_options,
+    collect_runs,
+    group_runs,
+    markdown_table,
+    mean_std,
+    train_in_lanes,
+    write_summary_csv,
+)
+from wavemixer.runs.tables import Column
+
+OUT = Path("docs/bench/small-data")
+RUNS = Path("runs/small-data")
+CONTEST_TUNING = Path("docs/bench/contest/tuning-40k.csv")
+
+
+def _entries(args: argparse.Namespace) -> list[S.Entry]:
+    if not args.contest_tuning.is_file():
+        raise SystemExit(f"{args.contest_tuning} does not exist: the contest's tuning names the contenders")
+    tuned = sorted(C.read_tuning(args.contest_tuning, complete=True))
+    try:
+        every = S.entries(tuned, args.wavemix_500k)
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from None
+    if not args.only:
+        return every
+    unknown = sorted(set(args.only) - {e.key for e in every})
+    if unknown:
+        raise SystemExit(f"--only: unknown entries {unknown}; the entries are {[e.key for e in every]}")
+    return [e for e in every if e.key in args.only]
+
+
+def _train(jobs: list[Job], args: argparse.Namespace) -> int:
+    failed = train_in_lanes(jobs, lanes=args.lanes, nice=args.nice)
+    if failed:
+        print(f"{len(failed)} run(s) failed: {[str(f) for f in failed]}; see their .log files", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def tune(args: argparse.Namespace) -> int:
+    """Every entry at every setting of the tuning grid on the regime's subset, seed 0."""
+    regime = S.REGIMES[args.regime]
+    root = args.runs / regime.name / "tune"
+    folders = [(e, s, root / e.key / f"{s.key}-s0") for e in _entries(args) for s in C.TUNING_GRID]
+    jobs = [
+        Job(S.train_command(e, s, regime, seed=0, output=out, data_dir=args.data_dir), out) for e, s, out in folders
+    ]
+    failed = _train(jobs, args)
+    summarize_tuning(args)
+    return failed
+
+
+def summarize_tuning(args: argparse.Namespace) -> int:
+    """tuning-<regime>.csv (every finished tuning run) and .md (entries x settings, the chosen in bold)."""
+    regime = S.REGIMES[args.regime]
+    rows = C.tuning_rows(args.runs / regime.name / "tune")
+    if not rows:
+        print(f"no finished tuning runs under {args.runs / regime.name / 'tune'}", file=sys.stderr)
+        return 1
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"tuning-{regime.name}.csv"
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    best = C.read_tuning(path, complete=True)
+
+    def epochs(rows_of_key: list[dict[str, Any]]) -> str:
+        return ", ".join(str(r["epochs"]) for r in rows_of_key)
+
+    lines = [
+        f"Tuning on {regime.per_class} CIFAR-10 images per class ({regime.train_images:,} training images, batch "
+        f"{regime.batch_size}, early stopping after {regime.patience} epochs without a better val top-1, at most "
+        f"{regime.max_epochs} epochs), seed 0: best val top-1 % on the val split carved from the remaining "
+        "training images. **Bold**: the setting each entry trains with. Command: `python scripts/small_data.py "
+        f"tune --regime {regime.name} --data-dir ZIP`.",
+        "",
+        *C.tuning_table(rows, best, size=("epochs trained", epochs), prescreen=False),
+    ]
+    atomic_write_text(args.out / f"tuning-{regime.name}.md", "\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    """Seeds 1-3 of every entry at its best setting on the regime's subset."""
+    regime = S.REGIMES[args.regime]
+    tuning = args.out / f"tuning-{regime.name}.csv"
+    if not tuning.is_file():
+        raise SystemExit(f"{tuning} does not exist: run `python scripts/small_data.py tune` first")
+    best = C.read_tuning(tuning, complete=True)
+    jobs = []
+    for seed in args.seeds:
+        for e in _entries(args):
+            if e.key not in best:
+                raise SystemExit(f"{e.key} is not tuned at every setting in {tuning}: tune --only {e.key} first")
+            out = args.runs / regime.name / f"{e.key}-s{seed}"
+            jobs.append(Job(S.train_command(e, best[e.key], regime, seed=seed, output=out, data_dir=args.data_dir),
+                            out))  # fmt: skip
+    failed = _train(jobs, args)
+    return failed or summarize(args)
+
+
+def _regime_groups(args: argparse.Namespace, regime: S.Regime) -> tuple[list[Group], list[Run]]:
+    root = args.runs / regime.name
+    runs = [r for r in (collect_runs([root]) if root.is_dir() else []) if not r.group.startswith("tune/")]
+    # early stopping: the seeds of one entry train different epochs; the model and metric must agree
+    return group_runs(runs, same=("model", "metric", "goal")), runs
+
+
+def _setting(group: Group) -> str:
+    config = group.runs[0].config
+    return f"{config.get('lr'):g}, {config.get('warmup_epochs'):g}"
+
+
+def summarize(args: argparse.Namespace) -> int:
+    """<regime>.csv/.md of every regime with finished runs, and sample-efficiency.md/.png over the regimes."""
+    by_regime, params = {}, {}
+    for regime in S.REGIMES.values():
+        groups, runs = _regime_groups(args, regime)
+        if not groups:
+            continue
+        args.out.mkdir(parents=True, exist_ok=True)
+        write_summary_csv(args.out / f"{regime.name}.csv", runs)
+        columns = [
+            Column("entry", lambda g: g.name),
+            Column("params", lambda g: f"{g.first('params'):,}", "---:"),
+            Column(
+                "lr, warm-up", lambda g: f"{g.runs[0].config.get('lr'):g}, {g.runs[0].config.get('warmup_epochs'):g}"
+            ),
+            Column("seeds", lambda g: str(g.seeds), "---:"),
+            Column("test top-1 %", lambda g: mean_std(g, "test")),
+            Column("val top-1 %", lambda g: mean_std(g, "best_val")),
+            Column("epochs trained", lambda g: mean_std(g, "epochs", 0), "---:"),
+            Column("wall per run (min)", lambda g: mean_std(g, "wall_min", 1), "---:"),
+        ]
+        text = [
+            f"CIFAR-10 with {regime.per_class} training images per class (a class-balanced subset per seed), the "
+            f"whole test set; each entry at its tuned setting (tuning-{regime.name}.md), seeds 1-3, early stopping "
+            f"on val. Command: `python scripts/small_data.py run --regime {regime.name} --data-dir ZIP`.",
+            "",
+            markdown_table(groups, columns),
+        ]
+        atomic_write_text(args.out / f"{regime.name}.md", "\n".join(text) + "\n")
+        by_regime[regime.name] = S.scores_of(groups)
+        params |= {g.name: int(g.first("params") or 0) for g in groups}
+    if not by_regime:
+        print(f"no finished runs under {args.runs}", file=sys.stderr)
+        return 1
+    full = {}
+    for spec in args.full or []:
+        budget, _, path = spec.partition("=")
+        if budget not in C.BUDGETS or not Path(path).is_file():
+            raise SystemExit(f"--full {spec!r}: expected BUDGET=CSV with BUDGET in {sorted(C.BUDGETS)} and an "
+                             "existing contest grid CSV")  # fmt: skip
+        full[budget] = S.full_data_scores(Path(path))
+    sources = ", ".join(f"{b}: {p}" for b, _, p in (s.partition("=") for s in args.full or [])) or "none given"
+    lines = [
+        "CIFAR-10 test top-1 % (mean ± std over seeds 1-3) against training images per class; the full-data column "
+        f"is the contest's (its grids' CSVs: {sources}). Command: `python scripts/small_data.py summarize --full ...`.",
+        "",
+        *S.sample_efficiency_table(by_regime, full, params),
+    ]
+    atomic_write_text(args.out / "sample-efficiency.md", "\n".join(lines) + "\n")
+    S.sample_efficiency_plot(by_regime, full, args.out / "sample-efficiency.png")
+    print("\n".join(lines))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="command", required=True)
+    for name, func, helptext in (
+        ("tune", tune, "every entry at every setting of the tuning grid on a regime's subset, seed 0"),
+        ("run", run, "seeds 1-3 of every entry at its tuned setting"),
+        ("summarize", summarize, "tables and the plot of the finished runs"),
+        ("summarize-tuning", summarize_tuning, "the tuning table of a regime's finished tuning runs"),
+    ):
+        p = sub.add_parser(name, help=helptext)
+        if name != "summarize":
+            p.add_argument("--regime", choices=list(S.REGIMES), required=True)
+        if name in ("tune", "run"):
+            p.add_argument("--data-dir", required=True, help="CIFAR-10 (torchvision root, or the image folder/zip)")
+            p.add_argument("--contest-tuning", type=Path, default=CONTEST_TUNING,
+                           help="the contest's tuning CSV: its fully tuned 40k contenders are the entries")  # fmt: skip
+            p.add_argument("--wavemix-500k", help="the WaveMix configuration entered at 0.5M (a contest key)")
+            p.add_argument("--only", nargs="+", help="these entries only (e.g. 40k-resnet)")
+            add_lane_options(p)
+        if name == "run":
+            p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+        if name == "run":
+            p.set_defaults(full=None)
+        if name == "summarize":
+            p.add_argument("--full", nargs="+", help="BUDGET=CSV: a contest grid's summary CSV (full-data figures)")
+        p.add_argument("--runs", type=Path, default=RUNS)
+        p.add_argument("--out", type=Path, default=OUT)
+        p.set_defaults(func=func)
+    args = ap.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

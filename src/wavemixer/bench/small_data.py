@@ -1,0 +1,203 @@
+"""Sample efficiency: the fair contest's contenders trained on 50 and 500 CIFAR-10 images per class.
+
+The practical side of the paper's priors: does WaveMix need fewer labelled images? Each contender of the contest
+(:mod:`wavemixer.bench.contest`: the peers and the WaveMix configurations it tuned at 40k, plus the best WaveMix
+configuration at 0.5M) trains on a class-balanced subset fixed by the seed (``--per-class``), its validation
+split carved class-balanced from the remaining training images (:data:`VAL_FRACTION` of the two together), and
+is tested once on the whole 10,000-image test set.
+
+* **Its own tuning**: small data moves the best learning rate, so the contest's lr x warm-up grid
+  (:data:`~wavemixer.bench.contest.TUNING_GRID`) is trained again on each subset (seed 0, val only).
+* **To a validation plateau**: early stopping after :attr:`Regime.patience` epochs without a better val top-1,
+  at most :attr:`Regime.max_epochs` (the cosine schedule spans the maximum) — not equal compute: with little
+  data the question is the accuracy each model can reach, and every one of them reaches its plateau.
+* Otherwise the contest's recipe and execution path (AdamW, wd 0.05 without decay on norms, biases and
+  embeddings, crop + flip, fp32, one thread, images decoded once); seeds 1-3 (each a different subset).
+
+``scripts/small_data.py`` is the command line; run folders are ``<runs>/<regime>/tune/<entry>/<setting>-s0`` and
+``<runs>/<regime>/<entry>-s<seed>``, an entry being ``<budget>-<contender>`` (``40k-resnet``).
+"""
+
+from __future__ import annotations
+
+import csv
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from wavemixer.bench import contest as C
+
+__all__ = [
+    "REGIMES",
+    "VAL_FRACTION",
+    "Entry",
+    "Regime",
+    "entries",
+    "full_data_scores",
+    "sample_efficiency_table",
+    "train_command",
+]
+
+VAL_FRACTION = 0.2
+"""The val split, a fifth of train + val: 12-13 images per class at 50 per class, 125 at 500."""
+
+
+@dataclass(frozen=True)
+class Regime:
+    """A training-set size and how long its runs may train."""
+
+    per_class: int
+    batch_size: int
+    max_epochs: int
+    patience: int
+
+    @property
+    def name(self) -> str:
+        return f"pc{self.per_class}"
+
+    @property
+    def train_images(self) -> int:
+        return self.per_class * C.NUM_CLASSES
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return self.train_images // self.batch_size  # the loader drops the last partial batch
+
+
+REGIMES: dict[str, Regime] = {
+    r.name: r
+    for r in (
+        # 500 images: batch 32 (15 steps an epoch; at 128 an epoch would be 3 steps), up to 200 epochs
+        Regime(per_class=50, batch_size=32, max_epochs=200, patience=20),
+        # 5,000 images: the contest's batch 128 (39 steps an epoch), up to 60 epochs
+        Regime(per_class=500, batch_size=128, max_epochs=60, patience=10),
+    )
+}
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One contender of the sample-efficiency grid: a contest contender at its parameter budget."""
+
+    contender: C.Contender
+
+    @property
+    def key(self) -> str:
+        return f"{self.contender.budget}-{self.contender.key}"
+
+
+def entries(tuned_40k: Sequence[str], wavemix_500k: str | None) -> list[Entry]:
+    """The 40k contenders the contest tuned (``tuned_40k``, contest keys) and, when given, one WaveMix
+    configuration at 0.5M (its contest key, e.g. ``wavemix-s2-convtranspose``)."""
+    found = {c.key: c for c in C.contenders("40k")}
+    unknown = sorted(set(tuned_40k) - set(found))
+    if unknown:
+        raise ValueError(f"unknown 40k contender(s) {unknown}; expected some of {sorted(found)}")
+    out = [Entry(found[k]) for k in tuned_40k]
+    if wavemix_500k is not None:
+        big = C.contender("500k", wavemix_500k)
+        if big.kind != "wavemix":
+            raise ValueError(f"--wavemix-500k: {wavemix_500k!r} is a peer; give a WaveMix configuration")
+        out.append(Entry(big))
+    return out
+
+
+def train_command(
+    entry: Entry, setting: C.Setting, regime: Regime, *, seed: int, output: Path, data_dir: str | None
+) -> list[str]:
+    """The ``wavemixer train`` arguments of one run: the contest's recipe on the regime's subset, early stopping."""
+    recipe = list(C.RECIPE)
+    recipe[recipe.index("--batch-size") + 1] = str(regime.batch_size)
+    cmd = ["train", *C.DATA, *recipe, *setting.flags(), *entry.contender.model_flags()]
+    cmd += ["--per-class", str(regime.per_class), "--val-fraction", f"{VAL_FRACTION:g}"]
+    cmd += ["--epochs", str(regime.max_epochs), "--patience", str(regime.patience)]
+    cmd += ["--seed", str(seed), "--output", str(output)]
+    if data_dir:
+        cmd += ["--data-dir", data_dir]
+    return cmd
+
+
+def full_data_scores(path: Path) -> dict[str, tuple[float, float, int]]:
+    """Test top-1 mean, std and seeds per contender of a contest grid's committed summary CSV (``group`` is the
+    contender key): the full-data column of the sample-efficiency table."""
+    values: dict[str, list[float]] = {}
+    with path.open(newline="") as fh:
+        for row in csv.DictReader(fh):
+            if row.get("test") not in (None, ""):
+                values.setdefault(row["group"], []).append(float(row["test"]))
+    return {
+        k: (statistics.mean(v), statistics.stdev(v) if len(v) > 1 else 0.0, len(v)) for k, v in sorted(values.items())
+    }
+
+
+def _cell(stat: tuple[float, float, int] | None) -> str:
+    if stat is None:
+        return "–"
+    mean, std, n = stat
+    return f"{mean:.2f}" if n == 1 else f"{mean:.2f} ± {std:.2f}"
+
+
+def sample_efficiency_table(
+    by_regime: dict[str, dict[str, tuple[float, float, int]]],
+    full: dict[str, dict[str, tuple[float, float, int]]],
+    params: dict[str, int],
+) -> list[str]:
+    """Markdown: one row per entry, test top-1 % (mean ± std over seeds) at each regime's size and on the full
+    training set (``full``: budget -> contender key -> score, from the contest's grids)."""
+    names = [n for n in REGIMES if n in by_regime]
+    head = " | ".join(f"{REGIMES[n].per_class} per class" for n in names)
+    lines = [f"| contender | params | {head} | full data (4,500 per class) |", "|---|---:|" + "---|" * (len(names) + 1)]
+    keys = sorted({k for scores in by_regime.values() for k in scores})
+    for key in keys:
+        budget, _, contender = key.partition("-")
+        cells = [_cell(by_regime[n].get(key)) for n in names]
+        cells.append(_cell(full.get(budget, {}).get(contender)))
+        lines.append(f"| {key} | {params.get(key, 0):,} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def sample_efficiency_plot(
+    by_regime: dict[str, dict[str, tuple[float, float, int]]],
+    full: dict[str, dict[str, tuple[float, float, int]]],
+    path: Path,
+) -> None:
+    """Test top-1 against training images per class (log axis), one line per entry; WaveMix solid, peers dashed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from wavemixer.files import atomic_write
+
+    fig, ax = plt.subplots(figsize=(7, 5))
+    keys = sorted({k for scores in by_regime.values() for k in scores})
+    full_per_class = C.TRAIN_IMAGES // C.NUM_CLASSES
+    for key in keys:
+        budget, _, contender = key.partition("-")
+        points: list[tuple[int, tuple[float, float, int]]] = [
+            (REGIMES[n].per_class, s) for n in REGIMES if (s := by_regime.get(n, {}).get(key)) is not None
+        ]
+        if (s := full.get(budget, {}).get(contender)) is not None:
+            points.append((full_per_class, s))
+        xs, stats = zip(*sorted(points))
+        ax.errorbar(xs, [s[0] for s in stats], yerr=[s[1] for s in stats], capsize=3, marker="o",
+                    linestyle="-" if contender.startswith("wavemix") else "--", label=key)  # fmt: skip
+    ax.set(xscale="log", xlabel="training images per class", ylabel="test top-1 % (mean ± std over seeds)",
+           title="CIFAR-10: accuracy against training-set size")  # fmt: skip
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
+    plt.close(fig)
+
+
+def scores_of(groups: Sequence[Any]) -> dict[str, tuple[float, float, int]]:
+    """``group name -> (mean, std, n)`` of the test score, from :func:`wavemixer.runs.group_runs` groups."""
+    out = {}
+    for g in groups:
+        stat = g.stat("test")
+        if stat is not None:
+            out[g.name] = (stat.mean, stat.std, stat.n)
+    return out

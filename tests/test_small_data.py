@@ -1,0 +1,99 @@
+"""The sample-efficiency grid (:mod:`wavemixer.bench.small_data`): its commands, regimes and tables."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+from pathlib import Path
+
+import pytest
+
+from wavemixer.bench import contest as C
+from wavemixer.bench import small_data as S
+from wavemixer.runs import collect_runs, group_runs
+from wavemixer.train.config import add_config_arguments, config_from_args
+
+from .fake_runs import fake_run
+
+
+def _config(cmd: list[str]):
+    assert cmd[0] == "train"
+    parser = argparse.ArgumentParser()
+    add_config_arguments(parser)
+    return config_from_args(parser.parse_args(cmd[1:]))
+
+
+@pytest.mark.parametrize("name", list(S.REGIMES))
+def test_a_command_is_the_contest_recipe_on_the_subset_with_early_stopping(name: str, tmp_path: Path) -> None:
+    regime = S.REGIMES[name]
+    entry = S.entries(["resnet", "wavemix-s2-convtranspose"], "wavemix-s2-convtranspose")
+    assert [e.key for e in entry] == ["40k-resnet", "40k-wavemix-s2-convtranspose", "500k-wavemix-s2-convtranspose"]
+    cfg = _config(S.train_command(entry[2], C.Setting(3e-3, 1.0), regime, seed=2, output=tmp_path / "r",
+                                  data_dir="D.zip"))  # fmt: skip
+    assert (cfg.per_class, cfg.val_fraction, cfg.patience) == (regime.per_class, 0.2, regime.patience)
+    assert (cfg.epochs, cfg.batch_size, cfg.lr, cfg.warmup_epochs) == (regime.max_epochs, regime.batch_size, 3e-3, 1.0)
+    assert (cfg.seed, cfg.data_dir, cfg.max_steps) == (2, "D.zip", None)
+    # the rest is the contest's run, untouched: model, optimizer, precision, threads, data path
+    contest = _config(C.train_command(entry[2].contender, C.Setting(3e-3, 1.0), steps=10, seed=2,
+                                      output=tmp_path / "r", data_dir="D.zip"))  # fmt: skip
+    for key in ("model", "model_args", "opt", "weight_decay", "sched", "amp", "threads", "decode_once", "dataset"):
+        assert getattr(cfg, key) == getattr(contest, key), key
+    assert (cfg.model_args["stride"], cfg.model_args["upsample"]) == (2, "convtranspose")
+
+
+def test_regimes_give_whole_batches_and_name_their_folders() -> None:
+    small, big = S.REGIMES["pc50"], S.REGIMES["pc500"]
+    assert (small.train_images, small.steps_per_epoch) == (500, 15)  # 500 // 32; the loader drops the rest
+    assert (big.train_images, big.steps_per_epoch) == (5_000, 39)
+    assert small.max_epochs > small.patience and big.max_epochs > big.patience
+
+
+def test_entries_refuse_unknown_contenders_and_a_peer_at_500k() -> None:
+    with pytest.raises(ValueError, match="unknown 40k contender"):
+        S.entries(["resnet", "resnet50"], None)
+    with pytest.raises(ValueError, match="is a peer"):
+        S.entries(["resnet"], "resnet")
+    with pytest.raises(ValueError, match="unknown contender"):
+        S.entries(["resnet"], "wavemix-s9-bilinear")
+
+
+def test_seeds_stopped_early_group_as_one_training_and_the_table_joins_the_full_data_figures(tmp_path: Path) -> None:
+    root = tmp_path / "pc50"
+    for seed, test, epochs in ((1, 40.0, 31), (2, 42.0, 57), (3, 44.0, 44)):
+        fake_run(root / f"40k-resnet-s{seed}", seed=seed, test=test, epochs=epochs, params=36_741, model="peer:resnet")
+    for seed, test, epochs in ((1, 50.0, 90), (2, 51.0, 77), (3, 52.0, 120)):
+        fake_run(root / f"40k-wavemix-s2-convtranspose-s{seed}", seed=seed, test=test, epochs=epochs, params=38_550,
+                 model="wavemix_lite_32_7_cifar10_tiny")  # fmt: skip
+    runs = collect_runs([root])
+    with pytest.raises(ValueError, match="not the same training"):
+        group_runs(runs)  # the default check: the seeds trained different epochs
+    groups = group_runs(runs, same=("model", "metric", "goal"))
+    scores = S.scores_of(groups)
+    assert scores["40k-resnet"] == pytest.approx((42.0, 2.0, 3))
+    full_csv = tmp_path / "40k-20min.csv"
+    with full_csv.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["group", "seed", "test"])
+        w.writerows([("resnet", 1, 80.0), ("resnet", 2, 82.0), ("wavemix-s2-convtranspose", 1, 78.5)])
+    full = {"40k": S.full_data_scores(full_csv)}
+    params = {g.name: int(g.first("params")) for g in groups}
+    lines = S.sample_efficiency_table({"pc50": scores}, full, params)
+    assert lines[0] == "| contender | params | 50 per class | full data (4,500 per class) |"
+    assert "| 40k-resnet | 36,741 | 42.00 ± 2.00 | 81.00 ± 1.41 |" in lines
+    assert "| 40k-wavemix-s2-convtranspose | 38,550 | 51.00 ± 1.00 | 78.50 |" in lines
+    S.sample_efficiency_plot({"pc50": scores}, full, tmp_path / "plot.png")
+    assert (tmp_path / "plot.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_tuning_rows_and_table_from_tuning_runs(tmp_path: Path) -> None:
+    root = tmp_path / "tune"
+    for setting, val, epochs in ((C.TUNING_GRID[0], 30.0, 40), (C.TUNING_GRID[3], 36.0, 25)):
+        fake_run(root / "40k-resnet" / f"{setting.key}-s0", seed=0, test=0.0, best_val=val, epochs=epochs)
+    fake_run(root / "40k-resnet" / "lr0.5-wu0-s0", seed=0, test=0.0, best_val=99.0)  # off the grid: left out
+    rows = C.tuning_rows(root)
+    assert sorted((r["lr"], r["warmup"], r["val_top1"], r["epochs"]) for r in rows) == [
+        (1e-3, 0.2, 30.0, 40), (3e-3, 1.0, 36.0, 25)
+    ]  # fmt: skip
+    table = C.tuning_table(rows, {"40k-resnet": C.TUNING_GRID[3]}, prescreen=False)
+    assert table[2] == "| 40k-resnet | 30.00 | – | – | **36.00** | – | – |"
+    assert C.tuning_table(rows, {}, prescreen=False)[2].startswith("| 40k-resnet (2 of 6) |")
