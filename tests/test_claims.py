@@ -164,3 +164,37 @@ def test_grid_commands_are_those_of_the_committed_runs(tmp_path: Path) -> None:
         "1", "--workers", "0", "--warmup-epochs", "0.2", "--model", "wavemix_lite_32_7_cifar10_tiny", "--seed", "2",
         "--output", str(tmp_path / "r"), "--epochs", "2", "--model-arg", "wavelet=db2", "--data-dir", "D.zip",
     ]  # fmt: skip
+
+
+def test_camvid_grid_trains_every_segmentation_model_through_the_engine_with_one_recipe(tmp_path: Path) -> None:
+    """Every CamVid cell is a `wavemixer train --task segmentation` run with the same recipe; the efficient WaveMix
+    and the peers sit at the published model's parameter count, and a tuning run's `-- --lr X` wins."""
+    import argparse
+
+    from wavemixer.bench.peers import create_peer
+    from wavemixer.registry import get_spec
+    from wavemixer.train.config import add_config_arguments, config_from_args
+
+    grid = claims.GRIDS["camvid"]
+    parser = argparse.ArgumentParser()
+    add_config_arguments(parser)
+    configs = {}
+    for cell in grid.cells:
+        cmd = claims.train_command(grid, cell, 1, tmp_path / cell.key, extra=["--lr", "1e-2"])
+        configs[cell.key] = config_from_args(parser.parse_args(cmd[1:]))
+    assert set(configs) == {"wavemix", "wavemix-p8", "unet", "lraspp_mobilenet_v3", "deeplabv3_mobilenet_v3"}
+    recipe = ("task", "dataset", "batch_size", "eval_batch_size", "input_size", "lr", "amp", "epochs", "warmup_epochs",
+              "threads", "weight_decay", "opt", "sched")  # fmt: skip
+    first = configs["wavemix"]
+    assert (first.task, first.dataset, first.epochs, first.amp) == ("segmentation", "camvid", 60, "none")
+    assert first.lr == 1e-2  # the tuning flag after the recipe
+    for key, cfg in configs.items():
+        assert all(getattr(cfg, k) == getattr(first, k) for k in recipe), key
+    published = get_spec("wavemix_seg_64_6_l2_camvid")
+    assert published.num_params == claims.CAMVID_PARAMS
+    efficient = published.build(**configs["wavemix-p8"].model_args)
+    assert abs(sum(p.numel() for p in efficient.parameters()) / claims.CAMVID_PARAMS - 1) < 0.02
+    for family in ("lraspp_mobilenet_v3", "deeplabv3_mobilenet_v3"):
+        peer = create_peer(configs[family].model, task="segmentation", num_classes=11, in_chans=3, img_size=128,
+                           model_args=configs[family].model_args)  # fmt: skip
+        assert abs(sum(p.numel() for p in peer.parameters()) / claims.CAMVID_PARAMS - 1) < 0.1, family

@@ -36,6 +36,7 @@ class Cell:
     model: str  # --model
     model_args: dict[str, Any] = field(default_factory=dict)
     epochs: int | None = None  # this cell's budget where it differs from the grid's (equal-time grids)
+    flags: tuple[str, ...] = ()  # its own training flags after the grid's recipe (a tuned learning rate)
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ class Grid:
     recipe: tuple[str, ...]
     cells: tuple[Cell, ...]
     bench_group: str | None = None  # the `wavemixer bench --suite peers` scale of its models (step memory)
+    base: tuple[str, ...] = ()  # the recipe the grid's own flags complete (default: RECIPE)
 
     def epochs_of(self, cell: Cell) -> int:
         return cell.epochs or self.epochs
@@ -81,6 +83,25 @@ EPOCHS_IN_WAVEMIX_TIME_40K = dict(resnet=11, mlp_mixer=11, convnext=15, poolform
 """Epochs each 40k peer trains in the wall-clock time of WaveMix's 2 epochs (6.2 min): WaveMix's minutes per run
 over the peer's minutes per epoch, both from the cifar10-40k-2ep table of docs/claims.md (2 lanes on 2 cores)."""
 
+CAMVID_PARAMS = 881_867  # wavemix_seg_64_6_l2_camvid
+CAMVID_RECIPE = (
+    "--batch-size", "8", "--eval-batch-size", "8", "--input-size", "128", "--lr", "2e-3", "--amp", "none",
+    "--threads", "1", "--workers", "0", "--log-interval", "10",
+)  # fmt: skip
+"""CamVid (SegNet split, 180x240, 11 classes, void ignored): random 0.75-1.5x rescale, 128x128 crop and flip
+(image and mask jointly), whole images for val/test; AdamW, cosine, batch 8; fp32 so that runs continued on
+a CPU of another kind compute the same thing."""
+CELLS_CAMVID = (
+    Cell("wavemix", "wavemix_seg_64_6_l2_camvid"),
+    # the efficient configuration: a patch-8 stem puts the blocks at 1/8 resolution (the published one: 1/4),
+    # width and depth re-solved to the budget (871,651 parameters, 0.38 against 0.67 GMACs at 180x240)
+    Cell("wavemix-p8", "wavemix_seg_64_6_l2_camvid", dict(stem="patchify", patch_size=8, final_dim=56, depth=7)),
+    *(
+        Cell(f, f"peer:{f}", {"params": CAMVID_PARAMS})
+        for f in ("unet", "lraspp_mobilenet_v3", "deeplabv3_mobilenet_v3")
+    ),
+)
+
 _SHORT = ("--warmup-epochs", "0.2")
 GRIDS: dict[str, Grid] = {
     "cifar10-40k": Grid(CIFAR10, 20, 70.0, ("--warmup-epochs", "1"), CELLS_40K, "40k@32"),
@@ -105,6 +126,12 @@ GRIDS: dict[str, Grid] = {
         (Cell("wavemix-dwt-haar", "wavemix_lite_32_7_cifar10_tiny"), *_peers(37_058, ("resnet", "mlp_mixer"))),
         "40k@32",
     ),
+    # CamVid segmentation on one engine: every model through `wavemixer train --task segmentation`, one recipe
+    # (docs/claims.md); tune with --epochs 20 --seeds 0 and `-- --lr X` per learning rate into its own --runs
+    "camvid": Grid(
+        ("--task", "segmentation", "--dataset", "camvid"), 60, 40.0, ("--warmup-epochs", "1"), CELLS_CAMVID,
+        base=CAMVID_RECIPE,
+    ),
     # a tiny grid on the embedded digits: the tests' grid, and a smoke test for users
     "digits-smoke": Grid(
         ("--dataset", "digits"), 1, 50.0, ("--warmup-epochs", "1"),
@@ -128,7 +155,8 @@ def train_command(
     subset: int | None = None, extra: Sequence[str] = (),
 ) -> list[str]:  # fmt: skip
     """The ``wavemixer`` arguments that start one cell's run (``epochs`` overrides every cell's budget)."""
-    cmd = ["train", *grid.data, *RECIPE, *grid.recipe, "--model", cell.model, "--seed", str(seed)]
+    cmd = ["train", *grid.data, *(grid.base or RECIPE), *grid.recipe, *cell.flags, "--model", cell.model]
+    cmd += ["--seed", str(seed)]
     cmd += ["--output", str(out), "--epochs", str(epochs or grid.epochs_of(cell))]
     for key, value in cell.model_args.items():
         cmd += ["--model-arg", f"{key}={value}"]
