@@ -1,5 +1,5 @@
 """Training throughput of the small default models on one CPU thread: the fit behind the epoch-budget rule
-(``estimated_seconds_per_image`` in wavemixer/train/datasets.py) and the stem-stride rule.
+(``estimated_seconds_per_image`` in wavemixer/data/defaults.py) and the stem-stride rule.
 
   python scripts/bench_small_model_throughput.py          # prints img/s per model, stride, size; batch 64
 """

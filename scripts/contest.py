@@ -21,7 +21,6 @@ import argparse
 import csv
 import json
 import os
-import platform
 import sys
 import time
 from collections.abc import Sequence
@@ -51,21 +50,15 @@ RUNS = Path("runs/contest")
 # ------------------------------------------------------------------------------------------ machine
 def machine() -> dict[str, str]:
     """CPU model and the flags that decide kernels (AVX-512, bf16, AMX), torch version, for every result file."""
-    model, flags = platform.processor() or platform.machine(), set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name") and model in ("", platform.machine()):
-                model = line.split(":", 1)[1].strip()
-            if line.startswith("flags") and not flags:
-                flags = set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
     import torch
 
-    wanted = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
+    from wavemixer.cpu import KERNEL_FLAGS, cpu_flags, cpu_model
+
+    flags = cpu_flags()
     return dict(
-        cpu=model, cpus=str(os.cpu_count()), flags=" ".join(f for f in wanted if f in flags), torch=torch.__version__
-    )
+        cpu=cpu_model(), cpus=str(os.cpu_count()), flags=" ".join(f for f in KERNEL_FLAGS if f in flags),
+        torch=torch.__version__,
+    )  # fmt: skip
 
 
 def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -100,12 +93,12 @@ def data_loading_ms(data_dir: str, batches: int = 60) -> float:
     normalise), one thread: the part of an epoch no model spends, kept out of the time budgets."""
     import torch
 
+    from wavemixer.tasks.classification import ClassificationTask
     from wavemixer.train import TrainConfig, resolve_config
-    from wavemixer.train.datasets import build_datasets
 
     torch.set_num_threads(1)
     cfg = resolve_config(TrainConfig(dataset="cifar10", data_dir=data_dir, decode_once=True, trivial_augment=False))
-    train = build_datasets(cfg).train
+    train = ClassificationTask(cfg).build_data().train
     loader = torch.utils.data.DataLoader(train, batch_size=C.BATCH_SIZE, shuffle=True, num_workers=0)
     it = iter(loader)
     next(it)

@@ -46,20 +46,11 @@ COLUMNS = [
 
 
 def split_loader(loaded: Any, args: argparse.Namespace) -> DataLoader:
-    """The run's test split, preprocessed as the model expects (the data settings ``wavemixer eval`` uses)."""
-    from wavemixer.cli.eval import eval_data_config
-    from wavemixer.train.datasets import build_datasets
+    """The run's own test split, preprocessed as the model expects (what ``wavemixer eval`` scores)."""
+    from wavemixer.evaluation import eval_config, evaluation_split
 
-    flags = argparse.Namespace(
-        dataset=None, data_dir=args.data_dir, seed=None, val_fraction=None, subset=None, download=False
-    )
-    meta = loaded.model.pretrained_config.get("metadata") or {}
-    cfg, _ = eval_data_config(flags, meta, loaded.run_dir)
-    data = build_datasets(cfg)
-    if data.test is None:
-        raise SystemExit(f"{data.info.name} has no test split")
-    data.test.transform = loaded.transform()
-    return DataLoader(data.test, batch_size=args.batch_size)
+    cfg, stored = eval_config(loaded, data_dir=args.data_dir, batch_size=args.batch_size)
+    return DataLoader(evaluation_split(loaded, cfg, stored, "test").dataset, batch_size=args.batch_size)
 
 
 def untrained_copy(model: torch.nn.Module, seed: int) -> torch.nn.Module:

@@ -245,7 +245,7 @@ def test_diverged_training_stops_with_exit_1_and_writes_no_nan_model(tmp_path, c
 
 
 def test_divergence_keeps_the_last_good_epoch(tmp_path, monkeypatch):
-    from wavemixer.train.tasks import ClassificationTask
+    from wavemixer.tasks.classification import ClassificationTask
 
     loss, calls = ClassificationTask.loss, {"train": 0}
 
@@ -539,7 +539,7 @@ def _deep_images(tmp_path: Path) -> dict[str, tuple[Path, np.ndarray]]:
 
 @pytest.mark.parametrize("name", ["a16.png", "a16.tif", "f32.tif"])
 def test_16_bit_and_float_images_are_read_at_full_range(name, tmp_path):
-    from wavemixer.train.datasets import load_image
+    from wavemixer.data.images import load_image
 
     path, value = _deep_images(tmp_path)[name]
     gray = load_image(path, "L")
@@ -553,7 +553,7 @@ def test_16_bit_and_float_images_are_read_at_full_range(name, tmp_path):
 def test_a_16_bit_data_set_keeps_its_contrast(tmp_path):
     """Two classes at 16-bit levels 3,000 and 40,000 (both 'white' once clipped to 8 bits): the statistics and
     the model inputs tell them apart."""
-    from wavemixer.train.datasets import build_datasets
+    from wavemixer.tasks.classification import ClassificationTask
 
     rng = np.random.default_rng(1)
     for c, level in (("dark", 3_000), ("bright", 40_000)):
@@ -561,7 +561,9 @@ def test_a_16_bit_data_set_keeps_its_contrast(tmp_path):
         for i in range(12):
             arr = (level + rng.integers(-500, 500, (16, 16))).astype(np.uint16)
             Image.fromarray(arr).save(tmp_path / "d" / c / f"{i}.png")
-    data = build_datasets(TrainConfig(dataset="imagefolder", data_dir=str(tmp_path / "d"), model="x", epochs=1))
+    data = ClassificationTask(
+        TrainConfig(dataset="imagefolder", data_dir=str(tmp_path / "d"), model="x", epochs=1)
+    ).build_data()
     pixels = np.concatenate([np.asarray(Image.open(tmp_path / "d" / f)).ravel() / 65535 for f in data.train.files])
     assert data.info.mean[0] == pytest.approx(pixels.mean(), abs=1e-3)
     assert data.info.std[0] == pytest.approx(pixels.std(), abs=1e-3) and data.info.std[0] > 0.2
@@ -614,7 +616,7 @@ def test_a_json_manifest_with_a_key_twice_is_refused(tmp_path, capsys):
 
 
 def test_an_excel_csv_with_a_byte_order_mark_and_crlf_reads_as_plain_csv(tmp_path):
-    from wavemixer.train.datasets import scan_folder
+    from wavemixer.data.scan import scan_folder
 
     _class_images(tmp_path / "img", n=6)
     text = "\r\n".join(["Path,Label", *_manifest_rows()]) + "\r\n"
@@ -680,7 +682,7 @@ def test_a_named_pipe_among_the_images_is_reported_not_read(tmp_path, capsys):
     code, err = _cli([*argv, "--epochs", "1", "--batch-size", "4", "--threads", "1"], capsys)
     _assert_one_line_error(code, err, "1 of 11 images in")
     assert "cat/x.png (not a regular file: a named pipe)" in err and "--skip-corrupt" in err
-    from wavemixer.train.datasets import scan_folder
+    from wavemixer.data.scan import scan_folder
 
     assert scan_folder(root, skip_corrupt=True).corrupt == [("cat/x.png", "not a regular file: a named pipe")]
     code, err = _cli(["predict", str(_tiny_model_folder(tmp_path / "m")), str(root / "cat")], capsys)
@@ -947,8 +949,8 @@ def test_the_python_api_names_its_own_overwrite_option(tmp_path):
 
 
 def test_top5_is_left_out_with_five_classes_or_fewer(tmp_path, capsys):
-    from wavemixer.train.datasets import DataInfo
-    from wavemixer.train.tasks import ClassificationTask
+    from wavemixer.data.bundle import DataInfo
+    from wavemixer.tasks.classification import ClassificationTask
 
     info = lambda n: DataInfo("x", n, [str(i) for i in range(n)], 1, (8, 8), (0.5,), (0.5,))  # noqa: E731
     assert set(ClassificationTask().make_metrics(info(5), torch.device("cpu")).keys()) == {"top1"}
@@ -982,14 +984,14 @@ def test_one_epoch_is_not_one_epochs(tmp_path):
 
 
 def test_the_choice_lines_say_what_was_decided_and_why(tmp_path):
-    from wavemixer.train.datasets import build_datasets
+    from wavemixer.tasks.classification import ClassificationTask
 
     root = tmp_path / "d"
     for c in ("cat", "dog"):
         (root / c).mkdir(parents=True)
         for i in range(10):
             Image.new("RGB", (32, 32), (20 + 200 * (c == "dog"), 80, i)).save(root / c / f"{i}.png")
-    notes = build_datasets(TrainConfig(dataset="imagefolder", data_dir=str(root))).notes
+    notes = ClassificationTask(TrainConfig(dataset="imagefolder", data_dir=str(root))).build_data().notes
     stride = next(n for n in notes if "stem stride" in n)
     assert "stem stride 2 because the images are 32x32, at least 24 px: " in stride and "28 px" not in stride
     assert "x fewer MACs per image than stride 1 at 32x32" in stride

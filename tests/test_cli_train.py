@@ -62,10 +62,10 @@ def test_predict_on_saved_images_matches_eval(cli_run, tmp_path, capsys):
     assert metrics["top1"] == results["test"]["top1"]  # one model, one score: train evaluates in fp32 as eval does
     assert len(metrics["per_class"]) == 10
     # save the test split as PNG files; predict must reproduce eval's confusion matrix exactly
+    from wavemixer.tasks.classification import ClassificationTask
     from wavemixer.train import TrainConfig, resolve_config
-    from wavemixer.train.datasets import build_datasets
 
-    test = build_datasets(resolve_config(TrainConfig())).test
+    test = ClassificationTask(resolve_config(TrainConfig())).build_data().test
     truth = {}
     for i in range(len(test)):
         img, label = test.images[i], int(test.labels[i])
@@ -126,10 +126,10 @@ def test_train_eval_predict_another_mixer_and_wavelet(tmp_path, capsys):
         "random", "db2", 4)  # fmt: skip
     assert main(["eval", str(run)]) == 0
     assert 0 <= json.loads((run / "eval-digits-test" / "metrics.json").read_text())["top1"] <= 100
+    from wavemixer.tasks.classification import ClassificationTask
     from wavemixer.train import TrainConfig, resolve_config
-    from wavemixer.train.datasets import build_datasets
 
-    image = build_datasets(resolve_config(TrainConfig())).test.images[0]
+    image = ClassificationTask(resolve_config(TrainConfig())).build_data().test.images[0]
     Image.fromarray(image[0].numpy()).save(tmp_path / "0.png")
     capsys.readouterr()
     assert main(["predict", str(run), str(tmp_path / "0.png"), "--format", "json"]) == 0

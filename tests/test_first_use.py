@@ -36,17 +36,18 @@ def test_a_four_epoch_run_reports_the_accuracy_its_weights_have(tmp_path):
 
 
 def test_precision_auto_uses_bf16_only_where_it_is_native(monkeypatch, caplog):
+    from wavemixer import cpu
     from wavemixer.train import engine
 
     caplog.set_level("INFO", logger="wavemixer.train.engine")
     cfg = resolve_config(TrainConfig(subset=200, epochs=1, batch_size=32))
-    monkeypatch.setattr(engine, "_cpu_flags", lambda: {"avx2", "fma"})
+    monkeypatch.setattr(cpu, "cpu_flags", lambda: {"avx2", "fma"})
     trainer = engine.Trainer(cfg)
     assert trainer.amp_dtype is None
     assert caplog.messages[0].startswith("precision fp32 (--amp auto: this CPU has neither")
-    monkeypatch.setattr(engine, "_cpu_flags", lambda: {"avx2", "amx_bf16"})
+    monkeypatch.setattr(cpu, "cpu_flags", lambda: {"avx2", "amx_bf16"})
     assert engine.Trainer(cfg).amp_dtype == torch.bfloat16
-    monkeypatch.setattr(engine, "_cpu_flags", lambda: {"avx2"})
+    monkeypatch.setattr(cpu, "cpu_flags", lambda: {"avx2"})
     caplog.clear()
     engine.Trainer(resolve_config(TrainConfig(subset=200, epochs=1, batch_size=32, amp="bf16")))
     assert "slower than fp32 here" in caplog.messages[0]
@@ -54,9 +55,9 @@ def test_precision_auto_uses_bf16_only_where_it_is_native(monkeypatch, caplog):
 
 def test_eval_reuses_the_runs_data_and_its_exact_val_split(seeded_run, capsys):
     from wavemixer.data.splits import split_hash
-    from wavemixer.train.datasets import build_datasets
+    from wavemixer.tasks.classification import ClassificationTask
 
-    val = build_datasets(resolve_config(TrainConfig(seed=3))).val
+    val = ClassificationTask(resolve_config(TrainConfig(seed=3))).build_data().val
     for i, source in enumerate((seeded_run, seeded_run / "best")):  # a run folder and a saved model folder alike
         out = seeded_run / f"eval-out-{i}"
         assert main(["eval", str(source), "--split", "val", "--output-dir", str(out)]) == 0
@@ -91,9 +92,9 @@ def test_eval_finds_an_image_folder_runs_data_and_names_classes(tmp_path, capsys
 
 
 def test_predict_flags_inputs_unlike_the_training_images(seeded_run, tmp_path, capsys):
-    from wavemixer.train.datasets import build_datasets
+    from wavemixer.tasks.classification import ClassificationTask
 
-    digit = build_datasets(resolve_config(TrainConfig())).test.images[0, 0].numpy()
+    digit = ClassificationTask(resolve_config(TrainConfig())).build_data().test.images[0, 0].numpy()
     Image.fromarray(digit).save(tmp_path / "digit.png")
     Image.new("RGB", (64, 64), (255, 0, 0)).save(tmp_path / "red.png")
     assert main(["predict", str(seeded_run), str(tmp_path / "digit.png"), str(tmp_path / "red.png")]) == 0

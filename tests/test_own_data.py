@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from wavemixer.data.scan import scan_folder
+from wavemixer.tasks.classification import ClassificationTask
 from wavemixer.train import TrainConfig, resolve_config, train
-from wavemixer.train.datasets import build_datasets, scan_folder
 
 CLASSES = ["cat", "dog", "emu"]
 
@@ -48,10 +49,10 @@ def _class_folders(root: Path, per_class: int = 20, make=_colour_image, **kw) ->
 # -------------------------------------------------------------------------------------------- layouts
 def test_class_folder_layout_is_split_with_the_seed(tmp_path):
     root = _class_folders(tmp_path / "flat")
-    data = build_datasets(_cfg(dataset="imagefolder", data_dir=str(root)))
+    data = ClassificationTask(_cfg(dataset="imagefolder", data_dir=str(root))).build_data()
     assert data.info.labels == CLASSES and data.info.in_chans == 3
     assert (len(data.train), len(data.val), len(data.test)) == (49, 5, 6)  # 60 images: 10 % test, 10 % of the rest val
-    other = build_datasets(_cfg(dataset="imagefolder", data_dir=str(root), seed=5))
+    other = ClassificationTask(_cfg(dataset="imagefolder", data_dir=str(root), seed=5)).build_data()
     assert set(other.test.ids) == set(data.test.ids), "a carved test split must not move with --seed"
     assert set(other.val.ids) != set(data.val.ids)
     assert any("found 3 classes (class folders)" in n for n in data.notes)
@@ -71,7 +72,7 @@ def test_zip_symlinks_and_manifests(tmp_path):
     (tmp_path / "m.csv").write_text("path,label\n" + "".join(f"{f},{c}\n" for f, c in rows))
     (tmp_path / "m.json").write_text(json.dumps([{"path": f, "label": c} for f, c in rows]))
     for src in ("flat.zip", "linked", "m.csv", "m.json"):
-        data = build_datasets(_cfg(dataset="imagefolder", data_dir=str(tmp_path / src)))
+        data = ClassificationTask(_cfg(dataset="imagefolder", data_dir=str(tmp_path / src))).build_data()
         assert data.info.labels == CLASSES, src
         assert len(data.train) + len(data.val) + len(data.test) == 30, src
 
@@ -79,7 +80,7 @@ def test_zip_symlinks_and_manifests(tmp_path):
 def test_manifest_errors_are_one_line(tmp_path):
     (tmp_path / "bad.csv").write_text("file,class\na.png,cat\n")
     with pytest.raises(ValueError, match="path,label"):
-        build_datasets(_cfg(dataset="imagefolder", data_dir=str(tmp_path / "bad.csv")))
+        ClassificationTask(_cfg(dataset="imagefolder", data_dir=str(tmp_path / "bad.csv"))).build_data()
 
 
 # ------------------------------------------------------------------------------------- up-front scan
@@ -102,9 +103,9 @@ def test_corrupt_files_are_reported_together_and_can_be_skipped(tmp_path):
     (root / "dog" / "005.png").write_bytes(b"not a png")
     (root / "emu" / "007.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
     with pytest.raises(ValueError, match="2 of 24 images") as err:
-        build_datasets(_cfg(dataset="imagefolder", data_dir=str(root)))
+        ClassificationTask(_cfg(dataset="imagefolder", data_dir=str(root))).build_data()
     assert "dog/005.png" in str(err.value) and "emu/007.png" in str(err.value) and "--skip-corrupt" in str(err.value)
-    data = build_datasets(_cfg(dataset="imagefolder", data_dir=str(root), skip_corrupt=True))
+    data = ClassificationTask(_cfg(dataset="imagefolder", data_dir=str(root), skip_corrupt=True)).build_data()
     assert len(data.train) + len(data.val) + len(data.test) == 22
     assert any("skipped 2 unreadable" in n for n in data.notes)
 
@@ -113,7 +114,7 @@ def test_corrupt_files_are_reported_together_and_can_be_skipped(tmp_path):
 def test_defaults_follow_the_data(tmp_path):
     gray = _class_folders(tmp_path / "glyphs", per_class=10, make=_glyph_image)
     cfg = _cfg(dataset="imagefolder", data_dir=str(gray))
-    data = build_datasets(cfg)
+    data = ClassificationTask(cfg).build_data()
     d = data.derived
     assert d["hflip"] is False and d["trivial_augment"] is False  # glyphs: no mirror images
     assert d["model"] == "wavemix_lite_32_7_cifar10_tiny" and d["model_args"] == {
@@ -125,9 +126,13 @@ def test_defaults_follow_the_data(tmp_path):
     assert data.info.mean[0] == pytest.approx(pixels.mean(), abs=0.03)  # the data's own, not ImageNet's
     assert data.info.std[0] == pytest.approx(pixels.std(), abs=0.03)
     assert all(n.startswith(("chose", "found", "no test")) for n in data.notes)
-    colour = build_datasets(_cfg(dataset="imagefolder", data_dir=str(_class_folders(tmp_path / "photos"))))
+    colour = ClassificationTask(
+        _cfg(dataset="imagefolder", data_dir=str(_class_folders(tmp_path / "photos")))
+    ).build_data()
     assert colour.derived["hflip"] is True and colour.derived["model_args"] == {"stride": 1, "final_dim": 16}  # 16 px
-    explicit = build_datasets(_cfg(dataset="imagefolder", data_dir=str(gray), hflip=True, epochs=2, model="x"))
+    explicit = ClassificationTask(
+        _cfg(dataset="imagefolder", data_dir=str(gray), hflip=True, epochs=2, model="x")
+    ).build_data()
     assert not {"hflip", "epochs", "model", "model_args"} & set(explicit.derived)  # every choice overridable
 
 
@@ -161,8 +166,10 @@ def test_large_images_are_resized_and_the_run_records_its_choices(tmp_path):
 # ------------------------------------------------------------------------------------------- splits
 @pytest.mark.parametrize("seed", [0, 1, 7])
 def test_val_and_test_never_overlap_train(tmp_path, seed):
-    digits = build_datasets(_cfg(seed=seed))
-    folder = build_datasets(_cfg(dataset="imagefolder", data_dir=str(_class_folders(tmp_path / "f")), seed=seed))
+    digits = ClassificationTask(_cfg(seed=seed)).build_data()
+    folder = ClassificationTask(
+        _cfg(dataset="imagefolder", data_dir=str(_class_folders(tmp_path / "f")), seed=seed)
+    ).build_data()
     for data in (digits, folder):
         train_ids = {str(i) for i in data.train.ids}
         val_ids = {str(i) for i in data.val.ids}

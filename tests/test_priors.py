@@ -12,8 +12,6 @@ from torch import Tensor, nn
 
 from wavemixer.bench.priors import (
     Erf,
-    carve_validation,
-    class_balanced_subset,
     effective_receptive_field,
     feature_extractor,
     mass_centroid,
@@ -26,6 +24,7 @@ from wavemixer.bench.priors import (
     shift_robustness,
     write_table,
 )
+from wavemixer.data.splits import carve_validation, class_balanced_subset
 
 
 # ------------------------------------------------------------------------------------------ subsets
@@ -301,3 +300,28 @@ def test_measure_plot_and_tables(tmp_path) -> None:
     assert md[0] == "| model | accuracy | erf_r50 |" and md[2].startswith("| gap | ") and len(md) == 4
     png = plot_erfs(erfs, tmp_path / "erf.png", title="untrained")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_priors_script_measures_a_run_on_its_own_test_split(tmp_path) -> None:
+    """``scripts/priors.py`` on a committed run folder: its clean accuracy is the one ``wavemixer eval`` gives
+    (the same split, preprocessing and model), and every table and picture is written."""
+    import csv
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    run = repo / "tests" / "golden" / "old_run" / "digits-run"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(repo / "src")}
+    cmd = [sys.executable, str(repo / "scripts" / "priors.py"), f"digits={run}", "--out", str(tmp_path), "--erf-images",
+           "16", "--device", "cpu"]  # fmt: skip
+    subprocess.run(cmd, env=env, check=True, capture_output=True, cwd=tmp_path)
+    with (tmp_path / "priors.csv").open() as fh:
+        (row,) = list(csv.DictReader(fh))
+    expected = json.loads((repo / "tests" / "golden" / "old_run" / "expected.json").read_text())["eval_test"]
+    assert float(row["accuracy"]) == pytest.approx(expected["top1"], abs=0.01)
+    assert 0 <= float(row["circular_consistency_even"]) <= 100 and float(row["erf_r90"]) > float(row["erf_r50"]) > 0
+    for name in ("priors.md", "priors-full.csv", "priors-full.md", "erf.png", "erf-untrained.png"):
+        assert (tmp_path / name).stat().st_size > 0, name

@@ -51,10 +51,10 @@ def test_readme_timm_example_runs_as_written():
 
 
 def test_docs_state_the_default_jobs_split_sizes_as_the_run_prints_them():
+    from wavemixer.tasks.classification import ClassificationTask
     from wavemixer.train import TrainConfig, resolve_config
-    from wavemixer.train.datasets import build_datasets
 
-    data = build_datasets(resolve_config(TrainConfig()))
+    data = ClassificationTask(resolve_config(TrainConfig())).build_data()
     text = (REPO / "docs" / "training.md").read_text()
     assert f"{len(data.train):,} training images" in text
     assert f"{len(data.val):,} validation images" in text and f"{len(data.test):,} test images" in text

@@ -11,8 +11,8 @@ import torch
 from PIL import Image
 
 from wavemixer.data.transforms import Preprocess
+from wavemixer.tasks.classification import ClassificationTask
 from wavemixer.train import TrainConfig, train
-from wavemixer.train.datasets import build_datasets
 
 
 def _cfg(**kw) -> TrainConfig:
@@ -55,14 +55,14 @@ def test_mnist_subset_trains_well_above_chance(shared_data, tmp_path):
 
 
 def test_fashion_mnist_and_cifar10_zip_load(shared_data):
-    data = build_datasets(_cfg(dataset="fashion_mnist", data_dir=str(shared_data), subset=200))
+    data = ClassificationTask(_cfg(dataset="fashion_mnist", data_dir=str(shared_data), subset=200)).build_data()
     assert data.info.labels[9] == "Ankle boot" and data.info.in_chans == 1 and len(data.train) == 200
     x, y = data.train[0]
     assert x.shape == (1, 28, 28) and x.dtype == torch.float32 and 0 <= y < 10
-    full = build_datasets(_cfg(dataset="mnist", data_dir=str(shared_data)))
+    full = ClassificationTask(_cfg(dataset="mnist", data_dir=str(shared_data))).build_data()
     assert (len(full.train), len(full.val), len(full.test)) == (54_000, 6_000, 10_000)
     zip_path = shared_data / "CIFAR10" / "cifar10_jpeg_q75_imagefolder.zip"
-    c = build_datasets(_cfg(dataset="cifar10", data_dir=str(zip_path), subset=100))
+    c = ClassificationTask(_cfg(dataset="cifar10", data_dir=str(zip_path), subset=100)).build_data()
     assert c.info.labels == sorted(c.info.labels) and "airplane" in c.info.labels and c.info.in_chans == 3
     assert c.train[0][0].shape == (3, 32, 32) and len(c.test) == 25
 
@@ -73,7 +73,7 @@ def test_imagefolder_tree_and_zip_train(tmp_path):
         for p in sorted((tmp_path / "tree").rglob("*.png")):
             z.write(p, "pets/" + p.relative_to(tmp_path / "tree").as_posix())
     for src in ("tree", "tree.zip"):
-        data = build_datasets(_cfg(dataset="imagefolder", data_dir=str(tmp_path / src), input_size=16))
+        data = ClassificationTask(_cfg(dataset="imagefolder", data_dir=str(tmp_path / src), input_size=16)).build_data()
         assert data.info.labels == ["cat", "dog", "emu"]
         assert (len(data.train), len(data.val), len(data.test)) == (36, 36, 36)  # own val split is used
         assert data.train[0][0].shape == (3, 16, 16)
@@ -96,14 +96,14 @@ def test_imagefolder_tree_and_zip_train(tmp_path):
 
 def test_bad_data_inputs_get_clear_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="--download"):
-        build_datasets(_cfg(dataset="mnist", data_dir=str(tmp_path)))
+        ClassificationTask(_cfg(dataset="mnist", data_dir=str(tmp_path))).build_data()
     with pytest.raises(FileNotFoundError, match="does not exist"):
-        build_datasets(_cfg(dataset="imagefolder", data_dir=str(tmp_path / "missing")))
+        ClassificationTask(_cfg(dataset="imagefolder", data_dir=str(tmp_path / "missing"))).build_data()
     (tmp_path / "empty" / "train" / "cat").mkdir(parents=True)
     with pytest.raises(ValueError, match="no images found"):
-        build_datasets(_cfg(dataset="imagefolder", data_dir=str(tmp_path / "empty")))
+        ClassificationTask(_cfg(dataset="imagefolder", data_dir=str(tmp_path / "empty"))).build_data()
     with pytest.raises(ValueError, match="needs --data-dir"):
-        build_datasets(_cfg(dataset="imagefolder"))
+        ClassificationTask(_cfg(dataset="imagefolder")).build_data()
     with pytest.raises(ValueError, match="unknown data set"):
         _cfg(dataset="mnistt")
 

@@ -47,10 +47,10 @@ def test_mixup_and_cutmix_come_from_torchvision(tmp_path):
     from torchvision.transforms import v2
 
     trainer = Trainer(resolve_config(TrainConfig(mixup=0.4, cutmix=1.0, **FAST)))
-    assert isinstance(trainer.mixer, v2.RandomChoice)
-    assert {type(t) for t in trainer.mixer.transforms} == {v2.MixUp, v2.CutMix}
+    assert isinstance(trainer.batch_mix, v2.RandomChoice)
+    assert {type(t) for t in trainer.batch_mix.transforms} == {v2.MixUp, v2.CutMix}
     x, y = next(iter(trainer.train_loader))
-    mixed, soft = trainer.mixer(x, y)
+    mixed, soft = trainer.batch_mix(x, y)
     assert mixed.shape == x.shape and not torch.equal(mixed, x)
     assert soft.shape == (len(y), trainer.info.num_classes) and torch.allclose(soft.sum(1), torch.ones(len(y)))
     assert trainer.train_one_epoch() > 0

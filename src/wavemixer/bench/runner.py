@@ -9,10 +9,8 @@ reported time is the median over all timed steps of all rounds.
 from __future__ import annotations
 
 import ast
-import contextlib
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -401,10 +399,6 @@ def machine_description(device: str) -> str:
         import torch
 
         return torch.cuda.get_device_name(torch.device(device))
-    model = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError), open("/proc/cpuinfo") as fh:  # Linux only; elsewhere platform's name
-        for line in fh:
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return f"{model}, {os.cpu_count()} logical CPUs"
+    from wavemixer.cpu import cpu_model
+
+    return f"{cpu_model()}, {os.cpu_count()} logical CPUs"

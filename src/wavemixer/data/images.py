@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,8 @@ __all__ = [
     "list_unreadable",
     "load_image",
     "open_image",
+    "readable_images",
+    "settle_unreadable",
     "unit_float",
     "unreadable_reason",
 ]
@@ -150,6 +153,34 @@ def list_unreadable(corrupt: list[tuple[str, str]], shown: int = 3) -> str:
     """``file (why); ...`` for the first ``shown`` unreadable files: whole names, never cut mid-path."""
     text = "; ".join(f"{f} ({why})" for f, why in corrupt[:shown])
     return text + (f"; and {len(corrupt) - shown} more" if len(corrupt) > shown else "")
+
+
+def readable_images(
+    files: Sequence[str | Path], skipped: list[tuple[str, str]] | None, color_mode: str = "RGB"
+) -> list[Path]:
+    """The ``files`` that decode, checked before anything is predicted. An unreadable one is an error naming every
+    unreadable file, unless a ``skipped`` list is given (``--skip-corrupt``): then they are listed there."""
+    good, unreadable = [], []
+    for f in files:
+        try:
+            load_image(f, color_mode, full_range=False)
+            good.append(Path(f))
+        except UnreadableImage as exc:
+            unreadable.append((os.fspath(f), exc.reason))
+    settle_unreadable(unreadable, len(files), skipped)
+    return good
+
+
+def settle_unreadable(unreadable: list[tuple[str, str]], total: int, skipped: list[tuple[str, str]] | None) -> None:
+    """Refuse the unreadable inputs of a prediction in one error naming them, or, given a ``skipped`` list
+    (``--skip-corrupt``), add them to it."""
+    if unreadable and skipped is None:
+        raise ValueError(
+            f"{len(unreadable)} of {total:,} images cannot be read: {list_unreadable(unreadable)}; fix or "
+            "remove them, or pass --skip-corrupt to predict the others"
+        )
+    if skipped is not None:
+        skipped += unreadable
 
 
 def find_images(inputs: list[str]) -> list[Path]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import operator
 import random
+import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -26,6 +27,7 @@ __all__ = [
     "SUBSET_MIN",
     "TEST_SPLIT_SEED",
     "carve_validation",
+    "check_split_fingerprint",
     "class_balanced_subset",
     "hold_out",
     "make_splits",
@@ -195,3 +197,22 @@ def carve_validation(
     if empty:
         raise ValueError(f"fraction={fraction} leaves class {empty[0]} with no validation image")
     return _take(ranked, counts, f"fraction={fraction}")
+
+
+def check_split_fingerprint(split: str, hashes: dict[str, str], stored: dict[str, Any], seed: int) -> None:
+    """Refuse a rebuilt val split that is not the run's own (it would score training images): its fingerprint
+    must be the one the run stored, unless another ``seed`` was asked for (then a note says it overlaps)."""
+    want = (stored.get("split_hashes") or {}).get(split)
+    if want is None or hashes.get(split) == want:
+        return
+    if stored.get("seed") is not None and seed != stored["seed"]:
+        print(
+            f"note: --seed {seed} is not the run's seed {stored['seed']}: this {split} split is not the run's and "
+            "overlaps its training images",
+            file=sys.stderr,
+        )
+        return
+    raise ValueError(
+        f"the {split} split rebuilt from the run's settings differs from the one it trained with (fingerprint "
+        f"{hashes.get(split)} vs {want}): the images changed since the run; restore them or retrain"
+    )

@@ -42,6 +42,15 @@ class PredictOptions:
     #: lines for standard error, added by the task (skipped files, missing statistics)
     notes: list[str] = field(default_factory=list)
 
+    def note_skipped(self) -> None:
+        """Add the note naming the unreadable inputs left out (``--skip-corrupt``), if any were."""
+        if self.skipped:
+            from wavemixer.data.images import list_unreadable
+
+            self.notes.append(
+                f"skipped {len(self.skipped)} unreadable image(s) (--skip-corrupt): {list_unreadable(self.skipped)}"
+            )
+
 
 class Task(ABC):
     """The task-specific half of training, evaluation and prediction, set up for one configuration."""
@@ -59,6 +68,9 @@ class Task(ABC):
     #: data set name -> its defaults (``model``, ``epochs``, ``crop_padding``, ``hflip``, ``trivial_augment``;
     #: ``None``: decided from the data when it is read)
     datasets: ClassVar[dict[str, dict[str, Any]]] = {}
+    #: the keys of a data set's defaults that fill training options left unset (the rest, e.g. normalisation
+    #: statistics, are the task's own to apply when it reads the data)
+    config_defaults: ClassVar[tuple[str, ...]] = ("model", "epochs", "crop_padding", "hflip", "trivial_augment")
     #: other spellings of data set names
     aliases: ClassVar[dict[str, str]] = {}
     #: appended to the unknown-data-set error

@@ -21,7 +21,7 @@ from wavemixer.data.builtin import EMNIST_SPLITS, default_data_dir, load_builtin
 from wavemixer.data.bundle import DataBundle, DataInfo
 from wavemixer.data.datasets import ArrayDataset
 from wavemixer.data.defaults import decode_once, derive_defaults, image_statistics
-from wavemixer.data.images import UnreadableImage, image_features, list_unreadable, load_image
+from wavemixer.data.images import UnreadableImage, image_features, load_image, settle_unreadable
 from wavemixer.data.manifest import MANIFEST_SUFFIXES
 from wavemixer.data.scan import folder_splits, scan_summary
 from wavemixer.data.splits import TEST_SPLIT_SEED, hold_out
@@ -261,9 +261,7 @@ class ClassificationTask(Task):
     def predict(self, loaded: LoadedModel, files: list[Path], options: PredictOptions) -> list[dict[str, Any]]:
         rows = predict_files(loaded, files, batch_size=options.batch_size, top_k=options.top_k,
                              device=options.device, skipped=options.skipped)  # fmt: skip
-        if options.skipped:
-            unreadable = list_unreadable(options.skipped)
-            options.notes.append(f"skipped {len(options.skipped)} unreadable image(s) (--skip-corrupt): {unreadable}")
+        options.note_skipped()
         if not loaded.preprocessing.get("input_stats"):
             options.notes.append(
                 f"note: input_z is empty: {loaded.source} stores no statistics of its training images (weights saved "
@@ -344,13 +342,7 @@ def predict_files(
                     top_k=[dict(label=loaded.labels[j], probability=q) for j, q in zip(i, p)],
                 )
             )
-    if unreadable and skipped is None:
-        raise ValueError(
-            f"{len(unreadable)} of {len(files):,} images cannot be read: {list_unreadable(unreadable)}; fix or "
-            "remove them, or pass --skip-corrupt to predict the others"
-        )
-    if skipped is not None:
-        skipped += unreadable
+    settle_unreadable(unreadable, len(files), skipped)
     return rows
 
 

@@ -27,7 +27,7 @@ from torch import Tensor, nn
 from wavemixer.constants import IGNORE_INDEX, IMAGENET_MEAN_STD
 from wavemixer.data.builtin import default_data_dir
 from wavemixer.data.bundle import DataBundle, DataInfo
-from wavemixer.data.images import load_image
+from wavemixer.data.images import load_image, readable_images
 from wavemixer.data.masks import (
     CAMVID_CLASSES,
     CAMVID_PALETTE,
@@ -185,6 +185,8 @@ class SegmentationTask(Task):
     # ------------------------------------------------------------------------------------------ predicting
     def predict(self, loaded: LoadedModel, files: list[Path], options: PredictOptions) -> list[dict[str, Any]]:
         """``<name>_mask.png`` (colours), ``<name>_overlay.png`` and ``<name>_labels.png`` per image."""
+        files = readable_images(files, options.skipped)
+        options.note_skipped()
         return predict_segmentation(loaded.model, files, options.out_dir or Path("predictions"),
                                     preprocessing=loaded.preprocessing, labels=loaded.labels,
                                     device=options.device)  # fmt: skip

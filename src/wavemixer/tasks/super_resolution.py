@@ -35,7 +35,7 @@ from wavemixer.data.hr_images import (
     rgb_to_y,
     same_size,
 )
-from wavemixer.data.images import load_image
+from wavemixer.data.images import load_image, readable_images
 
 from .base import PredictOptions, Task
 
@@ -188,6 +188,8 @@ class SuperResolutionTask(Task):
     # ------------------------------------------------------------------------------------------ predicting
     def predict(self, loaded: LoadedModel, files: list[Path], options: PredictOptions) -> list[dict[str, Any]]:
         """``<name>_x<scale>.png`` and a side-by-side ``<name>_compare.png`` per image."""
+        files = readable_images(files, options.skipped)
+        options.note_skipped()
         return predict_super_resolution(loaded.model, files, options.out_dir or Path("predictions"),
                                         device=options.device, from_hr=options.from_hr)  # fmt: skip
 

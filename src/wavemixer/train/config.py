@@ -86,7 +86,7 @@ class TrainConfig:
     skip_corrupt: bool = _opt(False, "image folders: train without the unreadable images the up-front scan reports")
     subset: int | None = _opt(
         None,
-        "use only the first N (stratified) training and N//4 val/test images: quick experiments and tests",
+        "use a random N training and N//4 val/test images (fixed by --seed): quick experiments and tests",
         ge=1,
     )
     per_class: int | None = _opt(

@@ -36,7 +36,8 @@ class DistContext:
         return self.world_size > 1
 
 
-def _pick_device(name: str, local_rank: int) -> torch.device:
+def pick_device(name: str, local_rank: int = 0) -> torch.device:
+    """``auto`` (CUDA, then MPS, then CPU) or the named device; ``local_rank`` picks among CUDA devices."""
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda", local_rank % torch.cuda.device_count())
@@ -57,7 +58,7 @@ def setup_distributed(device: str = "auto") -> DistContext:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    dev = _pick_device(device, local_rank)
+    dev = pick_device(device, local_rank)
     if world > 1 and not dist.is_initialized():
         if dev.type == "cuda":
             torch.cuda.set_device(dev)

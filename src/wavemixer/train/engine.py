@@ -59,9 +59,10 @@ class Diverged(RuntimeError):
 
 def resolve_config(cfg: TrainConfig) -> TrainConfig:
     """Fill ``None`` options from the data set's defaults and the recipe; refuse options the task has no use for."""
-    name, d = task_class(cfg.task).dataset_defaults(cfg.dataset)
+    task_type = task_class(cfg.task)
+    name, d = task_type.dataset_defaults(cfg.dataset)
     changes: dict[str, Any] = {"dataset": name}
-    for key in ("model", "epochs", "crop_padding", "hflip", "trivial_augment"):
+    for key in task_type.config_defaults:
         if getattr(cfg, key) is None and d.get(key) is not None:  # None: derived from the data when it is read
             changes[key] = d[key]
     if cfg.lr is None:
@@ -79,24 +80,14 @@ def native_bf16(device: torch.device) -> tuple[bool, str]:
         ok = torch.cuda.is_bf16_supported(including_emulation=False)
         return ok, f"{torch.cuda.get_device_name(device)} {'has' if ok else 'lacks'} native bf16"
     if device.type == "cpu":
-        flags = _cpu_flags()
+        from wavemixer.cpu import cpu_flags
+
+        flags = cpu_flags()
         found = sorted(f for f in ("avx512_bf16", "amx_bf16") if f in flags)
         if found:
             return True, f"this CPU has {' and '.join(found)}"
         return False, "this CPU has neither avx512_bf16 nor amx_bf16, so bf16 would be emulated (slower)"
     return False, f"bf16 autocast is not assumed native on {device.type}"
-
-
-def _cpu_flags() -> set[str]:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:  # not Linux: fall back to what torch's own dispatcher detected
-        cap = torch.backends.cpu.get_cpu_capability().lower()
-        return {"avx512_bf16"} if "amx" in cap else set()
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            return set(line.split(":", 1)[1].split())
-    return set()
 
 
 def build_ema(model: nn.Module, decay: float, warmup: bool) -> nn.Module:
@@ -170,7 +161,7 @@ class Trainer:
             model.to(memory_format=torch.channels_last)
         self.model = model  # the plain module: saved, averaged, evaluated
         self.ema = build_ema(model, cfg.ema_decay, cfg.ema_warmup) if cfg.ema else None
-        self.mixer = self.task.batch_transform(self.info)
+        self.batch_mix = self.task.batch_transform(self.info)
         # a compiled step cannot check BatchNorm invertibility itself without a graph break: do it eagerly
         self._refresh_memory_plan = cfg.compile and cfg.memory_efficient
         net: nn.Module = torch.compile(model) if cfg.compile else model  # compile before DDP
@@ -367,8 +358,8 @@ class Trainer:
             x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
             if cfg.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            if self.mixer is not None:
-                x, y = self.mixer(x, y)
+            if self.batch_mix is not None:
+                x, y = self.batch_mix(x, y)
             if self._refresh_memory_plan:
                 self.model.refresh_memory_plan()
             last_micro = (i + 1) % accum == 0

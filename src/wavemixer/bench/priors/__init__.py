@@ -1,5 +1,6 @@
-"""Measurements of the priors WaveMix claims (issue 24): sample efficiency's class-balanced subsets, shift
-and scale robustness, and the effective receptive field, as functions over models and test tensors.
+"""Measurements of the priors WaveMix claims: shift and scale robustness and the effective receptive field, as
+functions over models and test tensors (sample efficiency's class-balanced subsets are training's
+``--per-class``, :func:`wavemixer.data.splits.class_balanced_subset`).
 
 Nothing here trains or loads a data set: the functions take labels, models and normalised image batches,
 so they apply alike to trained run folders, untrained networks and the tiny models of the tests.
@@ -19,7 +20,6 @@ from .robustness import (
     shift_images,
     shift_robustness,
 )
-from .subsets import carve_validation, class_balanced_subset
 
 __all__ = [
     "DIRECTIONS",
@@ -27,8 +27,6 @@ __all__ = [
     "Erf",
     "Perturbed",
     "Robustness",
-    "carve_validation",
-    "class_balanced_subset",
     "effective_receptive_field",
     "eval_mode",
     "feature_extractor",

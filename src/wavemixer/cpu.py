@@ -1,0 +1,46 @@
+"""What this CPU is: its model name and the instruction-set flags that decide torch's kernels.
+
+Read once from ``/proc/cpuinfo`` (Linux); elsewhere the model is ``platform``'s and the flags what torch's own
+dispatcher detected. Training asks whether bf16 is native; benchmarks record the machine with every result.
+"""
+
+from __future__ import annotations
+
+import functools
+import platform
+from pathlib import Path
+
+__all__ = ["KERNEL_FLAGS", "cpu_flags", "cpu_model"]
+
+KERNEL_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
+"""The flags that change which kernels run (and so speed, and bf16 support): what result files record."""
+
+
+@functools.cache
+def _cpuinfo() -> tuple[str | None, frozenset[str] | None]:
+    model, flags = None, None
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return None, None
+    for line in text.splitlines():
+        if line.startswith("model name") and model is None:
+            model = line.split(":", 1)[1].strip()
+        if line.startswith("flags") and flags is None:
+            flags = frozenset(line.split(":", 1)[1].split())
+    return model, flags
+
+
+def cpu_model() -> str:
+    """The CPU's marketing name (``AMD EPYC 9R14``), else the platform's processor or machine name."""
+    return _cpuinfo()[0] or platform.processor() or platform.machine()
+
+
+def cpu_flags() -> frozenset[str]:
+    """The CPU's instruction-set flags; without ``/proc/cpuinfo``, ``avx512_bf16`` when torch dispatches AMX."""
+    flags = _cpuinfo()[1]
+    if flags is not None:
+        return flags
+    import torch
+
+    return frozenset({"avx512_bf16"}) if "amx" in torch.backends.cpu.get_cpu_capability().lower() else frozenset()
