@@ -221,6 +221,38 @@ def sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def compile_check(args: argparse.Namespace) -> int:
+    """Eager against ``torch.compile`` training steps of every contender (1 thread, fp32, batch 128, interleaved
+    in one run): whether the contest should train everything compiled. Writes compile-check.csv/.md."""
+    import dataclasses
+
+    pairs = [(c, e) for c, e in _entries(args.budgets) if not args.only or c.key in args.only]
+    compiled = [(c, dataclasses.replace(e, label=f"{e.label} [compile]", variant="compile")) for c, e in pairs]
+    rows = _measure([p for pair in zip(pairs, compiled) for p in pair], threads=1, rounds=args.rounds, device="cpu",
+                    precisions=("fp32",), warmup=args.warmup, iters=args.iters)  # fmt: skip
+    for row, (_, e) in zip(rows, [p for pair in zip(pairs, compiled) for p in pair]):
+        row["variant"] = e.variant or "eager"
+    _write_csv(args.out / "compile-check.csv", rows)
+    info = machine()
+    lines = [
+        f"Training step (batch {C.BATCH_SIZE}, fp32, one thread) eager and under `torch.compile` (inductor, default "
+        f"mode), interleaved, {args.rounds} round(s) x {args.iters} steps after {args.warmup} warm-up step(s) (the "
+        "compilation), each in a fresh process; fastest step. Machine: "
+        f"{info['cpu']}, {info['cpus']} CPUs, flags {info['flags']}, torch {info['torch']}. Command: "
+        "`python scripts/contest.py compile-check`.",
+        "",
+        "| budget | contender | eager (ms/step) | compiled (ms/step) | compiled / eager |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for eager, comp in zip(rows[::2], rows[1::2]):
+        a, b = eager["ms_per_step"], comp["ms_per_step"]
+        ratio = f"{b / a:.2f}" if a and b else "–"
+        lines.append(f"| {eager['budget']} | {eager['key']} | {a or '–'} | {b or comp['error'] or '–'} | {ratio} |")
+    (args.out / "compile-check.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
 def gpu_sweep(args: argparse.Namespace) -> int:
     """The same training steps on a CUDA device, fp32 and bf16: throughput-cuda.csv/.md (one round, ~5 min)."""
     import torch
@@ -459,6 +491,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="measure the 2-thread rows again, keeping the 1-thread rows (the budgets)")  # fmt: skip
     p.add_argument("--out", type=Path, default=OUT)
     p.set_defaults(func=sweep)
+    p = sub.add_parser("compile-check", help="eager against torch.compile training steps (decides the execution path)")
+    p.add_argument("--budgets", nargs="+", default=["40k"], choices=list(C.BUDGETS))
+    p.add_argument("--only", nargs="+", help="these contender keys only")
+    p.add_argument("--rounds", type=int, default=1)
+    p.add_argument("--warmup", type=int, default=2, help="warm-up steps (the first compiles)")
+    p.add_argument("--iters", type=int, default=5)
+    p.add_argument("--out", type=Path, default=OUT)
+    p.set_defaults(func=compile_check)
     p = sub.add_parser("gpu-sweep", help="the throughput sweep on a CUDA device, fp32 and bf16")
     p.add_argument("--budgets", nargs="+", default=list(C.BUDGETS), choices=list(C.BUDGETS))
     p.add_argument("--only", nargs="+", help="these contender keys only")
