@@ -328,8 +328,14 @@ def tune(args: argparse.Namespace) -> int:
         if unknown:
             raise SystemExit(f"--settings: unknown setting(s) {unknown}; the grid's are {list(known)}")
         settings = [known[k] for k in args.settings]
+    edges: dict[str, list[C.Setting]] = {}
+    if args.edge:  # the edge rule: one step beyond the grid for contenders tuned at its boundary
+        tuning = args.out / f"tuning-{budget}.csv"
+        if not tuning.is_file():
+            raise SystemExit(f"--edge reads {tuning}, which does not exist: tune the grid first")
+        edges = C.edge_settings(C.read_tuning(tuning, complete=True, within=C.TUNING_GRID))
     for c in _selected(budget, args.only):
-        for setting in settings:
+        for setting in edges.get(c.key, []) if args.edge else settings:
             out = args.runs / f"tune-{budget}" / c.key / f"{setting.key}-s0"
             jobs.append(
                 (C.train_command(c, setting, steps=steps[c.key], seed=0, output=out, data_dir=args.data_dir), out)
@@ -523,6 +529,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
         if name == "tune":
             p.add_argument("--settings", nargs="+", help="these settings of the grid only (e.g. lr0.003-wu0.2)")
+            p.add_argument("--edge", action="store_true",
+                           help="the edge rule: contenders whose best lr is the grid's lowest or highest train one "
+                                "step beyond it (both warm-ups)")  # fmt: skip
         p.add_argument("--runs", type=Path, default=RUNS)
         p.add_argument("--out", type=Path, default=OUT)
         p.set_defaults(func=func)

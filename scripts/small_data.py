@@ -75,7 +75,15 @@ def tune(args: argparse.Namespace) -> int:
     """Every entry at every setting of the tuning grid on the regime's subset, seed 0."""
     regime = S.REGIMES[args.regime]
     root = args.runs / regime.name / "tune"
-    folders = [(e, s, root / e.key / f"{s.key}-s0") for e in _entries(args) for s in C.TUNING_GRID]
+    edges: dict[str, list[C.Setting]] = {}
+    if args.edge:  # the contest's edge rule, on this regime's own tuning
+        tuning = args.out / f"tuning-{regime.name}.csv"
+        if not tuning.is_file():
+            raise SystemExit(f"--edge reads {tuning}, which does not exist: tune the grid first")
+        edges = C.edge_settings(C.read_tuning(tuning, complete=True, within=C.TUNING_GRID))
+    entries = _entries(args)
+    grid = {e.key: edges.get(e.key, []) if args.edge else list(C.TUNING_GRID) for e in entries}
+    folders = [(e, s, root / e.key / f"{s.key}-s0") for e in entries for s in grid[e.key]]
     jobs = [
         Job(S.train_command(e, s, regime, seed=0, output=out, data_dir=args.data_dir), out) for e, s, out in folders
     ]
@@ -222,6 +230,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             add_lane_options(p)
         if name == "run":
             p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+        if name == "tune":
+            p.add_argument("--edge", action="store_true",
+                           help="the contest's edge rule: one lr step beyond the grid where the best is at its edge")
         if name == "run":
             p.set_defaults(full=None)
         if name == "summarize":

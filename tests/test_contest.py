@@ -111,3 +111,21 @@ def test_runs_are_started_and_resumed_with_the_contests_own_commands(tmp_path: P
     out.mkdir(parents=True)
     (out / "checkpoint.pt").write_bytes(b"")
     assert command(Job(args, out)) == [sys.executable, "-m", "wavemixer.cli", "train", "--resume", str(out)]
+
+
+def test_edge_rule_extends_the_grid_once_where_the_best_lr_is_at_its_boundary(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    with path.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["key", "lr", "warmup", "val_top1"])
+        for s in C.TUNING_GRID:
+            w.writerow(["high", s.lr, s.warmup, 50 + 1000 * s.lr])  # best at lr 1e-2
+            w.writerow(["low", s.lr, s.warmup, 50 - 1000 * s.lr])  # best at lr 1e-3
+            w.writerow(["inside", s.lr, s.warmup, 60 if s.lr == 3e-3 else 50])
+        w.writerow(["high", 0.03, 1.0, 99.0])  # its edge run, better still: chosen, but not extended again
+    grid_best = C.read_tuning(path, complete=True, within=C.TUNING_GRID)
+    edges = C.edge_settings(grid_best)
+    assert edges == {"high": [C.Setting(0.03, 0.2), C.Setting(0.03, 1.0)],
+                     "low": [C.Setting(0.000333, 0.2), C.Setting(0.000333, 1.0)]}  # fmt: skip
+    assert C.read_tuning(path, complete=True)["high"] == C.Setting(0.03, 1.0)  # the run grid takes the edge's best
+    assert [s.key for s in edges["high"]] == ["lr0.03-wu0.2", "lr0.03-wu1"]

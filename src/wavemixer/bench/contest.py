@@ -37,6 +37,7 @@ __all__ = [
     "Contender",
     "Setting",
     "contenders",
+    "edge_settings",
     "solve_wavemix",
     "steps_for_budget",
     "train_command",
@@ -94,6 +95,12 @@ class Setting:
 
 TUNING_GRID = tuple(Setting(lr, wu) for lr in (1e-3, 3e-3, 1e-2) for wu in (0.2, 1.0))
 """Peak learning rate x warm-up epochs, the same six settings for every contender (seed 0, val split)."""
+
+GRID_LRS = (1e-3, 3e-3, 1e-2)
+EDGE_STEP = 3.0
+"""The edge rule: a contender whose best setting lies at the grid's lowest or highest learning rate trains
+both warm-ups once more at that rate / or x :data:`EDGE_STEP` (:func:`edge_settings`), so that no model is
+held at a boundary of the grid. Applied alike to every contender, once."""
 
 PRESCREEN = Setting(3e-3, 0.2)
 """The one setting every WaveMix configuration trains at first (seed 0, the short budget): the middle learning
@@ -258,17 +265,23 @@ def train_command(
 
 
 # ------------------------------------------------------------------------------------------ tuning
-def read_tuning(path: Path, *, complete: bool = False) -> dict[str, Setting]:
+def read_tuning(
+    path: Path, *, complete: bool = False, within: Sequence[Setting] | None = None
+) -> dict[str, Setting]:
     """Each contender's best setting from a committed tuning CSV (highest val top-1; ties: lower lr).
 
     ``complete``: only contenders with a run at every setting of :data:`TUNING_GRID` (a pre-screen trains
-    some contenders at one setting; those are not tuned)."""
+    some contenders at one setting; those are not tuned). ``within``: choose among these settings only (the
+    grid without its edge runs, for :func:`edge_settings`)."""
     best: dict[str, tuple[float, Setting]] = {}
     seen: dict[str, set[Setting]] = {}
+    allowed = set(within) if within is not None else None
     with path.open() as fh:
         for row in csv.DictReader(fh):
             s = Setting(float(row["lr"]), float(row["warmup"]))
             seen.setdefault(row["key"], set()).add(s)
+            if allowed is not None and s not in allowed:
+                continue
             val = float(row["val_top1"])
             cur = best.get(row["key"])
             if cur is None or val > cur[0] or (val == cur[0] and s.lr < cur[1].lr):
@@ -276,16 +289,34 @@ def read_tuning(path: Path, *, complete: bool = False) -> dict[str, Setting]:
     return {k: s for k, (_, s) in best.items() if not complete or seen[k] >= set(TUNING_GRID)}
 
 
+def edge_settings(best: dict[str, Setting]) -> dict[str, list[Setting]]:
+    """Per contender whose best learning rate is the grid's lowest or highest: the two settings one
+    :data:`EDGE_STEP` beyond it (both warm-ups). Empty for the others."""
+    out = {}
+    for key, s in best.items():
+        if s.lr in (min(GRID_LRS), max(GRID_LRS)):
+            lr = s.lr * EDGE_STEP if s.lr == max(GRID_LRS) else s.lr / EDGE_STEP
+            out[key] = [Setting(float(f"{lr:.3g}"), wu) for wu in (0.2, 1.0)]
+    return out
+
+
+def _setting_of(key: str) -> Setting | None:
+    """``lr0.003-wu0.2`` -> Setting(0.003, 0.2); ``None`` for another name."""
+    import re
+
+    m = re.fullmatch(r"lr([0-9.e+-]+)-wu([0-9.e+-]+)", key)
+    return Setting(float(m.group(1)), float(m.group(2))) if m else None
+
+
 def tuning_rows(root: Path) -> list[dict[str, Any]]:
     """One row per finished tuning run under ``root`` (``<contender>/<setting>-s0``): the contender, its
-    setting, steps and epochs trained, best epoch, best val top-1 and minutes; runs off the grid are left out."""
+    setting, steps and epochs trained, best epoch, best val top-1 and minutes (grid and edge settings)."""
     from wavemixer.runs import collect_runs
 
-    settings = {s.key: s for s in TUNING_GRID}
     rows = []
     for r in collect_runs([root]) if root.is_dir() else []:  # groups are <contender>/<setting>
         key, _, setting_key = r.group.partition("/")
-        setting = settings.get(setting_key)
+        setting = _setting_of(setting_key)
         if setting is None or r.seed != 0 or r.best_val is None:
             continue
         rows.append(dict(key=key, lr=setting.lr, warmup=setting.warmup, steps=r.steps, epochs=r.epochs,
@@ -306,12 +337,13 @@ def tuning_table(
     the contenders trained only at :data:`PRESCREEN`."""
     by = {(r["key"], Setting(float(r["lr"]), float(r["warmup"]))): r for r in rows}
     keys = sorted(dict.fromkeys(r["key"] for r in rows), key=lambda k: (k not in best, k))
-    settings = " | ".join(f"lr {s.lr:g}, warm-up {s.warmup:g}" for s in TUNING_GRID)
+    columns = sorted(set(TUNING_GRID) | {s for _, s in by}, key=lambda s: (s.lr, s.warmup))
+    settings = " | ".join(f"lr {s.lr:g}, warm-up {s.warmup:g}" for s in columns)
     lines = [f"| contender |{f' {size[0]} |' if size else ''} {settings} |"]
-    lines.append("|---|" + ("---:|" if size else "") + "---:|" * len(TUNING_GRID))
+    lines.append("|---|" + ("---:|" if size else "") + "---:|" * len(columns))
     for key in keys:
         cells = []
-        for s in TUNING_GRID:
+        for s in columns:
             r = by.get((key, s))
             text = "–" if r is None else f"{float(r['val_top1']):.2f}"
             cells.append(f"**{text}**" if best.get(key) == s else text)
