@@ -34,7 +34,8 @@ from wavemixer.runs import add_lane_options, train_in_lanes
 def run(args: argparse.Namespace) -> int:
     grid = claims.GRIDS[args.grid]
     root = args.runs / args.grid
-    jobs = claims.jobs(grid, root, args.seeds, args.only, epochs=args.epochs, data_dir=args.data_dir,
+    lrs = claims.tuned_lrs(args.tuned, args.grid) if args.tuned else None
+    jobs = claims.jobs(grid, root, args.seeds, args.only, lrs=lrs, epochs=args.epochs, data_dir=args.data_dir,
                        subset=args.subset, extra=args.extra)  # fmt: skip
     failed = train_in_lanes(jobs, lanes=args.lanes, nice=args.nice, poll_s=0.2)
     if failed:
@@ -67,6 +68,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
             p.add_argument("--epochs", type=int, help="override the grid's epoch budget (every cell alike)")
             p.add_argument("--subset", type=int, help="train on N images (quick checks only)")
+            p.add_argument("--tuned", type=Path,
+                           help="a learning-rate tuning (lr<LR>/<grid>/<cell>-s0): each cell at its best")  # fmt: skip
             add_lane_options(p)
             p.add_argument("extra", nargs="*", help="further `wavemixer train` flags, after --")
     args = ap.parse_args(argv)

@@ -231,8 +231,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if name == "run":
             p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
         if name == "tune":
-            p.add_argument("--edge", action="store_true",
-                           help="the contest's edge rule: one lr step beyond the grid where the best is at its edge")
+            p.add_argument(
+                "--edge",
+                action="store_true",
+                help="the contest's edge rule: one lr step beyond the grid where the best is at its edge",
+            )
         if name == "run":
             p.set_defaults(full=None)
         if name == "summarize":

@@ -198,3 +198,20 @@ def test_camvid_grid_trains_every_segmentation_model_through_the_engine_with_one
         peer = create_peer(configs[family].model, task="segmentation", num_classes=11, in_chans=3, img_size=128,
                            model_args=configs[family].model_args)  # fmt: skip
         assert abs(sum(p.numel() for p in peer.parameters()) / claims.CAMVID_PARAMS - 1) < 0.1, family
+
+
+def test_tuned_learning_rates_pick_each_cells_best_val_and_enter_its_command(tmp_path: Path) -> None:
+    root = tmp_path / "camvid-tune"
+    for lr, vals in (("0.001", (40.0, 30.0)), ("0.003", (45.0, 30.0)), ("0.01", (42.0, 35.0))):
+        fake_run(root / f"lr{lr}" / "camvid" / "unet-s0", seed=0, test=0.0, best_val=vals[0], task="segmentation")
+        fake_run(root / f"lr{lr}" / "camvid" / "wavemix-s0", seed=0, test=0.0, best_val=vals[1], task="segmentation")
+    fake_run(root / "lr0.03" / "camvid" / "wavemix-s1", seed=1, test=0.0, best_val=99.0, task="segmentation")
+    lrs = claims.tuned_lrs(root, "camvid")
+    assert lrs == {"unet": 0.003, "wavemix": 0.01}  # seed 1 is not tuning; ties would go to the lower rate
+    grid = claims.GRIDS["camvid"]
+    jobs = claims.jobs(grid, tmp_path / "runs", [1], ["unet", "wavemix"], lrs=lrs)
+    for job, lr in zip(jobs, ("0.01", "0.003")):
+        args = list(job.args)
+        assert args[len(args) - 1 - args[::-1].index("--lr") + 1] == lr  # the last --lr given wins
+    with pytest.raises(ValueError, match="no tuned learning rate for"):
+        claims.jobs(grid, tmp_path / "runs", [1], ["deeplabv3_mobilenet_v3"], lrs=lrs)

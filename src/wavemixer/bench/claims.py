@@ -25,7 +25,18 @@ from wavemixer.runs import (
     write_summary_csv,
 )
 
-__all__ = ["GRIDS", "RECIPE", "Cell", "Grid", "bench_memory", "jobs", "select", "summarize", "train_command"]
+__all__ = [
+    "GRIDS",
+    "RECIPE",
+    "Cell",
+    "Grid",
+    "bench_memory",
+    "jobs",
+    "select",
+    "summarize",
+    "train_command",
+    "tuned_lrs",
+]
 
 
 @dataclass(frozen=True)
@@ -167,13 +178,47 @@ def train_command(
     return cmd + list(extra)
 
 
-def jobs(grid: Grid, root: Path, seeds: Sequence[int], only: Sequence[str] | None = None, **kw: Any) -> list[Job]:
-    """Every selected cell x seed, seed-major (every model has a run early); ``kw``: :func:`train_command`'s."""
-    return [
-        Job(train_command(grid, cell, seed, root / f"{cell.key}-s{seed}", **kw), root / f"{cell.key}-s{seed}")
-        for seed in seeds
-        for cell in select(grid, only)
-    ]
+def jobs(
+    grid: Grid, root: Path, seeds: Sequence[int], only: Sequence[str] | None = None,
+    lrs: dict[str, float] | None = None, **kw: Any,
+) -> list[Job]:  # fmt: skip
+    """Every selected cell x seed, seed-major (every model has a run early); ``lrs``: each cell's tuned learning
+    rate (:func:`tuned_lrs`), after the recipe's; ``kw``: :func:`train_command`'s."""
+    cells = select(grid, only)
+    missing = [c.key for c in cells if lrs is not None and c.key not in lrs]
+    if missing:
+        raise ValueError(f"no tuned learning rate for {missing}: tune those cells first")
+    out = []
+    for seed in seeds:
+        for cell in cells:
+            if lrs is not None:
+                cell = replace(cell, flags=(*cell.flags, "--lr", f"{lrs[cell.key]:g}"))
+            folder = root / f"{cell.key}-s{seed}"
+            out.append(Job(train_command(grid, cell, seed, folder, **kw), folder))
+    return out
+
+
+def tuned_lrs(root: Path, grid: str) -> dict[str, float]:
+    """Each cell's learning rate from a tuning over rates: the seed-0 runs ``<root>/lr<LR>/<grid>/<cell>-s0``
+    (``claims_grid.py run --seeds 0 --runs <root>/lr<LR> -- --lr LR``), the best val metric winning (ties: the
+    lower rate)."""
+    from wavemixer.runs import read_runs
+
+    best: dict[str, tuple[float, float]] = {}
+    for folder in sorted(root.glob("lr*")):
+        try:
+            lr = float(folder.name[2:])
+        except ValueError:
+            continue
+        if not (folder / grid).is_dir():
+            continue
+        for run in read_runs([folder / grid]):
+            if run.seed != 0 or run.best_val is None:
+                continue
+            cur = best.get(run.group)
+            if cur is None or run.best_val > cur[0] or (run.best_val == cur[0] and lr < cur[1]):
+                best[run.group] = (run.best_val, lr)
+    return {cell: lr for cell, (_, lr) in best.items()}
 
 
 def bench_memory(path: Path, group: str) -> tuple[dict[str, float], str]:

@@ -265,9 +265,7 @@ def train_command(
 
 
 # ------------------------------------------------------------------------------------------ tuning
-def read_tuning(
-    path: Path, *, complete: bool = False, within: Sequence[Setting] | None = None
-) -> dict[str, Setting]:
+def read_tuning(path: Path, *, complete: bool = False, within: Sequence[Setting] | None = None) -> dict[str, Setting]:
     """Each contender's best setting from a committed tuning CSV (highest val top-1; ties: lower lr).
 
     ``complete``: only contenders with a run at every setting of :data:`TUNING_GRID` (a pre-screen trains
