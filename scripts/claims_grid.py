@@ -35,6 +35,8 @@ def run(args: argparse.Namespace) -> int:
     grid = claims.GRIDS[args.grid]
     root = args.runs / args.grid
     lrs = claims.tuned_lrs(args.tuned, args.grid) if args.tuned else None
+    if lrs is not None and not lrs:
+        raise ValueError(f"--tuned {args.tuned}: no cell of {args.grid} has finished runs at every rate there")
     jobs = claims.jobs(grid, root, args.seeds, args.only, lrs=lrs, epochs=args.epochs, data_dir=args.data_dir,
                        subset=args.subset, extra=args.extra)  # fmt: skip
     failed = train_in_lanes(jobs, lanes=args.lanes, nice=args.nice, poll_s=0.2)

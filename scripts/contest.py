@@ -155,10 +155,11 @@ def sweep(args: argparse.Namespace) -> int:
         if not out.is_file():
             raise SystemExit(f"--two-threads-only keeps the 1-thread rows of {out}, which does not exist")
         with out.open(newline="") as fh:
-            kept = [r for r in csv.DictReader(fh) if r["threads"] == "1"]
+            kept = [r for r in csv.DictReader(fh) if r["threads"] == "1" and r["budget"] in args.budgets]
         for r in kept:
             r.update(threads=1, published=int(r["published"]), params=int(r["params"]),
-                     macs=int(r["macs"]) if r["macs"] else None, ms_per_step=float(r["ms_per_step"]))  # fmt: skip
+                     macs=int(r["macs"]) if r["macs"] else None,
+                     ms_per_step=float(r["ms_per_step"]) if r["ms_per_step"] else None)  # fmt: skip
     rows: list[dict[str, Any]] = list(kept)
     for threads, rounds in ((1, args.rounds), (2, 1)):
         if threads == 1 and args.two_threads_only:
@@ -173,7 +174,8 @@ def sweep(args: argparse.Namespace) -> int:
     _write_csv(out, rows)
     lines = [
         f"Training-step time of the contenders: batch {C.BATCH_SIZE}, fp32, CIFAR-10-sized inputs (3x32x32), "
-        f"{args.rounds} interleaved rounds x {args.iters} steps (1 thread) and 1 round (2 threads), each "
+        f"{kept[0]['runs'] if kept else args.rounds} interleaved rounds x {args.iters} steps (1 thread) and 1 round "
+        "(2 threads), each "
         "measurement in a fresh process (`wavemixer.bench.runner`). **ms/step is the fastest step seen** (the "
         "machine runs other work; the fastest step is the model's own cost), the basis of the step budgets; the "
         "median is in throughput.csv.",
@@ -211,7 +213,8 @@ def sweep(args: argparse.Namespace) -> int:
         name = key + (" (published)" if r["published"] else "")
         lines.append(
             f"| {budget} | {name} | {r['params']:,} | {(r['macs'] or 0) / 1e6:.2f} | {r['ms_per_step']} "
-            f"| {two[(budget, key)]['ms_per_step']} | {C.BATCH_SIZE * 1000 / r['ms_per_step']:.0f} "
+            f"| {two.get((budget, key), {}).get('ms_per_step', '–')} "
+            f"| {C.BATCH_SIZE * 1000 / r['ms_per_step'] if r['ms_per_step'] else 0:.0f} "
             f"| {r['step_mem_mb']} | " + " | ".join(epochs) + " |"
         )
     (args.out / "throughput.md").write_text("\n".join(lines) + "\n")
@@ -328,6 +331,8 @@ def tune(args: argparse.Namespace) -> int:
         if unknown:
             raise SystemExit(f"--settings: unknown setting(s) {unknown}; the grid's are {list(known)}")
         settings = [known[k] for k in args.settings]
+    if args.edge and args.settings:
+        raise SystemExit("--edge chooses its own settings; give it without --settings")
     edges: dict[str, list[C.Setting]] = {}
     if args.edge:  # the edge rule: one step beyond the grid for contenders tuned at its boundary
         tuning = args.out / f"tuning-{budget}.csv"
@@ -337,6 +342,8 @@ def tune(args: argparse.Namespace) -> int:
     for c in _selected(budget, args.only):
         for setting in edges.get(c.key, []) if args.edge else settings:
             out = args.runs / f"tune-{budget}" / c.key / f"{setting.key}-s0"
+            if C.diverged(out):  # tried: retraining would diverge again
+                continue
             jobs.append(
                 (C.train_command(c, setting, steps=steps[c.key], seed=0, output=out, data_dir=args.data_dir), out)
             )
@@ -358,8 +365,8 @@ def summarize_tuning(args: argparse.Namespace) -> int:
     best = C.read_tuning(csv_path, complete=True)
 
     def steps(rows_of_key: list[dict[str, Any]]) -> str:
-        n = rows_of_key[0]["steps"]
-        return f"{n:,} ({n / C.STEPS_PER_EPOCH:.1f})"
+        n = next((r["steps"] for r in rows_of_key if r["steps"]), None)
+        return "–" if n is None else f"{n:,} ({n / C.STEPS_PER_EPOCH:.1f})"
 
     lines = [
         f"Tuning at {budget} parameters, {C.TIME_BUDGETS[C.TUNING_BUDGET][1]:g} minutes of training steps "

@@ -49,8 +49,12 @@ def split_loader(loaded: Any, args: argparse.Namespace) -> DataLoader:
     """The run's own test split, preprocessed as the model expects (what ``wavemixer eval`` scores)."""
     from wavemixer.evaluation import eval_config, evaluation_split
 
-    cfg, stored = eval_config(loaded, data_dir=args.data_dir, batch_size=args.batch_size)
-    return DataLoader(evaluation_split(loaded, cfg, stored, "test").dataset, batch_size=args.batch_size)
+    try:
+        cfg, stored = eval_config(loaded, data_dir=args.data_dir, batch_size=args.batch_size)
+        data = evaluation_split(loaded, cfg, stored, "test")
+    except (ValueError, OSError) as exc:
+        raise SystemExit(f"priors.py: error: {loaded.source}: {exc}") from None
+    return DataLoader(data.dataset, batch_size=args.batch_size)
 
 
 def untrained_copy(model: torch.nn.Module, seed: int) -> torch.nn.Module:

@@ -5,13 +5,14 @@ names the 40k contenders it tuned). Each step is resumable and writes committed 
 (default ``docs/bench/small-data``):
 
   python scripts/small_data.py tune --regime pc500 --data-dir ZIP --wavemix-500k wavemix-s2-convtranspose
+  python scripts/small_data.py tune --regime pc500 --edge --data-dir ZIP --wavemix-500k wavemix-s2-convtranspose
   python scripts/small_data.py run --regime pc500 --data-dir ZIP --wavemix-500k wavemix-s2-convtranspose
   python scripts/small_data.py summarize --full 40k=docs/bench/contest/40k-20min.csv \\
       500k=docs/bench/contest/500k-20min.csv
 
 ``tune`` trains every entry at every lr x warm-up setting (seed 0, val only) and writes
-``tuning-<regime>.csv/.md``; ``run`` trains seeds 1-3 of every entry at its best setting and writes
-``<regime>.csv/.md``; ``summarize`` writes those of every regime with finished runs and
+``tuning-<regime>.csv/.md``, ``tune --edge`` the contest's edge runs; ``run`` trains seeds 1-3 of every entry
+at its best setting and writes ``<regime>.csv/.md``; ``summarize`` writes those of every regime with finished runs and
 ``sample-efficiency.md/.png`` (test top-1 against training images per class, with the contest's full-data
 figures). ZIP is ``../shared/data/CIFAR10/cifar10_jpeg_q75_imagefolder.zip`` here. Runs go to ``--runs``
 (default ``runs/small-data``).
@@ -24,7 +25,6 @@ import csv
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from wavemixer.bench import contest as C
 from wavemixer.bench import small_data as S
@@ -84,6 +84,7 @@ def tune(args: argparse.Namespace) -> int:
     entries = _entries(args)
     grid = {e.key: edges.get(e.key, []) if args.edge else list(C.TUNING_GRID) for e in entries}
     folders = [(e, s, root / e.key / f"{s.key}-s0") for e in entries for s in grid[e.key]]
+    folders = [(e, s, o) for e, s, o in folders if not C.diverged(o)]  # tried: retraining would diverge again
     jobs = [
         Job(S.train_command(e, s, regime, seed=0, output=out, data_dir=args.data_dir), out) for e, s, out in folders
     ]
@@ -107,17 +108,15 @@ def summarize_tuning(args: argparse.Namespace) -> int:
         writer.writerows(rows)
     best = C.read_tuning(path, complete=True)
 
-    def epochs(rows_of_key: list[dict[str, Any]]) -> str:
-        return ", ".join(str(r["epochs"]) for r in rows_of_key)
-
     lines = [
         f"Tuning on {regime.per_class} CIFAR-10 images per class ({regime.train_images:,} training images, batch "
         f"{regime.batch_size}, early stopping after {regime.patience} epochs without a better val top-1, at most "
         f"{regime.max_epochs} epochs), seed 0: best val top-1 % on the val split carved from the remaining "
-        "training images. **Bold**: the setting each entry trains with. Command: `python scripts/small_data.py "
-        f"tune --regime {regime.name} --data-dir ZIP`.",
+        f"training images (epochs trained: tuning-{regime.name}.csv). **Bold**: the setting each entry trains with. "
+        "Command: "
+        f"`python scripts/small_data.py tune --regime {regime.name} --data-dir ZIP` (then `tune --edge`).",
         "",
-        *C.tuning_table(rows, best, size=("epochs trained", epochs), prescreen=False),
+        *C.tuning_table(rows, best, prescreen=False),
     ]
     atomic_write_text(args.out / f"tuning-{regime.name}.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
@@ -140,14 +139,23 @@ def run(args: argparse.Namespace) -> int:
             jobs.append(Job(S.train_command(e, best[e.key], regime, seed=seed, output=out, data_dir=args.data_dir),
                             out))  # fmt: skip
     failed = _train(jobs, args)
-    return failed or summarize(args)
+    if not failed:
+        _regime_summary(args, regime)  # the regime's own table; `summarize --full ...` writes the joint one
+    return failed
 
 
 def _regime_groups(args: argparse.Namespace, regime: S.Regime) -> tuple[list[Group], list[Run]]:
     root = args.runs / regime.name
     runs = [r for r in (collect_runs([root]) if root.is_dir() else []) if not r.group.startswith("tune/")]
-    # early stopping: the seeds of one entry train different epochs; the model and metric must agree
-    return group_runs(runs, same=("model", "metric", "goal")), runs
+    # early stopping: the seeds of one entry train different epochs; the model and metric must agree, and
+    # the setting (an edge run after some seeds had finished would otherwise mix two settings in one row)
+    groups = group_runs(runs, same=("model", "metric", "goal"))
+    for g in groups:
+        settings = {(r.config.get("lr"), r.config.get("warmup_epochs")) for r in g.runs}
+        if len(settings) > 1:
+            raise SystemExit(f"{regime.name}/{g.name}: its seeds trained at different settings {sorted(settings)}; "
+                             "retrain the ones off the tuned setting")  # fmt: skip
+    return groups, runs
 
 
 def _setting(group: Group) -> str:
@@ -155,37 +163,42 @@ def _setting(group: Group) -> str:
     return f"{config.get('lr'):g}, {config.get('warmup_epochs'):g}"
 
 
+def _regime_summary(args: argparse.Namespace, regime: S.Regime) -> tuple[dict, dict[str, int]] | None:
+    """<regime>.csv/.md of its finished runs; returns the test scores and parameter counts per entry."""
+    groups, runs = _regime_groups(args, regime)
+    if not groups:
+        return None
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_summary_csv(args.out / f"{regime.name}.csv", runs)
+    columns = [
+        Column("entry", lambda g: g.name),
+        Column("params", lambda g: f"{g.first('params'):,}", "---:"),
+        Column("lr, warm-up", _setting),
+        Column("seeds", lambda g: str(g.seeds), "---:"),
+        Column("test top-1 %", lambda g: mean_std(g, "test")),
+        Column("val top-1 %", lambda g: mean_std(g, "best_val")),
+        Column("epochs trained", lambda g: mean_std(g, "epochs", 0), "---:"),
+        Column("wall per run (min)", lambda g: mean_std(g, "wall_min", 1), "---:"),
+    ]
+    text = [
+        f"CIFAR-10 with {regime.per_class} training images per class (a class-balanced subset per seed), the "
+        f"whole test set; each entry at its tuned setting (tuning-{regime.name}.md), seeds 1-3, early stopping "
+        f"on val. Command: `python scripts/small_data.py run --regime {regime.name} --data-dir ZIP`.",
+        "",
+        markdown_table(groups, columns),
+    ]
+    atomic_write_text(args.out / f"{regime.name}.md", "\n".join(text) + "\n")
+    return S.scores_of(groups), {g.name: int(g.first("params") or 0) for g in groups}
+
+
 def summarize(args: argparse.Namespace) -> int:
     """<regime>.csv/.md of every regime with finished runs, and sample-efficiency.md/.png over the regimes."""
     by_regime, params = {}, {}
     for regime in S.REGIMES.values():
-        groups, runs = _regime_groups(args, regime)
-        if not groups:
-            continue
-        args.out.mkdir(parents=True, exist_ok=True)
-        write_summary_csv(args.out / f"{regime.name}.csv", runs)
-        columns = [
-            Column("entry", lambda g: g.name),
-            Column("params", lambda g: f"{g.first('params'):,}", "---:"),
-            Column(
-                "lr, warm-up", lambda g: f"{g.runs[0].config.get('lr'):g}, {g.runs[0].config.get('warmup_epochs'):g}"
-            ),
-            Column("seeds", lambda g: str(g.seeds), "---:"),
-            Column("test top-1 %", lambda g: mean_std(g, "test")),
-            Column("val top-1 %", lambda g: mean_std(g, "best_val")),
-            Column("epochs trained", lambda g: mean_std(g, "epochs", 0), "---:"),
-            Column("wall per run (min)", lambda g: mean_std(g, "wall_min", 1), "---:"),
-        ]
-        text = [
-            f"CIFAR-10 with {regime.per_class} training images per class (a class-balanced subset per seed), the "
-            f"whole test set; each entry at its tuned setting (tuning-{regime.name}.md), seeds 1-3, early stopping "
-            f"on val. Command: `python scripts/small_data.py run --regime {regime.name} --data-dir ZIP`.",
-            "",
-            markdown_table(groups, columns),
-        ]
-        atomic_write_text(args.out / f"{regime.name}.md", "\n".join(text) + "\n")
-        by_regime[regime.name] = S.scores_of(groups)
-        params |= {g.name: int(g.first("params") or 0) for g in groups}
+        found = _regime_summary(args, regime)
+        if found is not None:
+            by_regime[regime.name], more = found
+            params |= more
     if not by_regime:
         print(f"no finished runs under {args.runs}", file=sys.stderr)
         return 1

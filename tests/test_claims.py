@@ -202,15 +202,24 @@ def test_camvid_grid_trains_every_segmentation_model_through_the_engine_with_one
 
 def test_tuned_learning_rates_pick_each_cells_best_val_and_enter_its_command(tmp_path: Path) -> None:
     root = tmp_path / "camvid-tune"
-    for lr, vals in (("0.001", (40.0, 30.0)), ("0.003", (45.0, 30.0)), ("0.01", (42.0, 35.0))):
-        fake_run(root / f"lr{lr}" / "camvid" / "unet-s0", seed=0, test=0.0, best_val=vals[0], task="segmentation")
-        fake_run(root / f"lr{lr}" / "camvid" / "wavemix-s0", seed=0, test=0.0, best_val=vals[1], task="segmentation")
-    fake_run(root / "lr0.03" / "camvid" / "wavemix-s1", seed=1, test=0.0, best_val=99.0, task="segmentation")
+
+    def tuning_run(lr: str, cell: str, val: float, seed: int = 0) -> None:
+        fake_run(root / f"lr{lr}" / "camvid" / f"{cell}-s{seed}", seed=seed, test=0.0, best_val=val,
+                 task="segmentation", config={"lr": float(lr)})  # fmt: skip
+
+    for lr, (unet, wavemix) in (("0.001", (40.0, 30.0)), ("0.003", (45.0, 30.0)), ("0.01", (42.0, 35.0))):
+        tuning_run(lr, "unet", unet)
+        tuning_run(lr, "wavemix", wavemix)
+        tuning_run(lr, "lraspp_mobilenet_v3", 20.0)  # a tie at every rate: the lowest rate
+    tuning_run("0.01", "wavemix", 99.0, seed=1)  # not a tuning run
+    assert claims.tuned_lrs(root, "camvid") == {"unet": 0.003, "wavemix": 0.01, "lraspp_mobilenet_v3": 0.001}
+    tuning_run("0.03", "unet", 50.0)  # a fourth rate, finished for the U-Net only: the others wait for theirs
     lrs = claims.tuned_lrs(root, "camvid")
-    assert lrs == {"unet": 0.003, "wavemix": 0.01}  # seed 1 is not tuning; ties would go to the lower rate
+    assert lrs == {"unet": 0.03}
+    lrs = {"unet": 0.003, "wavemix": 0.01}
     grid = claims.GRIDS["camvid"]
     jobs = claims.jobs(grid, tmp_path / "runs", [1], ["unet", "wavemix"], lrs=lrs)
-    for job, lr in zip(jobs, ("0.01", "0.003")):
+    for job, lr in zip(jobs, ("0.01", "0.003")):  # grid order: wavemix, then unet
         args = list(job.args)
         assert args[len(args) - 1 - args[::-1].index("--lr") + 1] == lr  # the last --lr given wins
     with pytest.raises(ValueError, match="no tuned learning rate for"):

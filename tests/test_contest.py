@@ -129,3 +129,27 @@ def test_edge_rule_extends_the_grid_once_where_the_best_lr_is_at_its_boundary(tm
                      "low": [C.Setting(0.000333, 0.2), C.Setting(0.000333, 1.0)]}  # fmt: skip
     assert C.read_tuning(path, complete=True)["high"] == C.Setting(0.03, 1.0)  # the run grid takes the edge's best
     assert [s.key for s in edges["high"]] == ["lr0.03-wu0.2", "lr0.03-wu1"]
+
+
+def test_a_diverged_tuning_run_counts_as_tried_and_is_never_chosen(tmp_path: Path) -> None:
+    from .fake_runs import fake_run
+
+    root = tmp_path / "tune-40k"
+    for i, s in enumerate(C.TUNING_GRID[:-1]):
+        fake_run(root / "vit" / f"{s.key}-s0", seed=0, test=0.0, best_val=50.0 + i)
+    blown = root / "vit" / f"{C.TUNING_GRID[-1].key}-s0"  # lr 1e-2, warm-up 1: the loss went NaN
+    blown.mkdir(parents=True)
+    (blown / "checkpoint.pt").write_bytes(b"")
+    (root / "vit" / f"{blown.name}.log").write_text("wavemixer train: error: training diverged: the loss is nan\n")
+    assert C.diverged(blown) and not C.diverged(root / "vit" / f"{C.TUNING_GRID[0].key}-s0")
+    rows = C.tuning_rows(root)
+    assert [r["diverged"] for r in rows].count(1) == 1 and len(rows) == len(C.TUNING_GRID)
+    path = tmp_path / "t.csv"
+    with path.open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    best = C.read_tuning(path, complete=True)
+    assert best == {"vit": C.TUNING_GRID[-2]}  # complete, and the best of the runs that finished
+    table = C.tuning_table(rows, best)
+    assert table[2].endswith("| diverged |") and "**54.00**" in table[2]

@@ -201,24 +201,18 @@ def jobs(
 def tuned_lrs(root: Path, grid: str) -> dict[str, float]:
     """Each cell's learning rate from a tuning over rates: the seed-0 runs ``<root>/lr<LR>/<grid>/<cell>-s0``
     (``claims_grid.py run --seeds 0 --runs <root>/lr<LR> -- --lr LR``), the best val metric winning (ties: the
-    lower rate)."""
+    lower rate). A cell enters only once it has a finished run at every rate of the tuning; the rate is the one
+    its run recorded."""
     from wavemixer.runs import read_runs
 
-    best: dict[str, tuple[float, float]] = {}
-    for folder in sorted(root.glob("lr*")):
-        try:
-            lr = float(folder.name[2:])
-        except ValueError:
-            continue
-        if not (folder / grid).is_dir():
-            continue
+    folders = sorted(f for f in root.glob("lr*") if (f / grid).is_dir())
+    scores: dict[str, dict[float, float]] = {}
+    for folder in folders:
         for run in read_runs([folder / grid]):
-            if run.seed != 0 or run.best_val is None:
-                continue
-            cur = best.get(run.group)
-            if cur is None or run.best_val > cur[0] or (run.best_val == cur[0] and lr < cur[1]):
-                best[run.group] = (run.best_val, lr)
-    return {cell: lr for cell, (_, lr) in best.items()}
+            if run.seed == 0 and run.best_val is not None and run.config.get("lr") is not None:
+                scores.setdefault(run.group, {})[float(run.config["lr"])] = run.best_val
+    rates = len(folders)
+    return {cell: min(by_lr, key=lambda lr: (-by_lr[lr], lr)) for cell, by_lr in scores.items() if len(by_lr) == rates}
 
 
 def bench_memory(path: Path, group: str) -> tuple[dict[str, float], str]:

@@ -278,8 +278,8 @@ def read_tuning(path: Path, *, complete: bool = False, within: Sequence[Setting]
         for row in csv.DictReader(fh):
             s = Setting(float(row["lr"]), float(row["warmup"]))
             seen.setdefault(row["key"], set()).add(s)
-            if allowed is not None and s not in allowed:
-                continue
+            if (allowed is not None and s not in allowed) or row.get("val_top1") in (None, ""):
+                continue  # off the settings asked for, or diverged (tried, no score)
             val = float(row["val_top1"])
             cur = best.get(row["key"])
             if cur is None or val > cur[0] or (val == cur[0] and s.lr < cur[1].lr):
@@ -306,9 +306,23 @@ def _setting_of(key: str) -> Setting | None:
     return Setting(float(m.group(1)), float(m.group(2))) if m else None
 
 
+DIVERGED = "training diverged:"
+"""What ``wavemixer train`` prints when the loss turns non-finite (the run stops, exit status 1)."""
+
+
+def diverged(folder: Path) -> bool:
+    """Whether the run in ``folder`` stopped because training diverged (its log beside it says so): a tried
+    setting that has no score, and that retraining would not change."""
+    log = folder.parent / f"{folder.name}.log"
+    if (folder / "results.json").is_file() or not log.is_file():
+        return False
+    return DIVERGED in log.read_text(errors="replace")
+
+
 def tuning_rows(root: Path) -> list[dict[str, Any]]:
     """One row per finished tuning run under ``root`` (``<contender>/<setting>-s0``): the contender, its
-    setting, steps and epochs trained, best epoch, best val top-1 and minutes (grid and edge settings)."""
+    setting, steps and epochs trained, best epoch, best val top-1 and minutes (grid and edge settings); and
+    one per diverged run (``diverged`` 1, no val top-1: tried, never chosen)."""
     from wavemixer.runs import collect_runs
 
     rows = []
@@ -319,7 +333,12 @@ def tuning_rows(root: Path) -> list[dict[str, Any]]:
             continue
         rows.append(dict(key=key, lr=setting.lr, warmup=setting.warmup, steps=r.steps, epochs=r.epochs,
                          best_epoch=r.best_epoch, val_top1=round(r.best_val, 2),
-                         minutes=round(r.wall_min or 0.0, 2)))  # fmt: skip
+                         minutes=round(r.wall_min or 0.0, 2), diverged=0))  # fmt: skip
+    for folder in sorted(root.glob("*/*-s0")) if root.is_dir() else []:
+        setting = _setting_of(folder.name.removesuffix("-s0"))
+        if setting is not None and folder.is_dir() and diverged(folder):
+            rows.append(dict(key=folder.parent.name, lr=setting.lr, warmup=setting.warmup, steps=None, epochs=None,
+                             best_epoch=None, val_top1="", minutes=None, diverged=1))  # fmt: skip
     return rows
 
 
@@ -343,7 +362,10 @@ def tuning_table(
         cells = []
         for s in columns:
             r = by.get((key, s))
-            text = "–" if r is None else f"{float(r['val_top1']):.2f}"
+            if r is None:
+                text = "–"
+            else:
+                text = "diverged" if r.get("val_top1") in (None, "") else f"{float(r['val_top1']):.2f}"
             cells.append(f"**{text}**" if best.get(key) == s else text)
         done = [s for s in TUNING_GRID if (key, s) in by]
         name = key

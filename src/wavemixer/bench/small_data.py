@@ -7,7 +7,8 @@ split carved class-balanced from the remaining training images (:data:`VAL_FRACT
 is tested once on the whole 10,000-image test set.
 
 * **Its own tuning**: small data moves the best learning rate, so the contest's lr x warm-up grid
-  (:data:`~wavemixer.bench.contest.TUNING_GRID`) is trained again on each subset (seed 0, val only).
+  (:data:`~wavemixer.bench.contest.TUNING_GRID`) is trained again on each subset (seed 0, val only), with the
+  contest's edge rule.
 * **To a validation plateau**: early stopping after :attr:`Regime.patience` epochs without a better val top-1,
   at most :attr:`Regime.max_epochs` (the cosine schedule spans the maximum) — not equal compute: with little
   data the question is the accuracy each model can reach, and every one of them reaches its plateau.
@@ -41,7 +42,7 @@ __all__ = [
 ]
 
 VAL_FRACTION = 0.2
-"""The val split, a fifth of train + val: 12-13 images per class at 50 per class, 125 at 500."""
+"""The val split, a fifth of train + val: 12 images per class at 50 per class, 125 at 500."""
 
 
 @dataclass(frozen=True)
