@@ -214,8 +214,11 @@ def test_tuned_learning_rates_pick_each_cells_best_val_and_enter_its_command(tmp
     tuning_run("0.01", "wavemix", 99.0, seed=1)  # not a tuning run
     assert claims.tuned_lrs(root, "camvid") == {"unet": 0.003, "wavemix": 0.01, "lraspp_mobilenet_v3": 0.001}
     tuning_run("0.03", "unet", 50.0)  # a fourth rate, finished for the U-Net only: the others wait for theirs
-    lrs = claims.tuned_lrs(root, "camvid")
-    assert lrs == {"unet": 0.03}
+    assert claims.tuned_lrs(root, "camvid") == {"unet": 0.03}
+    blown = root / "lr0.03" / "camvid" / "wavemix-s0"  # diverged at the fourth rate: tried, not chosen
+    blown.mkdir()
+    (blown.parent / "wavemix-s0.log").write_text("wavemixer train: error: training diverged: the loss is nan\n")
+    assert claims.tuned_lrs(root, "camvid") == {"unet": 0.03, "wavemix": 0.01}
     lrs = {"unet": 0.003, "wavemix": 0.01}
     grid = claims.GRIDS["camvid"]
     jobs = claims.jobs(grid, tmp_path / "runs", [1], ["unet", "wavemix"], lrs=lrs)

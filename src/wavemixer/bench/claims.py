@@ -201,18 +201,27 @@ def jobs(
 def tuned_lrs(root: Path, grid: str) -> dict[str, float]:
     """Each cell's learning rate from a tuning over rates: the seed-0 runs ``<root>/lr<LR>/<grid>/<cell>-s0``
     (``claims_grid.py run --seeds 0 --runs <root>/lr<LR> -- --lr LR``), the best val metric winning (ties: the
-    lower rate). A cell enters only once it has a finished run at every rate of the tuning; the rate is the one
-    its run recorded."""
+    lower rate). A cell enters only once every rate of the tuning has finished for it (or diverged: tried, never
+    chosen); the rate is the one its run recorded."""
+    from wavemixer.bench.contest import diverged
     from wavemixer.runs import read_runs
 
     folders = sorted(f for f in root.glob("lr*") if (f / grid).is_dir())
     scores: dict[str, dict[float, float]] = {}
+    tried: dict[str, int] = {}
     for folder in folders:
         for run in read_runs([folder / grid]):
             if run.seed == 0 and run.best_val is not None and run.config.get("lr") is not None:
                 scores.setdefault(run.group, {})[float(run.config["lr"])] = run.best_val
+                tried[run.group] = tried.get(run.group, 0) + 1
+        for blown in (folder / grid).glob("*-s0"):  # a diverged run: that rate was tried, and is never chosen
+            cell = blown.name.removesuffix("-s0")
+            if blown.is_dir() and diverged(blown):
+                tried[cell] = tried.get(cell, 0) + 1
     rates = len(folders)
-    return {cell: min(by_lr, key=lambda lr: (-by_lr[lr], lr)) for cell, by_lr in scores.items() if len(by_lr) == rates}
+    return {
+        cell: min(by_lr, key=lambda lr: (-by_lr[lr], lr)) for cell, by_lr in scores.items() if tried.get(cell) == rates
+    }
 
 
 def bench_memory(path: Path, group: str) -> tuple[dict[str, float], str]:
