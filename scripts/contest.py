@@ -61,15 +61,6 @@ def machine() -> dict[str, str]:
     )  # fmt: skip
 
 
-def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fields = list(dict.fromkeys(k for r in rows for k in r))
-    with path.open("w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=fields)
-        w.writeheader()
-        w.writerows(rows)
-
-
 # ------------------------------------------------------------------------------------------ sweep
 def _entries(budgets: Sequence[str]) -> list[tuple[Any, Any]]:
     from wavemixer.bench.runner import BenchEntry
@@ -171,7 +162,7 @@ def sweep(args: argparse.Namespace) -> int:
         data_ms = float(kept[0]["data_ms_per_step"]) if kept[0].get("data_ms_per_step") else None
     for row in rows:
         row["data_ms_per_step"] = round(data_ms, 2) if data_ms is not None else None
-    _write_csv(out, rows)
+    C.write_csv(out, rows)
     lines = [
         f"Training-step time of the contenders: batch {C.BATCH_SIZE}, fp32, CIFAR-10-sized inputs (3x32x32), "
         f"{kept[0]['runs'] if kept else args.rounds} interleaved rounds x {args.iters} steps (1 thread) and 1 round "
@@ -235,7 +226,7 @@ def compile_check(args: argparse.Namespace) -> int:
                     precisions=("fp32",), warmup=args.warmup, iters=args.iters)  # fmt: skip
     for row, (_, e) in zip(rows, [p for pair in zip(pairs, compiled) for p in pair]):
         row["variant"] = e.variant or "eager"
-    _write_csv(args.out / "compile-check.csv", rows)
+    C.write_csv(args.out / "compile-check.csv", rows)
     info = machine()
     lines = [
         f"Training step (batch {C.BATCH_SIZE}, fp32, one thread) eager and under `torch.compile` (inductor, default "
@@ -270,7 +261,7 @@ def gpu_sweep(args: argparse.Namespace) -> int:
                     iters=args.iters)  # fmt: skip
     for row in rows:
         row["device"] = name
-    _write_csv(args.out / "throughput-cuda.csv", rows)
+    C.write_csv(args.out / "throughput-cuda.csv", rows)
     by = {(r["budget"], r["key"], r["precision"]): r for r in rows}
     lines = [
         f"Training-step time of the contenders on {name} (torch {torch.__version__}): batch {C.BATCH_SIZE}, "
@@ -335,10 +326,10 @@ def tune(args: argparse.Namespace) -> int:
         raise SystemExit("--edge chooses its own settings; give it without --settings")
     edges: dict[str, list[C.Setting]] = {}
     if args.edge:  # the edge rule: one step beyond the grid for contenders tuned at its boundary
-        tuning = args.out / f"tuning-{budget}.csv"
-        if not tuning.is_file():
-            raise SystemExit(f"--edge reads {tuning}, which does not exist: tune the grid first")
-        edges = C.edge_settings(C.read_tuning(tuning, complete=True, within=C.TUNING_GRID))
+        try:
+            edges = C.edge_runs(args.out / f"tuning-{budget}.csv")
+        except FileNotFoundError as exc:
+            raise SystemExit(str(exc)) from None
     for c in _selected(budget, args.only):
         for setting in edges.get(c.key, []) if args.edge else settings:
             out = args.runs / f"tune-{budget}" / c.key / f"{setting.key}-s0"
@@ -361,7 +352,7 @@ def summarize_tuning(args: argparse.Namespace) -> int:
         print(f"no finished tuning runs under {root}", file=sys.stderr)
         return 1
     csv_path = args.out / f"tuning-{budget}.csv"
-    _write_csv(csv_path, rows)
+    C.write_csv(csv_path, rows)
     best = C.read_tuning(csv_path, complete=True)
 
     def steps(rows_of_key: list[dict[str, Any]]) -> str:

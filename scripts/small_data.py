@@ -21,7 +21,6 @@ figures). ZIP is ``../shared/data/CIFAR10/cifar10_jpeg_q75_imagefolder.zip`` her
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -77,10 +76,10 @@ def tune(args: argparse.Namespace) -> int:
     root = args.runs / regime.name / "tune"
     edges: dict[str, list[C.Setting]] = {}
     if args.edge:  # the contest's edge rule, on this regime's own tuning
-        tuning = args.out / f"tuning-{regime.name}.csv"
-        if not tuning.is_file():
-            raise SystemExit(f"--edge reads {tuning}, which does not exist: tune the grid first")
-        edges = C.edge_settings(C.read_tuning(tuning, complete=True, within=C.TUNING_GRID))
+        try:
+            edges = C.edge_runs(args.out / f"tuning-{regime.name}.csv")
+        except FileNotFoundError as exc:
+            raise SystemExit(str(exc)) from None
     entries = _entries(args)
     grid = {e.key: edges.get(e.key, []) if args.edge else list(C.TUNING_GRID) for e in entries}
     folders = [(e, s, root / e.key / f"{s.key}-s0") for e in entries for s in grid[e.key]]
@@ -100,12 +99,8 @@ def summarize_tuning(args: argparse.Namespace) -> int:
     if not rows:
         print(f"no finished tuning runs under {args.runs / regime.name / 'tune'}", file=sys.stderr)
         return 1
-    args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"tuning-{regime.name}.csv"
-    with path.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    C.write_csv(path, rows)
     best = C.read_tuning(path, complete=True)
 
     lines = [

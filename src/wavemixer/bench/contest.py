@@ -37,12 +37,14 @@ __all__ = [
     "Contender",
     "Setting",
     "contenders",
+    "edge_runs",
     "edge_settings",
     "solve_wavemix",
     "steps_for_budget",
     "train_command",
     "tuning_rows",
     "tuning_table",
+    "write_csv",
 ]
 
 BUDGETS: dict[str, int] = {"40k": 37_058, "500k": 520_106}
@@ -296,6 +298,24 @@ def edge_settings(best: dict[str, Setting]) -> dict[str, list[Setting]]:
             lr = s.lr * EDGE_STEP if s.lr == max(GRID_LRS) else s.lr / EDGE_STEP
             out[key] = [Setting(float(f"{lr:.3g}"), wu) for wu in (0.2, 1.0)]
     return out
+
+
+def edge_runs(tuning: Path) -> dict[str, list[Setting]]:
+    """The edge rule's settings per contender from a tuning CSV (:func:`edge_settings` of each contender's best
+    grid setting); refuses a tuning that does not exist yet."""
+    if not tuning.is_file():
+        raise FileNotFoundError(f"--edge reads {tuning}, which does not exist: tune the grid first")
+    return edge_settings(read_tuning(tuning, complete=True, within=TUNING_GRID))
+
+
+def write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
+    """``rows`` as a CSV file, the columns in order of first appearance (tuning tables, throughput sweeps)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fields = list(dict.fromkeys(k for r in rows for k in r))
+    with path.open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=fields)
+        w.writeheader()
+        w.writerows(rows)
 
 
 def _setting_of(key: str) -> Setting | None:
