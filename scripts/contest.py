@@ -381,9 +381,23 @@ def run(args: argparse.Namespace) -> int:
     if not tuning.is_file():
         raise SystemExit(f"{tuning} does not exist: run `python scripts/contest.py tune` first")
     best, steps = C.read_tuning(tuning, complete=True), _steps(args, args.grid)
+    only = args.only
+    if args.keep_best is not None:
+        if only:
+            raise SystemExit("--keep-best and --only choose the contenders two ways: give one of them")
+        if args.grid == C.TUNING_BUDGET:
+            raise SystemExit(f"--keep-best ranks by {C.TUNING_BUDGET}; it cannot choose that grid's own contenders")
+        short = args.out / f"{C.TUNING_BUDGET}.csv"
+        if not short.is_file():
+            raise SystemExit(f"--keep-best: {short} does not exist; run `--grid {C.TUNING_BUDGET}` first")
+        try:
+            only = C.long_grid_selection(short, budget, args.keep_best)
+        except (OSError, ValueError) as exc:
+            raise SystemExit(f"--keep-best {args.keep_best}: {exc}") from None
+        print(f"{args.grid}: the published row and the best at {C.TUNING_BUDGET} (mean val top-1): {' '.join(only)}")
     jobs = []
     for seed in args.seeds:  # seed-major: every contender has a run early
-        for c in _selected(budget, args.only):
+        for c in _selected(budget, only):
             if c.tuning_key not in best:
                 raise SystemExit(f"{c.key} is not tuned at every setting in {tuning}: tune --only {c.key} first")
             out = args.runs / args.grid / f"{c.key}-s{seed}"
@@ -525,6 +539,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             add_lane_options(p)
         if name == "run":
             p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+            p.add_argument("--keep-best", type=int, metavar="N",
+                           help=f"train the published row and the N-1 contenders best at {C.TUNING_BUDGET} "
+                                f"(mean val top-1 in OUT/{C.TUNING_BUDGET}.csv); the contest uses "
+                                f"{C.LONG_GRID_KEEP}")  # fmt: skip
         if name == "tune":
             p.add_argument("--settings", nargs="+", help="these settings of the grid only (e.g. lr0.003-wu0.2)")
             p.add_argument("--edge", action="store_true",

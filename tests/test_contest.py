@@ -153,3 +153,28 @@ def test_a_diverged_tuning_run_counts_as_tried_and_is_never_chosen(tmp_path: Pat
     assert best == {"vit": C.TUNING_GRID[-2]}  # complete, and the best of the runs that finished
     table = C.tuning_table(rows, best)
     assert table[2].endswith("| diverged |") and "**54.00**" in table[2]
+
+
+def test_long_grids_keep_the_published_row_and_the_best_at_the_short_budget_by_val(tmp_path: Path) -> None:
+    """Ranked on mean val top-1, never test; the published row stays whatever its rank; an unfinished short
+    grid (a contender short of seeds) ranks nothing."""
+    path = tmp_path / "40k-5min.csv"
+    val = {"resnet": 70, "wavemix-p2-convtranspose": 69, "convnext": 50, "vit": 60, "wavemix-s1-bilinear": 40,
+           "wavemix-s1-convtranspose": 55}  # fmt: skip
+    test = {k: 100 - v for k, v in val.items()}  # the test set would rank them the other way round
+
+    def write(rows: list[tuple[str, int]]) -> None:
+        lines = ["group,seed,metric,best_val,test"]
+        lines += [f"{k},{s},top1,{val[k] + s / 10},{test[k]}" for k, s in rows]
+        path.write_text("\n".join(lines) + "\n")
+
+    write([(k, s) for k in val for s in (1, 2, 3)])
+    assert C.long_grid_selection(path, "40k", keep=3) == ["wavemix-s1-bilinear", "resnet", "wavemix-p2-convtranspose"]
+    # at 0.5M the published row is the transposed-conv one; the 40k reference row ranks like any other
+    assert C.long_grid_selection(path, "500k", keep=4) == [
+        "wavemix-s1-convtranspose", "resnet", "wavemix-p2-convtranspose", "vit"]  # fmt: skip
+    write([(k, s) for k in val for s in (1, 2, 3) if (k, s) != ("vit", 3)])
+    with pytest.raises(ValueError, match=r"not finished \(\['vit'\]"):
+        C.long_grid_selection(path, "40k")
+    with pytest.raises(ValueError, match="at least 1"):
+        C.long_grid_selection(path, "40k", keep=0)

@@ -39,6 +39,7 @@ __all__ = [
     "contenders",
     "edge_runs",
     "edge_settings",
+    "long_grid_selection",
     "solve_wavemix",
     "steps_for_budget",
     "train_command",
@@ -411,6 +412,41 @@ def prescreen_selection(path: Path, budget: str = "40k") -> list[str]:
     chosen = [max((k for k in scores if k.startswith(f"wavemix-{stem}-")), key=scores.__getitem__) for stem in STEMS]
     published = next(c.key for c in contenders(budget) if c.published)
     return list(dict.fromkeys([published, *chosen]))
+
+
+LONG_GRID_KEEP = 6
+"""Contenders a 20-minute grid trains: the budget's published configuration and the five best others at the
+short budget. Fixed before the short grid finished, from this machine's compute: each contender costs about
+36 minutes of wall time per 20-minute grid (3 seeds on 2 lanes), and all ten would take about 6 hours per grid."""
+
+
+def long_grid_selection(short: Path, budget: str, keep: int = LONG_GRID_KEEP) -> list[str]:
+    """The contender keys a long grid at ``budget`` trains, from the short grid's per-run CSV ``short``: the
+    published configuration of ``budget`` (the reference row, always kept) and the ``keep - 1`` others with the
+    highest mean *validation* top-1 at the short budget (never the test set). The issue's rule: when the grid
+    does not fit, drop the contenders that are weakest at the short budget, never seeds."""
+    from wavemixer.runs.summary_csv import read_summary_csv
+
+    if keep < 1:
+        raise ValueError(f"keep must be at least 1 (the published row), got {keep}")
+    scores: dict[str, list[float]] = {}
+    for run in read_summary_csv(short):
+        if run.best_val is not None:
+            scores.setdefault(run.group, []).append(float(run.best_val))
+    every = {c.key: c for c in contenders(budget)}
+    unknown = sorted(set(scores) - set(every))
+    if unknown:
+        raise ValueError(f"{short}: contenders {unknown} do not exist at {budget}")
+    short_seeds = max((len(v) for v in scores.values()), default=0)
+    incomplete = sorted(k for k, v in scores.items() if len(v) < short_seeds)
+    if not scores or incomplete:
+        raise ValueError(
+            f"{short}: the short grid is not finished ({incomplete or 'no runs'} lack seeds); "
+            "rank contenders only when every one has all its seeds"
+        )
+    published = next(c.key for c in every.values() if c.published)
+    ranked = sorted((k for k in scores if k != published), key=lambda k: -statistics.mean(scores[k]))
+    return [published, *ranked[: keep - 1]]
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float]:
