@@ -410,6 +410,78 @@ def run(args: argparse.Namespace) -> int:
     return 1 if failed else summarize(args)
 
 
+# ------------------------------------------------------------------------------------------ mixer ablation
+def ablation(args: argparse.Namespace) -> int:
+    """The token-mixer ablation inside the block, on the WaveMix configuration best at the short budget (mean val
+    top-1, or ``--config``): each other mixer of :data:`~wavemixer.bench.contest.MIXERS` swapped in, trained
+    like the configuration's own grid runs (its tuned setting, its steps, seeds 1-3). The Haar rows are those
+    grid runs themselves."""
+    grid = C.TUNING_BUDGET
+    budget, _ = C.TIME_BUDGETS[grid]
+    short = args.out / f"{grid}.csv"
+    if args.config is None and not short.is_file():
+        raise SystemExit(f"ablation: {short} does not exist; run `--grid {grid}` first, or give --config")
+    try:
+        key = args.config or C.best_wavemix(short)
+        base = C.contender(budget, key)
+        variants = [C.mixer_variant(base, m) for m in C.MIXERS if m != "haar"]
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"ablation: {exc}") from None
+    tuning = args.out / f"tuning-{budget}.csv"
+    if not tuning.is_file():
+        raise SystemExit(f"{tuning} does not exist: run `python scripts/contest.py tune` first")
+    setting, steps = C.read_tuning(tuning, complete=True).get(base.key), _steps(args, grid)[base.key]
+    if setting is None:
+        raise SystemExit(f"ablation: {base.key} is not tuned at every setting in {tuning}")
+    print(f"mixer ablation on {base.key} ({setting.key}, {steps:,} steps, seeds {args.seeds})")
+    root = args.runs / f"ablation-{grid}"
+    jobs = []
+    for seed in args.seeds:
+        for v in variants:
+            out = root / f"{v.key}-s{seed}"
+            jobs.append((C.train_command(v, setting, steps=steps, seed=seed, output=out, data_dir=args.data_dir), out))
+    failed = _run_jobs(jobs, args.lanes, args.nice)
+    if failed:
+        print(f"{len(failed)} run(s) failed: {failed}; see their .log files", file=sys.stderr)
+    haar = [f for seed in args.seeds if (f := args.runs / grid / f"{base.key}-s{seed}").is_dir()]
+    runs = collect_runs([root, *haar]) if root.is_dir() else []
+    runs = [r for r in runs if r.group == base.key or r.group.startswith(f"{base.key}-")]
+    if not runs:
+        print(f"no finished runs under {root}", file=sys.stderr)
+        return 1
+    groups = group_runs(runs)
+    haar_test = next((g.stat("test") for g in groups if g.name == base.key), None)
+
+    def mixer(g: Group) -> str:
+        return "haar (the configuration itself)" if g.name == base.key else g.name.removeprefix(f"{base.key}-")
+
+    def delta(g: Group) -> str:
+        stat = g.stat("test")
+        return "–" if stat is None or haar_test is None else f"{stat.mean - haar_test.mean:+.2f}"
+
+    columns = [
+        Column("mixer", mixer),
+        Column("params", lambda g: f"{g.first('params'):,}", "---:"),
+        Column("seeds", lambda g: str(g.seeds), "---:"),
+        Column("test top-1 %", lambda g: mean_std(g, "test")),
+        Column("val top-1 %", lambda g: mean_std(g, "best_val")),
+        Column("test − haar", delta, "---:"),
+    ]
+    write_summary_csv(args.out / f"ablation-{base.key}.csv", runs)
+    lines = [
+        f"Token mixers inside the block of {base.key} (CIFAR-10, {budget} parameters): each trained like the "
+        f"configuration's {grid} runs ({setting.key}, {steps:,} steps, seeds {', '.join(map(str, args.seeds))}); "
+        "only the mixer differs. Best epoch on val, test once. Command: `python scripts/contest.py ablation "
+        "--data-dir ZIP` (the configuration: the WaveMix cell with the best mean val top-1 at "
+        f"{grid}).",
+        "",
+        markdown_table(groups, columns),
+    ]
+    (args.out / f"ablation-{base.key}.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 1 if failed else 0
+
+
 # ------------------------------------------------------------------------------------------ summary
 def collect(root: Path, budget: str, throughput: Path) -> list[Run]:
     """The grid's finished runs, each with its learning rate and warm-up (config.yaml) and its contender's
@@ -524,6 +596,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--iters", type=int, default=10)
     p.add_argument("--out", type=Path, default=OUT)
     p.set_defaults(func=gpu_sweep)
+    p = sub.add_parser("ablation", help="the token-mixer ablation on the best WaveMix configuration at 40k-5min")
+    p.add_argument("--data-dir", required=True, help="CIFAR-10 (torchvision root, or the image folder/zip)")
+    p.add_argument("--config", help="the WaveMix contender key (default: the best mean val top-1 at 40k-5min)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    add_lane_options(p)
+    p.add_argument("--runs", type=Path, default=RUNS)
+    p.add_argument("--out", type=Path, default=OUT)
+    p.set_defaults(func=ablation)
     for name, func, helptext in (
         ("tune", tune, "the tuning grid: every setting for every selected 40k contender, seed 0"),
         ("run", run, "a time-budget grid: 3 seeds of every selected contender at its tuned setting"),

@@ -178,3 +178,27 @@ def test_long_grids_keep_the_published_row_and_the_best_at_the_short_budget_by_v
         C.long_grid_selection(path, "40k")
     with pytest.raises(ValueError, match="at least 1"):
         C.long_grid_selection(path, "40k", keep=0)
+
+
+def test_mixer_ablation_swaps_only_the_mixer_of_the_best_wavemix_configuration(tmp_path: Path) -> None:
+    path = tmp_path / "40k-5min.csv"
+    val = {"resnet": 72, "wavemix-p2-convtranspose": 69, "wavemix-s2-convtranspose": 70, "wavemix-s1-bilinear": 52}
+    lines = ["group,seed,metric,best_val,test"] + [
+        f"{k},{s},top1,{v},{100 - v}" for k, v in val.items() for s in (1, 2)
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    assert C.best_wavemix(path) == "wavemix-s2-convtranspose"  # the best WaveMix by val, not the best contender
+    base = C.contender("40k", "wavemix-s2-convtranspose")
+    assert C.mixer_variant(base, "haar") is base
+    variants = {m: C.mixer_variant(base, m) for m in C.MIXERS if m != "haar"}
+    for mixer, v in variants.items():
+        assert v.key == f"wavemix-s2-convtranspose-{mixer}" and v.model == base.model
+        changed = {k for k in v.model_args if v.model_args[k] != base.model_args.get(k)}
+        assert changed == set(C.MIXERS[mixer])  # stem, stride, width, depth and upsampler stay
+    counts = {m: sum(p.numel() for p in v.build().parameters()) for m, v in variants.items()}
+    assert counts["db2"] == counts["random"] == counts["avgpool"] == 38_550  # parameter-free mixers
+    assert counts["conv"] > 38_550 and counts["fourier"] > counts["conv"]  # the learned ones add parameters
+    with pytest.raises(ValueError, match="not a WaveMix"):
+        C.mixer_variant(C.contender("40k", "resnet"), "db2")
+    with pytest.raises(ValueError, match="unknown mixer"):
+        C.mixer_variant(base, "sym4")

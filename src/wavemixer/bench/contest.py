@@ -32,14 +32,18 @@ from typing import Any
 
 __all__ = [
     "BUDGETS",
+    "MIXERS",
     "TIME_BUDGETS",
     "TUNING_GRID",
     "Contender",
     "Setting",
+    "best_wavemix",
     "contenders",
     "edge_runs",
     "edge_settings",
     "long_grid_selection",
+    "mixer_variant",
+    "short_grid_scores",
     "solve_wavemix",
     "steps_for_budget",
     "train_command",
@@ -420,33 +424,72 @@ short budget. Fixed before the short grid finished, from this machine's compute:
 36 minutes of wall time per 20-minute grid (3 seeds on 2 lanes), and all ten would take about 6 hours per grid."""
 
 
-def long_grid_selection(short: Path, budget: str, keep: int = LONG_GRID_KEEP) -> list[str]:
-    """The contender keys a long grid at ``budget`` trains, from the short grid's per-run CSV ``short``: the
-    published configuration of ``budget`` (the reference row, always kept) and the ``keep - 1`` others with the
-    highest mean *validation* top-1 at the short budget (never the test set). The issue's rule: when the grid
-    does not fit, drop the contenders that are weakest at the short budget, never seeds."""
+def short_grid_scores(short: Path) -> dict[str, float]:
+    """Mean *validation* top-1 per contender in the short grid's per-run CSV ``short`` (never the test set);
+    an error unless every contender has all its seeds (ranking a grid half-trained would favour its early runs)."""
     from wavemixer.runs.summary_csv import read_summary_csv
 
-    if keep < 1:
-        raise ValueError(f"keep must be at least 1 (the published row), got {keep}")
     scores: dict[str, list[float]] = {}
     for run in read_summary_csv(short):
         if run.best_val is not None:
             scores.setdefault(run.group, []).append(float(run.best_val))
-    every = {c.key: c for c in contenders(budget)}
-    unknown = sorted(set(scores) - set(every))
-    if unknown:
-        raise ValueError(f"{short}: contenders {unknown} do not exist at {budget}")
-    short_seeds = max((len(v) for v in scores.values()), default=0)
-    incomplete = sorted(k for k, v in scores.items() if len(v) < short_seeds)
+    seeds = max((len(v) for v in scores.values()), default=0)
+    incomplete = sorted(k for k, v in scores.items() if len(v) < seeds)
     if not scores or incomplete:
         raise ValueError(
             f"{short}: the short grid is not finished ({incomplete or 'no runs'} lack seeds); "
             "rank contenders only when every one has all its seeds"
         )
+    return {k: statistics.mean(v) for k, v in scores.items()}
+
+
+def long_grid_selection(short: Path, budget: str, keep: int = LONG_GRID_KEEP) -> list[str]:
+    """The contender keys a long grid at ``budget`` trains: the published configuration of ``budget`` (the
+    reference row, always kept) and the ``keep - 1`` others with the highest mean val top-1 in the short grid
+    (:func:`short_grid_scores`). The issue's rule: when the grid does not fit, drop the contenders that are
+    weakest at the short budget, never seeds."""
+    if keep < 1:
+        raise ValueError(f"keep must be at least 1 (the published row), got {keep}")
+    scores = short_grid_scores(short)
+    every = {c.key: c for c in contenders(budget)}
+    unknown = sorted(set(scores) - set(every))
+    if unknown:
+        raise ValueError(f"{short}: contenders {unknown} do not exist at {budget}")
     published = next(c.key for c in every.values() if c.published)
-    ranked = sorted((k for k in scores if k != published), key=lambda k: -statistics.mean(scores[k]))
+    ranked = sorted((k for k in scores if k != published), key=lambda k: -scores[k])
     return [published, *ranked[: keep - 1]]
+
+
+# ------------------------------------------------------------------------------------------ mixer ablation
+MIXERS: dict[str, dict[str, Any]] = {
+    "haar": {},
+    "db2": {"wavelet": "db2"},
+    "random": {"mixer": "random"},
+    "conv": {"mixer": "conv"},
+    "avgpool": {"mixer": "avgpool"},
+    "fourier": {"mixer": "fourier"},
+}
+"""The token mixers of the ablation inside the block: the Haar DWT against the db2 wavelet, random fixed
+filters, a learned 2x2 conv, 2x2 average pooling and a learned Fourier filter (everything else unchanged)."""
+
+
+def best_wavemix(short: Path) -> str:
+    """The WaveMix configuration with the highest mean val top-1 in the short grid (:func:`short_grid_scores`)."""
+    scores = {k: v for k, v in short_grid_scores(short).items() if k.startswith("wavemix-")}
+    if not scores:
+        raise ValueError(f"{short} has no WaveMix runs")
+    return max(scores, key=scores.__getitem__)
+
+
+def mixer_variant(base: Contender, mixer: str) -> Contender:
+    """``base`` with its token mixer swapped (key ``<base>-<mixer>``; the Haar variant is ``base`` itself)."""
+    if base.kind != "wavemix":
+        raise ValueError(f"{base.key} is not a WaveMix configuration; the mixer ablation swaps WaveMix's mixer")
+    if mixer not in MIXERS:
+        raise ValueError(f"unknown mixer {mixer!r}; expected one of {sorted(MIXERS)}")
+    if mixer == "haar":
+        return base
+    return Contender(f"{base.key}-{mixer}", base.budget, base.model, {**base.model_args, **MIXERS[mixer]}, "wavemix")
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float]:
