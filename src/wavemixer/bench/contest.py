@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from wavemixer.bench.peers_suite import MIXER_VARIANTS
+
 __all__ = [
     "BUDGETS",
     "MIXERS",
@@ -461,16 +463,9 @@ def long_grid_selection(short: Path, budget: str, keep: int = LONG_GRID_KEEP) ->
 
 
 # ------------------------------------------------------------------------------------------ mixer ablation
-MIXERS: dict[str, dict[str, Any]] = {
-    "haar": {},
-    "db2": {"wavelet": "db2"},
-    "random": {"mixer": "random"},
-    "conv": {"mixer": "conv"},
-    "avgpool": {"mixer": "avgpool"},
-    "fourier": {"mixer": "fourier"},
-}
-"""The token mixers of the ablation inside the block: the Haar DWT against the db2 wavelet, random fixed
-filters, a learned 2x2 conv, 2x2 average pooling and a learned Fourier filter (everything else unchanged)."""
+MIXERS: dict[str, dict[str, Any]] = {name.removeprefix("dwt/"): args for name, args in MIXER_VARIANTS.items()}
+"""The token mixers of the ablation inside the block (the benchmark suite's variants): the Haar DWT against the
+db2 wavelet, random fixed filters, a learned 2x2 conv, 2x2 average pooling and a learned Fourier filter."""
 
 
 def best_wavemix(short: Path) -> str:
