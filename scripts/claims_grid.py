@@ -37,7 +37,15 @@ def run(args: argparse.Namespace) -> int:
     lrs = claims.tuned_lrs(args.tuned, args.grid) if args.tuned else None
     if lrs is not None and not lrs:
         raise ValueError(f"--tuned {args.tuned}: no cell of {args.grid} has finished runs at every rate there")
-    jobs = claims.jobs(grid, root, args.seeds, args.only, lrs=lrs, epochs=args.epochs, data_dir=args.data_dir,
+    only = args.only
+    if args.overlapping:
+        if only:
+            raise ValueError("--overlapping and --only choose the cells two ways: give one of them")
+        only = claims.overlapping_cells(root)
+        print(f"{args.grid}: cells whose test mean ± std overlaps another's after 3 seeds: {only or 'none'}")
+        if not only:
+            return summarize(args)
+    jobs = claims.jobs(grid, root, args.seeds, only, lrs=lrs, epochs=args.epochs, data_dir=args.data_dir,
                        subset=args.subset, extra=args.extra)  # fmt: skip
     failed = train_in_lanes(jobs, lanes=args.lanes, nice=args.nice, poll_s=0.2)
     if failed:
@@ -73,6 +81,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             p.add_argument("--tuned", type=Path,
                            help="a learning-rate tuning (lr<LR>/<grid>/<cell>-s0): each cell at its best")  # fmt: skip
             add_lane_options(p)
+            p.add_argument("--overlapping", action="store_true",
+                           help="only the cells whose test mean ± std overlaps another cell's after 3 seeds "
+                                "(give the extra --seeds, e.g. 4 5)")  # fmt: skip
             p.add_argument("extra", nargs="*", help="further `wavemixer train` flags, after --")
     args = ap.parse_args(argv)
     try:

@@ -227,3 +227,18 @@ def test_tuned_learning_rates_pick_each_cells_best_val_and_enter_its_command(tmp
         assert args[len(args) - 1 - args[::-1].index("--lr") + 1] == lr  # the last --lr given wins
     with pytest.raises(ValueError, match="no tuned learning rate for"):
         claims.jobs(grid, tmp_path / "runs", [1], ["deeplabv3_mobilenet_v3"], lrs=lrs)
+
+
+def test_cells_whose_test_spread_overlaps_another_get_more_seeds(tmp_path: Path) -> None:
+    """CamVid's rule: 3 seeds, 5 where two rows lie within each other's mean ± std (judged on the first 3)."""
+    root = tmp_path / "camvid"
+    tests = {"wavemix": (40.0, 42.0, 44.0), "unet": (43.5, 44.5, 45.5), "lraspp": (30.0, 31.0, 32.0)}
+    for cell, scores in tests.items():
+        for seed, score in enumerate(scores, start=1):
+            fake_run(root / f"{cell}-s{seed}", seed=seed, test=score, task="segmentation")
+    assert claims.overlapping_cells(root) == ["unet", "wavemix"]  # 42 ± 2 and 44.5 ± 1 overlap; 31 ± 1 stands apart
+    fake_run(root / "lraspp-s4", seed=4, test=43.0, task="segmentation")  # an extra seed does not change the answer
+    assert claims.overlapping_cells(root) == ["unet", "wavemix"]
+    fake_run(root / "deeplab-s1", seed=1, test=29.0, task="segmentation")
+    with pytest.raises(ValueError, match=r"3 finished seeds first \(\['deeplab'\]"):
+        claims.overlapping_cells(root)
