@@ -33,12 +33,14 @@ from wavemixer.runs import (
     Group,
     Job,
     Run,
+    Stat,
     add_lane_options,
     collect_runs,
     group_runs,
     markdown_table,
     mean_std,
     pareto_plot,
+    score_curves,
     train_in_lanes,
     write_summary_csv,
 )
@@ -557,14 +559,32 @@ def summarize(args: argparse.Namespace) -> int:
     ]
     (args.out / f"{args.grid}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
-    panels = [
-        ("train_min", "training steps per run (min, 1 thread)", False),
+    panels = [  # every run of a grid trains the same minutes: time is the budget, plotted across grids below
         ("step_mem_mb", f"step memory (MB, batch {C.BATCH_SIZE}, fp32)", True),
         ("macs", "MACs per image", True),
     ]
     title = f"CIFAR-10, {budget} parameters, {minutes:g} min per run"
     pareto_plot(groups, args.out / f"{args.grid}-pareto.png", title=title, panels=panels)
+    time_plot(args.runs, args.out, budget)
     return 0
+
+
+def time_plot(runs_root: Path, out: Path, budget: str) -> Path | None:
+    """``<budget>-time.png``: test top-1 against the minutes of training steps, one line per contender, over the
+    grids of ``budget`` that have finished runs (accuracy against time; needs two grids)."""
+    grids = [(g, m) for g, (b, m) in C.TIME_BUDGETS.items() if b == budget and (runs_root / g).is_dir()]
+    series: dict[str, list[tuple[float, Stat]]] = {}
+    for grid, minutes in grids:
+        for group in group_runs(collect_runs([runs_root / grid])):
+            if (stat := group.stat("test")) is not None:
+                series.setdefault(group.name, []).append((minutes, stat))
+    if len(grids) < 2 or not series:
+        return None
+    path = out / f"{budget}-time.png"
+    score_curves(series, path, xlabel="minutes of training steps per run (1 thread)",
+                 ylabel="test top-1 % (mean ± std over seeds)",
+                 title=f"CIFAR-10, {budget} parameters: accuracy against training time")  # fmt: skip
+    return path
 
 
 # ------------------------------------------------------------------------------------------ main

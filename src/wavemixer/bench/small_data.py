@@ -165,33 +165,19 @@ def sample_efficiency_plot(
     path: Path,
 ) -> None:
     """Test top-1 against training images per class (log axis), one line per entry; WaveMix solid, peers dashed."""
-    import matplotlib
+    from wavemixer.runs import Stat
+    from wavemixer.runs.plot import score_curves
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from wavemixer.files import atomic_write
-
-    fig, ax = plt.subplots(figsize=(7, 5))
-    keys = sorted({k for scores in by_regime.values() for k in scores})
+    series: dict[str, list[tuple[float, Stat]]] = {}
     full_per_class = C.TRAIN_IMAGES // C.NUM_CLASSES
-    for key in keys:
+    for key in sorted({k for scores in by_regime.values() for k in scores}):
         budget, _, contender = key.partition("-")
-        points: list[tuple[int, tuple[float, float, int]]] = [
-            (REGIMES[n].per_class, s) for n in REGIMES if (s := by_regime.get(n, {}).get(key)) is not None
-        ]
+        points = [(REGIMES[n].per_class, s) for n in REGIMES if (s := by_regime.get(n, {}).get(key)) is not None]
         if (s := full.get(budget, {}).get(contender)) is not None:
             points.append((full_per_class, s))
-        xs, stats = zip(*sorted(points))
-        ax.errorbar(xs, [s[0] for s in stats], yerr=[s[1] for s in stats], capsize=3, marker="o",
-                    linestyle="-" if contender.startswith("wavemix") else "--", label=key)  # fmt: skip
-    ax.set(xscale="log", xlabel="training images per class", ylabel="test top-1 % (mean ± std over seeds)",
-           title="CIFAR-10: accuracy against training-set size")  # fmt: skip
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
-    plt.close(fig)
+        series[key] = [(float(x), Stat(*stat)) for x, stat in points]
+    score_curves(series, path, xlabel="training images per class", ylabel="test top-1 % (mean ± std over seeds)",
+                 title="CIFAR-10: accuracy against training-set size")  # fmt: skip
 
 
 def scores_of(groups: Sequence[Any]) -> dict[str, tuple[float, float, int]]:

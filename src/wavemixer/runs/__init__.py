@@ -9,7 +9,7 @@ a few at a time, resumably).
 
 from .groups import GROUP_BY, Group, Stat, check_same_training, collect_runs, group_runs, read_runs
 from .lanes import Job, add_lane_options, train_in_lanes
-from .plot import DEFAULT_PANELS, pareto_plot
+from .plot import DEFAULT_PANELS, pareto_plot, score_curves
 from .record import METRICS, TASK_METRICS, Run, find_run_folders, read_run, seed_suffix
 from .summary_csv import merge_runs, read_summary_csv, write_summary_csv
 from .tables import Column, curves_markdown, markdown_table, mean_std, run_lines, standard_columns
@@ -38,6 +38,7 @@ __all__ = [
     "read_runs",
     "read_summary_csv",
     "run_lines",
+    "score_curves",
     "seed_suffix",
     "standard_columns",
     "train_in_lanes",

@@ -1,18 +1,19 @@
-"""The Pareto-style figure of a summary: mean test score (± std over seeds) against each cost, one panel per cost.
+"""The figures of a summary: mean test score (± std over seeds) against each cost, one panel per cost (Pareto
+style), and scores against a budget (time, training images), one line per model.
 
-WaveMix models are circles, everything else (peers, baselines) triangles, each point named by its group.
+WaveMix models are circles or solid lines, everything else (peers, baselines) triangles or dashed lines.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from wavemixer.files import atomic_write
-from wavemixer.runs.groups import Group
+from wavemixer.runs.groups import Group, Stat
 from wavemixer.runs.tables import metric_header
 
-__all__ = ["DEFAULT_PANELS", "Panel", "pareto_plot"]
+__all__ = ["DEFAULT_PANELS", "Panel", "pareto_plot", "score_curves"]
 
 Panel = tuple[str, str, bool]
 """(column, axis label, logarithmic axis): the cost on one panel's x axis (its mean over the group's runs)."""
@@ -54,6 +55,41 @@ def pareto_plot(
     fig.tight_layout()
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
     plt.close(fig)
+
+
+def score_curves(
+    series: Mapping[str, Sequence[tuple[float, Stat]]], path: Path, *, xlabel: str, ylabel: str, title: str,
+    xlog: bool = True,
+) -> None:  # fmt: skip
+    """Write a PNG of one line per model (``series``: name -> (budget, score over seeds) points), mean ± std
+    error bars; names starting with ``wavemix`` solid, the others dashed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 5))
+    for name, points in series.items():
+        if not points:
+            continue
+        xs, stats = zip(*sorted(points, key=lambda p: p[0]))
+        ax.errorbar(xs, [s.mean for s in stats], yerr=[s.std for s in stats], capsize=3, marker="o",
+                    linestyle="-" if _wavemix_name(name) else "--", label=name)  # fmt: skip
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
+    if xlog:
+        ax.set_xscale("log")
+    budgets = sorted({x for points in series.values() for x, _ in points})
+    ax.set_xticks(budgets, [f"{x:,g}" for x in budgets])  # the budgets themselves, not powers of ten
+    ax.minorticks_off()
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
+    plt.close(fig)
+
+
+def _wavemix_name(name: str) -> bool:
+    return name.partition("-")[2].startswith("wavemix") or name.startswith("wavemix")
 
 
 def _is_wavemix(group: Group) -> bool:
