@@ -1,6 +1,7 @@
 """Shift, scale and receptive-field measurements of trained classifiers (issue 24), one table for all.
 
   python scripts/priors.py NAME=RUN_DIR [NAME=RUN_DIR ...] --out docs/bench/priors/40k
+  python scripts/priors.py --grid runs/contest/40k-20min --out docs/bench/priors/40k-20min   # every run of a grid
 
 Each RUN_DIR is a training run folder (its ``best/``) or a saved model folder; every model is measured on
 its own run's test split with its own preprocessing (as ``wavemixer eval`` finds them). Writes to ``--out``:
@@ -8,9 +9,12 @@ its own run's test split with its own preprocessing (as ``wavemixer eval`` finds
 * ``priors-full.csv`` / ``.md``: per model, clean accuracy; circular and pad-and-crop shift consistency and
   accuracy (per shift 1-4 over the h/v/diagonal directions, and over odd and even shifts); accuracy and
   consistency at 0.75x and 1.25x; ERF radii (50 %, 90 % of the mass) of the trained and of the untrained
-  network (the same architecture freshly initialised with ``--init-seed``).
+  network (the same architecture freshly initialised with ``--init-seed`` plus the run's seed, so that
+  the untrained ERFs of a model's seeds vary as its trained ones do).
 * ``priors.csv`` / ``.md``: the columns a reader compares first (:data:`COLUMNS`).
 * ``erf.png`` and ``erf-untrained.png``: the ERF maps side by side.
+* ``priors-mean.csv`` / ``.md`` and ``erf-mean.png``: the runs of one model over seeds (names ``<model>-s<seed>``,
+  as ``--grid`` names them) as mean ± std, and their ERF maps averaged (each scaled to unit mass first).
 
 The definitions are in :mod:`wavemixer.bench.priors`.
 """
@@ -57,6 +61,20 @@ def split_loader(loaded: Any, args: argparse.Namespace) -> DataLoader:
     return DataLoader(data.dataset, batch_size=args.batch_size)
 
 
+def grid_runs(folder: Path, only: list[str] | None) -> list[str]:
+    """``NAME=RUN_DIR`` for every finished run ``<model>-s<seed>`` in ``folder`` (sorted), or of ``only``'s models."""
+    from wavemixer.runs import seed_suffix
+
+    if not folder.is_dir():
+        raise SystemExit(f"priors.py: error: --grid {folder}: not a folder")
+    runs = sorted(f for f in folder.iterdir() if (f / "results.json").is_file() and seed_suffix(f.name)[1] is not None)
+    models = {seed_suffix(f.name)[0] for f in runs}
+    unknown = sorted(set(only or ()) - models)
+    if unknown:
+        raise SystemExit(f"priors.py: error: --only {unknown}: no finished runs in {folder}; it has {sorted(models)}")
+    return [f"{f.name}={f}" for f in runs if not only or seed_suffix(f.name)[0] in only]
+
+
 def untrained_copy(model: torch.nn.Module, seed: int) -> torch.nn.Module:
     """The same architecture (from its saved config), freshly initialised."""
     torch.manual_seed(seed)
@@ -65,22 +83,37 @@ def untrained_copy(model: torch.nn.Module, seed: int) -> torch.nn.Module:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("models", nargs="+", metavar="NAME=RUN_DIR", help="a row name and its run or model folder")
+    p.add_argument("models", nargs="*", metavar="NAME=RUN_DIR", help="a row name and its run or model folder")
+    p.add_argument("--grid", type=Path, help="every finished run folder <model>-s<seed> in this folder, too")
+    p.add_argument("--only", nargs="+", help="with --grid: these models only")
     p.add_argument("--out", type=Path, required=True, help="folder for priors.csv/.md and the ERF PNGs")
     p.add_argument("--data-dir", help="data location, if not the one the runs recorded")
     p.add_argument("--images", type=int, help="test images for shift/scale (default: the whole test split)")
     p.add_argument("--erf-images", type=int, default=500, help="test images the ERF averages over (default: 500)")
     p.add_argument("--batch-size", type=int, default=250)
-    p.add_argument("--init-seed", type=int, default=0, help="seed of the untrained networks' initialisation")
+    p.add_argument(
+        "--init-seed",
+        type=int,
+        default=0,
+        help="seed of the untrained networks' initialisation (plus the seed of a NAME-s<seed> run)",
+    )
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = p.parse_args(argv)
 
     from wavemixer.loading import load_model
+    from wavemixer.runs import seed_suffix
 
+    specs = list(args.models)
+    if args.grid is not None:
+        specs += grid_runs(args.grid, args.only)
+    elif args.only:
+        p.error("--only chooses among the runs of --grid; give --grid")
+    if not specs:
+        p.error("give NAME=RUN_DIR arguments or --grid with finished runs")
     rows: dict[str, dict[str, Any]] = {}
     erfs: dict[str, priors.Erf] = {}
     untrained: dict[str, priors.Erf] = {}
-    for spec in args.models:
+    for spec in specs:
         name, sep, folder = spec.partition("=")
         if not sep:
             p.error(f"{spec!r}: give NAME=RUN_DIR")
@@ -90,7 +123,9 @@ def main(argv: list[str] | None = None) -> int:
             {name: loaded.model}, loader, max_images=args.images, erf_images=args.erf_images
         )
         fresh = priors.effective_receptive_field(
-            untrained_copy(loaded.model, args.init_seed), loader, max_images=args.erf_images
+            untrained_copy(loaded.model, args.init_seed + (seed_suffix(name)[1] or 0)),
+            loader,
+            max_images=args.erf_images,
         )
         rows[name] = {**measured[name], **{k.replace("erf_", "erf_untrained_"): v for k, v in fresh.summary().items()}}
         erfs[name], untrained[name] = erf[name], fresh
@@ -99,7 +134,13 @@ def main(argv: list[str] | None = None) -> int:
     csv_path, md_path = priors.write_table(rows, args.out / "priors", columns=COLUMNS)
     priors.plot_erfs(erfs, args.out / "erf.png", title="effective receptive field, trained")
     priors.plot_erfs(untrained, args.out / "erf-untrained.png", title="effective receptive field, untrained")
-    print(f"wrote {csv_path}, {md_path} (and priors-full.csv/.md, erf.png, erf-untrained.png)")
+    means = priors.seed_means(rows)
+    priors.write_seed_table(means, args.out / "priors-mean", columns=COLUMNS)
+    priors.plot_erfs(priors.mean_erf_maps(erfs), args.out / "erf-mean.png",
+                     title="effective receptive field, trained (mean map over seeds)")  # fmt: skip
+    priors.plot_erfs(priors.mean_erf_maps(untrained), args.out / "erf-untrained-mean.png",
+                     title="effective receptive field, untrained (mean map over seeds)")  # fmt: skip
+    print(f"wrote {csv_path}, {md_path} (and priors-full.csv/.md, priors-mean.csv/.md, erf[-untrained][-mean].png)")
     return 0
 
 

@@ -325,3 +325,25 @@ def test_priors_script_measures_a_run_on_its_own_test_split(tmp_path) -> None:
     assert 0 <= float(row["circular_consistency_even"]) <= 100 and float(row["erf_r90"]) > float(row["erf_r50"]) > 0
     for name in ("priors.md", "priors-full.csv", "priors-full.md", "erf.png", "erf-untrained.png"):
         assert (tmp_path / name).stat().st_size > 0, name
+
+
+def test_seeds_of_a_model_become_mean_and_std_and_one_erf_map(tmp_path) -> None:
+    from wavemixer.bench.priors import Erf, mean_erf_maps, seed_means, write_seed_table
+
+    rows = {"resnet-s1": {"accuracy": 70.0, "erf_r50": 2.0}, "resnet-s2": {"accuracy": 74.0, "erf_r50": 4.0},
+            "wavemix-s2-convtranspose-s1": {"accuracy": 69.0, "erf_r50": float("nan")}}  # fmt: skip
+    means = seed_means(rows)
+    assert means["resnet"]["accuracy"] == (72.0, pytest.approx(2 * math.sqrt(2)), 2)  # sample std of 70, 74
+    assert means["wavemix-s2-convtranspose"] == {"accuracy": (69.0, 0.0, 1)}  # a NaN radius is left out
+    csv_path, md_path = write_seed_table(means, tmp_path / "mean", columns=["accuracy", "erf_r50"])
+    assert csv_path.read_text().splitlines()[0] == "model,seeds,accuracy_mean,accuracy_std,erf_r50_mean,erf_r50_std"
+    md = md_path.read_text().splitlines()
+    assert (
+        md[2] == "| resnet | 2 | 72.00 ± 2.83 | 3.00 ± 1.41 |"
+        and md[3] == "| wavemix-s2-convtranspose | 1 | 69.00 |  |"
+    )
+    point, wide = torch.zeros(5, 5), torch.ones(5, 5)
+    point[2, 2] = 10.0  # a seed with a larger gain weighs no more than the other
+    erfs = {f"m-s{i}": Erf(m, (2, 2), (5, 5), 4) for i, m in enumerate((point, wide), start=1)}
+    (mean,) = mean_erf_maps(erfs).values()
+    assert float(mean.sum()) == pytest.approx(1.0) and float(mean[2, 2]) == pytest.approx(0.5 + 0.5 / 25)

@@ -8,7 +8,7 @@ so they apply alike to trained run folders, untrained networks and the tiny mode
 
 from .common import eval_mode, iter_batches
 from .erf import Erf, effective_receptive_field, feature_extractor, mass_centroid, mass_radius
-from .report import measure_priors, plot_erfs, write_table
+from .report import mean_erf_maps, measure_priors, plot_erfs, seed_means, write_seed_table, write_table
 from .robustness import (
     DIRECTIONS,
     SHIFT_MODES,
@@ -33,12 +33,15 @@ __all__ = [
     "iter_batches",
     "mass_centroid",
     "mass_radius",
+    "mean_erf_maps",
     "measure_priors",
     "perturbation_robustness",
     "plot_erfs",
     "rescale_images",
     "scale_robustness",
+    "seed_means",
     "shift_images",
     "shift_robustness",
+    "write_seed_table",
     "write_table",
 ]

@@ -1,11 +1,12 @@
 """Several models at once: the shift/scale/ERF measurements as one table row each, the table as CSV and
-markdown, and the ERF maps side by side in one PNG."""
+markdown, the rows of a model's seeds as mean ± std, and the ERF maps side by side in one PNG."""
 
 from __future__ import annotations
 
 import csv
 import io
 import math
+import statistics
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from .common import Data
 from .erf import Erf, effective_receptive_field, mass_centroid, mass_radius
 from .robustness import scale_robustness, shift_robustness
 
-__all__ = ["measure_priors", "plot_erfs", "write_table"]
+__all__ = ["mean_erf_maps", "measure_priors", "plot_erfs", "seed_means", "write_seed_table", "write_table"]
 
 
 def measure_priors(
@@ -76,6 +77,64 @@ def write_table(
     atomic_write_text(csv_path, buf.getvalue())
     atomic_write_text(md_path, "\n".join(md) + "\n")
     return csv_path, md_path
+
+
+def _model_of(name: str) -> str:
+    from wavemixer.runs import seed_suffix
+
+    return seed_suffix(name)[0]
+
+
+def seed_means(rows: Mapping[str, Mapping[str, float]]) -> dict[str, dict[str, tuple[float, float, int]]]:
+    """Rows named ``<model>-s<seed>`` grouped by model: ``column -> (mean, sample std, seeds)`` (std 0 for one
+    seed). Names without a seed suffix are their own model."""
+    values: dict[str, dict[str, list[float]]] = {}
+    for name, row in rows.items():
+        for column, value in row.items():
+            if isinstance(value, int | float) and not math.isnan(float(value)):
+                values.setdefault(_model_of(name), {}).setdefault(column, []).append(float(value))
+    return {
+        model: {c: (statistics.mean(v), statistics.stdev(v) if len(v) > 1 else 0.0, len(v)) for c, v in cols.items()}
+        for model, cols in values.items()
+    }
+
+
+def write_seed_table(
+    means: Mapping[str, Mapping[str, tuple[float, float, int]]], path: str | Path, *, columns: Sequence[str],
+    digits: int = 2,
+) -> tuple[Path, Path]:  # fmt: skip
+    """``path`` with ``.csv`` (``<column>_mean`` and ``<column>_std``, full precision) and ``.md`` (``mean ± std``):
+    one row per model of :func:`seed_means`, with its number of seeds."""
+    base = Path(path)
+    base.parent.mkdir(parents=True, exist_ok=True)
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["model", "seeds", *(f"{c}_{k}" for c in columns for k in ("mean", "std"))])
+    md = ["| model | seeds | " + " | ".join(columns) + " |", "|---|---:|" + "---:|" * len(columns)]
+    for model, cols in means.items():
+        seeds = max((n for _, _, n in cols.values()), default=0)
+        writer.writerow([model, seeds, *(x for c in columns for x in (cols[c][:2] if c in cols else ("", "")))])
+        cells = [_mean_std(cols[c], digits) if c in cols else "" for c in columns]
+        md.append(f"| {model} | {seeds} | " + " | ".join(cells) + " |")
+    csv_path, md_path = base.with_suffix(".csv"), base.with_suffix(".md")
+    atomic_write_text(csv_path, buf.getvalue())
+    atomic_write_text(md_path, "\n".join(md) + "\n")
+    return csv_path, md_path
+
+
+def _mean_std(stat: tuple[float, float, int], digits: int) -> str:
+    mean, std, n = stat
+    return f"{mean:.{digits}f}" + (f" ± {std:.{digits}f}" if n > 1 else "")
+
+
+def mean_erf_maps(erfs: Mapping[str, Erf]) -> dict[str, Tensor]:
+    """One map per model of ``<model>-s<seed>`` ERFs: the mean of the seeds' maps, each scaled to unit mass (so
+    that every seed weighs the same whatever its gain)."""
+    grouped: dict[str, list[Tensor]] = {}
+    for name, erf in erfs.items():
+        m = erf.map.double()
+        grouped.setdefault(_model_of(name), []).append(m / m.sum() if float(m.sum()) > 0 else m)
+    return {model: sum(maps[1:], maps[0]) / len(maps) for model, maps in grouped.items()}
 
 
 def plot_erfs(
