@@ -45,12 +45,12 @@ __all__ = [
     "edge_settings",
     "long_grid_selection",
     "mixer_variant",
-    "short_grid_scores",
     "solve_wavemix",
     "steps_for_budget",
     "train_command",
     "tuning_rows",
     "tuning_table",
+    "val_means",
     "write_csv",
 ]
 
@@ -426,20 +426,20 @@ short budget. Fixed before the short grid finished, from this machine's compute:
 36 minutes of wall time per 20-minute grid (3 seeds on 2 lanes), and all ten would take about 6 hours per grid."""
 
 
-def short_grid_scores(short: Path) -> dict[str, float]:
-    """Mean *validation* top-1 per contender in the short grid's per-run CSV ``short`` (never the test set);
-    an error unless every contender has all its seeds (ranking a grid half-trained would favour its early runs)."""
+def val_means(grid_csv: Path) -> dict[str, float]:
+    """Mean *validation* top-1 per contender in a grid's per-run CSV (never the test set); an error unless every
+    contender has all its seeds (ranking a grid half-trained would favour its early runs)."""
     from wavemixer.runs.summary_csv import read_summary_csv
 
     scores: dict[str, list[float]] = {}
-    for run in read_summary_csv(short):
+    for run in read_summary_csv(grid_csv):
         if run.best_val is not None:
             scores.setdefault(run.group, []).append(float(run.best_val))
     seeds = max((len(v) for v in scores.values()), default=0)
     incomplete = sorted(k for k, v in scores.items() if len(v) < seeds)
     if not scores or incomplete:
         raise ValueError(
-            f"{short}: the short grid is not finished ({incomplete or 'no runs'} lack seeds); "
+            f"{grid_csv}: the grid is not finished ({incomplete or 'no runs'} lack seeds); "
             "rank contenders only when every one has all its seeds"
         )
     return {k: statistics.mean(v) for k, v in scores.items()}
@@ -448,11 +448,11 @@ def short_grid_scores(short: Path) -> dict[str, float]:
 def long_grid_selection(short: Path, budget: str, keep: int = LONG_GRID_KEEP) -> list[str]:
     """The contender keys a long grid at ``budget`` trains: the published configuration of ``budget`` (the
     reference row, always kept) and the ``keep - 1`` others with the highest mean val top-1 in the short grid
-    (:func:`short_grid_scores`). The issue's rule: when the grid does not fit, drop the contenders that are
+    (:func:`val_means`). The issue's rule: when the grid does not fit, drop the contenders that are
     weakest at the short budget, never seeds."""
     if keep < 1:
         raise ValueError(f"keep must be at least 1 (the published row), got {keep}")
-    scores = short_grid_scores(short)
+    scores = val_means(short)
     every = {c.key: c for c in contenders(budget)}
     unknown = sorted(set(scores) - set(every))
     if unknown:
@@ -468,11 +468,11 @@ MIXERS: dict[str, dict[str, Any]] = {name.removeprefix("dwt/"): args for name, a
 db2 wavelet, random fixed filters, a learned 2x2 conv, 2x2 average pooling and a learned Fourier filter."""
 
 
-def best_wavemix(short: Path) -> str:
-    """The WaveMix configuration with the highest mean val top-1 in the short grid (:func:`short_grid_scores`)."""
-    scores = {k: v for k, v in short_grid_scores(short).items() if k.startswith("wavemix-")}
+def best_wavemix(grid_csv: Path) -> str:
+    """The WaveMix configuration with the highest mean val top-1 in a grid's per-run CSV (:func:`val_means`)."""
+    scores = {k: v for k, v in val_means(grid_csv).items() if k.startswith("wavemix-")}
     if not scores:
-        raise ValueError(f"{short} has no WaveMix runs")
+        raise ValueError(f"{grid_csv} has no WaveMix runs")
     return max(scores, key=scores.__getitem__)
 
 
