@@ -7,6 +7,8 @@ resumable and each writing committed result files under ``--out`` (default ``doc
   python scripts/contest.py tune --data-dir ZIP           # tuning-40k.csv/.md: lr x warm-up, seed 0, val only
   python scripts/contest.py run --grid 40k-5min --data-dir ZIP   # 3 seeds at each contender's tuned setting
   python scripts/contest.py summarize --grid 40k-5min     # <grid>.csv/.md/-pareto.png from the runs on disk
+  python scripts/contest.py run --grid 40k-20min --keep-best 6 --data-dir ZIP   # the published row + 5 best at 5 min
+  python scripts/contest.py ablation --data-dir ZIP       # token mixers swapped in the best WaveMix cell at 5 min
 
 ZIP is ``../shared/data/CIFAR10/cifar10_jpeg_q75_imagefolder.zip`` here (CIFAR-10 as JPEGs, 45,000 train /
 5,000 val / 10,000 test). Runs go to ``--runs`` (default ``runs/contest``), one folder per run; a run with
