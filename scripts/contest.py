@@ -318,7 +318,6 @@ def tune(args: argparse.Namespace) -> int:
     """Every selected 40k contender at every setting of the tuning grid, seed 0, at the short budget."""
     budget, _ = C.TIME_BUDGETS[C.TUNING_BUDGET]
     steps = _steps(args, C.TUNING_BUDGET)
-    jobs = []
     settings = list(C.TUNING_GRID)
     if args.settings:
         known = {s.key: s for s in C.TUNING_GRID}
@@ -328,23 +327,36 @@ def tune(args: argparse.Namespace) -> int:
         settings = [known[k] for k in args.settings]
     if args.edge and args.settings:
         raise SystemExit("--edge chooses its own settings; give it without --settings")
-    edges: dict[str, list[C.Setting]] = {}
-    if args.edge:  # the edge rule: one step beyond the grid for contenders tuned at its boundary
+    selected = _selected(budget, args.only)
+
+    def jobs_for(plan: dict[str, list[C.Setting]]) -> list[tuple[list[str], Path]]:
+        jobs = []
+        for c in selected:
+            for setting in plan.get(c.key, []):
+                out = args.runs / f"tune-{budget}" / c.key / f"{setting.key}-s0"
+                if C.diverged(out) or (out / "results.json").is_file():  # tried (a diverged rate would again)
+                    continue
+                cmd = C.train_command(c, setting, steps=steps[c.key], seed=0, output=out, data_dir=args.data_dir)
+                jobs.append((cmd, out))
+        return jobs
+
+    if not args.edge:
+        failed = _run_jobs(jobs_for({c.key: settings for c in selected}), args.lanes, args.nice)
+        summarize_tuning(args)
+        return 1 if failed else 0
+    while True:  # the edge rule: a step beyond the rates tried while a best rate is at their boundary
         try:
             edges = C.edge_runs(args.out / f"tuning-{budget}.csv")
         except FileNotFoundError as exc:
             raise SystemExit(str(exc)) from None
-    for c in _selected(budget, args.only):
-        for setting in edges.get(c.key, []) if args.edge else settings:
-            out = args.runs / f"tune-{budget}" / c.key / f"{setting.key}-s0"
-            if C.diverged(out):  # tried: retraining would diverge again
-                continue
-            jobs.append(
-                (C.train_command(c, setting, steps=steps[c.key], seed=0, output=out, data_dir=args.data_dir), out)
-            )
-    failed = _run_jobs(jobs, args.lanes, args.nice)
-    summarize_tuning(args)
-    return 1 if failed else 0
+        jobs = jobs_for(edges)
+        if not jobs:
+            return 0
+        print(f"edge rule: {', '.join(sorted({str(out.parent.name) for _, out in jobs}))}", flush=True)
+        failed = _run_jobs(jobs, args.lanes, args.nice)
+        summarize_tuning(args)
+        if failed:
+            return 1
 
 
 def summarize_tuning(args: argparse.Namespace) -> int:

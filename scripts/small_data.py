@@ -71,25 +71,36 @@ def _train(jobs: list[Job], args: argparse.Namespace) -> int:
 
 
 def tune(args: argparse.Namespace) -> int:
-    """Every entry at every setting of the tuning grid on the regime's subset, seed 0."""
+    """Every entry at every setting of the tuning grid on the regime's subset, seed 0; with ``--edge``, the
+    contest's edge rule on this regime's own tuning, repeated while a best rate is at the boundary."""
     regime = S.REGIMES[args.regime]
     root = args.runs / regime.name / "tune"
-    edges: dict[str, list[C.Setting]] = {}
-    if args.edge:  # the contest's edge rule, on this regime's own tuning
+    entries = _entries(args)
+
+    def jobs_for(plan: dict[str, list[C.Setting]]) -> list[Job]:
+        folders = [(e, s, root / e.key / f"{s.key}-s0") for e in entries for s in plan.get(e.key, [])]
+        return [
+            Job(S.train_command(e, s, regime, seed=0, output=out, data_dir=args.data_dir), out)
+            for e, s, out in folders
+            if not C.diverged(out) and not (out / "results.json").is_file()  # tried (a diverged rate would again)
+        ]
+
+    if not args.edge:
+        failed = _train(jobs_for({e.key: list(C.TUNING_GRID) for e in entries}), args)
+        summarize_tuning(args)
+        return failed
+    while True:
         try:
             edges = C.edge_runs(args.out / f"tuning-{regime.name}.csv")
         except FileNotFoundError as exc:
             raise SystemExit(str(exc)) from None
-    entries = _entries(args)
-    grid = {e.key: edges.get(e.key, []) if args.edge else list(C.TUNING_GRID) for e in entries}
-    folders = [(e, s, root / e.key / f"{s.key}-s0") for e in entries for s in grid[e.key]]
-    folders = [(e, s, o) for e, s, o in folders if not C.diverged(o)]  # tried: retraining would diverge again
-    jobs = [
-        Job(S.train_command(e, s, regime, seed=0, output=out, data_dir=args.data_dir), out) for e, s, out in folders
-    ]
-    failed = _train(jobs, args)
-    summarize_tuning(args)
-    return failed
+        jobs = jobs_for(edges)
+        if not jobs:
+            return 0
+        failed = _train(jobs, args)
+        summarize_tuning(args)
+        if failed:
+            return failed
 
 
 def summarize_tuning(args: argparse.Namespace) -> int:

@@ -113,22 +113,34 @@ def test_runs_are_started_and_resumed_with_the_contests_own_commands(tmp_path: P
     assert command(Job(args, out)) == [sys.executable, "-m", "wavemixer.cli", "train", "--resume", str(out)]
 
 
-def test_edge_rule_extends_the_grid_once_where_the_best_lr_is_at_its_boundary(tmp_path: Path) -> None:
+def test_edge_rule_steps_beyond_the_rates_tried_while_the_best_is_at_their_boundary(tmp_path: Path) -> None:
     path = tmp_path / "t.csv"
-    with path.open("w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["key", "lr", "warmup", "val_top1"])
-        for s in C.TUNING_GRID:
-            w.writerow(["high", s.lr, s.warmup, 50 + 1000 * s.lr])  # best at lr 1e-2
-            w.writerow(["low", s.lr, s.warmup, 50 - 1000 * s.lr])  # best at lr 1e-3
-            w.writerow(["inside", s.lr, s.warmup, 60 if s.lr == 3e-3 else 50])
-        w.writerow(["high", 0.03, 1.0, 99.0])  # its edge run, better still: chosen, but not extended again
-    grid_best = C.read_tuning(path, complete=True, within=C.TUNING_GRID)
-    edges = C.edge_settings(grid_best)
-    assert edges == {"high": [C.Setting(0.03, 0.2), C.Setting(0.03, 1.0)],
-                     "low": [C.Setting(0.000333, 0.2), C.Setting(0.000333, 1.0)]}  # fmt: skip
+
+    def write(extra: list[tuple[str, float, float, str]]) -> None:
+        with path.open("w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["key", "lr", "warmup", "val_top1"])
+            for s in C.TUNING_GRID:
+                w.writerow(["high", s.lr, s.warmup, 50 + 1000 * s.lr])  # best at lr 1e-2
+                w.writerow(["low", s.lr, s.warmup, 50 - 1000 * s.lr])  # best at lr 1e-3
+                w.writerow(["inside", s.lr, s.warmup, 60 if s.lr == 3e-3 else 50])
+            w.writerows(extra)
+
+    write([])
+    assert C.edge_runs(path) == {"high": [C.Setting(0.03, 0.2), C.Setting(0.03, 1.0)],
+                                 "low": [C.Setting(0.000333, 0.2), C.Setting(0.000333, 1.0)]}  # fmt: skip
+    # "high" is better still at 3e-2: it steps again; "low" peaked inside what it tried, so it stops
+    write([("high", 0.03, 0.2, 80.0), ("high", 0.03, 1.0, 99.0), ("low", 0.000333, 0.2, 40.0),
+           ("low", 0.000333, 1.0, 41.0)])  # fmt: skip
     assert C.read_tuning(path, complete=True)["high"] == C.Setting(0.03, 1.0)  # the run grid takes the edge's best
-    assert [s.key for s in edges["high"]] == ["lr0.03-wu0.2", "lr0.03-wu1"]
+    assert C.edge_runs(path) == {"high": [C.Setting(0.09, 0.2), C.Setting(0.09, 1.0)]}
+    # a diverged step counts as tried: the best is then inside, and the rule ends
+    write([("high", 0.03, 0.2, 80.0), ("high", 0.03, 1.0, 99.0), ("high", 0.09, 0.2, ""), ("high", 0.09, 1.0, "")])
+    assert "high" not in C.edge_runs(path)
+    # at most EDGE_MAX_STEPS steps beyond the grid
+    far = [("high", lr, wu, 60 + lr) for lr in (0.03, 0.09, 0.27) for wu in (0.2, 1.0)]
+    write(far)
+    assert C.read_tuning(path, complete=True)["high"].lr == 0.27 and "high" not in C.edge_runs(path)
 
 
 def test_a_diverged_tuning_run_counts_as_tried_and_is_never_chosen(tmp_path: Path) -> None:

@@ -48,6 +48,7 @@ __all__ = [
     "solve_wavemix",
     "steps_for_budget",
     "train_command",
+    "tried_rates",
     "tuning_rows",
     "tuning_table",
     "val_means",
@@ -107,9 +108,11 @@ TUNING_GRID = tuple(Setting(lr, wu) for lr in (1e-3, 3e-3, 1e-2) for wu in (0.2,
 
 GRID_LRS = (1e-3, 3e-3, 1e-2)
 EDGE_STEP = 3.0
-"""The edge rule: a contender whose best setting lies at the grid's lowest or highest learning rate trains
-both warm-ups once more at that rate / or x :data:`EDGE_STEP` (:func:`edge_settings`), so that no model is
-held at a boundary of the grid. Applied alike to every contender, once."""
+EDGE_MAX_STEPS = 3
+"""The edge rule: a contender whose best setting lies at the lowest or highest learning rate it has tried
+trains both warm-ups once more at that rate / or x :data:`EDGE_STEP` (:func:`edge_settings`), and again
+while its best stays at a boundary (at most :data:`EDGE_MAX_STEPS` steps beyond the grid; a diverged rate
+counts as tried), so that no model is held at a boundary of what it tried. Applied alike to every contender."""
 
 PRESCREEN = Setting(3e-3, 0.2)
 """The one setting every WaveMix configuration trains at first (seed 0, the short budget): the middle learning
@@ -296,23 +299,39 @@ def read_tuning(path: Path, *, complete: bool = False, within: Sequence[Setting]
     return {k: s for k, (_, s) in best.items() if not complete or seen[k] >= set(TUNING_GRID)}
 
 
-def edge_settings(best: dict[str, Setting]) -> dict[str, list[Setting]]:
-    """Per contender whose best learning rate is the grid's lowest or highest: the two settings one
-    :data:`EDGE_STEP` beyond it (both warm-ups). Empty for the others."""
+def edge_settings(best: dict[str, Setting], tried: dict[str, set[float]] | None = None) -> dict[str, list[Setting]]:
+    """Per contender whose best learning rate is the lowest or highest of the rates it tried (``tried``; default:
+    the grid's): the two settings one :data:`EDGE_STEP` beyond it (both warm-ups), unless that rate was tried
+    already or lies more than :data:`EDGE_MAX_STEPS` steps beyond the grid. Empty for the others."""
+    lo, hi = min(GRID_LRS) / EDGE_STEP**EDGE_MAX_STEPS, max(GRID_LRS) * EDGE_STEP**EDGE_MAX_STEPS
     out = {}
     for key, s in best.items():
-        if s.lr in (min(GRID_LRS), max(GRID_LRS)):
-            lr = s.lr * EDGE_STEP if s.lr == max(GRID_LRS) else s.lr / EDGE_STEP
-            out[key] = [Setting(float(f"{lr:.3g}"), wu) for wu in (0.2, 1.0)]
+        rates = (tried or {}).get(key) or set(GRID_LRS)
+        if s.lr not in (min(rates), max(rates)):
+            continue
+        lr = float(f"{(s.lr * EDGE_STEP if s.lr == max(rates) else s.lr / EDGE_STEP):.3g}")
+        if lo * 0.99 <= lr <= hi * 1.01 and not any(math.isclose(lr, r, rel_tol=1e-3) for r in rates):
+            out[key] = [Setting(lr, wu) for wu in (0.2, 1.0)]
+    return out
+
+
+def tried_rates(tuning: Path) -> dict[str, set[float]]:
+    """The learning rates each contender of a tuning CSV has trained at (diverged runs included)."""
+    with tuning.open() as fh:
+        rows = list(csv.DictReader(fh))
+    out: dict[str, set[float]] = {}
+    for row in rows:
+        out.setdefault(row["key"], set()).add(float(row["lr"]))
     return out
 
 
 def edge_runs(tuning: Path) -> dict[str, list[Setting]]:
-    """The edge rule's settings per contender from a tuning CSV (:func:`edge_settings` of each contender's best
-    grid setting); refuses a tuning that does not exist yet."""
+    """The edge rule's next settings per contender from a tuning CSV (:func:`edge_settings` of each fully tuned
+    contender's best setting among all it tried); refuses a tuning that does not exist yet. ``tune --edge``
+    repeats until this is empty."""
     if not tuning.is_file():
         raise FileNotFoundError(f"--edge reads {tuning}, which does not exist: tune the grid first")
-    return edge_settings(read_tuning(tuning, complete=True, within=TUNING_GRID))
+    return edge_settings(read_tuning(tuning, complete=True), tried_rates(tuning))
 
 
 def write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
