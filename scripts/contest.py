@@ -128,7 +128,7 @@ def _measure(
             rows.append(
                 dict(
                     budget=c.budget, key=c.key, kind=c.kind, published=int(c.published), params=r.get("params"),
-                    macs=round(r["gmacs"] * 1e9) if r.get("gmacs") is not None else None, threads=threads or "",
+                    macs=r.get("macs"), threads=threads or "",
                     precision=precision, ms_per_step=round(fastest[(e.label, precision)], 2) if r["runs"] else None,
                     ms_median=r["ms_median"], ms_p25=r["ms_p25"], ms_p75=r["ms_p75"],
                     step_mem_mb=r["peak_mem_mb"], runs=r["runs"], error=r["error"],
@@ -507,8 +507,10 @@ def collect(root: Path, budget: str, throughput: Path) -> list[Run]:
     for run in runs:
         one, two = resources.get((budget, run.group, 1), {}), resources.get((budget, run.group, 2), {})
         ms = _float(one.get("ms_per_step"))
+        exact = run.group in {c.key for c in C.contenders(budget)}
         run.extra.update(
-            lr=run.config.get("lr"), warmup=run.config.get("warmup_epochs"), macs=_float(one.get("macs")),
+            lr=run.config.get("lr"), warmup=run.config.get("warmup_epochs"),
+            macs=float(C.macs_per_image(budget, run.group)) if exact else _float(one.get("macs")),
             step_mem_mb=_float(one.get("step_mem_mb")), ms_per_step_1t=ms,
             ms_per_step_2t=_float(two.get("ms_per_step")),
             train_min=None if ms is None or run.steps is None else ms / 1000 * run.steps / 60,

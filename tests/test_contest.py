@@ -214,3 +214,14 @@ def test_mixer_ablation_swaps_only_the_mixer_of_the_best_wavemix_configuration(t
         C.mixer_variant(C.contender("40k", "resnet"), "db2")
     with pytest.raises(ValueError, match="unknown mixer"):
         C.mixer_variant(base, "sym4")
+
+
+def test_grid_tables_take_exact_macs_from_the_definitions() -> None:
+    """The sweep rounded MACs to 0.1 M; the tables count them from each contender as built (the published row
+    matches the registry's checked figure)."""
+    from wavemixer.registry import get_spec
+
+    published = next(c for c in C.contenders("40k") if c.published)
+    assert C.macs_per_image("40k", published.key) == pytest.approx(get_spec(published.model).gmacs * 1e9, rel=2e-3)
+    s2, poolformer = C.macs_per_image("40k", "wavemix-s2-convtranspose"), C.macs_per_image("40k", "poolformer")
+    assert s2 != poolformer and abs(s2 - poolformer) < 100_000  # both were "0.70 M" in the rounded sweep

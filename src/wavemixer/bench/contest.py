@@ -44,6 +44,7 @@ __all__ = [
     "edge_runs",
     "edge_settings",
     "long_grid_selection",
+    "macs_per_image",
     "mixer_variant",
     "solve_wavemix",
     "steps_for_budget",
@@ -233,6 +234,15 @@ def contender(budget: str, key: str) -> Contender:
     if key not in found:
         raise ValueError(f"unknown contender {key!r} at {budget}; expected one of {sorted(found)}")
     return found[key]
+
+
+@functools.cache
+def macs_per_image(budget: str, key: str) -> int:
+    """Exact multiply-accumulates per 3x32x32 image of a contender (:func:`wavemixer.flops.count_macs`): the
+    throughput sweep's own figure was rounded to 0.1 M, which hides the differences between the 40k models."""
+    from wavemixer.flops import count_macs
+
+    return int(count_macs(contender(budget, key).build(), (3, IMG_SIZE, IMG_SIZE)))
 
 
 # ------------------------------------------------------------------------------------------ throughput

@@ -344,7 +344,7 @@ def aggregate(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         row: dict[str, Any] = dict(
             model=label, group=first["group"], source=first["source"], variant=first["variant"], mode=mode,
             precision=precision, input_size=first["input_size"], batch_size=(ok or recs)[-1]["batch_size"],
-            params_m=None, gmacs=None, dwt_mflops=None, ms_median=None, ms_p25=None, ms_p75=None,
+            params_m=None, macs=None, gmacs=None, dwt_mflops=None, ms_median=None, ms_p25=None, ms_p75=None,
             samples_per_s=None, peak_mem_mb=None, rss_peak_mb=None, runs=len(ok), error="",
         )  # fmt: skip
         info = static.get(label, {})
@@ -352,6 +352,7 @@ def aggregate(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             row["params"] = info["params"]
             row["params_m"] = round(info["params"] / 1e6, 3)
         if info.get("macs") is not None:
+            row["macs"] = info["macs"]  # exact: the rounded GMACs lose tiny models' differences
             row["gmacs"] = round(info["macs"] / 1e9, 4)
         if info.get("dwt_flops") is not None:
             row["dwt_mflops"] = round(info["dwt_flops"] / 1e6, 3)
