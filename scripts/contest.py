@@ -340,23 +340,18 @@ def tune(args: argparse.Namespace) -> int:
                 jobs.append((cmd, out))
         return jobs
 
+    def train_round(plan: dict[str, list[C.Setting]]) -> int | None:
+        jobs = jobs_for(plan)
+        failed = _run_jobs(jobs, args.lanes, args.nice) if jobs else []
+        summarize_tuning(args)
+        return (1 if failed else 0) if jobs else None
+
     if not args.edge:
-        failed = _run_jobs(jobs_for({c.key: settings for c in selected}), args.lanes, args.nice)
-        summarize_tuning(args)
-        return 1 if failed else 0
-    while True:  # the edge rule: a step beyond the rates tried while a best rate is at their boundary
-        try:
-            edges = C.edge_runs(args.out / f"tuning-{budget}.csv")
-        except FileNotFoundError as exc:
-            raise SystemExit(str(exc)) from None
-        jobs = jobs_for(edges)
-        if not jobs:
-            return 0
-        print(f"edge rule: {', '.join(sorted({str(out.parent.name) for _, out in jobs}))}", flush=True)
-        failed = _run_jobs(jobs, args.lanes, args.nice)
-        summarize_tuning(args)
-        if failed:
-            return 1
+        return train_round({c.key: settings for c in selected}) or 0
+    try:  # the edge rule: a step beyond the rates tried while a best rate is at their boundary
+        return C.edge_rounds(args.out / f"tuning-{budget}.csv", train_round)
+    except FileNotFoundError as exc:
+        raise SystemExit(str(exc)) from None
 
 
 def summarize_tuning(args: argparse.Namespace) -> int:
@@ -504,13 +499,13 @@ def collect(root: Path, budget: str, throughput: Path) -> list[Run]:
     resources from the sweep (MACs, step memory, step time at 1 and 2 threads, minutes of training steps)."""
     runs = collect_runs([root]) if root.is_dir() else []
     resources = C.read_throughput(throughput) if throughput.is_file() else {}
+    keys = {c.key for c in C.contenders(budget)}
     for run in runs:
         one, two = resources.get((budget, run.group, 1), {}), resources.get((budget, run.group, 2), {})
         ms = _float(one.get("ms_per_step"))
-        exact = run.group in {c.key for c in C.contenders(budget)}
         run.extra.update(
             lr=run.config.get("lr"), warmup=run.config.get("warmup_epochs"),
-            macs=float(C.macs_per_image(budget, run.group)) if exact else _float(one.get("macs")),
+            macs=float(C.macs_per_image(budget, run.group)) if run.group in keys else _float(one.get("macs")),
             step_mem_mb=_float(one.get("step_mem_mb")), ms_per_step_1t=ms,
             ms_per_step_2t=_float(two.get("ms_per_step")),
             train_min=None if ms is None or run.steps is None else ms / 1000 * run.steps / 60,

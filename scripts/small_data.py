@@ -85,22 +85,18 @@ def tune(args: argparse.Namespace) -> int:
             if not C.diverged(out) and not (out / "results.json").is_file()  # tried (a diverged rate would again)
         ]
 
+    def train_round(plan: dict[str, list[C.Setting]]) -> int | None:
+        jobs = jobs_for(plan)
+        failed = _train(jobs, args) if jobs else 0
+        summarize_tuning(args)
+        return failed if jobs else None
+
     if not args.edge:
-        failed = _train(jobs_for({e.key: list(C.TUNING_GRID) for e in entries}), args)
-        summarize_tuning(args)
-        return failed
-    while True:
-        try:
-            edges = C.edge_runs(args.out / f"tuning-{regime.name}.csv")
-        except FileNotFoundError as exc:
-            raise SystemExit(str(exc)) from None
-        jobs = jobs_for(edges)
-        if not jobs:
-            return 0
-        failed = _train(jobs, args)
-        summarize_tuning(args)
-        if failed:
-            return failed
+        return train_round({e.key: list(C.TUNING_GRID) for e in entries}) or 0
+    try:  # the contest's edge rule on this regime's own tuning
+        return C.edge_rounds(args.out / f"tuning-{regime.name}.csv", train_round)
+    except FileNotFoundError as exc:
+        raise SystemExit(str(exc)) from None
 
 
 def summarize_tuning(args: argparse.Namespace) -> int:

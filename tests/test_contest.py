@@ -225,3 +225,27 @@ def test_grid_tables_take_exact_macs_from_the_definitions() -> None:
     assert C.macs_per_image("40k", published.key) == pytest.approx(get_spec(published.model).gmacs * 1e9, rel=2e-3)
     s2, poolformer = C.macs_per_image("40k", "wavemix-s2-convtranspose"), C.macs_per_image("40k", "poolformer")
     assert s2 != poolformer and abs(s2 - poolformer) < 100_000  # both were "0.70 M" in the rounded sweep
+
+
+def test_edge_rounds_train_until_no_best_rate_is_at_the_boundary(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    rows = [("high", s.lr, s.warmup, 50 + 1000 * s.lr) for s in C.TUNING_GRID]  # best at 1e-2
+    val = {0.03: 90.0, 0.09: 70.0}  # better one step beyond the grid, worse two steps beyond
+    plans: list[dict[str, list[C.Setting]]] = []
+
+    def write() -> None:
+        path.write_text("key,lr,warmup,val_top1\n" + "".join(f"{k},{lr},{wu},{v}\n" for k, lr, wu, v in rows))
+
+    def train_round(plan: dict[str, list[C.Setting]]) -> int | None:
+        plans.append(plan)
+        rows.extend(("high", s.lr, s.warmup, val[s.lr]) for s in plan.get("high", []))
+        write()
+        return 0 if plan else None
+
+    write()
+    assert C.edge_rounds(path, train_round) == 0
+    assert [sorted({s.lr for s in p.get("high", [])}) for p in plans] == [[0.03], [0.09], []]
+    assert C.read_tuning(path, complete=True)["high"].lr == 0.03
+    rows[:] = rows[: len(C.TUNING_GRID)]
+    write()
+    assert C.edge_rounds(path, lambda plan: 1) == 1  # a failed round ends the rule with its status

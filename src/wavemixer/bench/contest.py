@@ -41,6 +41,7 @@ __all__ = [
     "Setting",
     "best_wavemix",
     "contenders",
+    "edge_rounds",
     "edge_runs",
     "edge_settings",
     "long_grid_selection",
@@ -342,6 +343,16 @@ def edge_runs(tuning: Path) -> dict[str, list[Setting]]:
     if not tuning.is_file():
         raise FileNotFoundError(f"--edge reads {tuning}, which does not exist: tune the grid first")
     return edge_settings(read_tuning(tuning, complete=True), tried_rates(tuning))
+
+
+def edge_rounds(tuning: Path, train_round: Callable[[dict[str, list[Setting]]], int | None]) -> int:
+    """The edge rule to its end: ``train_round`` trains the untried runs of :func:`edge_runs`'s plan and rewrites
+    ``tuning``, returning 1 if a run failed, 0 if not, or ``None`` when the plan left nothing to train (the rule
+    is done). Returns the failure status."""
+    while True:
+        status = train_round(edge_runs(tuning))
+        if status is None or status:
+            return status or 0
 
 
 def write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
