@@ -43,6 +43,16 @@ def test_published_rows_are_the_registered_models() -> None:
         assert sum(p.numel() for p in model.parameters()) == get_spec(name).num_params
 
 
+def test_the_registered_efficient_model_is_the_contests_40k_cell() -> None:
+    from wavemixer.data.defaults import DEFAULT_MODEL
+    from wavemixer.registry import get_spec
+
+    cell = C.contender("40k", "wavemix-s2-convtranspose")
+    registered = get_spec(DEFAULT_MODEL).build()
+    assert registered.config == cell.build().config  # the weights shipped under the name are this cell's
+    assert C.macs_per_image("40k", cell.key) == pytest.approx(get_spec(DEFAULT_MODEL).gmacs * 1e9, rel=1e-3)
+
+
 def test_stride_two_cuts_macs_by_the_resolution_ratio() -> None:
     """Same parameters, blocks at 8x8 instead of 32x32: the blocks' MACs fall 16x (the stem's 4x and 16x)."""
     from wavemixer.flops import count_macs

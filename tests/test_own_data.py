@@ -117,10 +117,8 @@ def test_defaults_follow_the_data(tmp_path):
     data = ClassificationTask(cfg).build_data()
     d = data.derived
     assert d["hflip"] is False and d["trivial_augment"] is False  # glyphs: no mirror images
-    assert d["model"] == "wavemix_lite_32_7_cifar10_tiny" and d["model_args"] == {
-        "stride": 2,
-        "final_dim": 16,
-    }  # 28 px, few images
+    assert d["model"] == "wavemix_lite_16_7_s2_cifar10" and d["model_args"] == {"final_dim": 8}  # 28 px, few images
+    assert d["lr"] == 1e-2  # the contest's tuned rate for the efficient WaveMix cells
     assert 3 <= d["epochs"] <= 30
     pixels = np.stack([np.asarray(Image.open(p)) for p in sorted(gray.rglob("*.png"))]) / 255
     assert data.info.mean[0] == pytest.approx(pixels.mean(), abs=0.03)  # the data's own, not ImageNet's
@@ -129,11 +127,22 @@ def test_defaults_follow_the_data(tmp_path):
     colour = ClassificationTask(
         _cfg(dataset="imagefolder", data_dir=str(_class_folders(tmp_path / "photos")))
     ).build_data()
-    assert colour.derived["hflip"] is True and colour.derived["model_args"] == {"stride": 1, "final_dim": 16}  # 16 px
+    assert colour.derived["hflip"] is True and colour.derived["model_args"] == {"stride": 1, "final_dim": 8}  # 16 px
     explicit = ClassificationTask(
-        _cfg(dataset="imagefolder", data_dir=str(gray), hflip=True, epochs=2, model="x")
+        _cfg(dataset="imagefolder", data_dir=str(gray), hflip=True, epochs=2, model="x", lr=3e-3)
     ).build_data()
-    assert not {"hflip", "epochs", "model", "model_args"} & set(explicit.derived)  # every choice overridable
+    assert not {"hflip", "epochs", "model", "model_args", "lr"} & set(explicit.derived)  # every choice overridable
+
+
+def test_only_the_data_rules_model_gets_the_contest_learning_rate(tmp_path):
+    root = str(_class_folders(tmp_path / "photos"))
+    assert _cfg(dataset="imagefolder", data_dir=root).lr is None  # decided with the model, from the data
+    given = ClassificationTask(_cfg(dataset="imagefolder", data_dir=root, model="wavemix_lite_8_10_mnist"))
+    assert given.cfg.lr == 2e-3 and "lr" not in given.build_data().derived  # a chosen model: the recipe's rate
+    sgd = ClassificationTask(_cfg(dataset="imagefolder", data_dir=root, opt="sgd")).build_data()
+    assert sgd.derived["lr"] == 0.05  # the contest tuned AdamW only
+    digits = _cfg()
+    assert digits.lr == 2e-3  # built-in data sets keep their recipe
 
 
 def test_large_images_are_resized_and_the_run_records_its_choices(tmp_path):
@@ -153,11 +162,8 @@ def test_large_images_are_resized_and_the_run_records_its_choices(tmp_path):
     import yaml
 
     saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
-    assert saved["model"] == "wavemix_lite_32_7_cifar10_tiny" and saved["model_args"] == {
-        "depth": 1,
-        "stride": 2,
-        "final_dim": 16,
-    }
+    assert saved["model"] == "wavemix_lite_16_7_s2_cifar10" and saved["model_args"] == {"depth": 1, "final_dim": 8}
+    assert saved["lr"] == 1e-2
     assert saved["hflip"] is True and results["epochs"] == 1
     pre = json.loads((tmp_path / "run" / "best" / "config.json").read_text())["preprocessing"]
     assert pre["input_size"] == [3, 64, 64] and pre["mean"] != [0.485, 0.456, 0.406]
@@ -183,5 +189,5 @@ def test_model_width_follows_the_data_set_size():
     from wavemixer.data.defaults import width_for as _width_for
 
     assert [_width_for(n)[0] for n in (500, 1_999, 2_000, 45_000, 99_999, 100_000, 600_000)] == [
-        16, 16, 32, 32, 32, 64, 64
+        8, 8, 16, 16, 16, 32, 32
     ]  # fmt: skip

@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DECODE_ONCE_MAX_BYTES",
+    "DEFAULT_LR",
+    "DEFAULT_MODEL",
     "decode_once",
     "derive_defaults",
     "estimated_seconds_per_image",
@@ -82,14 +84,23 @@ def estimated_seconds_per_image(macs: float) -> float:
     return 4e-4 + 6e-10 * macs
 
 
+DEFAULT_MODEL = "wavemix_lite_16_7_s2_cifar10"
+"""The model of image folders trained with no ``--model``: the contest's efficient WaveMix cell (transposed-conv
+upsampling, width 16 at 40k parameters), best of the WaveMix cells at equal training time (docs/claims.md)."""
+DEFAULT_LR = 1e-2
+"""Its peak AdamW rate: every efficient WaveMix cell of the contest tuned to 1e-2 (warm-up 1 epoch, the default),
+over 3e-3 and 3e-2 (docs/bench/contest/tuning-40k.md)."""
+
+
 def width_for(n_train: int) -> tuple[int, str]:
-    """Model width from the data set's size: fewer weights than images' worth of evidence overfit less and
-    train faster; more data supports more capacity within the same minutes-long budget."""
+    """Width (``final_dim``) of :data:`DEFAULT_MODEL` from the data set's size: fewer weights than images' worth
+    of evidence overfit less and train faster; more data supports more capacity within the same minutes-long
+    budget. 16 is the contest's 40k-parameter cell."""
     if n_train < 2_000:
-        return 16, f"under 2,000 training images ({n_train:,})"
+        return 8, f"under 2,000 training images ({n_train:,})"
     if n_train < 100_000:
-        return 32, "2,000 to 100,000 training images"
-    return 64, f"100,000 or more training images ({n_train:,})"
+        return 16, "2,000 to 100,000 training images"
+    return 32, f"100,000 or more training images ({n_train:,})"
 
 
 def derive_defaults(
@@ -98,6 +109,7 @@ def derive_defaults(
     """Options left unset, chosen from what the scan found; the resized input size; the reasons."""
     from wavemixer.factory import create_model
     from wavemixer.flops import count_macs
+    from wavemixer.train.config import default_lr
 
     notes: list[str] = []
     changes: dict[str, Any] = {}
@@ -112,41 +124,55 @@ def derive_defaults(
         )
     n_classes, in_chans = len(scan.classes), 1 if gray else 3
 
-    def macs_of(name: str, model_args: dict[str, Any]) -> float | None:
+    def build(name: str, model_args: dict[str, Any]) -> Any:
         try:
-            model = create_model(name, **{**model_args, "num_classes": n_classes, "in_chans": in_chans})
-            return float(count_macs(model, (in_chans, h, w)))
-        except Exception:  # an invalid model is reported when it is built
+            return create_model(name, **{**model_args, "num_classes": n_classes, "in_chans": in_chans})
+        except Exception:  # an invalid model is reported when the run builds it
             return None
 
+    def macs_of(name: str, model_args: dict[str, Any]) -> float | None:
+        model = build(name, model_args)
+        return None if model is None else float(count_macs(model, (in_chans, h, w)))
+
+    def params_of(name: str, model_args: dict[str, Any]) -> int | None:
+        model = build(name, model_args)
+        return None if model is None else sum(p.numel() for p in model.parameters())
+
     if cfg.model is None:
-        changes["model"] = "wavemix_lite_32_7_cifar10_tiny"
+        changes["model"] = DEFAULT_MODEL
         stride = 2 if min(h, w) >= 24 else 1
         model_args = dict(cfg.model_args)
-        if "stride" not in model_args:
+        if "stride" not in model_args and stride != 2:
             model_args["stride"] = stride
         width, why_width = width_for(n_train)
-        if "final_dim" not in model_args and width != 32:
+        if "final_dim" not in model_args and width != 16:
             model_args["final_dim"] = width
         if model_args != cfg.model_args:
             changes["model_args"] = model_args
-        final_dim = model_args.get("final_dim", 32)
-        size = {16: " (10k params)", 32: " (37k params)", 64: " (144k params)"}.get(final_dim, "")
+        final_dim, stride = model_args.get("final_dim", 16), model_args.get("stride", 2)
         why = why_width if "final_dim" not in cfg.model_args else "as given"
+        params = params_of(DEFAULT_MODEL, model_args)
+        size = f" ({params / 1000:,.0f}k params)" if params else ""
         if "stride" in cfg.model_args:
             why_stride = "as given"
         elif stride == 2:
-            fine = macs_of(changes["model"], {**model_args, "stride": 1})
-            coarse = macs_of(changes["model"], model_args)
+            fine = macs_of(DEFAULT_MODEL, {**model_args, "stride": 1})
+            coarse = macs_of(DEFAULT_MODEL, model_args)
             ratio = f": {fine / coarse:.1f}x fewer MACs per image than stride 1 at {h}x{w}" if fine and coarse else ""
             why_stride = f"because the images are {h}x{w}, at least 24 px{ratio}"
         else:
             why_stride = f"because the images are {h}x{w}, under 24 px (stride 2 would halve them to under 12 px)"
         notes.append(
-            f"chose model wavemix_lite_32_7_cifar10_tiny with width {final_dim}{size}, {why}, and stem stride "
-            f"{model_args['stride']} {why_stride}; --model NAME / --model-arg final_dim=N / --model-arg stride=N "
-            "to change"
+            f"chose model {DEFAULT_MODEL} with width {final_dim}{size}, {why}, and stem stride {stride} "
+            f"{why_stride}; --model NAME / --model-arg final_dim=N / --model-arg stride=N to change"
         )
+        if cfg.lr is None:
+            changes["lr"] = DEFAULT_LR if cfg.opt == "adamw" and cfg.recipe == "standard" else default_lr(cfg)
+            if changes["lr"] == DEFAULT_LR:
+                notes.append(
+                    f"chose learning rate {DEFAULT_LR:g} because the contest tuned every efficient WaveMix "
+                    "configuration to it (docs/claims.md; --lr to change)"
+                )
     if cfg.epochs is None:
         model_name = changes.get("model", cfg.model)
         macs = macs_of(model_name, changes.get("model_args", cfg.model_args)) or 1e6

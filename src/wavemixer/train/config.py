@@ -16,7 +16,7 @@ from wavemixer.checks import DEVICE_PATTERN, MAX_INPUT_SIDE, Range
 
 from .config_checks import check_option, validate_config
 
-__all__ = ["TrainConfig", "add_config_arguments", "config_from_args", "load_yaml"]
+__all__ = ["TrainConfig", "add_config_arguments", "config_from_args", "default_lr", "load_yaml"]
 
 
 def _opt(
@@ -139,7 +139,13 @@ class TrainConfig:
     )
     opt: str = _opt("adamw", "optimizer of the standard recipe", choices=["adamw", "sgd"])
     # the upper bounds keep lr x weight decay within float32: beyond, the optimizer step overflows
-    lr: float | None = _opt(None, "peak learning rate (default 2e-3 for adamw, 0.05 for sgd)", gt=0, le=_MAX_RATE)
+    lr: float | None = _opt(
+        None,
+        "peak learning rate (default 2e-3 for adamw, 0.05 for sgd, 1e-3 for dualopt; image folders with no "
+        "--model: 1e-2 for adamw, the rate the contest tuned the default model to)",
+        gt=0,
+        le=_MAX_RATE,
+    )
     weight_decay: float = _opt(0.01, "decoupled weight decay (AdamW) / L2 (SGD)", ge=0, le=_MAX_RATE)
     momentum: float = _opt(0.9, "SGD momentum", ge=0, lt=1)
     sched: str = _opt("cosine", "learning-rate schedule per step", choices=["cosine", "constant"])
@@ -251,6 +257,11 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
         else:
             # values stay text here: TrainConfig converts and range-checks them with one message format
             parser.add_argument(flag, metavar=name.upper() if "choices" not in meta else None, **common)
+
+
+def default_lr(cfg: TrainConfig) -> float:
+    """The peak learning rate when ``--lr`` is not given: the recipe's and the optimizer's usual one."""
+    return 1e-3 if cfg.recipe == "dualopt" else (2e-3 if cfg.opt == "adamw" else 0.05)
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:

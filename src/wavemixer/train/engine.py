@@ -31,7 +31,7 @@ from wavemixer.tasks import get_task, task_class
 from wavemixer.tasks.base import Task
 
 from . import checkpoint as ckpt
-from .config import TrainConfig
+from .config import TrainConfig, default_lr
 from .distributed import (
     DistContext,
     ShardSampler,
@@ -65,8 +65,8 @@ def resolve_config(cfg: TrainConfig) -> TrainConfig:
     for key in task_type.config_defaults:
         if getattr(cfg, key) is None and d.get(key) is not None:  # None: derived from the data when it is read
             changes[key] = d[key]
-    if cfg.lr is None:
-        changes["lr"] = 1e-3 if cfg.recipe == "dualopt" else (2e-3 if cfg.opt == "adamw" else 0.05)
+    if cfg.lr is None and changes.get("model", cfg.model) is not None:  # else the data's model decides it too
+        changes["lr"] = default_lr(cfg)
     if cfg.patience is None and cfg.recipe == "dualopt":
         changes["patience"] = 5
     cfg = dataclasses.replace(cfg, **changes)  # TrainConfig checks every value, the filled-in ones too
@@ -126,6 +126,9 @@ class Trainer:
         self.data = data or self.task.build_data()
         if self.data.derived:  # options the data decided (image folders): the run records them as its own
             self.cfg = cfg = dataclasses.replace(cfg, **self.data.derived)
+            self.task.cfg = cfg
+        if cfg.lr is None:  # left to the data's model rule, which the data did not apply
+            self.cfg = cfg = dataclasses.replace(cfg, lr=default_lr(cfg))
             self.task.cfg = cfg
         self.info = self.data.info
         self.device = self.ctx.device
