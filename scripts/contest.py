@@ -207,7 +207,7 @@ def sweep(args: argparse.Namespace) -> int:
             epochs.append("" if steps is None else f"{steps:,} ({steps / C.STEPS_PER_EPOCH:.1f})")
         name = key + (" (published)" if r["published"] else "")
         lines.append(
-            f"| {budget} | {name} | {r['params']:,} | {(r['macs'] or 0) / 1e6:.2f} | {r['ms_per_step']} "
+            f"| {budget} | {name} | {r['params']:,} | {C.macs_per_image(budget, key) / 1e6:.2f} | {r['ms_per_step']} "
             f"| {two.get((budget, key), {}).get('ms_per_step', '–')} "
             f"| {C.BATCH_SIZE * 1000 / r['ms_per_step'] if r['ms_per_step'] else 0:.0f} "
             f"| {r['step_mem_mb']} | " + " | ".join(epochs) + " |"
@@ -279,7 +279,8 @@ def gpu_sweep(args: argparse.Namespace) -> int:
     for c, _ in pairs:
         f32, b16 = by[(c.budget, c.key, "fp32")], by[(c.budget, c.key, "bf16")]
         lines.append(
-            f"| {c.budget} | {c.key} | {f32['params']:,} | {(f32['macs'] or 0) / 1e6:.2f} | {f32['ms_per_step']} "
+            f"| {c.budget} | {c.key} | {f32['params']:,} | {C.macs_per_image(c.budget, c.key) / 1e6:.2f} "
+            f"| {f32['ms_per_step']} "
             f"| {b16['ms_per_step']} | {f32['step_mem_mb']} | {b16['step_mem_mb']} |"
         )
     (args.out / "throughput-cuda.md").write_text("\n".join(lines) + "\n")

@@ -213,7 +213,14 @@ PACKAGED = {
     "wavemix_lite_8_10_mnist": "mnist",
     "wavemix_lite_8_5_fmnist": "fashion_mnist",
     "wavemix_lite_32_7_cifar10_tiny": "cifar10",
+    "wavemix_lite_16_7_s2_cifar10": "cifar10",
 }
+
+
+def test_every_packaged_weight_has_a_reproduction_below():
+    from wavemixer.registry import names_with_weights
+
+    assert set(names_with_weights()) <= set(PACKAGED)  # new weights join the test of their recorded accuracy
 
 
 @pytest.mark.parametrize(
