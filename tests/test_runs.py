@@ -261,3 +261,12 @@ def test_camvid_table_of_the_docs_is_reproduced_from_the_committed_runs(capsys) 
     csv_path = repo / "docs" / "bench" / "camvid-3seeds.csv"
     assert main(["runs", "--merge", str(csv_path), "--label", "model", "--only", *models]) == 0
     assert capsys.readouterr().out.strip() in (repo / "docs" / "claims.md").read_text()
+
+
+def test_pareto_front_keeps_only_the_models_unbeaten_at_their_cost():
+    from wavemixer.runs.plot import pareto_front
+
+    points = [(1.0, 60.0), (2.0, 55.0), (2.0, 70.0), (3.0, 70.0), (5.0, 80.0), (0.5, 50.0), (6.0, 79.0)]
+    # (2, 55): beaten at its cost; (3, 70): no better than a cheaper one; (6, 79): beaten by a cheaper one
+    assert pareto_front(points) == [(0.5, 50.0), (1.0, 60.0), (2.0, 70.0), (5.0, 80.0)]
+    assert pareto_front([]) == []
