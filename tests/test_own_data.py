@@ -3,6 +3,7 @@ belong to the run."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import zipfile
@@ -14,7 +15,7 @@ from PIL import Image
 
 from wavemixer.data.scan import scan_folder
 from wavemixer.tasks.classification import ClassificationTask
-from wavemixer.train import TrainConfig, resolve_config, train
+from wavemixer.train import TrainConfig, Trainer, resolve_config, train
 
 CLASSES = ["cat", "dog", "emu"]
 
@@ -139,10 +140,19 @@ def test_only_the_data_rules_model_gets_the_contest_learning_rate(tmp_path):
     assert _cfg(dataset="imagefolder", data_dir=root).lr is None  # decided with the model, from the data
     given = ClassificationTask(_cfg(dataset="imagefolder", data_dir=root, model="wavemix_lite_8_10_mnist"))
     assert given.cfg.lr == 2e-3 and "lr" not in given.build_data().derived  # a chosen model: the recipe's rate
+    derived = ClassificationTask(_cfg(dataset="imagefolder", data_dir=root)).build_data()
+    assert derived.derived["lr"] == 1e-2
+    assert any(n.startswith("chose learning rate 0.01 because the contest") for n in derived.notes)
     sgd = ClassificationTask(_cfg(dataset="imagefolder", data_dir=root, opt="sgd")).build_data()
-    assert sgd.derived["lr"] == 0.05  # the contest tuned AdamW only
+    assert sgd.derived["lr"] == 0.05  # the contest tuned AdamW with the standard recipe only
+    dualopt = ClassificationTask(_cfg(dataset="imagefolder", data_dir=root, recipe="dualopt")).build_data()
+    assert dualopt.derived["lr"] == 1e-3 and not any("learning rate" in n for n in dualopt.notes)
     digits = _cfg()
     assert digits.lr == 2e-3  # built-in data sets keep their recipe
+    unresolved = Trainer(
+        TrainConfig(dataset="digits", model="wavemix_lite_8_10_mnist", epochs=1, threads=1), out=io.StringIO()
+    )
+    assert unresolved.cfg.lr == 2e-3  # an API caller's config without resolve_config still gets a rate
 
 
 def test_large_images_are_resized_and_the_run_records_its_choices(tmp_path):

@@ -350,7 +350,7 @@ _cls(  # the contest's efficient 40k cell (docs/claims.md): stride-2 stem, block
     "CIFAR-10",
     67.47,
     "wavemixer's contest, docs/claims.md: mean test top-1 of seeds 1-3 (± 0.63) in the 40k-5min grid",
-    metric="top-1 % (5 min of one CPU thread)",
+    metric="top-1 %, 5 min of one CPU thread",
     **_CIFAR10,
 )  # fmt: skip
 _cls(

@@ -142,7 +142,7 @@ class TrainConfig:
     lr: float | None = _opt(
         None,
         "peak learning rate (default 2e-3 for adamw, 0.05 for sgd, 1e-3 for dualopt; image folders with no "
-        "--model: 1e-2 for adamw, the rate the contest tuned the default model to)",
+        "--model, adamw and the standard recipe: 1e-2, the rate the contest tuned the default model to)",
         gt=0,
         le=_MAX_RATE,
     )
