@@ -137,11 +137,65 @@ def _measure(
     return rows
 
 
+def _throughput_table(rows: list[dict[str, Any]]) -> list[str]:
+    """The markdown table of a sweep's rows: one line per contender, MACs exact from the definitions."""
+    lines = [
+        "| budget | contender | params | MMACs/image | ms/step (1 thread) | ms/step (2 threads) | img/s (1 thread) "
+        "| step memory (MB) | " + " | ".join(f"steps (epochs) in {g}" for g in C.TIME_BUDGETS) + " |",
+        "|---|---|---:|---:|---:|---:|---:|---:|" + "---:|" * len(C.TIME_BUDGETS),
+    ]
+    one = {(r["budget"], r["key"]): r for r in rows if r["threads"] == 1}
+    two = {(r["budget"], r["key"]): r for r in rows if r["threads"] == 2}
+    for (budget, key), r in one.items():
+        epochs = []
+        for b, minutes in C.TIME_BUDGETS.values():
+            ok = b == budget and r["ms_per_step"]
+            steps = C.steps_for_budget(float(r["ms_per_step"]), minutes) if ok else None
+            epochs.append("" if steps is None else f"{steps:,} ({steps / C.STEPS_PER_EPOCH:.1f})")
+        name = key + (" (published)" if r["published"] else "")
+        lines.append(
+            f"| {budget} | {name} | {r['params']:,} | {C.macs_per_image(budget, key) / 1e6:.2f} | {r['ms_per_step']} "
+            f"| {two.get((budget, key), {}).get('ms_per_step', '–')} "
+            f"| {C.BATCH_SIZE * 1000 / r['ms_per_step'] if r['ms_per_step'] else 0:.0f} "
+            f"| {r['step_mem_mb']} | " + " | ".join(epochs) + " |"
+        )
+    return lines
+
+
+def _typed(row: dict[str, str]) -> dict[str, Any]:
+    """A throughput.csv row with its numbers as numbers (empty: None)."""
+    out: dict[str, Any] = dict(row)
+    for key in ("threads", "published", "params", "macs"):
+        out[key] = int(row[key]) if row.get(key) else None
+    for key in ("ms_per_step", "step_mem_mb"):
+        out[key] = float(row[key]) if row.get(key) else None
+    return out
+
+
+def _render_table_only(args: argparse.Namespace) -> int:
+    """``sweep --table-only``: throughput.md's table written again from throughput.csv, its notes kept."""
+    csv_path, md_path = args.out / "throughput.csv", args.out / "throughput.md"
+    if not csv_path.is_file() or not md_path.is_file():
+        raise SystemExit(f"--table-only rewrites the table of {md_path} from {csv_path}; both must exist")
+    with csv_path.open(newline="") as fh:
+        rows = [_typed(r) for r in csv.DictReader(fh)]
+    text = md_path.read_text()
+    notes = text[: text.index("| budget | contender |")] if "| budget | contender |" in text else text
+    note = "The table was written again from throughput.csv (`sweep --table-only`), MACs exact from the definitions."
+    if note not in notes:
+        notes += note + "\n\n"
+    md_path.write_text(notes + "\n".join(_throughput_table(rows)) + "\n")
+    print(f"wrote {md_path}")
+    return 0
+
+
 def sweep(args: argparse.Namespace) -> int:
     """Training-step time (batch 128, fp32) at 1 and 2 threads, step memory and MACs of every contender.
 
     ``--two-threads-only`` measures the 2-thread rows again and keeps the committed 1-thread rows, which fix
     the step budgets (on an otherwise idle machine: 2 threads need both cores)."""
+    if args.table_only:
+        return _render_table_only(args)
     pairs = _entries(args.budgets)
     info = machine()
     out = args.out / "throughput.csv"
@@ -192,26 +246,7 @@ def sweep(args: argparse.Namespace) -> int:
             "not counted in the time budgets.",
             "",
         ]
-    lines += [
-        "| budget | contender | params | MMACs/image | ms/step (1 thread) | ms/step (2 threads) | img/s (1 thread) "
-        "| step memory (MB) | " + " | ".join(f"steps (epochs) in {g}" for g in C.TIME_BUDGETS) + " |",
-        "|---|---|---:|---:|---:|---:|---:|---:|" + "---:|" * len(C.TIME_BUDGETS),
-    ]
-    one = {(r["budget"], r["key"]): r for r in rows if r["threads"] == 1}
-    two = {(r["budget"], r["key"]): r for r in rows if r["threads"] == 2}
-    for (budget, key), r in one.items():
-        epochs = []
-        for b, minutes in C.TIME_BUDGETS.values():
-            ok = b == budget and r["ms_per_step"]
-            steps = C.steps_for_budget(float(r["ms_per_step"]), minutes) if ok else None
-            epochs.append("" if steps is None else f"{steps:,} ({steps / C.STEPS_PER_EPOCH:.1f})")
-        name = key + (" (published)" if r["published"] else "")
-        lines.append(
-            f"| {budget} | {name} | {r['params']:,} | {C.macs_per_image(budget, key) / 1e6:.2f} | {r['ms_per_step']} "
-            f"| {two.get((budget, key), {}).get('ms_per_step', '–')} "
-            f"| {C.BATCH_SIZE * 1000 / r['ms_per_step'] if r['ms_per_step'] else 0:.0f} "
-            f"| {r['step_mem_mb']} | " + " | ".join(epochs) + " |"
-        )
+    lines += _throughput_table(rows)
     (args.out / "throughput.md").write_text("\n".join(lines) + "\n")
     (args.out / "machine.json").write_text(json.dumps(info, indent=1) + "\n")
     print("\n".join(lines))
@@ -611,6 +646,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--data-dir", help="CIFAR-10 data (also measures the input pipeline's share of an epoch)")
     p.add_argument("--two-threads-only", action="store_true",
                    help="measure the 2-thread rows again, keeping the 1-thread rows (the budgets)")  # fmt: skip
+    p.add_argument("--table-only", action="store_true",
+                   help="measure nothing: write throughput.md's table again from throughput.csv")  # fmt: skip
     p.add_argument("--out", type=Path, default=OUT)
     p.set_defaults(func=sweep)
     p = sub.add_parser("compile-check", help="eager against torch.compile training steps (decides the execution path)")

@@ -259,3 +259,28 @@ def test_edge_rounds_train_until_no_best_rate_is_at_the_boundary(tmp_path: Path)
     rows[:] = rows[: len(C.TUNING_GRID)]
     write()
     assert C.edge_rounds(path, lambda plan: 1) == 1  # a failed round ends the rule with its status
+
+
+def test_throughput_table_is_written_again_from_its_csv_with_exact_macs(tmp_path: Path) -> None:
+    """``contest.py sweep --table-only`` measures nothing: the committed rows, the notes kept, MACs exact."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[1]
+    for name in ("throughput.csv", "throughput.md"):
+        shutil.copy(repo / "docs" / "bench" / "contest" / name, tmp_path / name)
+    notes = (tmp_path / "throughput.md").read_text().split("| budget | contender |")[0]
+    env = {**os.environ, "PYTHONPATH": str(repo / "src")}
+    cmd = [sys.executable, str(repo / "scripts" / "contest.py"), "sweep", "--table-only", "--out", str(tmp_path)]
+    for _ in range(2):  # a second pass adds nothing
+        subprocess.run(cmd, env=env, check=True, capture_output=True, cwd=tmp_path)
+    text = (tmp_path / "throughput.md").read_text()
+    assert text.startswith(notes) and text.count("--table-only") == 1
+    with (tmp_path / "throughput.csv").open() as fh:
+        rows = [r for r in csv.DictReader(fh) if r["threads"] == "1"]
+    lines = [line for line in text.splitlines() if line.startswith(("| 40k |", "| 500k |"))]
+    assert len(lines) == len(rows)
+    s2 = next(line for line in lines if line.startswith("| 40k | wavemix-s2-convtranspose |"))
+    assert s2.split(" | ")[3] == f"{C.macs_per_image('40k', 'wavemix-s2-convtranspose') / 1e6:.2f}" == "0.73"
