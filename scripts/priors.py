@@ -13,6 +13,7 @@ its own run's test split with its own preprocessing (as ``wavemixer eval`` finds
   the untrained ERFs of a model's seeds vary as its trained ones do).
 * ``priors.csv`` / ``.md``: the columns a reader compares first (:data:`COLUMNS`).
 * ``erf.png`` and ``erf-untrained.png``: the ERF maps side by side.
+* ``per-run/<name>.pt``: each run's measurement, so that an interrupted call continues where it stopped.
 * ``priors-mean.csv`` / ``.md`` and ``erf-mean.png``: the runs of one model over seeds (names ``<model>-s<seed>``,
   as ``--grid`` names them) as mean ± std, and their ERF maps averaged (each scaled to unit mass first).
 
@@ -75,6 +76,28 @@ def grid_runs(folder: Path, only: list[str] | None) -> list[str]:
     return [f"{f.name}={f}" for f in runs if not only or seed_suffix(f.name)[0] in only]
 
 
+def _erf_state(erf: priors.Erf) -> dict[str, Any]:
+    return dict(map=erf.map, unit=list(erf.unit), feature_size=list(erf.feature_size), images=erf.images)
+
+
+def _erf_from(state: dict[str, Any]) -> priors.Erf:
+    return priors.Erf(state["map"], tuple(state["unit"]), tuple(state["feature_size"]), state["images"])
+
+
+def _number(value: Any) -> Any:
+    """A NumPy or tensor scalar as the Python number it holds (what ``torch.load(weights_only=True)`` reads)."""
+    return value.item() if hasattr(value, "item") else value
+
+
+def measured_before(path: Path, key: dict[str, Any]) -> dict[str, Any] | None:
+    """A run's measurement saved by an earlier, interrupted call with the same options, if any: a grid's
+    30 runs take hours on a CPU, and a stopped call continues where it stopped."""
+    if not path.is_file():
+        return None
+    state = torch.load(path, weights_only=True)
+    return state if state.get("key") == key else None
+
+
 def untrained_copy(model: torch.nn.Module, seed: int) -> torch.nn.Module:
     """The same architecture (from its saved config), freshly initialised."""
     torch.manual_seed(seed)
@@ -100,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = p.parse_args(argv)
 
+    from wavemixer.files import atomic_write
     from wavemixer.loading import load_model
     from wavemixer.runs import seed_suffix
 
@@ -117,6 +141,15 @@ def main(argv: list[str] | None = None) -> int:
         name, sep, folder = spec.partition("=")
         if not sep:
             p.error(f"{spec!r}: give NAME=RUN_DIR")
+        saved = args.out / "per-run" / f"{name}.pt"
+        key = dict(folder=str(Path(folder).resolve()), images=args.images, erf_images=args.erf_images,
+                   init_seed=args.init_seed, data_dir=args.data_dir)  # fmt: skip
+        before = measured_before(saved, key)
+        if before is not None:
+            rows[name] = before["row"]
+            erfs[name], untrained[name] = _erf_from(before["erf"]), _erf_from(before["untrained"])
+            print(f"{name}: measured before ({saved})", flush=True)
+            continue
         loaded = load_model(folder, device=args.device)
         loader = split_loader(loaded, args)
         measured, erf = priors.measure_priors(
@@ -129,6 +162,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         rows[name] = {**measured[name], **{k.replace("erf_", "erf_untrained_"): v for k, v in fresh.summary().items()}}
         erfs[name], untrained[name] = erf[name], fresh
+        state = dict(key=key, row={k: _number(v) for k, v in rows[name].items()}, erf=_erf_state(erf[name]),
+                     untrained=_erf_state(fresh))  # fmt: skip
+        atomic_write(saved, lambda tmp, state=state: torch.save(state, tmp))
         print(f"{name}: " + ", ".join(f"{k} {rows[name][k]:.2f}" for k in COLUMNS), flush=True)
     priors.write_table(rows, args.out / "priors-full")
     csv_path, md_path = priors.write_table(rows, args.out / "priors", columns=COLUMNS)

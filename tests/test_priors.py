@@ -325,6 +325,13 @@ def test_priors_script_measures_a_run_on_its_own_test_split(tmp_path) -> None:
     assert 0 <= float(row["circular_consistency_even"]) <= 100 and float(row["erf_r90"]) > float(row["erf_r50"]) > 0
     for name in ("priors.md", "priors-full.csv", "priors-full.md", "erf.png", "erf-untrained.png"):
         assert (tmp_path / name).stat().st_size > 0, name
+    first = (tmp_path / "priors-full.csv").read_text()
+    again = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True, cwd=tmp_path)
+    assert "digits: measured before" in again.stdout  # an interrupted grid continues where it stopped
+    assert (tmp_path / "priors-full.csv").read_text() == first
+    other = subprocess.run([*cmd[:-4], "--erf-images", "8", *cmd[-2:]], env=env, check=True, capture_output=True,
+                           text=True, cwd=tmp_path)  # fmt: skip
+    assert "measured before" not in other.stdout  # other options: measured again
 
 
 def test_seeds_of_a_model_become_mean_and_std_and_one_erf_map(tmp_path) -> None:
