@@ -31,7 +31,7 @@ RULES: list[tuple[str, str, str]] = [
     (r"-m pytest", "long", "the test suite (minutes)"),
     (r"--data-dir DATA|--resume runs/mnist|^wavemixer (eval|predict|export|runs) runs", "long",
      "trains or needs the MNIST run of the first line (DATA: where MNIST lives)"),
-    (r"my_images/|shirt\.png|cifar10_94\.58\.pth", "your-files", "needs your own images or checkpoint"),
+    (r"my_images/|shirt\.png|cat\.png|cifar10_94\.58\.pth", "your-files", "needs your own images or checkpoint"),
     (r"^wavemixer bench", "long", "a benchmark sweep (a minute or more)"),
     (r"^wavemixer models( |$)|^\.venv/bin/ruff check|^wavemixer export --model \S+ --pretrained", "run",
      "seconds, offline"),
