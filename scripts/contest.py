@@ -205,10 +205,7 @@ def sweep(args: argparse.Namespace) -> int:
             raise SystemExit(f"--two-threads-only keeps the 1-thread rows of {out}, which does not exist")
         with out.open(newline="") as fh:
             kept = [r for r in csv.DictReader(fh) if r["threads"] == "1" and r["budget"] in args.budgets]
-        for r in kept:
-            r.update(threads=1, published=int(r["published"]), params=int(r["params"]),
-                     macs=int(r["macs"]) if r["macs"] else None,
-                     ms_per_step=float(r["ms_per_step"]) if r["ms_per_step"] else None)  # fmt: skip
+        kept = [_typed(r) for r in kept]
     rows: list[dict[str, Any]] = list(kept)
     for threads, rounds in ((1, args.rounds), (2, 1)):
         if threads == 1 and args.two_threads_only:
@@ -370,7 +367,7 @@ def tune(args: argparse.Namespace) -> int:
         for c in selected:
             for setting in plan.get(c.key, []):
                 out = args.runs / f"tune-{budget}" / c.key / f"{setting.key}-s0"
-                if C.diverged(out) or (out / "results.json").is_file():  # tried (a diverged rate would again)
+                if C.tried(out):
                     continue
                 cmd = C.train_command(c, setting, steps=steps[c.key], seed=0, output=out, data_dir=args.data_dir)
                 jobs.append((cmd, out))

@@ -82,7 +82,7 @@ def tune(args: argparse.Namespace) -> int:
         return [
             Job(S.train_command(e, s, regime, seed=0, output=out, data_dir=args.data_dir), out)
             for e, s, out in folders
-            if not C.diverged(out) and not (out / "results.json").is_file()  # tried (a diverged rate would again)
+            if not C.tried(out)
         ]
 
     def train_round(plan: dict[str, list[C.Setting]]) -> int | None:

@@ -50,6 +50,7 @@ __all__ = [
     "solve_wavemix",
     "steps_for_budget",
     "train_command",
+    "tried",
     "tried_rates",
     "tuning_rows",
     "tuning_table",
@@ -375,6 +376,11 @@ def _setting_of(key: str) -> Setting | None:
 
 DIVERGED = "training diverged:"
 """What ``wavemixer train`` prints when the loss turns non-finite (the run stops, exit status 1)."""
+
+
+def tried(folder: Path) -> bool:
+    """Whether the run in ``folder`` needs no training: it finished, or it diverged (and would again)."""
+    return (folder / "results.json").is_file() or diverged(folder)
 
 
 def diverged(folder: Path) -> bool:

@@ -124,19 +124,22 @@ def derive_defaults(
         )
     n_classes, in_chans = len(scan.classes), 1 if gray else 3
 
-    def build(name: str, model_args: dict[str, Any]) -> Any:
-        try:
-            return create_model(name, **{**model_args, "num_classes": n_classes, "in_chans": in_chans})
-        except Exception:  # an invalid model is reported when the run builds it
-            return None
+    counted: dict[tuple[str, str], tuple[int, float] | None] = {}
+
+    def count(name: str, model_args: dict[str, Any]) -> tuple[int, float] | None:
+        """(parameters, MACs per image) of a model the rules consider, each built once; None if invalid."""
+        key = (name, repr(sorted(model_args.items())))
+        if key not in counted:
+            try:
+                model = create_model(name, **{**model_args, "num_classes": n_classes, "in_chans": in_chans})
+                counted[key] = sum(p.numel() for p in model.parameters()), float(count_macs(model, (in_chans, h, w)))
+            except Exception:  # an invalid model is reported when the run builds it
+                counted[key] = None
+        return counted[key]
 
     def macs_of(name: str, model_args: dict[str, Any]) -> float | None:
-        model = build(name, model_args)
-        return None if model is None else float(count_macs(model, (in_chans, h, w)))
-
-    def params_of(name: str, model_args: dict[str, Any]) -> int | None:
-        model = build(name, model_args)
-        return None if model is None else sum(p.numel() for p in model.parameters())
+        counts = count(name, model_args)
+        return None if counts is None else counts[1]
 
     if cfg.model is None:
         changes["model"] = DEFAULT_MODEL
@@ -151,8 +154,8 @@ def derive_defaults(
             changes["model_args"] = model_args
         final_dim, stride = model_args.get("final_dim", 16), model_args.get("stride", 2)
         why = why_width if "final_dim" not in cfg.model_args else "as given"
-        params = params_of(DEFAULT_MODEL, model_args)
-        size = f" ({params / 1000:,.0f}k params)" if params else ""
+        counts = count(DEFAULT_MODEL, model_args)
+        size = f" ({counts[0] / 1000:,.0f}k params)" if counts else ""
         if "stride" in cfg.model_args:
             why_stride = "as given"
         elif stride == 2:
@@ -166,13 +169,14 @@ def derive_defaults(
             f"chose model {DEFAULT_MODEL} with width {final_dim}{size}, {why}, and stem stride {stride} "
             f"{why_stride}; --model NAME / --model-arg final_dim=N / --model-arg stride=N to change"
         )
-        if cfg.lr is None:
-            changes["lr"] = DEFAULT_LR if cfg.opt == "adamw" and cfg.recipe == "standard" else default_lr(cfg)
-            if changes["lr"] == DEFAULT_LR:
-                notes.append(
-                    f"chose learning rate {DEFAULT_LR:g} because the contest tuned every efficient WaveMix "
-                    "configuration to it (docs/claims.md; --lr to change)"
-                )
+        if cfg.lr is None and (cfg.opt, cfg.recipe) != ("adamw", "standard"):
+            changes["lr"] = default_lr(cfg)  # the contest tuned AdamW with the standard recipe only
+        elif cfg.lr is None:
+            changes["lr"] = DEFAULT_LR
+            notes.append(
+                f"chose learning rate {DEFAULT_LR:g} because the contest tuned every efficient WaveMix "
+                "configuration to it (docs/claims.md; --lr to change)"
+            )
     if cfg.epochs is None:
         model_name = changes.get("model", cfg.model)
         macs = macs_of(model_name, changes.get("model_args", cfg.model_args)) or 1e6

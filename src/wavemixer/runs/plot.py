@@ -8,10 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from wavemixer.files import atomic_write
 from wavemixer.runs.groups import Group, Stat
 from wavemixer.runs.tables import metric_header
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 __all__ = ["DEFAULT_PANELS", "Panel", "pareto_front", "pareto_plot", "score_curves"]
 
@@ -79,17 +83,18 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[tuple[float, flo
     return front
 
 
-def _annotate_apart(ax: object, points: Sequence[tuple[float, float, str]]) -> None:
-    """Name each point beside it, moving a name below its point where it would overlap one placed before."""
-    ax.autoscale_view()  # type: ignore[attr-defined]
+def _annotate_apart(ax: Axes, points: Sequence[tuple[float, float, str]]) -> None:
+    """Name each point beside it, moving a name below its point where it would overlap one placed before
+    (approximately: distances in display pixels before the layout is tightened)."""
+    ax.autoscale_view()
     placed: list[tuple[float, float]] = []
     for cost, score, name in sorted(points, key=lambda p: -p[1]):
-        x, y = ax.transData.transform((cost, score))  # type: ignore[attr-defined]
+        x, y = ax.transData.transform((cost, score))
         dy = 3
         if any(abs(x - px) < 60 + 5.5 * len(name) and abs(y + dy - py) < 11 for px, py in placed):
             dy = -11
         placed.append((x, y + dy))
-        ax.annotate(name, (cost, score), fontsize=7, xytext=(3, dy), textcoords="offset points")  # type: ignore[attr-defined]
+        ax.annotate(name, (cost, score), fontsize=7, xytext=(3, dy), textcoords="offset points")
 
 
 def score_curves(
