@@ -588,7 +588,7 @@ def summarize(args: argparse.Namespace) -> int:
         Column("val top-1 %", lambda g: mean_std(g, "best_val")),
         _fixed("step time 1 thread (ms)", "ms_per_step_1t", 0),
         _fixed("2 threads (ms)", "ms_per_step_2t", 0),
-        _fixed("step memory (MB)", "step_mem_mb", 0),
+        _fixed("step memory (MB)", "step_mem_mb", 1),
         _fixed("training steps (min)", "train_min", 1),
         Column("wall per run (min)", lambda g: mean_std(g, "wall_min", 1), "---:"),
     ]
