@@ -19,4 +19,4 @@ for pair in "mnist:$WORK/mnist" "cifar10:$DATA/CIFAR10/cifar10_jpeg_q75_imagefol
     $PY -m wavemixer.cli train --dataset imagefolder --data-dir "$src" --threads 1 \
         --output "runs/data-defaults/$name" --force 2>&1 | grep --line-buffered -v '^  step' | tee "runs/data-defaults/$name.log"
 done
-$PY -m wavemixer.cli runs runs/data-defaults --per-run --csv runs/data-defaults/summary.csv
+$PY -m wavemixer.cli runs runs/data-defaults --per-run --csv runs/data-defaults/summary.csv --force

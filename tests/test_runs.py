@@ -213,6 +213,25 @@ def test_segmentation_baseline_runs_with_outside_memory_and_an_earlier_camvid_cs
     assert "| 1126 | 2.0 |" in capsys.readouterr().out  # one seed: the value alone, no spread
 
 
+def test_outputs_refuse_an_existing_file_unless_forced_but_extend_the_merged_csv(tmp_path: Path, capsys) -> None:
+    grid = _grid(tmp_path)
+    for option, name in (("--csv", "mine.csv"), ("--md", "mine.md"), ("--plot", "mine.png")):
+        theirs = tmp_path / name
+        theirs.write_text("the user's own file\n")
+        assert main(["runs", str(grid), option, str(theirs)]) == 2
+        err = capsys.readouterr().err.strip()
+        refusal = f"{theirs} already exists; pass --force to overwrite it, or choose another path"
+        assert err == f"wavemixer runs: error: {refusal}"
+        assert theirs.read_bytes() == b"the user's own file\n"
+        assert main(["runs", str(grid), option, str(theirs), "--force"]) == 0
+        assert theirs.read_bytes() != b"the user's own file\n"
+    summary = tmp_path / "summary.csv"
+    assert main(["runs", str(grid), "--csv", str(summary)]) == 0
+    fake_run(tmp_path / "later" / "vit-s0", seed=0, test=40.0, model="peer:vit", params=3_000)
+    assert main(["runs", str(tmp_path / "later"), "--merge", str(summary), "--csv", str(summary)]) == 0
+    assert {r["group"] for r in csv.DictReader(summary.open())} == {"resnet", "wavemix", "vit"}
+
+
 def test_missing_and_empty_inputs_are_one_line_errors(tmp_path: Path, capsys) -> None:
     assert main(["runs", str(tmp_path / "nope")]) == 2
     assert capsys.readouterr().err.strip() == f"wavemixer runs: error: {tmp_path / 'nope'} does not exist"

@@ -11,7 +11,8 @@ top-1 (classification), mIoU (segmentation), PSNR (super-resolution). Examples::
 
 ``--merge CSV`` adds the runs of an earlier ``--csv`` (trained elsewhere, folders not here); a run folder here
 replaces the row of its group and seed, and a row that is not the same training as the rest of its group
-(another model, epochs, steps, metric or goal) is refused.
+(another model, epochs, steps, metric or goal) is refused. ``--csv``, ``--md`` and ``--plot`` refuse an
+existing file unless ``--force``; ``--csv`` may name the ``--merge`` CSV itself, which it extends.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--md", type=Path, help="write the markdown table here")
     p.add_argument("--plot", type=Path, help="write the Pareto-style figure here (PNG; needs matplotlib)")
     p.add_argument("--title", default="", help="the figure's title")
+    p.add_argument("--force", action="store_true", help="overwrite existing --csv/--md/--plot files")
     p.add_argument("--per-run", action="store_true", help="also list every run")
     p.add_argument("--curves", action="store_true", help="also the val score and minutes after each epoch")
     p.add_argument("--json", action="store_true", help="print runs and group statistics as JSON instead")
@@ -53,7 +55,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from wavemixer.files import atomic_write_text
+    from wavemixer.files import atomic_write_text, refuse_overwrite
     from wavemixer.runs import (
         collect_runs,
         curves_markdown,
@@ -67,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.paths and args.merge is None:
         raise ValueError("give a PATH (a run folder, or a folder of them) or --merge CSV")
+    refuse_overwrite(_outputs(args), force=args.force)  # before any work
     runs = collect_runs(args.paths, by=args.by, metric=args.metric, goal=args.goal, merge=args.merge)
     if args.only:
         unknown = sorted(set(args.only) - {r.group for r in runs})
@@ -93,6 +96,13 @@ def run(args: argparse.Namespace) -> int:
     if args.curves:
         print("\n".join(curves_markdown(runs)))
     return 0
+
+
+def _outputs(args: argparse.Namespace) -> list[Path]:
+    """The output files that must not overwrite what is there: a ``--csv`` that is the ``--merge`` CSV is
+    extended with its own rows (the documented way to add runs to a summary), so it is not among them."""
+    merged = args.merge is not None and args.csv is not None and args.csv.resolve() == args.merge.resolve()
+    return [p for p in (None if merged else args.csv, args.md, args.plot) if p is not None]
 
 
 def _stats(group: Group) -> dict[str, Any]:
