@@ -1035,3 +1035,19 @@ def test_the_confusion_matrix_title_and_colour_bar_fit_the_figure(tmp_path, monk
         assert "".join(fig.axes[0].get_title().split()) == "".join(title.split())  # wrapped, not cut
         assert fig.axes[1].get_ylabel().startswith("fraction of the true class")
         plots._pyplot().close(fig)
+
+
+def test_warnings_print_as_one_line_like_the_errors(monkeypatch, capsys) -> None:
+    import warnings
+
+    import wavemixer.cli.models as models_command
+
+    def warn_and_finish(args) -> int:
+        warnings.warn("a token map of 1x1\nsupports level 0 only", UserWarning, stacklevel=1)
+        return 0
+
+    monkeypatch.setattr(models_command, "run", warn_and_finish)
+    assert main(["models"]) == 0
+    assert capsys.readouterr().err == "wavemixer models: warning: a token map of 1x1 supports level 0 only\n"
+    with pytest.warns(UserWarning, match="supports level 0"):  # --debug keeps Python's own warning
+        assert main(["--debug", "models"]) == 0

@@ -84,6 +84,8 @@ def test_predict_on_saved_images_matches_eval(cli_run, tmp_path, capsys):
     assert main(["predict", str(cli_run), str(tmp_path / "0000.png"), "--format", "json", "--top-k", "3"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert len(out["predictions"][0]["top_k"]) == 3
+    assert main(["predict", str(cli_run), str(tmp_path / "0000.png"), "--format", "json", "--top-k", "11"]) == 2
+    assert capsys.readouterr().err.strip().endswith("--top-k (top_k) must be 1 to 10, the model's classes; got 11")
 
 
 @pytest.mark.parametrize(

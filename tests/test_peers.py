@@ -79,8 +79,15 @@ def test_peer_model_arguments_are_checked() -> None:
         ValueError, match=r"takes --model-arg params=N, or width=W and depth=D, and design=; got \['mixer'\]"
     ):
         create_peer("peer:resnet", num_classes=10, in_chans=3, img_size=32, model_args={"mixer": "dwt"})
-    with pytest.raises(ValueError, match="unknown peer family 'resnett'"):
+    with pytest.raises(ValueError, match=r"--model peer:resnett: unknown peer family 'resnett'; --task classification "
+                       r"takes peer:convmixer, peer:convnext, .*peer:vit$"):  # fmt: skip
         create_peer("peer:resnett", num_classes=10, in_chans=3, img_size=32, model_args={"width": 8})
+    for budget in (0, 10**12, "abc"):  # refused before any weight is allocated
+        with pytest.raises(ValueError, match=rf"--model-arg params must be an integer from 1 to 1,000,000,000 .*"
+                                             rf"got {budget!r}"):  # fmt: skip
+            create_peer("peer:resnet", num_classes=10, in_chans=3, img_size=32, model_args={"params": budget})
+    with pytest.raises(ValueError, match=r"--model-arg width=100000 depth=\d+ gives [\d,]+ parameters, more than"):
+        create_peer("peer:resnet", num_classes=10, in_chans=3, img_size=32, model_args={"width": 100_000})
     with pytest.raises(ValueError, match=r"design must be one of \['imagenet', 'small-input'\], got 'cifar'"):
         create_peer("peer:resnet", num_classes=10, in_chans=3, img_size=32, model_args={"width": 8, "design": "cifar"})
 

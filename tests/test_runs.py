@@ -181,6 +181,15 @@ def test_merge_keeps_earlier_runs_replaces_rerun_seeds_and_refuses_other_trainin
     assert main(["runs", "--merge", str(tmp_path / "nope.csv")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.endswith("nope.csv does not exist; give a CSV written by `wavemixer runs --csv`")
+    binary = tmp_path / "plot.csv"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff")
+    assert main(["runs", "--merge", str(binary)]) == 2
+    not_text = f"{binary} is not a text CSV (it is not UTF-8): give a CSV written by --csv"
+    assert capsys.readouterr().err.strip().endswith(not_text)
+    bad = tmp_path / "bad.csv"
+    bad.write_text(earlier.read_text().replace("\nresnet,0,", "\nresnet,zz,", 1))
+    assert main(["runs", "--merge", str(bad)]) == 2
+    assert capsys.readouterr().err.strip().endswith(f"{bad} line 2: column seed must be an integer, got 'zz'")
 
 
 def test_segmentation_baseline_runs_with_outside_memory_and_an_earlier_camvid_csv(tmp_path: Path, capsys) -> None:

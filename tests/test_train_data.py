@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -106,6 +107,21 @@ def test_bad_data_inputs_get_clear_errors(tmp_path):
         ClassificationTask(_cfg(dataset="imagefolder")).build_data()
     with pytest.raises(ValueError, match="unknown data set"):
         _cfg(dataset="mnistt")
+    _write_folder(tmp_path / "one_each", splits=("all",), per_class=1, size=8)  # 3 classes, one image each
+    with pytest.raises(ValueError, match=r"training split holds 1 image\(s\) of 1 class after the val and test "
+                                         r"splits; classification needs at least 2 classes"):  # fmt: skip
+        ClassificationTask(_cfg(dataset="imagefolder", data_dir=str(tmp_path / "one_each" / "all"))).build_data()
+
+
+def test_statistics_of_a_single_image_have_no_spread_and_no_warning():
+    from wavemixer.data.datasets import ArrayDataset
+    from wavemixer.data.defaults import image_statistics
+
+    one = ArrayDataset(torch.full((1, 3, 8, 8), 128, dtype=torch.uint8), torch.zeros(1, dtype=torch.long))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # torch's "degrees of freedom <= 0" must not reach the user
+        stats = image_statistics(one, (8, 8))
+    assert stats["std"] == (0.001, 0.001, 0.001) and stats["input_stats"]["sigma"] == [0.001] * 6
 
 
 def test_preprocess_augments_only_in_training():

@@ -367,6 +367,10 @@ class PeerSpec:
         return build_peer(self, device=device)
 
 
+#: the largest parameter budget a peer is built for (4 GB of fp32 weights); larger ones fail only once memory runs out
+MAX_PEER_PARAMS = 1_000_000_000
+
+
 def _family(name: str) -> PeerFamily:
     families = {**PEER_FAMILIES, **SEGMENTATION_PEER_FAMILIES}
     if name not in families:
@@ -479,10 +483,12 @@ def create_peer(
     ``design=imagenet|small-input`` (default: the one suited to ``img_size``); the family must be one of
     ``task``'s."""
     family = name[len(PEER_PREFIX) :]
-    if _family(family).task != task:
-        own = sorted(f.name for f in {**PEER_FAMILIES, **SEGMENTATION_PEER_FAMILIES}.values() if f.task == task)
+    families = {**PEER_FAMILIES, **SEGMENTATION_PEER_FAMILIES}
+    if family not in families or families[family].task != task:
+        own = sorted(f.name for f in families.values() if f.task == task)
+        what = f" is a {families[family].task} peer" if family in families else f": unknown peer family {family!r}"
         raise ValueError(
-            f"--model {name} is a {_family(family).task} peer; --task {task} takes "
+            f"--model {name}{what}; --task {task} takes "
             + (", ".join(f"{PEER_PREFIX}{f}" for f in own) if own else "no peers")
         )
     args = dict(model_args or {})
@@ -497,6 +503,12 @@ def create_peer(
     if design not in DESIGNS:
         raise ValueError(f"--model-arg design must be one of {list(DESIGNS)}, got {design!r}")
     if "params" in args:
+        params = args["params"]
+        if not isinstance(params, int) or isinstance(params, bool) or not 1 <= params <= MAX_PEER_PARAMS:
+            raise ValueError(
+                f"--model-arg params must be an integer from 1 to {MAX_PEER_PARAMS:,} (a parameter budget), "
+                f"got {params!r}"
+            )
         spec, _ = solve_peer(
             family,
             args["params"],
@@ -513,5 +525,11 @@ def create_peer(
         for key, value in (("width", width), ("depth", depth)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"--model-arg {key} must be a positive integer, got {value!r}")
+        spec = PeerSpec(family, width, depth, num_classes, in_chans, img_size, design)
+        if (n := count_params(build_peer(spec, device="meta"))) > MAX_PEER_PARAMS:  # counted before any allocation
+            raise ValueError(
+                f"--model-arg width={width} depth={depth} gives {n:,} parameters, more than the {MAX_PEER_PARAMS:,} "
+                "a peer is built for; give a smaller width"
+            )
     return PeerModel(family=family, width=width, depth=depth, num_classes=num_classes, in_chans=in_chans,
                      img_size=img_size, design=design)  # fmt: skip

@@ -7,6 +7,7 @@ import contextlib
 import importlib
 import logging
 import sys
+import warnings
 from collections.abc import Iterator, Sequence
 from typing import NoReturn
 
@@ -101,6 +102,20 @@ def library_messages_to_stdout() -> Iterator[None]:
         package.propagate = propagate
 
 
+@contextlib.contextmanager
+def one_line_warnings(command: str) -> Iterator[None]:
+    """Warnings (the library's and its dependencies') as one plain line each, like the errors; ``--debug``
+    keeps Python's format with the file and line."""
+
+    def show(message: Warning | str, category: type[Warning], *_: object, **__: object) -> None:
+        text = " ".join(str(message).split())  # one line, whatever the message's own line breaks
+        print(f"wavemixer {command}: warning: {text}", file=sys.stderr)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield
+
+
 def build_parser() -> argparse.ArgumentParser:
     from wavemixer import __version__
 
@@ -119,7 +134,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        with library_messages_to_stdout():
+        quiet_format = contextlib.nullcontext() if getattr(args, "debug", False) else one_line_warnings(args.command)
+        with library_messages_to_stdout(), quiet_format:
             result = args.func(args)
     except CLIError as exc:
         print(f"wavemixer {args.command}: error: {exc}", file=sys.stderr)

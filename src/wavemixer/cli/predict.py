@@ -40,7 +40,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", choices=["csv", "json"], default="csv", help="output format (default: csv)")
     p.add_argument("--output", "-o", help="write to this file instead of standard output")
     add_force_option(p, "--output (and write into a non-empty --output-dir)")
-    p.add_argument("--top-k", type=int, default=5, help="how many top classes to list in JSON (default: 5)")
+    p.add_argument("--top-k", type=int, help="top classes to list in JSON (default: 5, or every class if fewer)")
     p.add_argument("--batch-size", type=int, default=256, help="images per forward pass (default: 256)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N (default: cpu)")
     p.add_argument(
@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     from wavemixer.files import claim, refuse_overwrite
 
     check_common_options(args, allow_auto_device=False)
-    if args.top_k < 1:
+    if args.top_k is not None and args.top_k < 1:
         raise ValueError(f"--top-k must be at least 1, got {args.top_k}")
     if args.output and Path(args.output).is_dir():
         raise ValueError(

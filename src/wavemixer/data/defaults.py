@@ -49,7 +49,7 @@ def image_statistics(ds: Any, size: tuple[int, int], n: int = STATS_SAMPLE) -> d
     mean = s1 / count
     std = (s2 / count - mean * mean).clamp_min(1e-12).sqrt()
     f = torch.stack(feats)
-    mu, sigma = f.mean(0), f.std(0).clamp_min(1e-3)
+    mu, sigma = f.mean(0), f.std(0, correction=min(1, len(f) - 1)).clamp_min(1e-3)  # one image: no spread
     z = ((f - mu) / sigma).abs().amax(1)
     return dict(
         mean=tuple(round(float(v), 4) for v in mean),

@@ -49,13 +49,18 @@ def read_summary_csv(path: Path) -> list[Run]:
     """The runs of a summary CSV (this module's, or an earlier script's; see the module)."""
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist; give a CSV written by `wavemixer runs --csv`")
-    with path.open(newline="") as fh:
-        reader = csv.DictReader(fh)
-        header = reader.fieldnames or []
-        legacy = next((spec for column, spec in _LEGACY.items() if column in header), None)
-        if legacy is None and not {"group", "seed", "metric"} <= set(header):
-            raise ValueError(f"{path} is not a summary CSV (no group, seed and metric columns): give one from --csv")
-        return [_run(raw, legacy, f"{path} line {i}") for i, raw in enumerate(reader, start=2)]
+    try:
+        with path.open(newline="") as fh:
+            reader = csv.DictReader(fh)
+            header = reader.fieldnames or []
+            legacy = next((spec for column, spec in _LEGACY.items() if column in header), None)
+            if legacy is None and not {"group", "seed", "metric"} <= set(header):
+                raise ValueError(
+                    f"{path} is not a summary CSV (no group, seed and metric columns): give one from --csv"
+                )
+            return [_run(raw, legacy, f"{path} line {i}") for i, raw in enumerate(reader, start=2)]
+    except UnicodeDecodeError:
+        raise ValueError(f"{path} is not a text CSV (it is not UTF-8): give a CSV written by --csv") from None
 
 
 def merge_runs(here: Sequence[Run], earlier: Sequence[Run]) -> list[Run]:
@@ -77,13 +82,13 @@ def _run(raw: dict[str, str], legacy: dict[str, Any] | None, source: str) -> Run
     if not raw.get("group") or not raw.get("seed"):
         raise ValueError(f"{source}: no group or seed")
     values: dict[str, Any] = {}
-    try:
-        for key in _INTS:
-            values[key] = int(raw[key]) if raw.get(key) else None
-        for key in _FLOATS:
-            values[key] = float(raw[key]) if raw.get(key) else None
-    except ValueError as exc:
-        raise ValueError(f"{source}: {exc}") from None
+    for kind, keys in ((int, _INTS), (float, _FLOATS)):
+        for key in keys:
+            try:
+                values[key] = kind(raw[key]) if raw.get(key) else None
+            except ValueError:
+                raise ValueError(f"{source}: column {key} must be {'an integer' if kind is int else 'a number'}, "
+                                 f"got {raw[key]!r}") from None  # fmt: skip
     known = {"group", "model", "metric", *_INTS, *_FLOATS}
     scores = {k[5:]: float(v) for k, v in raw.items() if k.startswith("test_") and k not in known and v}
     extra = {k: _parse(v) for k, v in raw.items() if k not in known and not k.startswith("test_")}

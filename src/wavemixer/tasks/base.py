@@ -34,7 +34,7 @@ class PredictOptions:
 
     device: str | torch.device = "cpu"
     batch_size: int = 256
-    top_k: int = 5
+    top_k: int | None = None  # None: 5, or every class of a model with fewer
     out_dir: Path | None = None  # tasks that write images write them here
     from_hr: bool = False  # super-resolution: the inputs are ground truth to downscale first
     #: unreadable inputs to leave out as ``(file, reason)``; ``None``: refuse them in one error

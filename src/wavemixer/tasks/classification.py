@@ -118,6 +118,12 @@ class ClassificationTask(Task):
             in_chans = xtr.shape[1]
             size = (cfg.input_size, cfg.input_size) if cfg.input_size else tuple(xtr.shape[-2:])
         train, val, test = self.split(train, val, test)
+        if len(present := set(train.targets)) < 2:  # the whole folder's check passes a set too small to split
+            raise ValueError(
+                f"the training split holds {len(train)} image(s) of {len(present)} class after the val and test "
+                "splits; classification needs at least 2 classes: add images, or lower --val-fraction / "
+                "--test-fraction"
+            )
         in_memory = scan is None or decode_once(
             cfg.decode_once, scan, [d for d in (train, val, test) if d is not None], notes
         )
@@ -294,7 +300,7 @@ def predict_files(
     files: list[Path],
     *,
     batch_size: int = 256,
-    top_k: int = 5,
+    top_k: int | None = None,
     device: str | torch.device = "cpu",
     skipped: list[tuple[str, str]] | None = None,
 ) -> list[dict[str, Any]]:
@@ -302,16 +308,20 @@ def predict_files(
 
     ``flag`` warns of answers not to trust: an input whose statistics lie far from the training images'
     (``input_z``: the largest z-score of its per-channel mean/std against those stored at training time), or
-    a top-1 probability under :data:`LOW_CONFIDENCE`. Unreadable files raise one ``ValueError`` naming them
-    all, before anything is returned; given a ``skipped`` list, they are left out and listed there instead
-    as ``(file, reason)``.
+    a top-1 probability under :data:`LOW_CONFIDENCE`. ``top_k`` defaults to 5, or every class of a model with
+    fewer; more than the model's classes is refused rather than cut. Unreadable files raise one ``ValueError``
+    naming them all, before anything is returned; given a ``skipped`` list, they are left out and listed there
+    instead as ``(file, reason)``.
     """
     model = loaded.model.to(device).eval()
     p = loaded.preprocessing
     tf = Preprocess(p["mean"], p["std"], p["input_size"][1:])
     size = tuple(loaded.preprocessing["input_size"][1:])
     stats = loaded.preprocessing.get("input_stats")
-    k = min(top_k, len(loaded.labels))
+    classes = len(loaded.labels)
+    if top_k is not None and not 1 <= top_k <= classes:
+        raise ValueError(f"--top-k (top_k) must be 1 to {classes}, the model's classes; got {top_k}")
+    k = min(5, classes) if top_k is None else top_k
     per_image = 4 * math.prod(loaded.preprocessing["input_size"])
     batch_size = max(1, min(batch_size, _BATCH_BYTES // per_image))
     rows: list[dict[str, Any]] = []
