@@ -100,6 +100,7 @@ def test_predict_on_saved_images_matches_eval(cli_run, tmp_path, capsys):
         (["eval", "{tmp}"], "config.json"),
         (["train", "--subset", "128", "--epochs", "1", "--model-arg", "mode=foo"], "unknown boundary mode='foo'"),
         (["train", "--subset", "128", "--epochs", "1", "--model-arg", "wavelet=db99"], "unknown wavelet 'db99'"),
+        (["train", "--subset", "128", "--epochs", "1", "--model-arg", "stride=0"], "--model-arg stride=0: stride must"),
         (["eval", "{tmp}", "--threads", "0"], "--threads must be at least 1"),
         (["predict", "{tmp}/nomodel", "x.png", "--threads", "-2"], "--threads must be at least 1"),
     ],

@@ -8,6 +8,7 @@ distribution or run folders. A new task is one module with a subclass of :class:
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -151,7 +152,12 @@ class Task(ABC):
         from wavemixer.registry import get_spec
 
         spec = get_spec(name, task=self.model_task or self.name)
-        return create_model(name, **self.model_arguments(spec, info, model_args))
+        try:
+            return create_model(name, **self.model_arguments(spec, info, model_args))
+        except ValueError as exc:  # the constructor names the argument; the command line says where it came from
+            given = [f"{k}={v}" for k, v in model_args.items() if re.match(rf"(unknown )?{re.escape(k)}\b", str(exc))]
+            origin = f" --model-arg {given[0]}" if given else ""
+            raise ValueError(f"--model {name}{origin}: {exc}") from None
 
     @abstractmethod
     def model_arguments(self, spec: ModelSpec, info: DataInfo, model_args: dict[str, Any]) -> dict[str, Any]:
