@@ -4,6 +4,7 @@ run stops; a run killed while saving resumes exactly."""
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -1051,3 +1052,16 @@ def test_warnings_print_as_one_line_like_the_errors(monkeypatch, capsys) -> None
     assert capsys.readouterr().err == "wavemixer models: warning: a token map of 1x1 supports level 0 only\n"
     with pytest.warns(UserWarning, match="supports level 0"):  # --debug keeps Python's own warning
         assert main(["--debug", "models"]) == 0
+
+
+def test_a_torn_training_checkpoint_is_one_short_line(tmp_path: Path) -> None:
+    torn = tmp_path / "checkpoint.pt"
+    buf = io.BytesIO()
+    torch.save({"epoch": 1}, buf)
+    torn.write_bytes(buf.getvalue()[:100])  # the zip's central directory is gone, as after a torn copy
+    with pytest.raises(ValueError) as caught:
+        load_train_state(torn)
+    message = str(caught.value)
+    assert message.startswith(f"{torn} is not a readable training checkpoint (RuntimeError: ")
+    assert message.endswith("); the file is corrupt — start a new run or restore it")
+    assert "\n" not in message and "If you are seeing this error" not in message  # torch's advice left out

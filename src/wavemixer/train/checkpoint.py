@@ -185,8 +185,9 @@ def load_train_state(path: Path) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # a torn or foreign file raises many kinds of errors
+        cause = (str(exc).strip().splitlines() or [""])[0].split(". ")[0]  # torch's first sentence, not its advice
         raise ValueError(
-            f"{path} is not a readable training checkpoint ({type(exc).__name__}: {exc}); "
+            f"{path} is not a readable training checkpoint ({type(exc).__name__}: {cause}); "
             "the file is corrupt — start a new run or restore it"
         ) from exc
     if not isinstance(state, dict):
