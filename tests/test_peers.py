@@ -83,8 +83,8 @@ def test_peer_model_arguments_are_checked() -> None:
                        r"takes peer:convmixer, peer:convnext, .*peer:vit$"):  # fmt: skip
         create_peer("peer:resnett", num_classes=10, in_chans=3, img_size=32, model_args={"width": 8})
     for budget in (0, 10**12, "abc"):  # refused before any weight is allocated
-        with pytest.raises(ValueError, match=rf"--model-arg params must be an integer from 1 to 1,000,000,000 .*"
-                                             rf"got {budget!r}"):  # fmt: skip
+        with pytest.raises(ValueError, match=rf"--model-arg params must be a positive integer of at most "
+                                             rf"1,000,000,000 .*got {budget!r}"):  # fmt: skip
             create_peer("peer:resnet", num_classes=10, in_chans=3, img_size=32, model_args={"params": budget})
     with pytest.raises(ValueError, match=r"--model-arg width=100000 depth=\d+ gives [\d,]+ parameters, more than"):
         create_peer("peer:resnet", num_classes=10, in_chans=3, img_size=32, model_args={"width": 100_000})

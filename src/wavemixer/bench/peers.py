@@ -371,8 +371,20 @@ class PeerSpec:
 MAX_PEER_PARAMS = 1_000_000_000
 
 
+def _all_families() -> dict[str, PeerFamily]:
+    return {**PEER_FAMILIES, **SEGMENTATION_PEER_FAMILIES}
+
+
+def _check_budget(params: Any, name: str = "params") -> None:
+    """A parameter budget is a positive integer, at most :data:`MAX_PEER_PARAMS` (refused before any build)."""
+    if not isinstance(params, int) or isinstance(params, bool) or not 1 <= params <= MAX_PEER_PARAMS:
+        raise ValueError(
+            f"{name} must be a positive integer of at most {MAX_PEER_PARAMS:,} (a parameter budget), got {params!r}"
+        )
+
+
 def _family(name: str) -> PeerFamily:
-    families = {**PEER_FAMILIES, **SEGMENTATION_PEER_FAMILIES}
+    families = _all_families()
     if name not in families:
         raise ValueError(f"unknown peer family {name!r}; expected one of {sorted(families)}")
     return families[name]
@@ -407,8 +419,7 @@ def solve_peer(
     so a doubling search followed by bisection needs ~15 builds.
     """
     fam = _family(family)
-    if not isinstance(params, int) or isinstance(params, bool) or params < 1:
-        raise ValueError(f"params must be a positive integer (a parameter budget), got {params!r}")
+    _check_budget(params)
     depth = peer_depth(family, params) if depth is None else depth
     design = default_design(img_size) if design is None else design
 
@@ -483,7 +494,7 @@ def create_peer(
     ``design=imagenet|small-input`` (default: the one suited to ``img_size``); the family must be one of
     ``task``'s."""
     family = name[len(PEER_PREFIX) :]
-    families = {**PEER_FAMILIES, **SEGMENTATION_PEER_FAMILIES}
+    families = _all_families()
     if family not in families or families[family].task != task:
         own = sorted(f.name for f in families.values() if f.task == task)
         what = f" is a {families[family].task} peer" if family in families else f": unknown peer family {family!r}"
@@ -503,12 +514,7 @@ def create_peer(
     if design not in DESIGNS:
         raise ValueError(f"--model-arg design must be one of {list(DESIGNS)}, got {design!r}")
     if "params" in args:
-        params = args["params"]
-        if not isinstance(params, int) or isinstance(params, bool) or not 1 <= params <= MAX_PEER_PARAMS:
-            raise ValueError(
-                f"--model-arg params must be an integer from 1 to {MAX_PEER_PARAMS:,} (a parameter budget), "
-                f"got {params!r}"
-            )
+        _check_budget(args["params"], "--model-arg params")  # named as the command line gives it
         spec, _ = solve_peer(
             family,
             args["params"],
