@@ -12,9 +12,7 @@ import argparse
 
 from wavemixer import create_model, get_spec
 from wavemixer.flops import count_dwt_flops, count_macs
-
-VARIANTS = [("dwt", "haar"), ("dwt", "db2"), ("dwt", "bior2.2"), ("random", "haar"), ("random", "db2"),
-            ("conv", "haar"), ("conv", "db2"), ("avgpool", "haar"), ("fourier", "haar")]  # fmt: skip
+from wavemixer.mixers import mixer_wavelet_pairs
 
 
 def main() -> None:
@@ -27,7 +25,7 @@ def main() -> None:
     print(f"{args.model} at {size[0]}x{size[1]}x{size[2]}\n")
     print("| mixer | wavelet | parameters | MACs (conv/matmul) | Haar DWT flops |")
     print("|---|---|---:|---:|---:|")
-    for mixer, wavelet in VARIANTS:
+    for mixer, wavelet in mixer_wavelet_pairs():
         model = create_model(args.model, mixer=mixer, wavelet=wavelet)
         params = sum(p.numel() for p in model.parameters())
         print(f"| {mixer} | {wavelet} | {params:,} | {count_macs(model, size):,} | "

@@ -12,6 +12,7 @@ from wavemixer import WaveMix, WaveMixSegmentation, WaveMixSR, create_model
 from wavemixer.blocks import WaveMixBlock
 from wavemixer.flops import count_dwt_flops, count_macs
 from wavemixer.hub import from_pretrained, save_pretrained
+from wavemixer.mixers import HAAR_ONLY_MIXERS, MIXERS, mixer_wavelet_pairs
 from wavemixer.registry import MODEL_CLASSES
 
 # Deep mixers on tiny inputs run levels past the input size on purpose; the warning has its own test
@@ -19,8 +20,7 @@ from wavemixer.registry import MODEL_CLASSES
 pytestmark = pytest.mark.filterwarnings("ignore:Level value of .* is too high:UserWarning")
 
 # (mixer, wavelet): every mixer on the Haar geometry, and the ones that take a longer wavelet's support
-VARIANTS = [("dwt", "haar"), ("dwt", "db2"), ("dwt", "bior2.2"), ("random", "haar"), ("random", "db2"),
-            ("conv", "haar"), ("conv", "db2"), ("avgpool", "haar"), ("fourier", "haar")]  # fmt: skip
+VARIANTS = mixer_wavelet_pairs()
 IDS = [f"{m}-{w}" for m, w in VARIANTS]
 FLEN = {"haar": 2, "db2": 4, "bior2.2": 6}
 GRID_H, GRID_W = 16, 16  # FOURIER_GRID, written out: the learnt filter is 16 x (16 // 2 + 1) complex numbers
@@ -169,6 +169,18 @@ def test_bad_options_fail_at_construction_in_one_line(kwargs, message):
         with pytest.raises(ValueError, match=message) as err:
             build()
         assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("mixer", sorted(MIXERS))
+def test_every_mixer_is_checked_and_takes_the_wavelets_it_says(mixer):
+    """The variants above hold every mixer with Haar; a 2x2 mixer refuses db2, the others take it."""
+    assert (mixer, "haar") in VARIANTS
+    if mixer in HAAR_ONLY_MIXERS:
+        with pytest.raises(ValueError, match=f"mixer='{mixer}' is a 2x2 operation: it takes only wavelet='haar'"):
+            WaveMixBlock(16, mixer=mixer, wavelet="db2")
+    else:
+        assert (mixer, "db2") in VARIANTS
+        WaveMixBlock(16, mixer=mixer, wavelet="db2")
 
 
 @pytest.mark.parametrize(("mixer", "wavelet", "size", "warns"),

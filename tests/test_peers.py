@@ -56,6 +56,31 @@ def test_unknown_family_and_bad_budget() -> None:
         solve_peer("resnet", 0)
 
 
+@pytest.mark.parametrize(
+    ("family", "depths"),
+    [("resnet", (1, 2, 2)), ("convnext", (1, 2, 2)), ("poolformer", (1, 2, 2)), ("vit", (4, 8, 8)),
+     ("mlp_mixer", (4, 8, 8)), ("convmixer", (4, 8, 8)), ("unet", (1, 1, 1)), ("lraspp_mobilenet_v3", (1, 1, 1))],
+)  # fmt: skip
+def test_depth_follows_the_budget_scale(family: str, depths: tuple[int, int, int]) -> None:
+    from wavemixer.bench.peers import peer_depth
+
+    assert tuple(peer_depth(family, n) for n in (40_000, 500_000, 3_000_000)) == depths
+    assert (peer_depth(family, 199_999), peer_depth(family, 200_000)) == depths[:2]
+
+
+def test_fixed_depth_family_refuses_a_depth() -> None:
+    from wavemixer.bench.peers import create_peer
+
+    for args in ({"params": 3_000_000, "depth": 3}, {"width": 100, "depth": 3}):
+        with pytest.raises(ValueError, match=r"^--model peer:lraspp_mobilenet_v3 has the depth its architecture "
+                                             r"fixes; --model-arg depth does not apply, got 3$"):  # fmt: skip
+            create_peer("peer:lraspp_mobilenet_v3", num_classes=12, in_chans=3, img_size=64, model_args=args,
+                        task="segmentation")  # fmt: skip
+    with pytest.raises(ValueError, match="'deeplabv3_mobilenet_v3' has the depth its architecture fixes"):
+        solve_peer("deeplabv3_mobilenet_v3", 3_000_000, depth=2)
+    assert solve_peer("unet", 500_000, num_classes=12, img_size=64, depth=2)[0].depth == 2  # the U-Net's is free
+
+
 def test_peer_model_trains_saves_and_reloads_exactly(tmp_path) -> None:
     from wavemixer import from_pretrained, save_pretrained
     from wavemixer.bench.peers import create_peer

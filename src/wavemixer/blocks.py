@@ -10,7 +10,7 @@ from torch.utils.checkpoint import checkpoint
 
 from .dwt import _MODES, BoundaryMode
 from .filterbank import check_wavelet
-from .mixers import MIXERS, Mixer, build_mixer
+from .mixers import HAAR_ONLY_MIXERS, MIXERS, Mixer, build_mixer
 from .tracing import crop_to, is_symbolic
 from .upsampling import BilinearUpsample2x
 
@@ -61,7 +61,7 @@ def check_block_args(
     if mixer not in MIXERS:
         raise ValueError(f"unknown mixer={mixer!r}; expected one of {sorted(MIXERS)}")
     check_wavelet(wavelet)
-    if wavelet != "haar" and mixer in ("avgpool", "fourier"):
+    if wavelet != "haar" and mixer in HAAR_ONLY_MIXERS:
         raise ValueError(f"mixer={mixer!r} is a 2x2 operation: it takes only wavelet='haar', got {wavelet!r}")
 
 

@@ -13,6 +13,7 @@ the DWT's boundary extension, so every mixer sees exactly the samples the DWT wo
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal, get_args
 
 import torch
@@ -22,7 +23,7 @@ from torch import Tensor, nn
 from .dwt import haar_packed
 from .filterbank import analysis_offset, extend2, fb_packed, filter_length
 
-__all__ = ["FOURIER_GRID", "MIXERS", "Mixer", "build_mixer"]
+__all__ = ["FOURIER_GRID", "HAAR_ONLY_MIXERS", "MIXERS", "Mixer", "build_mixer", "mixer_wavelet_pairs"]
 
 Mixer = Literal["dwt", "random", "conv", "avgpool", "fourier"]
 """``dwt``: the wavelet transform (``wavelet=``, default Haar; no parameters). ``random``: a fixed seeded
@@ -33,6 +34,9 @@ shapes, parameters and MACs downstream as the DWT). ``fourier``: a learned GFNet
 over the lossless 2x2 space-to-depth map."""
 
 MIXERS = frozenset(get_args(Mixer))
+
+HAAR_ONLY_MIXERS = frozenset({"avgpool", "fourier"})
+"""Mixers that are 2x2 operations: they take only ``wavelet='haar'`` (the block refuses any other)."""
 
 FOURIER_GRID = (16, 16)
 """Spatial grid (H', W') at which the ``fourier`` mixer's filter is learnt; its real-FFT half-plane is
@@ -133,16 +137,27 @@ class FourierMixer(_Stride2):
         return torch.fft.irfft2(spectrum, s=(h, w), norm="ortho").to(z.dtype)
 
 
+_BUILDERS: dict[str, Callable[[int, str, str], nn.Module]] = {  # (channels, wavelet, mode) -> mixer
+    "dwt": lambda channels, wavelet, mode: DWTMixer(wavelet, mode),
+    "random": lambda channels, wavelet, mode: RandomMixer(mode, wavelet),
+    "conv": lambda channels, wavelet, mode: ConvMixer(channels, mode, wavelet),
+    "avgpool": lambda channels, wavelet, mode: AvgPoolMixer(mode),
+    "fourier": lambda channels, wavelet, mode: FourierMixer(channels, mode),
+}
+
+
 def build_mixer(mixer: str, *, channels: int, wavelet: str, mode: str) -> nn.Module:
     """The token mixer ``mixer`` for ``channels`` reduced channels (``C/4``)."""
-    if mixer == "dwt":
-        return DWTMixer(wavelet, mode)
-    if mixer == "random":
-        return RandomMixer(mode, wavelet)
-    if mixer == "conv":
-        return ConvMixer(channels, mode, wavelet)
-    if mixer == "avgpool":
-        return AvgPoolMixer(mode)
-    if mixer == "fourier":
-        return FourierMixer(channels, mode)
-    raise ValueError(f"unknown mixer {mixer!r}; expected one of {sorted(MIXERS)}")
+    if mixer not in _BUILDERS:
+        raise ValueError(f"unknown mixer {mixer!r}; expected one of {sorted(MIXERS)}")
+    return _BUILDERS[mixer](channels, wavelet, mode)
+
+
+def mixer_wavelet_pairs() -> list[tuple[str, str]]:
+    """Every mixer with Haar, the ones that take a longer support also with db2, and the DWT with bior2.2.
+
+    The variants that the tests check and that docs/wavelets.md tabulates (``scripts/mixer_table.py``); a
+    new mixer joins both by being in :data:`Mixer`.
+    """
+    pairs = [(m, w) for m in get_args(Mixer) for w in (("haar",) if m in HAAR_ONLY_MIXERS else ("haar", "db2"))]
+    return [*pairs[:2], ("dwt", "bior2.2"), *pairs[2:]]

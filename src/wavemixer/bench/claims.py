@@ -82,15 +82,16 @@ def _peers(params: int, families: Sequence[str]) -> list[Cell]:
     return [Cell(f, f"peer:{f}", {"params": params}) for f in families]
 
 
-PEER_FAMILIES = ("resnet", "convmixer", "mlp_mixer", "poolformer", "vit", "convnext")
+CLAIMS_PEERS = ("resnet", "convmixer", "mlp_mixer", "poolformer", "vit", "convnext")
+"""The peer families of the claims grids (each a ``wavemixer.bench.peers.PEER_FAMILIES`` name)."""
 CIFAR10 = ("--dataset", "cifar10", "--no-trivial-augment")
 RECIPE = ("--batch-size", "128", "--lr", "1e-2", "--threads", "1", "--workers", "0")
 """The one recipe of every cell: AdamW, peak lr 1e-2 (the CIFAR-10 WaveMix-Lite-32/7 recipe of docs/results.md),
 cosine schedule, batch 128, crop + flip; precision is wavemixer's ``auto``. A grid adds its warm-up length
 (``recipe``), the same for every cell of that grid."""
 
-CELLS_40K = (*_wavemix_variants("wavemix_lite_32_7_cifar10_tiny"), *_peers(37_058, PEER_FAMILIES))
-CELLS_500K = (Cell("wavemix-dwt-haar", "wavemix_lite_64_6_cifar10"), *_peers(520_106, PEER_FAMILIES))
+CELLS_40K = (*_wavemix_variants("wavemix_lite_32_7_cifar10_tiny"), *_peers(37_058, CLAIMS_PEERS))
+CELLS_500K = (Cell("wavemix-dwt-haar", "wavemix_lite_64_6_cifar10"), *_peers(520_106, CLAIMS_PEERS))
 EPOCHS_IN_WAVEMIX_TIME_40K = dict(resnet=11, mlp_mixer=11, convnext=15, poolformer=17, vit=5, convmixer=2)
 """Epochs each 40k peer trains in the wall-clock time of WaveMix's 2 epochs (6.2 min): WaveMix's minutes per run
 over the peer's minutes per epoch, both from the cifar10-40k-2ep table of docs/claims.md (2 lanes on 2 cores)."""
@@ -127,7 +128,7 @@ GRIDS: dict[str, Grid] = {
         CIFAR10, 2, 50.0, _SHORT,
         (
             Cell("wavemix-dwt-haar", "wavemix_lite_32_7_cifar10_tiny"),
-            *(replace(c, epochs=EPOCHS_IN_WAVEMIX_TIME_40K[c.key]) for c in _peers(37_058, PEER_FAMILIES)),
+            *(replace(c, epochs=EPOCHS_IN_WAVEMIX_TIME_40K[c.key]) for c in _peers(37_058, CLAIMS_PEERS)),
         ),
         "40k@32",
     ),

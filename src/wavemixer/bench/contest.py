@@ -73,7 +73,8 @@ STEMS: dict[str, dict[str, Any]] = {
     "p2": dict(stem="patchify", patch_size=2),  # patch-2 stem: blocks at 16x16
 }
 UPSAMPLERS = ("bilinear", "convtranspose", "pixelshuffle")
-PEER_FAMILIES = ("resnet", "convnext", "poolformer", "vit", "mlp_mixer", "convmixer")
+CONTEST_PEERS = ("resnet", "convnext", "poolformer", "vit", "mlp_mixer", "convmixer")
+"""The peer families entered in the contest (each a ``wavemixer.bench.peers.PEER_FAMILIES`` name)."""
 
 IMG_SIZE = 32
 NUM_CLASSES = 10
@@ -227,7 +228,7 @@ def contenders(budget: str) -> list[Contender]:
     if budget not in BUDGETS:
         raise ValueError(f"unknown budget {budget!r}; expected one of {sorted(BUDGETS)}")
     out = [_wavemix(budget, stem, up) for stem in STEMS for up in UPSAMPLERS]
-    out += [Contender(f, budget, f"peer:{f}", {"params": BUDGETS[budget]}) for f in PEER_FAMILIES]
+    out += [Contender(f, budget, f"peer:{f}", {"params": BUDGETS[budget]}) for f in CONTEST_PEERS]
     return out
 
 

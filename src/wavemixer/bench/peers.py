@@ -277,7 +277,13 @@ class _DictToTensor(nn.Module):
 
 @dataclass(frozen=True)
 class PeerFamily:
-    """A library model class with one width knob; ``width`` runs over multiples of ``step``."""
+    """A library model class with one width knob; ``width`` runs over multiples of ``step``.
+
+    ``build(width, depth, num_classes, in_chans, img_size, design)`` returns the library model; its
+    parameter count must grow with ``width`` (:func:`solve_peer` bisects on it). ``depths`` are the depths
+    :func:`peer_depth` gives at the ~40k, ~0.5M and ~3M scales (blocks of an isotropic family, blocks per
+    stage of a staged one); ``None`` where the architecture fixes its depth, which then refuses ``depth=``.
+    """
 
     name: str
     source: str  # the class, as a user would name it
@@ -285,17 +291,30 @@ class PeerFamily:
     step: int
     min_width: int
     task: str = "classification"
+    depths: tuple[int, int, int] | None = (4, 8, 8)
 
+
+STAGED_DEPTHS = (1, 2, 2)
+"""Blocks per stage of the staged families (ResNet, PoolFormer, ConvNeXt) at the three scales."""
 
 PEER_FAMILIES: dict[str, PeerFamily] = {
     f.name: f
     for f in (
-        PeerFamily("resnet", "timm.models.resnet.ResNet (BasicBlock)", _resnet, step=2, min_width=8),
+        PeerFamily(
+            "resnet", "timm.models.resnet.ResNet (BasicBlock)", _resnet, step=2, min_width=8, depths=STAGED_DEPTHS
+        ),
         PeerFamily("convmixer", "timm.models.convmixer.ConvMixer", _convmixer, step=2, min_width=8),
         PeerFamily("mlp_mixer", "timm.models.mlp_mixer.MlpMixer", _mlp_mixer, step=2, min_width=8),
-        PeerFamily("poolformer", "timm.models.metaformer.MetaFormer (Pooling)", _poolformer, step=2, min_width=8),
+        PeerFamily(
+            "poolformer",
+            "timm.models.metaformer.MetaFormer (Pooling)",
+            _poolformer,
+            step=2,
+            min_width=8,
+            depths=STAGED_DEPTHS,
+        ),
         PeerFamily("vit", "timm.models.vision_transformer.VisionTransformer", _vit, step=2, min_width=8),
-        PeerFamily("convnext", "timm.models.convnext.ConvNeXt", _convnext, step=2, min_width=8),
+        PeerFamily("convnext", "timm.models.convnext.ConvNeXt", _convnext, step=2, min_width=8, depths=STAGED_DEPTHS),
     )
 }
 """Classification peers. ResNet/PoolFormer/ConvNeXt: ``width`` is the last stage's, the stages are
@@ -312,6 +331,7 @@ SEGMENTATION_PEER_FAMILIES: dict[str, PeerFamily] = {
             step=1,
             min_width=10,
             task="segmentation",
+            depths=None,
         ),
         PeerFamily(
             "deeplabv3_mobilenet_v3",
@@ -320,6 +340,7 @@ SEGMENTATION_PEER_FAMILIES: dict[str, PeerFamily] = {
             step=1,
             min_width=10,
             task="segmentation",
+            depths=None,
         ),
         # width is the encoder's last stage; the U-Net that scripts/camvid_cnn_baseline.py trains by hand
         PeerFamily(
@@ -329,6 +350,7 @@ SEGMENTATION_PEER_FAMILIES: dict[str, PeerFamily] = {
             step=16,
             min_width=32,
             task="segmentation",
+            depths=(1, 1, 1),  # one block per encoder stage at every scale
         ),
     )
 }
@@ -337,14 +359,14 @@ SEGMENTATION_PEER_FAMILIES: dict[str, PeerFamily] = {
 def peer_depth(family: str, params: int) -> int:
     """Depth for a budget: shallow at the ~40k scale, deeper from ~0.5M, deeper still from ~3M.
 
-    Per-stage block counts for the staged families (ResNet, PoolFormer, ConvNeXt), blocks for the
-    isotropic ones (ConvMixer, MLP-Mixer, ViT); fixed (1) for the segmentation peers.
+    The family's :attr:`PeerFamily.depths` at the budget's scale: per-stage block counts for the staged
+    families (ResNet, PoolFormer, ConvNeXt), blocks for the isotropic ones (ConvMixer, MLP-Mixer, ViT);
+    1 where the architecture fixes its depth (MobileNetV3).
     """
-    if family in SEGMENTATION_PEER_FAMILIES:
-        return 1  # MobileNetV3's depth is fixed; the U-Net's one block per encoder stage
-    tier = 0 if params < 200_000 else (1 if params < 2_000_000 else 2)
-    staged = family in ("resnet", "poolformer", "convnext")
-    return (1, 2, 2)[tier] if staged else (4, 8, 8)[tier]
+    depths = _family(family).depths
+    if depths is None:
+        return 1
+    return depths[0 if params < 200_000 else (1 if params < 2_000_000 else 2)]
 
 
 @dataclass(frozen=True)
@@ -420,6 +442,8 @@ def solve_peer(
     """
     fam = _family(family)
     _check_budget(params)
+    if depth is not None and fam.depths is None:
+        raise ValueError(f"peer family {family!r} has the depth its architecture fixes; depth does not apply")
     depth = peer_depth(family, params) if depth is None else depth
     design = default_design(img_size) if design is None else design
 
@@ -510,6 +534,11 @@ def create_peer(
         )
     if ("params" in args) == ("width" in args):
         raise ValueError(f"--model {name} needs exactly one of --model-arg params=N (a budget) or width=W")
+    if "depth" in args and families[family].depths is None:
+        raise ValueError(
+            f"--model {name} has the depth its architecture fixes; "
+            f"--model-arg depth does not apply, got {args['depth']!r}"
+        )
     design = args.get("design", default_design(img_size))
     if design not in DESIGNS:
         raise ValueError(f"--model-arg design must be one of {list(DESIGNS)}, got {design!r}")

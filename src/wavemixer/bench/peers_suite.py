@@ -15,8 +15,9 @@ import csv
 import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
+from ..mixers import Mixer
 from .report import _fmt
 from .runner import BenchEntry
 
@@ -40,12 +41,10 @@ SCALES: dict[str, tuple[str, int]] = {
 MIXER_VARIANTS: dict[str, dict[str, Any]] = {
     "dwt/haar": {},
     "dwt/db2": {"wavelet": "db2"},
-    "random": {"mixer": "random"},
-    "conv": {"mixer": "conv"},
-    "avgpool": {"mixer": "avgpool"},
-    "fourier": {"mixer": "fourier"},
+    **{mixer: {"mixer": mixer} for mixer in get_args(Mixer) if mixer != "dwt"},
 }
-"""Token-mixer variants of the WaveMix block (overrides of the registry configuration)."""
+"""Token-mixer variants of the WaveMix block (overrides of the registry configuration): the Haar and db2
+DWTs, then every other mixer of :data:`wavemixer.mixers.Mixer` with Haar's support."""
 
 BASELINE = "dwt/haar"
 

@@ -1,4 +1,4 @@
-"""``wavemixer models``: the registry table."""
+"""``wavemixer models``: the registry table, or with ``--peers`` the comparison peers' families."""
 
 from __future__ import annotations
 
@@ -16,6 +16,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--task", choices=["classification", "segmentation", "super_resolution"], help="only this task")
     p.add_argument("--pretrained", action="store_true", help="only variants whose weights ship in the package")
     p.add_argument("--format", choices=["table", "markdown", "json"], default="table", help="output format")
+    p.add_argument(
+        "--peers",
+        action="store_true",
+        help="list the comparison peers instead (train one with --model peer:FAMILY --model-arg params=N)",
+    )
     p.set_defaults(func=run)
 
 
@@ -47,6 +52,45 @@ def rows(pattern: str = "*", task: str | None = None, pretrained: bool = False) 
     return out
 
 
+def peer_rows(pattern: str = "*", task: str | None = None) -> list[dict]:
+    """The peer families (:mod:`wavemixer.bench.peers`); listing them needs neither timm nor torchvision."""
+    from fnmatch import fnmatchcase
+
+    from wavemixer.bench.peers import PEER_FAMILIES, PEER_PREFIX, SEGMENTATION_PEER_FAMILIES
+
+    if not any(ch in pattern for ch in "*?["):
+        pattern = f"*{pattern}*"
+    families = {**PEER_FAMILIES, **SEGMENTATION_PEER_FAMILIES}.values()
+    return [
+        dict(
+            name=f"{PEER_PREFIX}{f.name}",
+            task=f.task,
+            source=f.source,
+            depths=None if f.depths is None else list(f.depths),
+        )
+        for f in families
+        if (task is None or f.task == task)
+        and (fnmatchcase(f.name, pattern) or fnmatchcase(PEER_PREFIX + f.name, pattern))
+    ]
+
+
+def _print_peers(table: list[dict], fmt: str) -> None:
+    if fmt == "json":
+        print(json.dumps(table, indent=2))
+        return
+    depth = {r["name"]: "fixed" if r["depths"] is None else "/".join(map(str, r["depths"])) for r in table}
+    if fmt == "markdown":
+        print("| name | task | library class | depth at 40k / 0.5M / 3M |\n|---|---|---|---|")
+        for r in table:
+            print(f"| `{r['name']}` | {r['task']} | {r['source']} | {depth[r['name']]} |")
+        return
+    header = f"{'name':30s} {'task':14s} {'depth':7s} library class"
+    print(header + "\n" + "-" * len(header))
+    for r in table:
+        print(f"{r['name']:30s} {r['task']:14s} {depth[r['name']]:7s} {r['source']}")
+    print("\ndepth: blocks (per stage) at the ~40k / ~0.5M / ~3M budgets; width is solved to --model-arg params=N")
+
+
 def format_markdown(table: list[dict]) -> str:
     lines = [
         "| name | task | params | GMACs @ input | dataset | published | weights |",
@@ -62,6 +106,11 @@ def format_markdown(table: list[dict]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.peers:
+        if args.pretrained:
+            raise ValueError("--pretrained does not apply to --peers: peers ship no weights")
+        _print_peers(peer_rows(args.pattern, args.task), args.format)
+        return 0
     table = rows(args.pattern, args.task, args.pretrained)
     if args.format == "json":
         print(json.dumps(table, indent=2))
