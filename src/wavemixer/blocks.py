@@ -178,7 +178,13 @@ class WaveMixBlock(nn.Module):
         return crop_to(self.forward_pre_norm(x, normalize=True), x.shape[-2], x.shape[-1])
 
     def forward_pre_norm(self, x: Tensor, normalize: bool = False) -> Tensor:
-        """The branch before its final BatchNorm (``self.levels[0].norm``) and before cropping to ``x``."""
+        """The branch before its final BatchNorm (``self.levels[0].norm``) and before cropping to ``x``.
+
+        Every coarser level's output is normalised (it feeds the next finer level); the finest level's
+        only when ``normalize`` is set, so that callers can fold or recalibrate that last BatchNorm.
+        ``self.offset`` is where coefficient 0's pixels start (0 for Haar, see the class docstring): each
+        upsampled map is cropped from there to its finer level's size, and the result from there on.
+        """
         if not is_symbolic(x) and x.shape[1] != self.dim:  # traced: checked by the model's input check
             raise ValueError(f"WaveMixBlock expects {self.dim} input channels (final_dim), got {x.shape[1]}")
         r = self.reduction(x)
@@ -187,8 +193,8 @@ class WaveMixBlock(nn.Module):
             packed = mix(r)
             bands.append(packed)
             r = packed[:, 0::4]  # this level's LL feeds the next level
-        last = len(self.levels) - 1
-        out = self.levels[-1](bands[-1], normalize=normalize or last > 0)
+        coarsest = len(self.levels) - 1
+        out = self.levels[-1](bands[-1], normalize=normalize or coarsest > 0)  # level 1 alone is the finest
         o = self.offset
         for j in range(self.level - 2, -1, -1):
             z = bands[j]

@@ -207,7 +207,7 @@ def _convnext(width: int, depth: int, num_classes: int, in_chans: int, img_size:
     return model
 
 
-def _mobilenet_v3_stages(width: int, in_chans: int) -> tuple[nn.Module, int, int, int, int]:
+def _mobilenet_v3_segmentation_backbone(width: int, in_chans: int) -> tuple[nn.Module, int, int, int, int]:
     """torchvision's dilated MobileNetV3-Large backbone at ``width_mult = width / 100``, the way its
     segmentation builders take it apart: (backbone, C2 index, C2 channels, C5 index, C5 channels)."""
     models = require("torchvision.models", "a peer model")
@@ -222,7 +222,7 @@ def _mobilenet_v3_stages(width: int, in_chans: int) -> tuple[nn.Module, int, int
 def _lraspp(width: int, depth: int, num_classes: int, in_chans: int, img_size: int, design: str) -> nn.Module:
     seg = require("torchvision.models.segmentation.lraspp", "a peer model")
     extraction = require("torchvision.models.feature_extraction", "a peer model")
-    features, low, low_ch, high, high_ch = _mobilenet_v3_stages(width, in_chans)
+    features, low, low_ch, high, high_ch = _mobilenet_v3_segmentation_backbone(width, in_chans)
     backbone = extraction.create_feature_extractor(nn.Sequential(features), {f"0.{low}": "low", f"0.{high}": "high"})
     return _DictToTensor(seg.LRASPP(backbone, low_ch, high_ch, num_classes, inter_channels=128))
 
@@ -230,7 +230,7 @@ def _lraspp(width: int, depth: int, num_classes: int, in_chans: int, img_size: i
 def _deeplabv3(width: int, depth: int, num_classes: int, in_chans: int, img_size: int, design: str) -> nn.Module:
     seg = require("torchvision.models.segmentation.deeplabv3", "a peer model")
     extraction = require("torchvision.models.feature_extraction", "a peer model")
-    features, _, _, high, high_ch = _mobilenet_v3_stages(width, in_chans)
+    features, _, _, high, high_ch = _mobilenet_v3_segmentation_backbone(width, in_chans)
     backbone = extraction.create_feature_extractor(nn.Sequential(features), {f"0.{high}": "out"})
     # torchvision's DeepLabHead, whose ASPP width is fixed at 256 (1.5 M parameters on its own), rebuilt from
     # torchvision's ASPP with that width scaled like the backbone, so that small budgets can be met
