@@ -15,9 +15,13 @@ from wavemixer.bench.conv_audit import audit_convolutions
 
 @pytest.mark.parametrize("budget", sorted(C.BUDGETS))
 def test_every_contender_meets_its_budget(budget: str) -> None:
+    """The published row is the registered model; the width steps of each family set how close the rest come."""
     for c in C.contenders(budget):
         params = sum(p.numel() for p in c.build().parameters())
-        assert abs(params / C.BUDGETS[budget] - 1) <= 0.1, (c.key, params)
+        if c.published:
+            assert params == C.BUDGETS[budget], c.key
+        tolerance = 0.05 if c.kind == "wavemix" else 0.07  # worst today: WaveMix p2 4.2 %, PoolFormer 6.4 % (40k)
+        assert abs(params / C.BUDGETS[budget] - 1) <= tolerance, (c.key, params)
 
 
 @pytest.mark.parametrize("budget", sorted(C.BUDGETS))
@@ -59,18 +63,20 @@ def test_stride_two_cuts_macs_by_the_resolution_ratio() -> None:
 
     s1, s2 = (C.contender("40k", k).build() for k in ("wavemix-s1-bilinear", "wavemix-s2-bilinear"))
     assert sum(p.numel() for p in s1.parameters()) == sum(p.numel() for p in s2.parameters())
-    ratio = count_macs(s1, (3, 32, 32)) / count_macs(s2, (3, 32, 32))
-    assert 13 < ratio < 16
+    # s1: the registry's 0.01434 GMACs; s2: the same blocks on 16x fewer pixels, the stem's second conv at 16x16
+    assert (count_macs(s1, (3, 32, 32)), count_macs(s2, (3, 32, 32))) == (14_336_320, 979_264)
 
 
 def test_train_command_and_steps(tmp_path: Path) -> None:
     c = C.contender("40k", "resnet")
     cmd = C.train_command(c, C.TUNING_GRID[0], steps=800, seed=1, output=tmp_path / "r", data_dir="D.zip")
-    text = " ".join(cmd)
-    for part in ("--model peer:resnet", "--model-arg params=37058", "--lr 0.001", "--warmup-epochs 0.2",
-                 "--epochs 3 --max-steps 800", "--seed 1", "--amp none", "--threads 1", "--weight-decay 0.05",
-                 "--decode-once", "--data-dir D.zip"):  # fmt: skip
-        assert part in text, part  # 800 steps of 351 per epoch: 3 epochs, the last cut short
+    # the whole command: resuming a run depends on it staying exactly this; 800 steps of 351 per epoch are
+    # 3 epochs, the last cut short
+    assert cmd == ["train", "--dataset", "cifar10", "--no-trivial-augment", "--decode-once", "--batch-size", "128",
+                   "--opt", "adamw", "--weight-decay", "0.05", "--sched", "cosine", "--threads", "1", "--workers", "0",
+                   "--amp", "none", "--lr", "0.001", "--warmup-epochs", "0.2", "--model", "peer:resnet",
+                   "--model-arg", "params=37058", "--epochs", "3", "--max-steps", "800", "--seed", "1",
+                   "--output", str(tmp_path / "r"), "--data-dir", "D.zip"]  # fmt: skip
     # 100 ms per step: 5 minutes are 3,000 steps; never fewer than one
     assert C.steps_for_budget(100.0, 5.0) == 3000
     assert C.steps_for_budget(10_000_000.0, 5.0) == 1
@@ -78,7 +84,8 @@ def test_train_command_and_steps(tmp_path: Path) -> None:
 
 def test_tuning_table_picks_the_best_val_setting(tmp_path: Path) -> None:
     path = tmp_path / "t.csv"
-    rows = [("resnet", 1e-3, 0.2, 60.0), ("resnet", 3e-3, 1.0, 64.5), ("resnet", 1e-2, 0.2, 64.5),
+    # the tie's higher rate comes first: the rule decides, not the order of the rows
+    rows = [("resnet", 1e-3, 0.2, 60.0), ("resnet", 1e-2, 0.2, 64.5), ("resnet", 3e-3, 1.0, 64.5),
             ("vit", 1e-3, 1.0, 50.0)]  # fmt: skip
     with path.open("w", newline="") as fh:
         w = csv.writer(fh)
@@ -96,11 +103,12 @@ def test_prescreen_keeps_the_best_upsampler_per_stem_and_the_published(tmp_path:
         w.writerow(["key", "lr", "warmup", "val_top1"])
         for i, stem in enumerate(C.STEMS):
             for j, up in enumerate(C.UPSAMPLERS):
-                w.writerow([f"wavemix-{stem}-{up}", C.PRESCREEN.lr, C.PRESCREEN.warmup, 50 + 10 * i + (j == 2)])
+                best = j == (i + 1) % 3  # a different winner per stem
+                w.writerow([f"wavemix-{stem}-{up}", C.PRESCREEN.lr, C.PRESCREEN.warmup, 50 + 10 * i + best])
         w.writerow(["wavemix-s1-bilinear", 1e-2, 1.0, 99.0])  # another setting: not part of the screen
     chosen = C.prescreen_selection(path)
-    assert chosen == ["wavemix-s1-bilinear", "wavemix-s1-pixelshuffle", "wavemix-s2-pixelshuffle",
-                      "wavemix-p2-pixelshuffle"]  # fmt: skip
+    assert chosen == ["wavemix-s1-bilinear", "wavemix-s1-convtranspose", "wavemix-s2-pixelshuffle",
+                      "wavemix-p2-bilinear"]  # fmt: skip
     path.write_text("key,lr,warmup,val_top1\nwavemix-s1-bilinear,0.003,0.2,50\n")
     with pytest.raises(ValueError, match="lacks"):
         C.prescreen_selection(path)
@@ -217,9 +225,12 @@ def test_mixer_ablation_swaps_only_the_mixer_of_the_best_wavemix_configuration(t
         assert v.key == f"wavemix-s2-convtranspose-{mixer}" and v.model == base.model
         changed = {k for k in v.model_args if v.model_args[k] != base.model_args.get(k)}
         assert changed == set(C.MIXERS[mixer])  # stem, stride, width, depth and upsampler stay
+        config = v.build().config  # and the built model carries the swap
+        assert {k: config[k] for k in C.MIXERS[mixer]} == C.MIXERS[mixer]
     counts = {m: sum(p.numel() for p in v.build().parameters()) for m, v in variants.items()}
     assert counts["db2"] == counts["random"] == counts["avgpool"] == 38_550  # parameter-free mixers
-    assert counts["conv"] > 38_550 and counts["fourier"] > counts["conv"]  # the learned ones add parameters
+    # 7 blocks of width 16: a 2x2 conv 4 -> 16 with bias (272) each; 16 complex 16 x 9 filters (4,608) each
+    assert (counts["conv"], counts["fourier"]) == (38_550 + 7 * 272, 38_550 + 7 * 4_608)
     with pytest.raises(ValueError, match="not a WaveMix"):
         C.mixer_variant(C.contender("40k", "resnet"), "db2")
     with pytest.raises(ValueError, match="unknown mixer"):
@@ -234,7 +245,7 @@ def test_grid_tables_take_exact_macs_from_the_definitions() -> None:
     published = next(c for c in C.contenders("40k") if c.published)
     assert C.macs_per_image("40k", published.key) == pytest.approx(get_spec(published.model).gmacs * 1e9, rel=2e-3)
     s2, poolformer = C.macs_per_image("40k", "wavemix-s2-convtranspose"), C.macs_per_image("40k", "poolformer")
-    assert s2 != poolformer and abs(s2 - poolformer) < 100_000  # both were "0.70 M" in the rounded sweep
+    assert (s2, poolformer) == (731_296, 739_616)  # both were "0.70 M" in the rounded sweep
 
 
 def test_edge_rounds_train_until_no_best_rate_is_at_the_boundary(tmp_path: Path) -> None:

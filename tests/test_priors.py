@@ -205,6 +205,16 @@ def test_scale_robustness_reports_both_factors() -> None:
     assert set(summary) == {"accuracy"} | {f"scale_{f}_{m}" for f in (0.75, 1.25) for m in ("consistency", "accuracy")}
     const = torch.full((2, 1, 8, 8), 2.0)  # a constant image stays constant at 1.25x: consistency 1
     assert scale_robustness(_EvenGridMean(), const, factors=(1.25,)).rows[0].consistency == 1.0
+    # a position-bound model: the marked corner pixel goes to the fill at 0.75x and is cropped away at 1.25x
+    corner = -torch.ones(4, 1, 32, 32)
+    corner[:, 0, 0, 0] = 1.0
+    assert scale_robustness(_TopLeftPixel(), (corner, torch.zeros(4, dtype=torch.long))).summary() == {
+        "accuracy": 100.0,
+        "scale_0.75_consistency": 0.0,
+        "scale_0.75_accuracy": 0.0,
+        "scale_1.25_consistency": 0.0,
+        "scale_1.25_accuracy": 0.0,
+    }
 
 
 # ------------------------------------------------------------------------------------------ ERF
@@ -267,7 +277,10 @@ def test_erf_of_a_wavemix_model_uses_its_features() -> None:
     erf = effective_receptive_field(model, torch.randn(2, 3, 32, 32))
     assert erf.feature_size == (32, 32) and erf.unit == (16, 16)
     assert erf.map[16, 16] > 0 and torch.isfinite(erf.map).all()
-    assert 0 < erf.radius(0.5) <= erf.radius(0.9) < 16
+    # by hand: the transposed conv (k4, s2, p1) gives unit 16 from coefficients 7-8, Haar reads stem pixels
+    # 14-17 for them, and the stem's two 3x3 convs widen that to 12-19 (the residual adds pixel 16 alone)
+    assert _support(erf) == (slice(12, 20), slice(12, 20))
+    assert 0 < erf.radius(0.5) <= erf.radius(0.9) < 4
 
 
 def test_mass_radius_on_a_hand_made_map() -> None:
@@ -322,7 +335,9 @@ def test_priors_script_measures_a_run_on_its_own_test_split(tmp_path) -> None:
         (row,) = list(csv.DictReader(fh))
     expected = json.loads((repo / "tests" / "golden" / "old_run" / "expected.json").read_text())["eval_test"]
     assert float(row["accuracy"]) == pytest.approx(expected["top1"], abs=0.01)
-    assert 0 <= float(row["circular_consistency_even"]) <= 100 and float(row["erf_r90"]) > float(row["erf_r50"]) > 0
+    assert float(row["erf_r90"]) > float(row["erf_r50"]) > 0
+    measures = {f"{mode}_consistency_{parity}" for mode in ("circular", "pad_zeros") for parity in ("odd", "even")}
+    assert measures | {"scale_0.75_accuracy", "scale_1.25_accuracy"} <= set(row)
     for name in ("priors.md", "priors-full.csv", "priors-full.md", "erf.png", "erf-untrained.png"):
         assert (tmp_path / name).stat().st_size > 0, name
     first = (tmp_path / "priors-full.csv").read_text()

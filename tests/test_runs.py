@@ -288,7 +288,10 @@ def test_camvid_table_of_the_docs_is_reproduced_from_the_committed_runs(capsys) 
     models = ["unet", "wavemix", "lraspp_mobilenet_v3", "deeplabv3_mobilenet_v3"]
     csv_path = repo / "docs" / "bench" / "camvid-3seeds.csv"
     assert main(["runs", "--merge", str(csv_path), "--label", "model", "--only", *models]) == 0
-    assert capsys.readouterr().out.strip() in (repo / "docs" / "claims.md").read_text()
+    out = capsys.readouterr().out.strip()
+    lines = out.splitlines()
+    assert len(lines) == 2 + len(models) and lines[0].startswith("| model | params |")  # header, rule, 4 rows
+    assert out in (repo / "docs" / "claims.md").read_text()
 
 
 def test_pareto_front_keeps_only_the_models_unbeaten_at_their_cost():
