@@ -97,7 +97,8 @@ def test_packed_layout_and_reference_order():
     ref = packed_to_reference_order(packed)
     torch.testing.assert_close(ref[:, :3], ll)
     torch.testing.assert_close(ref[:, 3:].reshape(2, 3, 3, 4, 3), torch.stack((h, v, d), dim=2))
-    assert sorted(reference_order_permutation(5)) == list(range(20))
+    # by hand: the five LL slots (every fourth), then each channel's H, V, D
+    assert reference_order_permutation(5) == [0, 4, 8, 12, 16, 1, 2, 3, 5, 6, 7, 9, 10, 11, 13, 14, 15, 17, 18, 19]
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16, torch.float16])
@@ -107,7 +108,8 @@ def test_follows_input_dtype(dtype):
     assert all(t.dtype == dtype for t in [coeffs[0], *coeffs[1], *coeffs[2]])
     ref = wavedec2(x.double(), 2)
     tol = 1e-2 if dtype in (torch.bfloat16, torch.float16) else 1e-5
-    torch.testing.assert_close(coeffs[0].double(), ref[0], atol=tol * 8, rtol=tol)
+    for got, want in zip([coeffs[0], *coeffs[1], *coeffs[2]], [ref[0], *ref[1], *ref[2]], strict=True):
+        torch.testing.assert_close(got.double(), want, atol=tol * 8, rtol=tol)
 
 
 def test_gradient_is_exact():
@@ -128,7 +130,9 @@ def test_autocast_forward_and_backward():
         loss = packed.float().square().mean()
     loss.backward()
     assert packed.dtype == torch.bfloat16
-    assert x.grad is not None and torch.isfinite(x.grad).all()
+    low_grad, x.grad = x.grad, None
+    haar_packed(conv(x)).square().mean().backward()  # the same in fp32
+    torch.testing.assert_close(low_grad, x.grad, rtol=2e-2, atol=2e-2 * x.grad.abs().max().item())
 
 
 def test_compile_fullgraph_and_export():

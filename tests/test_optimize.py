@@ -36,6 +36,11 @@ def _close(a: torch.Tensor, b: torch.Tensor) -> None:
     assert (a - b).abs().max().item() <= RTOL * max(scale, 1.0)
 
 
+def test_every_reference_golden_is_found() -> None:
+    """The goldens below are found by a pattern: an empty match would test nothing (4 + 4 + 4 families' files)."""
+    assert len(glob.glob(str(GOLDEN_DIR / "reference_*.pt"))) == 12
+
+
 @pytest.mark.parametrize("path", sorted(glob.glob(str(GOLDEN_DIR / "reference_*.pt"))), ids=lambda p: p.split("/")[-1])
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_optimized_matches_reference_goldens(path: str, channels_last: bool) -> None:
@@ -72,7 +77,7 @@ def test_fold_counts_and_bf16_copy() -> None:
     with torch.no_grad():
         low = optimize_for_inference(model, dtype=torch.bfloat16)(x.bfloat16())
         assert low.dtype == torch.bfloat16
-        assert torch.allclose(low.float(), model(x), atol=0.1, rtol=0.05)
+        torch.testing.assert_close(low.float(), model(x), atol=1e-2, rtol=2e-2)  # logits up to 0.5 here
 
 
 def test_compiled_eval_path_matches() -> None:

@@ -92,7 +92,7 @@ def test_imagefolder_tree_and_zip_train(tmp_path):
             quiet=True,
         )
     )
-    assert results["test"]["top1"] > 50.0  # colour-coded classes; chance is 33 %
+    assert results["test"]["top1"] >= 90.0  # colour-coded classes (100 % here); chance is 33 %
 
 
 def test_bad_data_inputs_get_clear_errors(tmp_path):
@@ -130,7 +130,10 @@ def test_preprocess_augments_only_in_training():
     assert torch.equal(plain(img), img.float() / 255)
     aug = Preprocess((0.0,), (1.0,), train=True, crop_padding=2, hflip=True)
     outs = {tuple(aug(img).flatten().tolist()) for _ in range(20)}
-    assert len(outs) > 1 and all(len(o) == 64 for o in outs)
+    padded = torch.nn.functional.pad(img.float() / 255, (2, 2, 2, 2))  # every 8x8 crop of it, either way round
+    crops = [padded[:, dy : dy + 8, dx : dx + 8] for dy in range(5) for dx in range(5)]
+    candidates = {tuple(c.flatten().tolist()) for crop in crops for c in (crop, crop.flip(-1))}
+    assert len(outs) > 1 and outs <= candidates
     assert Preprocess((0.0,), (1.0,), (4, 4))(img).shape == (1, 4, 4)
 
 

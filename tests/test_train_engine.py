@@ -31,8 +31,9 @@ def digits_run(tmp_path_factory) -> tuple[Path, dict]:
 
 def test_short_run_learns_and_writes_a_self_describing_folder(digits_run):
     run_dir, results = digits_run
-    assert results["test"]["top1"] > 60.0  # 10 classes: chance is 10 %
-    assert results["best_val"]["top1"] > 60.0
+    # 10 classes: chance is 10 %; 8 epochs reach about 94 % (AMD EPYC Zen 4, bf16), 2 epochs about 66 %
+    assert results["test"]["top1"] > 85.0
+    assert results["best_val"]["top1"] > 85.0
     for name in (
         "config.yaml",
         "summary.csv",
@@ -111,15 +112,28 @@ def test_max_steps_ends_a_partial_epoch_and_resumes_exactly(tmp_path):
     train(TrainConfig(resume=str(tmp_path / "cut"), quiet=True))
     a = load_file(tmp_path / "full" / "last" / "model.safetensors")
     b = load_file(tmp_path / "cut" / "last" / "model.safetensors")
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert a and a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_dualopt_switches_to_sgd_from_the_best_checkpoint(tmp_path):
+def test_dualopt_switches_to_sgd_from_the_best_checkpoint(tmp_path, monkeypatch):
+    switched: list[tuple[dict, dict]] = []
+    switch = Trainer._switch_to_sgd
+
+    def watched(self: Trainer) -> None:  # the weights phase 2 starts from, against the best epoch's
+        switch(self)
+        best = load_train_state(self.run_dir / "best_state.pt")["model"]
+        switched.append(({k: v.clone() for k, v in self.model.state_dict().items()}, best))
+
+    monkeypatch.setattr(Trainer, "_switch_to_sgd", watched)
     # a learning rate too small to improve makes the val metric stall at once
     results = _run(tmp_path, "dual", recipe="dualopt", lr=1e-7, sgd_lr=1e-7, patience=1, epochs=6, subset=320)
     rows = list(csv.DictReader((tmp_path / "dual" / "summary.csv").open()))
+    # AdamW until val stalls for one epoch (patience 1; here epoch 2), then SGD from the best epoch's weights
     phases = [int(r["phase"]) for r in rows]
-    assert phases[0] == 1 and 2 in phases
+    assert phases == sorted(phases) and phases[0] == 1 and phases[-1] == 2 and phases.count(2) <= 2
+    assert results["best_epoch"] < phases.index(2) + 1 == results["epochs"] - phases.count(2) + 1
+    ((now, best),) = switched  # epoch 2's weights moved (lr 1e-7): only the reload makes these equal
+    assert now.keys() == best.keys() and all(torch.equal(now[k], best[k]) for k in now)
     assert results["stop_reason"].startswith("no better val top1")
     state = load_train_state(tmp_path / "dual" / "checkpoint.pt")
     assert state["phase"] == 2 and "momentum_buffer" in state["optimizer"]["state"][0]
@@ -172,12 +186,18 @@ def test_speed_and_memory_options_run_together(tmp_path):
     )
     state = load_train_state(tmp_path / "opts" / "checkpoint.pt")
     assert state["global_step"] == 256 // 64  # one optimizer step per global batch of 64 (2 x 32)
-    assert results["test"]["loss"] > 0 and results["rank_checksums"][0] > 0
+    rows = list(csv.DictReader((tmp_path / "opts" / "summary.csv").open()))
+    assert float(rows[0]["lr"]) == 5e-3 and math.isfinite(results["test"]["loss"])  # the constant schedule
+    tr = Trainer(resolve_config(TrainConfig(**{**FAST, "subset": 256, "epochs": 1, "grad_accum": 2})))
+    assert (tr.train_loader.batch_size, tr.steps_per_epoch) == (32, 4)  # micro-batches of 32, two per step
 
 
 def test_memory_efficient_training_follows_the_same_trajectory(tmp_path):
     plain = _run(tmp_path, "plain", epochs=1, subset=256)
     lean = _run(tmp_path, "lean", epochs=1, subset=256, memory_efficient=True)
-    # Identical maths up to fp32 rounding: after a few dozen optimizer steps the losses agree closely.
-    assert lean["test"]["loss"] == pytest.approx(plain["test"]["loss"], rel=1e-3)
+    assert Trainer(
+        resolve_config(TrainConfig(**FAST, subset=256, epochs=1, memory_efficient=True))
+    ).model.memory_efficient
+    # Identical maths up to rounding: after a few optimizer steps the losses agree closely (equal here).
+    assert lean["test"]["loss"] == pytest.approx(plain["test"]["loss"], rel=1e-4)
     assert lean["best_val"]["top1"] == pytest.approx(plain["best_val"]["top1"], abs=1.0)

@@ -73,6 +73,8 @@ def test_bilinear_model_equals_a_model_using_interpolate():
     model = create_model("wavemix_lite_8_10_mnist").eval()
     x = torch.randn(3, 1, 28, 28)
     fast = model(x)
-    for mixer_up in [m for m in model.modules() if isinstance(m, BilinearUpsample2x)]:
+    ups = [m for m in model.modules() if isinstance(m, BilinearUpsample2x)]
+    assert len(ups) == 10  # one per block: depth 10, one level
+    for mixer_up in ups:
         mixer_up.forward = lambda t: _reference(t)  # the plain kernel, same module otherwise
     torch.testing.assert_close(fast, model(x), rtol=0, atol=1e-5)
