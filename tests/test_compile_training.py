@@ -62,8 +62,17 @@ def test_compiled_memory_efficient_path_has_no_graph_break():
 
 @pytest.mark.parametrize("option", ["grad_checkpointing", "memory_efficient"])
 def test_train_compile_with_memory_options(tmp_path, monkeypatch, option):
-    monkeypatch.setattr(torch, "compile", functools.partial(torch.compile, backend="aot_eager"))
+    calls: list[object] = []
+    compile_eagerly = functools.partial(torch.compile, backend="aot_eager")
+
+    def counted(model, *args, **kwargs):  # the engine must really compile (once), and only when asked
+        calls.append(model)
+        return compile_eagerly(model, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "compile", counted)
     kw = dict(epochs=1, subset=128, batch_size=32, model_args={"depth": 1}, threads=1, quiet=True, seed=3)
     plain = train(TrainConfig(output=str(tmp_path / "plain"), **kw))
+    assert calls == []
     compiled = train(TrainConfig(output=str(tmp_path / "compiled"), compile=True, **{option: True}, **kw))
+    assert len(calls) == 1
     assert compiled["test"]["loss"] == pytest.approx(plain["test"]["loss"], rel=1e-3)

@@ -59,7 +59,7 @@ def test_declared_params_and_macs_are_true(name):
         model = create_model(name)
     assert sum(p.numel() for p in model.parameters()) == spec.num_params
     macs = count_macs(model, spec.input_size) / 1e9
-    assert macs == pytest.approx(spec.gmacs, rel=2e-3, abs=1e-5)
+    assert macs == pytest.approx(spec.gmacs, rel=2e-3, abs=0)
 
 
 @pytest.mark.parametrize("name", ALL)
@@ -134,9 +134,13 @@ def test_bf16_autocast_forward_backward(name):
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16])
 def test_whole_model_in_other_dtypes(dtype):
-    model = WaveMix(num_classes=3, depth=1, final_dim=16, level=3).to(dtype).eval()
-    out = model(torch.randn(1, 3, 32, 32, dtype=dtype))
-    assert out.dtype == dtype and torch.isfinite(out).all()
+    model = WaveMix(num_classes=3, depth=1, final_dim=16, level=3).eval()
+    x = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        expected = model(x)
+        out = model.to(dtype)(x.to(dtype))
+    assert out.dtype == dtype  # the same weights: the fp32 answer, to the dtype's precision
+    torch.testing.assert_close(out.float(), expected, rtol=0, atol=1e-6 if dtype == torch.float64 else 2e-2)
 
 
 @pytest.mark.parametrize("level", [1, 2, 3, 4])
@@ -267,7 +271,9 @@ def test_upsampler_variants_have_the_published_parameter_counts():
                         upsample=up, mult=4 if up == "pixelshuffle" else 2)  # fmt: skip
         counts[up] = sum(p.numel() for p in model.parameters())
     assert counts["convtranspose"] == 13_886 and counts["nearest"] == counts["bilinear"] == 3_566
-    assert counts["pixelshuffle"] > 0
+    # V3 block of width 8, mult 4: reduction 8 -> 2 (18), expand 8 -> 32 (288), PixelShuffle(2) to 8 channels,
+    # a 3x3 conv 8 -> 8 (584), BatchNorm (16); stem and head as in the 3,566-parameter model (426)
+    assert counts["pixelshuffle"] == 10 * (18 + 288 + 584 + 16) + 3_566 - 10 * 314 == 9_486
 
 
 def test_dwt_flops_are_counted_per_level():

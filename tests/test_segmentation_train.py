@@ -205,7 +205,7 @@ def test_short_run_learns_better_than_the_untrained_model(seg_run):
             task.update_metrics(metrics, untrained(x[None]), y[None])
     before = task.compute_metrics(metrics)["miou"]
     assert results["test"]["miou"] > before + 20
-    assert results["test"]["miou"] > 60
+    assert results["test"]["miou"] > 75  # about 83 here, from 13 untrained
     assert set(results["test"]) >= {"miou", "pixel_acc", "iou_background", "iou_red", "iou_green"}
     config = json.loads((run / "best" / "config.json").read_text())
     assert config["task"] == "segmentation" and config["labels"] == ["background", "red", "green"]
@@ -229,6 +229,9 @@ def test_eval_and_predict_cli(seg_run, tmp_path, capsys):
     color = np.asarray(Image.open(tmp_path / "pred" / "000_mask.png"))
     palette = json.loads((run / "best" / "config.json").read_text())["preprocessing"]["palette"]
     assert np.array_equal(color, colorize(labels, palette))
+    truth = np.asarray(Image.open(root / "masks" / "test" / "000.png"))
+    scored = truth != IGNORE_INDEX
+    assert (labels[scored] == truth[scored]).mean() > 0.85  # the predicted classes are right (about 94 %)
 
 
 def test_predict_refuses_or_skips_unreadable_images(seg_run, tmp_path, capsys):

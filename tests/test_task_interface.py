@@ -92,7 +92,8 @@ def test_a_fourth_task_trains_evaluates_and_predicts_through_the_interface(brigh
     assert task_class("brightness") is BrightnessTask
     run = tmp_path / "run"
     results = train(TrainConfig(task="brightness", dataset="ramps", output=str(run), epochs=6, lr=5e-3, **TINY))
-    assert results["test"]["mae"] < 0.2 and results["best_val"]["mae"] < 0.2
+    # targets uniform on [0, 1]: always answering 0.5 gives an MAE of 0.25; the model reaches about 0.05
+    assert results["test"]["mae"] < 0.12 and results["best_val"]["mae"] < 0.12
     saved = json.loads((run / "best" / "config.json").read_text())
     assert saved["metadata"]["task"] == "brightness" and saved["metadata"]["data"]["split_hashes"]["val"]
     assert main(["eval", str(run), "--split", "val"]) == 0
@@ -102,7 +103,7 @@ def test_a_fourth_task_trains_evaluates_and_predicts_through_the_interface(brigh
     capsys.readouterr()
     assert main(["predict", str(run), str(tmp_path / "bright.png")]) == 0
     (record,) = json.loads(capsys.readouterr().out)["outputs"]
-    assert record["brightness"] == pytest.approx(200 / 255, abs=0.25)
+    assert record["brightness"] == pytest.approx(200 / 255, abs=0.1)
 
 
 def test_options_of_another_task_are_refused_in_one_line(brightness_task, tmp_path):
@@ -161,13 +162,15 @@ def test_segmentation_trains_a_unet_peer_end_to_end(tmp_path, capsys):
             "--amp", "none", "--output", str(run), "--quiet"]  # fmt: skip
     assert main(argv) == 0
     results = json.loads((run / "results.json").read_text())
-    assert 45_000 < results["params"] < 75_000 and "miou" in results["test"]
+    assert results["params"] == 71_919  # the U-Net width solved to 60k (its width step is 16 channels)
     config = json.loads((run / "best" / "config.json").read_text())
     assert config["config"]["family"] == "unet" and config["metadata"]["task"] == "segmentation"
     assert main(["eval", str(run)]) == 0
+    (report,) = run.glob("eval-*/metrics.json")
+    assert json.loads(report.read_text())["miou"] == results["test"]["miou"]  # fp32 both times: one score
     image = root / "images" / "test" / "000.png"
     assert main(["predict", str(run), str(image), "--output-dir", str(tmp_path / "p")]) == 0
-    assert (tmp_path / "p" / "000_mask.png").is_file()
+    assert Image.open(tmp_path / "p" / "000_mask.png").size == Image.open(image).size
 
 
 def test_a_classification_peer_is_refused_for_segmentation(tmp_path, capsys):

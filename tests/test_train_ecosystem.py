@@ -23,6 +23,7 @@ def test_tensorboard_gets_the_summary_csv_scalars(tmp_path):
     rows = list(csv.DictReader((tmp_path / "run" / "summary.csv").open()))
     events = EventAccumulator(str(tmp_path / "run" / "tensorboard"))
     events.Reload()
+    assert len(rows) == 2  # one row per epoch
     for key in ("train_loss", "val_loss", "val_top1", "lr"):
         logged = [(e.step, e.value) for e in events.Scalars(key)]
         assert logged == [(int(r["epoch"]), pytest.approx(float(r[key]), rel=1e-6)) for r in rows], key
