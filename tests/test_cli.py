@@ -44,6 +44,12 @@ def test_models_peers_lists_every_family_and_filters(capsys):
         assert capsys.readouterr().out.splitlines()[2:] == [
             "| `peer:mlp_mixer` | classification | timm.models.mlp_mixer.MlpMixer | 4/8/8 |"
         ]
+    assert main(["models", "--peers", "--task", "super_resolution"]) == 0
+    assert capsys.readouterr().err == "wavemixer models: no peer matches --task super_resolution\n"
+    assert main(["models", "zzz", "--pretrained", "--format", "json"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out) == []
+    assert captured.err == "wavemixer models: no model matches pattern 'zzz' and --pretrained\n"
     assert main(["models", "--peers", "--pretrained"]) == 2
     assert capsys.readouterr().err.strip() == (
         "wavemixer models: error: --pretrained does not apply to --peers: peers ship no weights"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from wavemixer.registry import get_spec, list_models
 
@@ -105,13 +106,24 @@ def format_markdown(table: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _say_if_empty(table: list[dict], args: argparse.Namespace, what: str) -> None:
+    """An empty listing says so on stderr (the listing itself stays parseable), naming the filters."""
+    if not table:
+        filters = [f"pattern {args.pattern!r}"] if args.pattern != "*" else []
+        filters += [f"--task {args.task}"] * bool(args.task) + ["--pretrained"] * bool(args.pretrained)
+        print(f"wavemixer models: no {what} matches {' and '.join(filters) or 'at all'}", file=sys.stderr)
+
+
 def run(args: argparse.Namespace) -> int:
     if args.peers:
         if args.pretrained:
             raise ValueError("--pretrained does not apply to --peers: peers ship no weights")
-        _print_peers(peer_rows(args.pattern, args.task), args.format)
+        table = peer_rows(args.pattern, args.task)
+        _print_peers(table, args.format)
+        _say_if_empty(table, args, "peer")
         return 0
     table = rows(args.pattern, args.task, args.pretrained)
+    _say_if_empty(table, args, "model")
     if args.format == "json":
         print(json.dumps(table, indent=2))
     elif args.format == "markdown":
