@@ -593,10 +593,12 @@ def summarize(args: argparse.Namespace) -> int:
         Column("wall per run (min)", lambda g: mean_std(g, "wall_min", 1), "---:"),
     ]
     info = machine()
+    # the longer grids train the contenders the committed rule keeps (contest.long_grid_selection)
+    keep = "" if args.grid == "40k-5min" else f" --keep-best {C.LONG_GRID_KEEP}"
     lines = [
         f"CIFAR-10, {budget} parameters, {minutes:g} minutes of one thread's training steps per run (steps fixed "
         "from throughput.csv), each contender at its tuned setting (tuning-40k.md), seeds 1-3; best epoch on val, "
-        f"test once. Command: `python scripts/contest.py run --grid {args.grid} --data-dir ZIP`. Trained on "
+        f"test once. Command: `python scripts/contest.py run --grid {args.grid}{keep} --data-dir ZIP`. Trained on "
         f"{info['cpu']} ({info['flags']}), torch {info['torch']}.",
         "",
         markdown_table(groups, columns),
