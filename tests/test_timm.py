@@ -100,6 +100,18 @@ def test_pretrained_cfg_overlay_file_is_honoured(tmp_path):
     torch.testing.assert_close(model.stem[0].weight, other.stem[0].weight, rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("name", names_with_weights())
+def test_packaged_config_cites_the_registry_source(name):
+    """A packaged folder's embedded timm config is written once, at packaging: re-package when the registry
+    entry's figure or source changes, or the shipped config cites a stale result. (Folders packaged before
+    configs embedded a ``pretrained_cfg`` have none; timm builds its own from the registry.)"""
+    from wavemixer.hub import load_config
+    from wavemixer.registry import get_spec
+
+    embedded = load_config(packaged_weights_dir(name)).get("pretrained_cfg")
+    assert embedded is None or embedded["notes"][0] == get_spec(name).source
+
+
 def test_features_only_with_out_indices():
     model = timm.create_model(MNIST, pretrained=True, features_only=True, out_indices=(1, 4, 9)).eval()
     assert model.feature_info.channels() == [8, 8, 8] and model.feature_info.reduction() == [1, 1, 1]
