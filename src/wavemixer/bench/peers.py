@@ -54,6 +54,7 @@ __all__ = [
     "PeerFamily",
     "PeerModel",
     "PeerSpec",
+    "all_peer_families",
     "build_peer",
     "count_params",
     "create_peer",
@@ -393,8 +394,15 @@ class PeerSpec:
 MAX_PEER_PARAMS = 1_000_000_000
 
 
-def _all_families() -> dict[str, PeerFamily]:
+def all_peer_families() -> dict[str, PeerFamily]:
+    """Every peer family, classification and segmentation, by name."""
     return {**PEER_FAMILIES, **SEGMENTATION_PEER_FAMILIES}
+
+
+def _check_depth_applies(fam: PeerFamily, depth: Any, who: str, option: str) -> None:
+    """A depth is refused for a family whose architecture fixes it (named as the caller gives it)."""
+    if depth is not None and fam.depths is None:
+        raise ValueError(f"{who} has the depth its architecture fixes; {option} does not apply, got {depth!r}")
 
 
 def _check_budget(params: Any, name: str = "params") -> None:
@@ -406,7 +414,7 @@ def _check_budget(params: Any, name: str = "params") -> None:
 
 
 def _family(name: str) -> PeerFamily:
-    families = _all_families()
+    families = all_peer_families()
     if name not in families:
         raise ValueError(f"unknown peer family {name!r}; expected one of {sorted(families)}")
     return families[name]
@@ -442,8 +450,7 @@ def solve_peer(
     """
     fam = _family(family)
     _check_budget(params)
-    if depth is not None and fam.depths is None:
-        raise ValueError(f"peer family {family!r} has the depth its architecture fixes; depth does not apply")
+    _check_depth_applies(fam, depth, f"peer family {family!r}", "depth")
     depth = peer_depth(family, params) if depth is None else depth
     design = default_design(img_size) if design is None else design
 
@@ -518,7 +525,7 @@ def create_peer(
     ``design=imagenet|small-input`` (default: the one suited to ``img_size``); the family must be one of
     ``task``'s."""
     family = name[len(PEER_PREFIX) :]
-    families = _all_families()
+    families = all_peer_families()
     if family not in families or families[family].task != task:
         own = sorted(f.name for f in families.values() if f.task == task)
         what = f" is a {families[family].task} peer" if family in families else f": unknown peer family {family!r}"
@@ -534,11 +541,7 @@ def create_peer(
         )
     if ("params" in args) == ("width" in args):
         raise ValueError(f"--model {name} needs exactly one of --model-arg params=N (a budget) or width=W")
-    if "depth" in args and families[family].depths is None:
-        raise ValueError(
-            f"--model {name} has the depth its architecture fixes; "
-            f"--model-arg depth does not apply, got {args['depth']!r}"
-        )
+    _check_depth_applies(families[family], args.get("depth"), f"--model {name}", "--model-arg depth")
     design = args.get("design", default_design(img_size))
     if design not in DESIGNS:
         raise ValueError(f"--model-arg design must be one of {list(DESIGNS)}, got {design!r}")

@@ -25,11 +25,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def _as_pattern(pattern: str) -> str:
+    """A shell pattern as given; a plain word matches anywhere in the name."""
+    return pattern if any(ch in pattern for ch in "*?[") else f"*{pattern}*"
+
+
 def rows(pattern: str = "*", task: str | None = None, pretrained: bool = False) -> list[dict]:
     from wavemixer.hub import packaged_weights_dir
 
-    if not any(ch in pattern for ch in "*?["):
-        pattern = f"*{pattern}*"  # a plain word matches anywhere in the name
+    pattern = _as_pattern(pattern)
     out = []
     for name in list_models(pattern, task=task):  # type: ignore[arg-type]
         spec = get_spec(name)
@@ -57,11 +61,10 @@ def peer_rows(pattern: str = "*", task: str | None = None) -> list[dict]:
     """The peer families (:mod:`wavemixer.bench.peers`); listing them needs neither timm nor torchvision."""
     from fnmatch import fnmatchcase
 
-    from wavemixer.bench.peers import PEER_FAMILIES, PEER_PREFIX, SEGMENTATION_PEER_FAMILIES
+    from wavemixer.bench.peers import PEER_PREFIX, all_peer_families
 
-    if not any(ch in pattern for ch in "*?["):
-        pattern = f"*{pattern}*"
-    families = {**PEER_FAMILIES, **SEGMENTATION_PEER_FAMILIES}.values()
+    pattern = _as_pattern(pattern)
+    families = all_peer_families().values()
     return [
         dict(
             name=f"{PEER_PREFIX}{f.name}",
