@@ -159,5 +159,10 @@ def mixer_wavelet_pairs() -> list[tuple[str, str]]:
     The variants that the tests check and that docs/wavelets.md tabulates (``scripts/mixer_table.py``); a
     new mixer joins both by being in :data:`Mixer`.
     """
-    pairs = [(m, w) for m in get_args(Mixer) for w in (("haar",) if m in HAAR_ONLY_MIXERS else ("haar", "db2"))]
-    return [*pairs[:2], ("dwt", "bior2.2"), *pairs[2:]]
+
+    def wavelets(mixer: str) -> tuple[str, ...]:
+        if mixer in HAAR_ONLY_MIXERS:
+            return ("haar",)
+        return ("haar", "db2", "bior2.2") if mixer == "dwt" else ("haar", "db2")
+
+    return [(m, w) for m in get_args(Mixer) for w in wavelets(m)]
