@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Accuracy and time of fp32 against bf16-autocast training, same model and recipe, 3 seeds each, on the
-# embedded digits set (offline). Table: wavemixer runs runs/precision
+# embedded digits set (offline). Table: wavemixer runs runs/precision --csv docs/bench/precision-digits.csv
 set -euo pipefail
 RUNS=${RUNS:-runs/precision}
 PY=${PYTHON:-python}
