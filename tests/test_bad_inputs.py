@@ -83,7 +83,32 @@ def _tiny_model_folder(folder: Path, *, labels: list[str] | None = None, preproc
         (["--workers", "-1"], "--workers must be an integer >= 0"),
         (["--patience", "0"], "--patience must be an integer >= 1"),
         (["--grad-accum", "0"], "--grad-accum must be an integer >= 1"),
-        (["--seed", "-1"], "--seed must be an integer >= 0"),
+        (["--seed", "-1"], "--seed must be an integer in [0, 4294967295], got '-1'"),
+        (["--seed", "99999999999999999999"], "--seed must be an integer in [0, 4294967295]"),
+        (["--bn-recalibrate", "-1"], "--bn-recalibrate must be an integer >= 0, got '-1'"),  # it wiped the stats
+        (["--test-fraction", "1.5"], "--test-fraction must be a finite number in [0, 1), got '1.5'"),
+        (["--data-dir", "{tmp}/a"], "--data-dir {tmp}/a does not apply to --dataset digits (embedded"),
+        (["--model-arg", "patch_size=2"], "--model-arg patch_size=2 applies only to stem=patchify, and this"),
+        (
+            ["--model-arg", "stem=patchify", "--model-arg", "stride=2"],
+            "--model-arg stride=2 applies only to stem=strided",
+        ),
+        (
+            ["--model", "peer:resnet", "--model-arg", "params=40000", "--model-arg", "depth=0"],
+            "--model-arg depth must be a positive integer, got 0",
+        ),
+        (
+            ["--model", "peer:vit", "--model-arg", "params=40000", "--model-arg", "depth=abc"],
+            "--model-arg depth must be a positive integer, got 'abc'",
+        ),
+        (
+            ["--model", "peer:resnet", "--model-arg", "params=10"],
+            "params=10 cannot be met by peer:resnet at depth 1: the closest width gives 1,472 parameters",
+        ),
+        (
+            ["--model", "peer:vit", "--model-arg", "width=7", "--model-arg", "depth=1"],
+            "--model peer:vit --model-arg width must be a multiple of 2 of at least 8",
+        ),
         (["--subset", "0"], "--subset must be an integer >= 1"),
         (["--sgd-lr", "0"], "--sgd-lr must be a finite number in (0, 10000]"),
         (["--model-arg", "final_dim=-16", "--subset", "128"], "final_dim must be an integer >= 4, got -16"),
@@ -304,7 +329,7 @@ def image(tmp_path) -> Path:
         ("eval", ["--batch-size", "-1"], "--batch-size must be an integer >= 1, got -1"),
         ("eval", ["--subset", "0"], "--subset must be an integer >= 1"),
         ("eval", ["--val-fraction", "1.5"], "--val-fraction must be a finite number in (0, 1)"),
-        ("eval", ["--seed", "-1"], "--seed must be an integer >= 0"),
+        ("eval", ["--seed", "-1"], "--seed must be an integer in [0, 4294967295]"),
         ("bench", ["--device", "tpu"], "--device must be one of cpu, cuda"),
         ("bench", ["-b", "-1"], "--batch-size must be an integer >= 1, got -1"),
         ("bench", ["--iters", "0"], "--iters must be an integer >= 1"),
@@ -316,6 +341,48 @@ def test_eval_predict_bench_flags(command, flags, fragment, model_dir, image, ca
     inputs["bench"] = ["wavemix_lite_32_7_cifar10_tiny", "--no-reference"]
     code, err = _cli([command, *inputs[command], *flags], capsys)
     _assert_one_line_error(code, err, fragment)
+
+
+@pytest.mark.parametrize(
+    ("command", "output", "fragment"),
+    [
+        (["export", "{model}"], "{model}/model.safetensors", "OUTPUT {model}/model.safetensors is one of the files"),
+        (["export", "{model}"], "{model}/config.json", "OUTPUT {model}/config.json is one of the files"),
+        (["predict", "{model}", "{image}", "--output"], "{image}", "--output {image} is one of the files"),
+        (["predict", "{model}", "{tmp}", "--output"], "{image}", "--output {image} is one of the files"),
+        (["predict", "{model}", "{image}", "--output"], "{model}/config.json", "--output {model}/config.json is one"),
+    ],
+)
+def test_force_never_overwrites_what_the_command_reads(command, output, fragment, model_dir, image, tmp_path, capsys):
+    """``--force`` replaces an earlier output, never the model, run files or images a command works from."""
+    paths = dict(model=str(model_dir), image=str(image), tmp=str(tmp_path))
+    before = {p: p.read_bytes() for p in (model_dir / "model.safetensors", model_dir / "config.json", image)}
+    argv = [a.format(**paths) for a in (*command, output)]
+    fmt = ["--format", "pt2"] if command[0] == "export" else []
+    code, err = _cli([*argv, *fmt, "--force"], capsys)
+    _assert_one_line_error(code, err, fragment.format(**paths), status=2)
+    assert {p: p.read_bytes() for p in before} == before
+
+
+def test_runs_tables_never_overwrite_a_runs_files(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", *TINY_FLAGS, "--epochs", "1", "--bn-recalibrate", "0", "--output", str(run)]) == 0
+    results = (run / "results.json").read_bytes()
+    for option in ("--md", "--csv", "--plot"):
+        target = run / ("summary.csv" if option == "--csv" else "results.json")
+        code, err = _cli(["runs", str(run), option, str(target), "--force"], capsys)
+        _assert_one_line_error(code, err, f"{option} {target} is one of the files this command works from")
+    assert (run / "results.json").read_bytes() == results
+
+
+@pytest.mark.parametrize(("opset", "fragment"), [("5", "got 5"), ("-1", "got -1"), ("99", "got 99")])
+def test_export_refuses_an_opset_it_would_not_write(opset, fragment, model_dir, tmp_path, capsys):
+    """Asked for opset 5, torch's exporter printed a traceback and wrote opset 18 (exit 0); 99 ended in an
+    onnxruntime traceback."""
+    pytest.importorskip("onnx")
+    code, err = _cli(["export", str(model_dir), str(tmp_path / "m.onnx"), "--opset", opset], capsys)
+    _assert_one_line_error(code, err, "--opset must be an integer in [18, ")
+    assert fragment in err and not (tmp_path / "m.onnx").exists()
 
 
 def test_predict_checks_the_saved_labels_and_preprocessing(tmp_path, image, capsys):

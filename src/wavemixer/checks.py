@@ -43,15 +43,21 @@ class Range:
 
     def describe(self) -> str:
         """``in [0, 1)``, ``>= 1``, ``> 0`` ...: the range as messages and ``--help`` show it."""
-        low = f"[{self.ge:g}" if self.ge is not None else f"({self.gt:g}" if self.gt is not None else None
-        high = f"{self.le:g}]" if self.le is not None else f"{self.lt:g})" if self.lt is not None else None
+        ge, gt, le, lt = (None if v is None else _bound(v) for v in (self.ge, self.gt, self.le, self.lt))
+        low = f"[{ge}" if ge is not None else f"({gt}" if gt is not None else None
+        high = f"{le}]" if le is not None else f"{lt})" if lt is not None else None
         if low and high:
             return f"in {low}, {high}"
         if low:
-            return f">= {self.ge:g}" if self.ge is not None else f"> {self.gt:g}"
+            return f">= {ge}" if ge is not None else f"> {gt}"
         if high:
-            return f"<= {self.le:g}" if self.le is not None else f"< {self.lt:g}"
+            return f"<= {le}" if le is not None else f"< {lt}"
         return "(any value)"
+
+
+def _bound(value: float) -> str:
+    """A bound as a reader types it: integers in full (4294967295, not 4.29497e+09), other numbers with ``g``."""
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
 def check_int(name: str, value: Any, *, ge: int | None = None, le: int | None = None) -> int:

@@ -27,11 +27,27 @@ from torch import Tensor, nn
 
 from .optimize import fold_batchnorm
 
-__all__ = ["FORMATS", "ExportCheck", "ExportResult", "check_sizes", "export_model", "export_program"]
+__all__ = ["FORMATS", "ExportCheck", "ExportResult", "check_opset", "check_sizes", "export_model", "export_program"]
 
 FORMATS = ("onnx", "pt2", "torchscript")
 """``onnx``: ONNX (opset 18) via torch.export; ``pt2``: ``torch.export.save`` archive; ``torchscript``: a
 ``torch.jit.trace`` archive."""
+
+MIN_OPSET = 18
+"""The oldest ONNX opset torch.export's exporter writes (asked for less, it warns and writes 18 anyway)."""
+
+
+def check_opset(opset: Any, name: str = "opset") -> int:
+    """An opset torch.export's exporter writes and the installed ``onnx`` knows, refused in one line otherwise."""
+    onnx = _require("onnx", "onnx")
+    newest = int(onnx.defs.onnx_opset_version())
+    if not isinstance(opset, int) or isinstance(opset, bool) or not MIN_OPSET <= opset <= newest:
+        raise ValueError(
+            f"{name} must be an integer in [{MIN_OPSET}, {newest}] (the exporter writes opset {MIN_OPSET} or newer; "
+            f"onnx {onnx.__version__} knows up to {newest}), got {opset!r}"
+        )
+    return opset
+
 
 SCRIPT_REFUSAL = (
     "torch.jit.script cannot compile wavemixer models (it is deprecated in PyTorch and rejects their "
@@ -127,7 +143,7 @@ def _write(fmt: str, model: nn.Module, example: Tensor, path: Path, dynamic: boo
     onnx_program.save(str(path))
 
 
-def _runner(fmt: str, path: Path) -> Any:
+def _runner(fmt: str, path: Path, opset: int) -> Any:
     if fmt == "torchscript":
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)  # torch.jit.load's deprecation notice
@@ -137,7 +153,14 @@ def _runner(fmt: str, path: Path) -> Any:
         module = torch.export.load(str(path)).module()
         return lambda x: module(x)
     ort = _require("onnxruntime", "onnx")
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    try:
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime's own exception types (InvalidGraph, Fail, ...)
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ValueError(
+            f"onnxruntime {ort.__version__} cannot load the exported opset-{opset} graph ({reason[:200]}); "
+            f"export a lower opset ({MIN_OPSET} loads), or pass --no-verify to keep it unchecked"
+        ) from None
     name = session.get_inputs()[0].name
     return lambda x: torch.from_numpy(session.run(None, {name: x.numpy()})[0])
 
@@ -166,6 +189,7 @@ def export_model(
     if format == "onnx":  # before any work: a missing package is reported at once
         for module in ("onnx", "onnxscript", *(["onnxruntime"] if verify else [])):
             _require(module, "onnx")
+        check_opset(opset)
     channels = int(getattr(model, "in_chans", 3))
     c, h, w = input_size if input_size is not None else (channels, 32, 32)
     if c != channels or min(h, w) < _min_size(model):
@@ -188,7 +212,7 @@ def export_model(
     result = ExportResult(path, format, dynamic)
     if not verify:
         return result
-    run = _runner(format, path)
+    run = _runner(format, path, opset)
     sizes = check_sizes(h, w, _min_size(model)) if dynamic else [(h, w)]
     for i, (sh, sw) in enumerate(sizes):
         x = torch.randn(1 + i % 2, c, sh, sw, generator=generator, dtype=dtype)

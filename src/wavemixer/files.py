@@ -36,6 +36,7 @@ __all__ = [
     "claim",
     "describe_os_error",
     "refuse_overwrite",
+    "refuse_overwriting_inputs",
     "remove_stale_temporaries",
     "strict_json",
 ]
@@ -300,3 +301,17 @@ def refuse_overwrite(paths: Iterable[str | os.PathLike], *, force: bool, option:
     for p in paths:
         if Path(p).exists():
             raise FileExistsError(f"{p} already exists; pass {option} to overwrite it, or choose another path")
+
+
+def refuse_overwriting_inputs(
+    outputs: Iterable[tuple[str, str | os.PathLike | None]], inputs: Iterable[str | os.PathLike]
+) -> None:
+    """An output is never one of the files the command reads: ``--force`` replaces an earlier output, not the
+    checkpoint, results or images the command works from (``outputs`` are ``(option, path)`` pairs)."""
+    read = {Path(p).resolve() for p in inputs}
+    for option, out in outputs:
+        if out is not None and Path(out).resolve() in read:
+            raise ValueError(
+                f"{option} {out} is one of the files this command works from (an input, or a file of the run or "
+                "model folder it reads); choose another path"
+            )

@@ -413,6 +413,25 @@ def _check_budget(params: Any, name: str = "params") -> None:
         )
 
 
+BUDGET_TOLERANCE = 0.10
+"""How far a solved peer may miss its budget (the comparisons match parameters within 10 %)."""
+
+
+def _check_met(family: str, params: int, depth: int, got: int) -> None:
+    """Refuse a budget that no width meets within :data:`BUDGET_TOLERANCE` (too small for the family at
+    this depth), rather than return a model of another size."""
+    if abs(got - params) > BUDGET_TOLERANCE * params:
+        raise ValueError(
+            f"params={params:,} cannot be met by peer:{family} at depth {depth}: the closest width gives {got:,} "
+            f"parameters (more than {BUDGET_TOLERANCE:.0%} off); give a larger budget or a smaller depth"
+        )
+
+
+def _check_positive(key: str, value: Any) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"--model-arg {key} must be a positive integer, got {value!r}")
+
+
 def _family(name: str) -> PeerFamily:
     families = all_peer_families()
     if name not in families:
@@ -451,6 +470,8 @@ def solve_peer(
     fam = _family(family)
     _check_budget(params)
     _check_depth_applies(fam, depth, f"peer family {family!r}", "depth")
+    if depth is not None:
+        _check_positive("depth", depth)
     depth = peer_depth(family, params) if depth is None else depth
     design = default_design(img_size) if design is None else design
 
@@ -463,6 +484,7 @@ def solve_peer(
 
     lo = max(1, fam.min_width // fam.step)
     if count(lo) >= params:
+        _check_met(family, params, depth, count(lo))
         return spec(lo), count(lo)
     hi = lo * 2
     while count(hi) < params:
@@ -471,6 +493,7 @@ def solve_peer(
         mid = (lo + hi) // 2
         lo, hi = (mid, hi) if count(mid) < params else (lo, mid)
     best = min((lo, hi), key=lambda u: abs(count(u) - params))
+    _check_met(family, params, depth, count(best))
     return spec(best), count(best)
 
 
@@ -561,8 +584,13 @@ def create_peer(
         width = args["width"]
         depth = args.get("depth", peer_depth(family, 0))
         for key, value in (("width", width), ("depth", depth)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"--model-arg {key} must be a positive integer, got {value!r}")
+            _check_positive(key, value)
+        fam = families[family]
+        if width < fam.min_width or width % fam.step:
+            raise ValueError(
+                f"--model {name} --model-arg width must be a multiple of {fam.step} of at least {fam.min_width} "
+                f"(what {fam.source} is built with), got {width}"
+            )
         spec = PeerSpec(family, width, depth, num_classes, in_chans, img_size, design)
         if (n := count_params(build_peer(spec, device="meta"))) > MAX_PEER_PARAMS:  # counted before any allocation
             raise ValueError(

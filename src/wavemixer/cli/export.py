@@ -79,6 +79,16 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(f"cannot tell the format from {output.name!r}; pass --format {{onnx,pt2,torchscript}}")
     if fmt == "torchscript-script":
         raise CLIError(SCRIPT_REFUSAL)
+    if not args.model:
+        from wavemixer.files import refuse_overwriting_inputs
+        from wavemixer.train.checkpoint import run_files
+
+        source = Path(args.paths[0])
+        refuse_overwriting_inputs([("OUTPUT", output)], run_files(source) if source.is_dir() else [source])
+    if fmt == "onnx":
+        from wavemixer.export import check_opset
+
+        check_opset(args.opset, "--opset")
     if output.exists() and not args.force:
         raise CLIError(f"{output} exists; pass --force to overwrite it")
     if not output.parent.is_dir():

@@ -76,10 +76,24 @@ def run(args: argparse.Namespace) -> int:
         )
     if not args.output:
         return _predict(args)
+    _refuse_overwriting_inputs(args)
     refuse_overwrite([args.output], force=args.force)  # before any work, not after
     with claim(args.output, "--output", "choose another --output", folder=False):
         refuse_overwrite([args.output], force=args.force)  # again, now that no other process writes it
         return _predict(args)
+
+
+def _refuse_overwriting_inputs(args: argparse.Namespace) -> None:
+    """``--output`` may not be an image it predicts on, nor a file of the model folder it loads."""
+    from wavemixer.data.images import find_images
+    from wavemixer.files import refuse_overwriting_inputs
+    from wavemixer.train.checkpoint import run_files
+
+    images = list(args.inputs) if args.model else list(args.inputs)[1:]
+    read = find_images(images) if images else []
+    if not args.model and Path(args.inputs[0]).is_dir():
+        read += run_files(Path(args.inputs[0]))
+    refuse_overwriting_inputs([("--output", args.output)], read)
 
 
 def _predict(args: argparse.Namespace) -> int:

@@ -55,7 +55,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from wavemixer.files import atomic_write_text, refuse_overwrite
+    from wavemixer.files import atomic_write_text, refuse_overwrite, refuse_overwriting_inputs
     from wavemixer.runs import (
         collect_runs,
         curves_markdown,
@@ -66,11 +66,16 @@ def run(args: argparse.Namespace) -> int:
         standard_columns,
         write_summary_csv,
     )
+    from wavemixer.train.checkpoint import run_files
 
     if not args.paths and args.merge is None:
         raise ValueError("give a PATH (a run folder, or a folder of them) or --merge CSV")
     refuse_overwrite(_outputs(args), force=args.force)  # before any work
     runs = collect_runs(args.paths, by=args.by, metric=args.metric, goal=args.goal, merge=args.merge)
+    refuse_overwriting_inputs(
+        [("--csv", args.csv), ("--md", args.md), ("--plot", args.plot)],
+        [f for r in runs if r.folder is not None for f in run_files(r.folder)],
+    )
     if args.only:
         unknown = sorted(set(args.only) - {r.group for r in runs})
         if unknown:

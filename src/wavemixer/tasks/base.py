@@ -152,6 +152,7 @@ class Task(ABC):
         from wavemixer.registry import get_spec
 
         spec = get_spec(name, task=self.model_task or self.name)
+        _check_stem_arguments(name, spec, model_args)
         try:
             return create_model(name, **self.model_arguments(spec, info, model_args))
         except ValueError as exc:  # the constructor names the argument; the command line says where it came from
@@ -237,3 +238,25 @@ class Task(ABC):
         from wavemixer.files import strict_json
 
         return strict_json(dict(model=loaded.name, source=loaded.source, task=self.name, outputs=records))
+
+
+# the stem argument each stem reads; the other stem's argument would be ignored without a word
+_STEM_ARGUMENTS = {"patch_size": "patchify", "stride": "strided"}
+
+
+def _check_stem_arguments(name: str, spec: ModelSpec, model_args: dict[str, Any]) -> None:
+    """Refuse ``--model-arg patch_size=`` on a strided stem and ``stride=`` on a patchify stem."""
+    import inspect
+
+    from wavemixer.registry import MODEL_CLASSES
+
+    default = inspect.signature(MODEL_CLASSES[spec.task].__init__).parameters.get("stem")
+    if default is None:
+        return  # a model without a choice of stem (super-resolution): its constructor refuses unknown arguments
+    stem = model_args.get("stem", spec.kwargs.get("stem", default.default))
+    for arg, needs in _STEM_ARGUMENTS.items():
+        if arg in model_args and stem != needs:
+            raise ValueError(
+                f"--model {name} --model-arg {arg}={model_args[arg]} applies only to stem={needs}, and this "
+                f"model's stem is {stem}; add --model-arg stem={needs} or drop {arg}"
+            )

@@ -88,6 +88,11 @@ class ClassificationTask(Task):
         cfg = self.cfg
         name = self.canonical_dataset(cfg.dataset)
         defaults = self.datasets[name]
+        if name == "digits" and cfg.data_dir:
+            raise ValueError(
+                f"--data-dir {cfg.data_dir} does not apply to --dataset digits (embedded in the package); to train "
+                "on those images give --dataset imagefolder (or the data set they are)"
+            )
         data_dir = Path(cfg.data_dir).expanduser() if cfg.data_dir else default_data_dir()
         notes: list[str] = []
         folder = name == "imagefolder" or (

@@ -38,6 +38,7 @@ __all__ = [
     "own_run_dir",
     "record_outputs",
     "report_dir",
+    "run_files",
     "save_train_state",
     "write_json",
     "write_summary",
@@ -67,6 +68,14 @@ def _read_manifest(run_dir: Path) -> list[str] | None:
     if not isinstance(data, dict) or data.get("format") != _MANIFEST_FORMAT or not isinstance(data.get("files"), list):
         return None
     return [str(p) for p in data["files"]]
+
+
+def run_files(folder: Path) -> list[Path]:
+    """The files of a run or saved-model folder that wavemixer wrote and reads back (its manifest's, every run's
+    standard files, a model folder's config and weights), those that exist."""
+    names = [*(_read_manifest(folder) or []), *_RUN_FILES, "config.json", "model.safetensors"]
+    paths = (folder.joinpath(*PurePosixPath(n).parts) for n in names if ".." not in PurePosixPath(n).parts)
+    return [p for p in paths if p.is_file()]
 
 
 def record_outputs(run_dir: Path, names: Iterable[str]) -> None:

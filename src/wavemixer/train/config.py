@@ -81,7 +81,10 @@ class TrainConfig:
     )
     test_fraction: float = _opt(
         0.1,
-        "image folders without a test split: fraction held out as test, with a fixed seed (the same for every --seed)",
+        "image folders without a test split: fraction held out as test, with a fixed seed (the same for every "
+        "--seed); 0 = no test split",
+        ge=0,
+        lt=1,
     )
     skip_corrupt: bool = _opt(False, "image folders: train without the unreadable images the up-front scan reports")
     subset: int | None = _opt(
@@ -176,6 +179,7 @@ class TrainConfig:
         50,
         "precise BatchNorm: before each validation and save, recompute BatchNorm statistics over this many "
         "training batches (0 = off; keeps short runs' reported accuracy honest)",
+        ge=0,
     )
     ema: bool = _opt(False, "keep an exponential moving average of the weights and evaluate/save it")
     ema_decay: float = _opt(0.999, "EMA decay per optimizer step", ge=0, lt=1)
@@ -193,7 +197,7 @@ class TrainConfig:
     )
     force: bool = _opt(False, "overwrite an existing run folder")
     resume: str | None = _opt(None, "continue the interrupted run in this folder exactly where it stopped")
-    seed: int = _opt(0, "random seed (data split, initialisation, shuffling, augmentation)", ge=0)
+    seed: int = _opt(0, "random seed (data split, initialisation, shuffling, augmentation)", ge=0, le=2**32 - 1)
     log_interval: int = _opt(50, "optimizer steps between log lines (non-interactive output)", ge=0)
     log: str = _opt(
         "none",
