@@ -28,7 +28,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from wavemixer.bench import claims
-from wavemixer.runs import add_lane_options, train_in_lanes
+from wavemixer.cli import OneLineParser
+from wavemixer.runs import add_lane_options, at_least, train_in_lanes
 
 
 def run(args: argparse.Namespace) -> int:
@@ -62,7 +63,7 @@ def summarize(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="command", required=True)
     for name in ("run", "summarize"):
         p = sub.add_parser(name)
@@ -75,9 +76,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         p.add_argument("--only", nargs="+", help=f"{name} only these cells of the grid")
         if name == "run":
             p.add_argument("--data-dir", help="the data set's --data-dir")
-            p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-            p.add_argument("--epochs", type=int, help="override the grid's epoch budget (every cell alike)")
-            p.add_argument("--subset", type=int, help="train on N images (quick checks only)")
+            p.add_argument("--seeds", type=at_least(0), nargs="+", default=[0, 1, 2])
+            p.add_argument("--epochs", type=at_least(1), help="override the grid's epoch budget (every cell alike)")
+            p.add_argument("--subset", type=at_least(1), help="train on N images (quick checks only)")
             p.add_argument("--tuned", type=Path,
                            help="a learning-rate tuning (lr<LR>/<grid>/<cell>-s0): each cell at its best")  # fmt: skip
             add_lane_options(p)

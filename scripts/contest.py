@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from wavemixer.bench import contest as C
+from wavemixer.cli import OneLineParser
 from wavemixer.runs import (
     Column,
     Group,
@@ -37,6 +38,7 @@ from wavemixer.runs import (
     Run,
     Stat,
     add_lane_options,
+    at_least,
     collect_runs,
     group_runs,
     markdown_table,
@@ -256,6 +258,7 @@ def compile_check(args: argparse.Namespace) -> int:
     in one run): whether the contest should train everything compiled. Writes compile-check.csv/.md."""
     import dataclasses
 
+    _check_only(args.budgets, args.only)  # before anything is measured or written
     pairs = [(c, e) for c, e in _entries(args.budgets) if not args.only or c.key in args.only]
     compiled = [(c, dataclasses.replace(e, label=f"{e.label} [compile]", variant="compile")) for c, e in pairs]
     rows = _measure([p for pair in zip(pairs, compiled) for p in pair], threads=1, rounds=args.rounds, device="cpu",
@@ -289,6 +292,7 @@ def gpu_sweep(args: argparse.Namespace) -> int:
 
     if not torch.cuda.is_available():
         raise SystemExit("gpu-sweep needs a CUDA device; torch sees none (the CPU sweep is `contest.py sweep`)")
+    _check_only(args.budgets, args.only)  # before anything is measured or written
     pairs = _entries(args.budgets)
     if args.only:
         pairs = [(c, e) for c, e in pairs if c.key in args.only]
@@ -332,7 +336,19 @@ def _steps(args: argparse.Namespace, grid: str) -> dict[str, int]:
     path = args.out / "throughput.csv"
     if not path.is_file():
         raise SystemExit(f"{path} does not exist: run `python scripts/contest.py sweep` first (it fixes the steps)")
-    return C.budget_steps(path, grid)
+    steps = C.budget_steps(path, grid)
+    unmeasured = [c.key for c in _selected(C.TIME_BUDGETS[grid][0], args.only) if c.key not in steps]
+    if unmeasured:
+        raise SystemExit(f"{path} has no 1-thread ms_per_step for {unmeasured}: run `python scripts/contest.py sweep`")
+    return steps
+
+
+def _check_only(budgets: Sequence[str], only: Sequence[str] | None) -> None:
+    """``--only`` names contenders of at least one of ``budgets``."""
+    known = sorted({c.key for budget in budgets for c in C.contenders(budget)})
+    unknown = sorted(set(only or ()) - set(known))
+    if unknown:
+        raise SystemExit(f"--only: unknown contender(s) {unknown}; the contenders of {list(budgets)} are {known}")
 
 
 def _selected(budget: str, only: Sequence[str] | None) -> list[C.Contender]:
@@ -635,13 +651,13 @@ def time_plot(runs_root: Path, out: Path, budget: str) -> Path | None:
 
 # ------------------------------------------------------------------------------------------ main
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="command", required=True)
     p = sub.add_parser("sweep", help="interleaved throughput sweep of every contender (fixes the epoch budgets)")
     p.add_argument("--budgets", nargs="+", default=list(C.BUDGETS), choices=list(C.BUDGETS))
-    p.add_argument("--rounds", type=int, default=2, help="interleaved rounds at 1 thread (default 2)")
-    p.add_argument("--warmup", type=int, default=1)
-    p.add_argument("--iters", type=int, default=4)
+    p.add_argument("--rounds", type=at_least(1), default=2, help="interleaved rounds at 1 thread (default 2)")
+    p.add_argument("--warmup", type=at_least(0), default=1)
+    p.add_argument("--iters", type=at_least(1), default=4)
     p.add_argument("--data-dir", help="CIFAR-10 data (also measures the input pipeline's share of an epoch)")
     p.add_argument("--two-threads-only", action="store_true",
                    help="measure the 2-thread rows again, keeping the 1-thread rows (the budgets)")  # fmt: skip
@@ -652,22 +668,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = sub.add_parser("compile-check", help="eager against torch.compile training steps (decides the execution path)")
     p.add_argument("--budgets", nargs="+", default=["40k"], choices=list(C.BUDGETS))
     p.add_argument("--only", nargs="+", help="these contender keys only")
-    p.add_argument("--rounds", type=int, default=1)
-    p.add_argument("--warmup", type=int, default=2, help="warm-up steps (the first compiles)")
-    p.add_argument("--iters", type=int, default=5)
+    p.add_argument("--rounds", type=at_least(1), default=1)
+    p.add_argument("--warmup", type=at_least(1), default=2, help="warm-up steps (the first compiles)")
+    p.add_argument("--iters", type=at_least(1), default=5)
     p.add_argument("--out", type=Path, default=OUT)
     p.set_defaults(func=compile_check)
     p = sub.add_parser("gpu-sweep", help="the throughput sweep on a CUDA device, fp32 and bf16")
     p.add_argument("--budgets", nargs="+", default=list(C.BUDGETS), choices=list(C.BUDGETS))
     p.add_argument("--only", nargs="+", help="these contender keys only")
-    p.add_argument("--warmup", type=int, default=3)
-    p.add_argument("--iters", type=int, default=10)
+    p.add_argument("--warmup", type=at_least(1), default=3)
+    p.add_argument("--iters", type=at_least(1), default=10)
     p.add_argument("--out", type=Path, default=OUT)
     p.set_defaults(func=gpu_sweep)
     p = sub.add_parser("ablation", help="the token-mixer ablation on the best WaveMix configuration at 40k-5min")
     p.add_argument("--data-dir", required=True, help="CIFAR-10 (torchvision root, or the image folder/zip)")
     p.add_argument("--config", help="the WaveMix contender key (default: the best mean val top-1 at 40k-5min)")
-    p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    p.add_argument("--seeds", type=at_least(0), nargs="+", default=[1, 2, 3])
     add_lane_options(p)
     p.add_argument("--runs", type=Path, default=RUNS)
     p.add_argument("--out", type=Path, default=OUT)
@@ -686,7 +702,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             p.add_argument("--only", nargs="+", help="these contender keys only")
             add_lane_options(p)
         if name == "run":
-            p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+            p.add_argument("--seeds", type=at_least(0), nargs="+", default=[1, 2, 3])
             p.add_argument("--keep-best", type=int, metavar="N",
                            help=f"train the published row and the N-1 contenders best at {C.TUNING_BUDGET} "
                                 f"(mean val top-1 in OUT/{C.TUNING_BUDGET}.csv); the contest uses "
@@ -700,7 +716,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         p.add_argument("--out", type=Path, default=OUT)
         p.set_defaults(func=func)
     args = ap.parse_args(argv)
-    return args.func(args)
+    if getattr(args, "data_dir", None) and not Path(args.data_dir).exists():  # before any job starts
+        ap.exit(2, f"contest.py {args.command}: error: --data-dir {args.data_dir} does not exist\n")
+    try:
+        return args.func(args)
+    except SystemExit as exc:  # the script's own refusals, in argparse's form: one line, exit status 2
+        if isinstance(exc.code, str):
+            ap.exit(2, f"contest.py {args.command}: error: {exc.code}\n")
+        raise
+    except ValueError as exc:  # a malformed result CSV, an impossible setting: one line, not a traceback
+        ap.exit(2, f"contest.py {args.command}: error: {exc}\n")
 
 
 if __name__ == "__main__":

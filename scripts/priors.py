@@ -32,6 +32,7 @@ from torch.utils.data import DataLoader
 
 from wavemixer.bench import priors
 from wavemixer.bench.priors.common import model_device
+from wavemixer.cli import OneLineParser
 
 COLUMNS = [
     "accuracy",
@@ -105,7 +106,7 @@ def untrained_copy(model: torch.nn.Module, seed: int) -> torch.nn.Module:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("models", nargs="*", metavar="NAME=RUN_DIR", help="a row name and its run or model folder")
     p.add_argument("--grid", type=Path, help="every finished run folder <model>-s<seed> in this folder, too")
     p.add_argument("--only", nargs="+", help="with --grid: these models only")
@@ -122,6 +123,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = p.parse_args(argv)
+    for option, value in (
+        ("--images", args.images),
+        ("--erf-images", args.erf_images),
+        ("--batch-size", args.batch_size),
+    ):
+        if value is not None and value < 1:
+            p.error(f"{option} must be an integer >= 1, got {value}")
+    try:
+        torch.device(args.device)
+    except RuntimeError:
+        p.error(f"--device must be cpu, cuda or cuda:N, got {args.device!r}")
+    if args.out.exists() and not args.out.is_dir():
+        p.error(f"--out {args.out} is a file; give a folder for the tables and maps")
 
     from wavemixer.files import atomic_write
     from wavemixer.loading import load_model
@@ -133,14 +147,22 @@ def main(argv: list[str] | None = None) -> int:
     elif args.only:
         p.error("--only chooses among the runs of --grid; give --grid")
     if not specs:
-        p.error("give NAME=RUN_DIR arguments or --grid with finished runs")
+        where = f" ({args.grid} holds no finished run folder <model>-s<seed>)" if args.grid is not None else ""
+        p.error(f"give NAME=RUN_DIR arguments or --grid with finished runs{where}")
+    names = [spec.partition("=")[0] for spec in specs]
+    for spec, name in zip(specs, names, strict=True):
+        folder = spec.partition("=")[2]
+        if "=" not in spec or not name:
+            p.error(f"{spec!r}: give NAME=RUN_DIR (a row name, then a run or model folder)")
+        if names.count(name) > 1:
+            p.error(f"row name {name!r} is given twice; every NAME=RUN_DIR needs its own name")
+        if not Path(folder).is_dir():
+            p.error(f"{spec!r}: {folder} is not a folder (a training run or saved model folder)")
     rows: dict[str, dict[str, Any]] = {}
     erfs: dict[str, priors.Erf] = {}
     untrained: dict[str, priors.Erf] = {}
     for spec in specs:
-        name, sep, folder = spec.partition("=")
-        if not sep:
-            p.error(f"{spec!r}: give NAME=RUN_DIR")
+        name, _, folder = spec.partition("=")
         saved = args.out / "per-run" / f"{name}.pt"
         key = dict(folder=str(Path(folder).resolve()), images=args.images, erf_images=args.erf_images,
                    init_seed=args.init_seed, data_dir=args.data_dir)  # fmt: skip
@@ -150,8 +172,11 @@ def main(argv: list[str] | None = None) -> int:
             erfs[name], untrained[name] = _erf_from(before["erf"]), _erf_from(before["untrained"])
             print(f"{name}: measured before ({saved})", flush=True)
             continue
-        loaded = load_model(folder, device=args.device)
-        loader = split_loader(loaded, args)
+        try:
+            loaded = load_model(folder, device=args.device)
+            loader = split_loader(loaded, args)
+        except (OSError, ValueError) as exc:  # not a model folder, its data missing: one line, naming the run
+            p.error(f"{spec}: {exc}")
         measured, erf = priors.measure_priors(
             {name: loaded.model}, loader, max_images=args.images, erf_images=args.erf_images
         )

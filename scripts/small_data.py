@@ -27,12 +27,14 @@ from pathlib import Path
 
 from wavemixer.bench import contest as C
 from wavemixer.bench import small_data as S
+from wavemixer.cli import OneLineParser
 from wavemixer.files import atomic_write_text
 from wavemixer.runs import (
     Group,
     Job,
     Run,
     add_lane_options,
+    at_least,
     collect_runs,
     group_runs,
     markdown_table,
@@ -49,12 +51,18 @@ CONTEST_TUNING = Path("docs/bench/contest/tuning-40k.csv")
 
 def _entries(args: argparse.Namespace) -> list[S.Entry]:
     if not args.contest_tuning.is_file():
-        raise SystemExit(f"{args.contest_tuning} does not exist: the contest's tuning names the contenders")
+        what = "is a folder" if args.contest_tuning.is_dir() else "does not exist"
+        raise SystemExit(f"--contest-tuning {args.contest_tuning} {what}: the contest's tuning CSV names the entries")
     tuned = sorted(C.read_tuning(args.contest_tuning, complete=True))
+    if not tuned:
+        raise SystemExit(
+            f"--contest-tuning {args.contest_tuning} holds no fully tuned contender (a row at every setting of "
+            "the contest's tuning grid); the small-data grids take their entries from it"
+        )
     try:
         every = S.entries(tuned, args.wavemix_500k)
     except ValueError as exc:
-        raise SystemExit(str(exc)) from None
+        raise SystemExit(f"--wavemix-500k {args.wavemix_500k}: {exc}" if args.wavemix_500k else str(exc)) from None
     if not args.only:
         return every
     unknown = sorted(set(args.only) - {e.key for e in every})
@@ -225,7 +233,7 @@ def summarize(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="command", required=True)
     for name, func, helptext in (
         ("tune", tune, "every entry at every setting of the tuning grid on a regime's subset, seed 0"),
@@ -244,7 +252,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             p.add_argument("--only", nargs="+", help="these entries only (e.g. 40k-resnet)")
             add_lane_options(p)
         if name == "run":
-            p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+            p.add_argument("--seeds", type=at_least(0), nargs="+", default=[1, 2, 3])
         if name == "tune":
             p.add_argument(
                 "--edge",
@@ -259,7 +267,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         p.add_argument("--out", type=Path, default=OUT)
         p.set_defaults(func=func)
     args = ap.parse_args(argv)
-    return args.func(args)
+    if getattr(args, "data_dir", None) and not Path(args.data_dir).exists():  # before any job starts
+        ap.exit(2, f"small_data.py {args.command}: error: --data-dir {args.data_dir} does not exist\n")
+    try:
+        return args.func(args)
+    except SystemExit as exc:  # the script's own refusals, in argparse's form: one line, exit status 2
+        if isinstance(exc.code, str):
+            ap.exit(2, f"small_data.py {args.command}: error: {exc.code}\n")
+        raise
+    except ValueError as exc:  # a malformed result CSV: one line, not a traceback
+        ap.exit(2, f"small_data.py {args.command}: error: {exc}\n")
 
 
 if __name__ == "__main__":

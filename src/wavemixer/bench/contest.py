@@ -248,13 +248,33 @@ def macs_per_image(budget: str, key: str) -> int:
     return int(count_macs(contender(budget, key).build(), (3, IMG_SIZE, IMG_SIZE)))
 
 
+# ------------------------------------------------------------------------------------------ result CSVs
+def _read_rows(path: Path, columns: Sequence[str], what: str) -> list[dict[str, str]]:
+    """The rows of a committed result CSV, refused in one line when it lacks ``columns`` (a hand-edited or
+    foreign file), so a grid never stops on a ``KeyError`` deep inside."""
+    with path.open(newline="") as fh:
+        reader = csv.DictReader(fh)
+        missing = [c for c in columns if c not in (reader.fieldnames or [])]
+        if missing:
+            raise ValueError(f"{path} is not {what}: it lacks the column(s) {missing} (it needs {list(columns)})")
+        return list(reader)
+
+
+def _number(row: dict[str, str], column: str, path: Path, line: int, kind: type = float) -> Any:
+    try:
+        return kind(row[column])
+    except (TypeError, ValueError):
+        raise ValueError(f"{path} line {line}: column {column} must be a number, got {row[column]!r}") from None
+
+
 # ------------------------------------------------------------------------------------------ throughput
 def read_throughput(path: Path) -> dict[tuple[str, str, int], dict[str, Any]]:
     """The committed sweep: ``(budget, key, threads) -> row`` (``ms_per_step`` of a batch-128 training step)."""
     rows = {}
-    with path.open() as fh:
-        for row in csv.DictReader(fh):
-            rows[(row["budget"], row["key"], int(row["threads"]))] = row
+    for line, row in enumerate(_read_rows(path, ("budget", "key", "threads", "ms_per_step"), "a throughput CSV"), 2):
+        if row["ms_per_step"]:
+            _number(row, "ms_per_step", path, line)
+        rows[(row["budget"], row["key"], _number(row, "threads", path, line, int))] = row
     return rows
 
 
@@ -299,16 +319,15 @@ def read_tuning(path: Path, *, complete: bool = False, within: Sequence[Setting]
     best: dict[str, tuple[float, Setting]] = {}
     seen: dict[str, set[Setting]] = {}
     allowed = set(within) if within is not None else None
-    with path.open() as fh:
-        for row in csv.DictReader(fh):
-            s = Setting(float(row["lr"]), float(row["warmup"]))
-            seen.setdefault(row["key"], set()).add(s)
-            if (allowed is not None and s not in allowed) or row.get("val_top1") in (None, ""):
-                continue  # off the settings asked for, or diverged (tried, no score)
-            val = float(row["val_top1"])
-            cur = best.get(row["key"])
-            if cur is None or val > cur[0] or (val == cur[0] and s.lr < cur[1].lr):
-                best[row["key"]] = (val, s)
+    for line, row in enumerate(_read_rows(path, ("key", "lr", "warmup", "val_top1"), "a tuning CSV"), 2):
+        s = Setting(_number(row, "lr", path, line), _number(row, "warmup", path, line))
+        seen.setdefault(row["key"], set()).add(s)
+        if (allowed is not None and s not in allowed) or row.get("val_top1") in (None, ""):
+            continue  # off the settings asked for, or diverged (tried, no score)
+        val = _number(row, "val_top1", path, line)
+        cur = best.get(row["key"])
+        if cur is None or val > cur[0] or (val == cur[0] and s.lr < cur[1].lr):
+            best[row["key"]] = (val, s)
     return {k: s for k, (_, s) in best.items() if not complete or seen[k] >= set(TUNING_GRID)}
 
 
@@ -330,11 +349,9 @@ def edge_settings(best: dict[str, Setting], tried: dict[str, set[float]] | None 
 
 def tried_rates(tuning: Path) -> dict[str, set[float]]:
     """The learning rates each contender of a tuning CSV has trained at (diverged runs included)."""
-    with tuning.open() as fh:
-        rows = list(csv.DictReader(fh))
     out: dict[str, set[float]] = {}
-    for row in rows:
-        out.setdefault(row["key"], set()).add(float(row["lr"]))
+    for line, row in enumerate(_read_rows(tuning, ("key", "lr"), "a tuning CSV"), 2):
+        out.setdefault(row["key"], set()).add(_number(row, "lr", tuning, line))
     return out
 
 

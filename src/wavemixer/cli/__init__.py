@@ -13,7 +13,7 @@ from typing import NoReturn
 
 from wavemixer.optional_deps import missing_dependency
 
-__all__ = ["COMMANDS", "main"]
+__all__ = ["COMMANDS", "OneLineParser", "main"]
 
 # sub-command name -> module (imported lazily so `wavemixer models` does not import torchvision)
 COMMANDS: dict[str, str] = {
@@ -32,7 +32,7 @@ class CLIError(Exception):
     """A user error: printed as one line without a traceback, exit status 2."""
 
 
-class _Parser(argparse.ArgumentParser):
+class OneLineParser(argparse.ArgumentParser):
     """argparse with one-line errors (the usage block is one ``--help`` away)."""
 
     def error(self, message: str) -> NoReturn:
@@ -119,7 +119,7 @@ def one_line_warnings(command: str) -> Iterator[None]:
 def build_parser() -> argparse.ArgumentParser:
     from wavemixer import __version__
 
-    parser = _Parser(
+    parser = OneLineParser(
         prog="wavemixer", description="WaveMix image models: train, evaluate, predict, benchmark, convert."
     )
     parser.add_argument("--version", action="version", version=f"wavemixer {__version__}")

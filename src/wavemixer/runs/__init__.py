@@ -8,7 +8,7 @@ a few at a time, resumably).
 """
 
 from .groups import GROUP_BY, Group, Stat, check_same_training, collect_runs, group_runs, read_runs
-from .lanes import Job, add_lane_options, train_in_lanes
+from .lanes import Job, add_lane_options, at_least, train_in_lanes
 from .plot import DEFAULT_PANELS, pareto_plot, score_curves
 from .record import METRICS, TASK_METRICS, Run, find_run_folders, read_run, seed_suffix
 from .summary_csv import merge_runs, read_summary_csv, write_summary_csv
@@ -25,6 +25,7 @@ __all__ = [
     "Run",
     "Stat",
     "add_lane_options",
+    "at_least",
     "check_same_training",
     "collect_runs",
     "curves_markdown",

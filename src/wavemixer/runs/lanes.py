@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Job", "add_lane_options", "command", "train_in_lanes"]
+__all__ = ["Job", "add_lane_options", "at_least", "command", "train_in_lanes"]
 
 
 @dataclass(frozen=True)
@@ -78,14 +78,22 @@ def train_in_lanes(
     return failed
 
 
-def _lanes(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number of runs at once, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+def at_least(minimum: int, what: str = "a whole number") -> Callable[[str], int]:
+    """An argparse ``type``: a whole number ``>= minimum``, refused in argparse's one line otherwise."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+_lanes = at_least(1, "a whole number of runs at once")
 
 
 def add_lane_options(parser: argparse.ArgumentParser) -> None:

@@ -1,0 +1,135 @@
+"""The grid scripts refuse bad input in one line (``<script> <command>: error: ...``, exit status 2) before they
+measure, train or write anything: the contest's, small-data, claims and priors drivers run for hours, and a
+typo must not cost a grid or overwrite a committed table."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+CONTEST_CSVS = REPO / "docs" / "bench" / "contest"
+
+
+def _script(args: list[str], cwd: Path) -> tuple[int, str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    return done.returncode, done.stderr.strip()
+
+
+@pytest.fixture
+def out(tmp_path: Path) -> Path:
+    """A copy of the committed contest tables, as a grid's --out."""
+    folder = tmp_path / "out"
+    folder.mkdir()
+    for name in ("throughput.csv", "tuning-40k.csv", "compile-check.csv", "compile-check.md"):
+        shutil.copy(CONTEST_CSVS / name, folder / name)
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        # measured nothing and rewrote the committed compile-check tables as empty ones, exit 0
+        (
+            ["contest.py", "compile-check", "--out", "{out}", "--only", "bogus"],
+            "contest.py compile-check: error: --only: unknown contender(s) ['bogus']",
+        ),
+        (["contest.py", "compile-check", "--out", "{out}", "--rounds", "0"], "argument --rounds: must be at least 1"),
+        # a header-only throughput CSV ended in KeyError: 'resnet'
+        (
+            [
+                "contest.py",
+                "run",
+                "--grid",
+                "40k-20min",
+                "--data-dir",
+                "{tmp}",
+                "--out",
+                "{empty_sweep}",
+                "--runs",
+                "{tmp}/runs",
+                "--only",
+                "resnet",
+            ],
+            "throughput.csv has no 1-thread ms_per_step for ['resnet']",
+        ),
+        # a tuning CSV of other columns ended in KeyError: 'lr'
+        (
+            [
+                "contest.py",
+                "run",
+                "--grid",
+                "40k-20min",
+                "--data-dir",
+                "{tmp}",
+                "--out",
+                "{foreign_tuning}",
+                "--runs",
+                "{tmp}/runs",
+            ],
+            "tuning-40k.csv is not a tuning CSV: it lacks the column(s) ['key', 'lr', 'warmup', 'val_top1']",
+        ),
+        (
+            [
+                "contest.py",
+                "run",
+                "--grid",
+                "40k-20min",
+                "--data-dir",
+                "{tmp}/none",
+                "--out",
+                "{out}",
+                "--runs",
+                "{tmp}/runs",
+            ],
+            "contest.py run: error: --data-dir {tmp}/none does not exist",
+        ),
+        # did nothing and exited 0
+        (
+            [
+                "small_data.py",
+                "tune",
+                "--regime",
+                "pc50",
+                "--data-dir",
+                "{tmp}",
+                "--out",
+                "{tmp}/sd",
+                "--runs",
+                "{tmp}/runs",
+                "--contest-tuning",
+                "{foreign_tuning}/header-only.csv",
+            ],
+            "holds no fully tuned contender",
+        ),
+        # fell back to the grid's own epochs and trained
+        (
+            ["claims_grid.py", "run", "--grid", "digits-smoke", "--runs", "{tmp}/runs", "--epochs", "0"],
+            "argument --epochs: must be at least 1, got 0",
+        ),
+        # dropped one image (a [:-1] slice) and reported the accuracy of the rest
+        (["priors.py", "a={tmp}", "--out", "{tmp}/p", "--images", "-1"], "--images must be an integer >= 1, got -1"),
+        (["priors.py", "a={tmp}/none", "--out", "{tmp}/p"], "{tmp}/none is not a folder"),
+    ],
+)
+def test_a_grid_script_refuses_bad_input_before_any_work(args, fragment, out, tmp_path):
+    empty_sweep = tmp_path / "empty-sweep"
+    shutil.copytree(out, empty_sweep)
+    (empty_sweep / "throughput.csv").write_text((out / "throughput.csv").read_text().splitlines()[0] + "\n")
+    foreign = tmp_path / "foreign"
+    shutil.copytree(out, foreign)
+    (foreign / "tuning-40k.csv").write_text("foo,bar\n1,2\n")
+    (foreign / "header-only.csv").write_text("key,lr,warmup,val_top1\n")
+    paths = dict(out=out, tmp=tmp_path, empty_sweep=empty_sweep, foreign_tuning=foreign)
+    before = {p: p.read_bytes() for p in out.iterdir()}
+    code, err = _script([str(REPO / "scripts" / args[0]), *(a.format(**paths) for a in args[1:])], tmp_path)
+    assert code == 2, err
+    assert fragment.format(**paths) in err and len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert {p: p.read_bytes() for p in out.iterdir()} == before  # nothing of --out rewritten
+    assert not (tmp_path / "runs").exists()  # no job started
