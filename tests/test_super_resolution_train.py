@@ -140,9 +140,13 @@ def test_bad_inputs_get_clear_errors(tmp_path):
     root = make_hr_folder(tmp_path / "hr", n=8, splits=False)
     with pytest.raises(ValueError, match="must be a positive multiple of the scale 2"):
         build_super_resolution_datasets(_cfg(data_dir=str(root), input_size=31))
-    data = build_super_resolution_datasets(_cfg(data_dir=str(root), input_size=64))
-    with pytest.raises(ValueError, match="smaller than the training crop 64"):
-        data.train[0]
+    with pytest.raises(ValueError, match="is 48x64, smaller than the training crop 64; lower --input-size"):
+        build_super_resolution_datasets(_cfg(data_dir=str(root), input_size=64))  # at once, not in a worker
+    for scale in (0, 3, -2):  # 0 was a ZeroDivisionError from the crop check
+        with pytest.raises(
+            ValueError, match=rf"--model-arg scale must be a power of two >= 2 \(2, 4, 8\), got {scale}"
+        ):
+            build_super_resolution_datasets(_cfg(data_dir=str(root), model_args={"scale": scale}))
     Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(root / "odd_one.png")
     with pytest.raises(ValueError, match="--eval-batch-size 1"):
         build_super_resolution_datasets(_cfg(data_dir=str(root), val_fraction=0.9))

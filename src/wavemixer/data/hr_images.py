@@ -94,6 +94,17 @@ class _HRBase(Dataset, ABC):
     def hr(self, i: int) -> Tensor:
         """The i-th HR image, float in [0, 1], (3, H, W)."""
 
+    @abstractmethod
+    def sizes(self) -> list[tuple[int, int]]:
+        """``(H, W)`` of every HR image, without decoding them (checks before training, not in a worker)."""
+
+    def check_crop(self, crop: int) -> None:
+        """Refuse a training crop larger than the smallest image, in one line, before any worker starts."""
+        for i, (h, w) in enumerate(self.sizes()):
+            if h < crop or w < crop:
+                raise ValueError(f"HR image {self.name(i)} is {h}x{w}, smaller than the training crop {crop}; "
+                                 "lower --input-size")  # fmt: skip
+
     def name(self, i: int) -> str:
         return str(i)
 
@@ -125,6 +136,9 @@ class HRArrayDataset(_HRBase):
     def hr(self, i: int) -> Tensor:
         return self.images[i]
 
+    def sizes(self) -> list[tuple[int, int]]:
+        return [tuple(self.images.shape[-2:])] * len(self)  # type: ignore[list-item]
+
     def name(self, i: int) -> str:
         return self.names[i] if i < len(self.names) else str(i)
 
@@ -149,6 +163,20 @@ class HRFileDataset(_HRBase):
 
     def hr(self, i: int) -> Tensor:
         return load_image(self.files[i], "RGB", full_range=False)
+
+    def sizes(self) -> list[tuple[int, int]]:
+        from PIL import Image
+
+        out = []
+        for f in self.files:
+            try:
+                with Image.open(f) as im:
+                    out.append((im.height, im.width))
+            except OSError as exc:  # unreadable: said here, in one line, not from a DataLoader worker
+                raise ValueError(
+                    f"HR image {f} cannot be read ({exc.__class__.__name__}); remove or replace it"
+                ) from None
+        return out
 
     def name(self, i: int) -> str:
         return str(self.files[i])

@@ -56,7 +56,10 @@ SR_DATASETS: dict[str, dict[str, Any]] = {
 def model_scale(model_name: str | None, model_args: dict[str, Any]) -> int:
     """The upscaling factor of a model: ``model_args['scale']``, else its registry default."""
     if "scale" in model_args:
-        return int(model_args["scale"])
+        scale = model_args["scale"]
+        if not isinstance(scale, int) or isinstance(scale, bool) or scale < 2 or scale & (scale - 1):
+            raise ValueError(f"--model-arg scale must be a power of two >= 2 (2, 4, 8), got {scale!r}")
+        return scale
     from wavemixer.registry import get_spec
 
     spec = get_spec(model_name, task="super_resolution")  # type: ignore[arg-type]
@@ -105,6 +108,7 @@ class SuperResolutionTask(Task):
         train, val, test = self.split(splits["train"], splits.get("val"), splits.get("test"))
         crop = cfg.input_size or DEFAULT_CROP
         train.configure(scale, train=True, crop=crop, flips=bool(cfg.hflip))
+        train.check_crop(crop)
         for ds in (val, test):
             if ds is None:
                 continue
