@@ -110,6 +110,11 @@ def _tiny_model_folder(folder: Path, *, labels: list[str] | None = None, preproc
             "--model peer:vit --model-arg width must be a multiple of 2 of at least 8",
         ),
         (["--subset", "0"], "--subset must be an integer >= 1"),
+        # said "--download could not fetch cifar10 (... use download=True ...)" though --download was not given
+        (
+            ["--dataset", "cifar10", "--data-dir", "{tmp}/a"],
+            "cifar10 not found (or incomplete) in {tmp}/a; pass --download",
+        ),
         (["--sgd-lr", "0"], "--sgd-lr must be a finite number in (0, 10000]"),
         (["--model-arg", "final_dim=-16", "--subset", "128"], "final_dim must be an integer >= 4, got -16"),
         (["--model-arg", "dropout=nan", "--subset", "128"], "dropout must be a number in [0, 1), got 'nan'"),
@@ -1132,3 +1137,34 @@ def test_a_torn_training_checkpoint_is_one_short_line(tmp_path: Path) -> None:
     assert message.startswith(f"{torn} is not a readable training checkpoint (RuntimeError: ")
     assert message.endswith("); the file is corrupt — start a new run or restore it")
     assert "\n" not in message and "If you are seeing this error" not in message  # torch's advice left out
+
+
+def test_a_stop_before_the_first_checkpoint_does_not_advise_a_resume_that_fails(tmp_path, capsys):
+    """``--stop-after-steps`` inside the first epoch: there is no checkpoint.pt, so ``--resume`` cannot work."""
+    run = tmp_path / "run"
+    flags = [*TINY_FLAGS[:-1], "--epochs", "2", "--bn-recalibrate", "0", "--output", str(run)]
+    assert main(["train", *flags, "--stop-after-steps", "1"]) == 0  # 256 images at batch 64: 4 steps an epoch
+    out = capsys.readouterr().out
+    assert (
+        f"nothing saved yet (a checkpoint is written at the end of each epoch); start again with --output {run} --force"
+        in out
+    )
+    assert "--resume" not in out and not (run / "checkpoint.pt").exists()
+    assert main(["train", *flags, "--force", "--stop-after-steps", "5"]) == 0  # in epoch 2
+    assert f"continue with --resume {run}" in capsys.readouterr().out
+    assert main(["train", "--resume", str(run), "--quiet"]) == 0
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [(b"", "an empty file (0 bytes)"), (b"\x89PNG\r\n", "not a PyTorch checkpoint: neither the zip archive")],
+)
+def test_a_file_that_is_not_a_checkpoint_is_named_without_torchs_unsafe_advice(content, reason, tmp_path, capsys):
+    """torch.load's message advised ``weights_only=False``, which runs whatever code a foreign file holds."""
+    bad = tmp_path / "x.pt"
+    bad.write_bytes(content)
+    code, err = _cli(["train", *TINY_FLAGS, "--init-from", str(bad), "--output", str(tmp_path / "r")], capsys)
+    _assert_one_line_error(code, err, f"--init-from {bad} is not a readable checkpoint ({reason}", status=2)
+    code, err = _cli(["convert", str(bad), str(tmp_path / "c")], capsys)
+    _assert_one_line_error(code, err, f"cannot read reference checkpoint '{bad}': {reason}", status=2)
+    assert "weights_only" not in err

@@ -34,6 +34,7 @@ __all__ = [
     "atomic_write_text",
     "check_writable",
     "claim",
+    "describe_load_error",
     "describe_os_error",
     "refuse_overwrite",
     "refuse_overwriting_inputs",
@@ -76,6 +77,22 @@ def describe_os_error(exc: OSError, *, with_path: bool = True) -> str:
     hint = _OS_HINTS.get(exc.errno)
     text = f"{where}: {what}" if where else what
     return f"{text} ({hint})" if hint else text
+
+
+def describe_load_error(path: str | os.PathLike, exc: BaseException) -> str:
+    """Why ``torch.load`` refused ``path``, in a few words: an empty file, or torch's first sentence without its
+    advice (it suggests ``weights_only=False``, which would run any code a foreign file holds)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+        if not head:
+            return "an empty file (0 bytes)"
+        if not head.startswith((b"PK", b"\x80")):  # torch.save writes a zip archive (a pickle before torch 1.6)
+            return "not a PyTorch checkpoint: neither the zip archive torch.save writes nor a pickle"
+    except OSError:
+        pass  # unreadable: the exception itself says why
+    first = (str(exc).strip().splitlines() or [""])[0].split(". ")[0].strip()
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
 
 def check_writable(folder: str | os.PathLike, what: str) -> None:

@@ -15,6 +15,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from .files import describe_load_error
+
 __all__ = ["LoadedModel", "load_encoder_weights", "load_model", "read_state_dict"]
 
 
@@ -204,7 +206,7 @@ def read_state_dict(path: Path) -> dict[str, Tensor]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torn or foreign files raise many kinds of errors
-        raise ValueError(f"--init-from {path} is not a readable checkpoint ({type(exc).__name__}: {exc})") from exc
+        raise ValueError(f"--init-from {path} is not a readable checkpoint ({describe_load_error(path, exc)})") from exc
     if isinstance(state, dict) and isinstance(state.get("model"), dict):
         state = state.get("ema") or state["model"]
     if not isinstance(state, dict):

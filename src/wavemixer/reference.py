@@ -18,6 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from .dwt import reference_order_permutation
+from .files import describe_load_error
 from .models.classification import WaveMix
 from .models.segmentation import WaveMixSegmentation
 from .models.super_resolution import WaveMixSR
@@ -90,7 +91,8 @@ def _plain_state_dict(state: Any) -> dict[str, Tensor]:
         try:
             state = torch.load(state, map_location="cpu", weights_only=True)
         except Exception as exc:
-            raise ValueError(f"cannot read reference checkpoint {os.fspath(state)!r}: {exc}") from exc
+            reason = describe_load_error(state, exc)
+            raise ValueError(f"cannot read reference checkpoint {os.fspath(state)!r}: {reason}") from exc
     if isinstance(state, nn.Module):
         state = state.state_dict()
     if isinstance(state, Mapping) and "state_dict" in state and isinstance(state["state_dict"], Mapping):

@@ -56,11 +56,14 @@ def load_digits() -> Arrays:
 
 
 @contextmanager
-def _download_errors(name: str, data_dir: Path) -> Iterator[None]:
-    """A failed ``--download`` (offline, proxy, server down) as one line that says what to do instead."""
+def _download_errors(name: str, data_dir: Path, download: bool = True) -> Iterator[None]:
+    """A failed ``--download`` (offline, proxy, server down) as one line that says what to do instead; without
+    ``--download`` the caller reports the missing files."""
     try:
         yield
     except (OSError, RuntimeError) as exc:  # URLError/socket/HTTP errors; torchvision's MNIST wraps them
+        if not download:
+            raise
         lines = [ln.strip() for ln in str(getattr(exc, "reason", None) or exc).splitlines() if ln.strip()]
         reason = lines[-1] if lines else type(exc).__name__
         raise FileNotFoundError(
@@ -159,20 +162,20 @@ def _load_cifar_svhn(name: str, data_dir: Path, download: bool) -> Arrays:
     try:
         if name in ("cifar10", "cifar100"):
             cls = tvd.CIFAR10 if name == "cifar10" else tvd.CIFAR100
-            with _download_errors(name, data_dir):
+            with _download_errors(name, data_dir, download):
                 tr, te = (cls(str(data_dir), train=t, download=download) for t in (True, False))
             xtr, xte = (torch.from_numpy(d.data).permute(0, 3, 1, 2).contiguous() for d in (tr, te))
             ytr, yte = torch.tensor(tr.targets), torch.tensor(te.targets)
             labels = list(tr.classes)
         else:  # svhn
-            with _download_errors(name, data_dir):
+            with _download_errors(name, data_dir, download):
                 tr, te = (tvd.SVHN(str(data_dir / "SVHN"), split=s, download=download) for s in ("train", "test"))
             xtr, xte = torch.from_numpy(tr.data), torch.from_numpy(te.data)
             ytr, yte = torch.from_numpy(tr.labels.astype(np.int64)), torch.from_numpy(te.labels.astype(np.int64))
             labels = [str(i) for i in range(10)]
-    except RuntimeError as exc:
+    except RuntimeError as exc:  # torchvision: "Dataset not found or corrupted. You can use download=True ..."
         raise FileNotFoundError(
-            f"{name} not found in {data_dir} ({exc}); pass --download to fetch it, or --data-dir pointing at "
+            f"{name} not found (or incomplete) in {data_dir}; pass --download to fetch it, or --data-dir pointing at "
             "a torchvision root, an ImageFolder tree or a zip of one"
         ) from exc
     return xtr, ytr, xte, yte, labels

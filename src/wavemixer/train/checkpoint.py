@@ -24,6 +24,7 @@ from wavemixer.files import (
     atomic_write_text,
     check_writable,
     claim,
+    describe_load_error,
     refuse_overwrite,
     remove_stale_temporaries,
     strict_json,
@@ -194,9 +195,8 @@ def load_train_state(path: Path) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # a torn or foreign file raises many kinds of errors
-        cause = (str(exc).strip().splitlines() or [""])[0].split(". ")[0]  # torch's first sentence, not its advice
         raise ValueError(
-            f"{path} is not a readable training checkpoint ({type(exc).__name__}: {cause}); "
+            f"{path} is not a readable training checkpoint ({describe_load_error(path, exc)}); "
             "the file is corrupt — start a new run or restore it"
         ) from exc
     if not isinstance(state, dict):

@@ -694,7 +694,13 @@ def train(cfg: TrainConfig, *, out: Any = None, explicit: dict[str, Any] | None 
                 ) from None
             except Interrupted as exc:
                 steps = _count(exc.args[0], "step")
-                trainer.log(f"stopped after {steps} (--stop-after-steps); continue with --resume {run_dir}")
+                then = (
+                    f"continue with --resume {run_dir}"
+                    if (run_dir / ckpt.TRAIN_STATE).is_file()
+                    else f"nothing saved yet (a checkpoint is written at the end of each epoch); start again with "
+                    f"--output {run_dir} --force"
+                )
+                trainer.log(f"stopped after {steps} (--stop-after-steps); {then}")
                 results = None
             except OSError as exc:
                 if exc.errno is None:  # already one line of ours
