@@ -110,6 +110,10 @@ def _tiny_model_folder(folder: Path, *, labels: list[str] | None = None, preproc
             "--model peer:vit --model-arg width must be a multiple of 2 of at least 8",
         ),
         (["--subset", "0"], "--subset must be an integer >= 1"),
+        (
+            ["--model-arg", "stem=patchify", "--model-arg", "patch_size=100"],
+            "--model-arg patch_size=100: the patchify stem's 100x100 patch is larger than the 16x16 training images",
+        ),
         # said "--download could not fetch cifar10 (... use download=True ...)" though --download was not given
         (
             ["--dataset", "cifar10", "--data-dir", "{tmp}/a"],
@@ -1168,3 +1172,21 @@ def test_a_file_that_is_not_a_checkpoint_is_named_without_torchs_unsafe_advice(c
     code, err = _cli(["convert", str(bad), str(tmp_path / "c")], capsys)
     _assert_one_line_error(code, err, f"cannot read reference checkpoint '{bad}': {reason}", status=2)
     assert "weights_only" not in err
+
+
+def test_a_run_that_fails_before_its_first_checkpoint_leaves_nothing_to_force_away(tmp_path, capsys, monkeypatch):
+    """It left config.yaml and the manifest, so the corrected command was refused without --force."""
+    from wavemixer.train import engine
+
+    def fail(self, run_dir):
+        raise ValueError("a failure inside the first epoch")
+
+    made, kept = tmp_path / "made", tmp_path / "kept"
+    kept.mkdir()  # the user's empty folder stays, empty
+    with monkeypatch.context() as m:
+        m.setattr(engine.Trainer, "fit", fail)
+        for out in (made, kept):
+            code, err = _cli(["train", *TINY_FLAGS, "--epochs", "1", "--output", str(out)], capsys)
+            _assert_one_line_error(code, err, "a failure inside the first epoch")
+    assert not made.exists() and kept.is_dir() and not any(kept.iterdir())
+    assert main(["train", *TINY_FLAGS, "--epochs", "1", "--bn-recalibrate", "0", "--output", str(made)]) == 0

@@ -154,11 +154,19 @@ class Task(ABC):
         spec = get_spec(name, task=self.model_task or self.name)
         _check_stem_arguments(name, spec, model_args)
         try:
-            return create_model(name, **self.model_arguments(spec, info, model_args))
+            model = create_model(name, **self.model_arguments(spec, info, model_args))
         except ValueError as exc:  # the constructor names the argument; the command line says where it came from
             given = [f"{k}={v}" for k, v in model_args.items() if re.match(rf"(unknown )?{re.escape(k)}\b", str(exc))]
             origin = f" --model-arg {given[0]}" if given else ""
             raise ValueError(f"--model {name}{origin}: {exc}") from None
+        patch, (h, w) = int(getattr(model, "min_input_size", 1)), info.input_size[-2:]
+        if patch > min(h, w):  # said now, not by the first forward pass inside the training loop
+            origin = f" --model-arg patch_size={patch}" if "patch_size" in model_args else ""
+            raise ValueError(
+                f"--model {name}{origin}: the patchify stem's {patch}x{patch} patch is larger than the {h}x{w} "
+                f"training images; use a patch of at most {min(h, w)}"
+            )
+        return model
 
     @abstractmethod
     def model_arguments(self, spec: ModelSpec, info: DataInfo, model_args: dict[str, Any]) -> dict[str, Any]:

@@ -123,7 +123,8 @@ def own_run_dir(path: Path, *, force: bool, resume: bool = False) -> Iterator[Pa
 
     A new run creates the folder; an existing non-empty one is an error unless ``force``, and then only the
     files its manifest lists (what an earlier run wrote) are removed, never anything else the folder holds.
-    ``resume`` continues the run already in it.
+    ``resume`` continues the run already in it. A new run that fails before its first checkpoint removes what
+    it wrote (and the folder, if it made it), so the corrected command runs without ``--force``.
     """
     hint = "copy the run folder to continue it elsewhere" if resume else "choose another --output"
     if path.exists() and not path.is_dir():
@@ -143,7 +144,12 @@ def own_run_dir(path: Path, *, force: bool, resume: bool = False) -> Iterator[Pa
                 )
             clean_run_dir(folder)
             _remove_recorded(folder, files)
-        yield folder
+        try:
+            yield folder
+        except BaseException:
+            if not resume and not (folder / TRAIN_STATE).is_file():  # failed before its first checkpoint: nothing
+                _remove_recorded(folder, _read_manifest(folder) or [])  # to resume, and a retry must not need --force
+            raise
 
 
 def _occupied(path: Path) -> str:
