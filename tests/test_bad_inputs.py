@@ -146,6 +146,9 @@ def test_bad_training_options_are_refused_before_anything_runs(flags, fragment, 
         ("amp: fp8\n", "amp must be one of auto, none, bf16, fp16"),
         ("model_args: [1, 2]\n", "model_args must be a mapping"),
         ("batch_size: true\n", "batch_size must be an integer >= 1, got True"),
+        ("bn_recalibrate: -5\n", "bn_recalibrate must be an integer >= 0, got -5"),
+        # PyYAML's own message took five lines
+        ("lr: 0.1\nepochs: {\n", "is not valid YAML: expected the node content, but found '<stream end>' (line 3,"),
     ],
 )
 def test_yaml_values_are_type_checked(yaml_text, fragment, tmp_path, capsys):
@@ -489,6 +492,18 @@ def test_convert_refuses_a_folder_holding_only_weights(tmp_path, capsys):
     code, err = _cli(["convert", str(tmp_path / "ref.pth"), str(tmp_path / "out")], capsys)
     _assert_one_line_error(code, err, "already holds a model")
     assert (tmp_path / "out" / "model.safetensors").read_bytes() == b"weights"
+
+
+def test_convert_never_writes_a_model_into_a_training_run_folder(tmp_path, capsys):
+    """It wrote config.json and model.safetensors beside the run's own files (a run owns its folder)."""
+    (tmp_path / "ref.pth").write_bytes(b"x")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "wavemixer-manifest.json").write_text('{"format": "wavemixer-run-manifest", "files": []}')
+    for force in ([], ["--force"]):
+        code, err = _cli(["convert", str(tmp_path / "ref.pth"), str(run), *force], capsys)
+        _assert_one_line_error(code, err, f"{run} is a training run folder (it holds wavemixer-manifest.json)")
+    assert sorted(p.name for p in run.iterdir()) == ["wavemixer-manifest.json"]
 
 
 # ------------------------------------------------------------------------------- crash safety

@@ -46,9 +46,14 @@ def run(args: argparse.Namespace) -> int:
     from wavemixer.files import refuse_overwrite
     from wavemixer.hub import CONFIG_NAME, WEIGHTS_NAME, save_pretrained
     from wavemixer.reference import from_reference
+    from wavemixer.train.checkpoint import MANIFEST
 
     if not args.checkpoint.is_file():
         raise CLIError(f"checkpoint {args.checkpoint} does not exist")
+    if (args.output / MANIFEST).is_file():  # a run owns its folder: a model written beside it would be mistaken
+        raise CLIError(
+            f"{args.output} is a training run folder (it holds {MANIFEST}); convert into a folder of its own"
+        )
     try:  # before the (slow) conversion: config.json or model.safetensors alone is a model too
         refuse_overwrite([args.output / CONFIG_NAME, args.output / WEIGHTS_NAME], force=args.force)
     except FileExistsError as exc:

@@ -273,12 +273,17 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     import yaml
 
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"--config {path} is a folder; give a YAML file of option: value")
     if not path.is_file():
         raise FileNotFoundError(f"config file {path} not found")
     try:
         data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ValueError(f"{path} is not valid YAML: {exc}") from exc
+    except yaml.YAMLError as exc:  # PyYAML's message spans several lines: its problem and where, on one
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ValueError(f"{path} is not valid YAML: {problem}{where}") from exc
     if not isinstance(data, dict):
         raise ValueError(f"{path} must hold a mapping of option: value")
     unknown = sorted(set(data) - set(_FIELDS))
