@@ -6,6 +6,8 @@ maps are odd where 32x32's are not); outputs must match the eager model.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 import torch.fx.experimental._config as fx_config
@@ -183,6 +185,20 @@ def test_traced_odd_size_extension_matches_pywavelets_for_every_mode(mode):
 def test_export_verification_reports_a_graph_that_disagrees(tmp_path, monkeypatch):
     import wavemixer.export as export
 
-    monkeypatch.setattr(export, "_runner", lambda fmt, path: lambda x: torch.zeros(x.shape[0], 5))
+    monkeypatch.setattr(export, "_runner", lambda fmt, path, opset: lambda x: torch.zeros(x.shape[0], 5))
     with pytest.raises(ValueError, match=r"disagrees with the eager model at 32x32 \(max error"):
         export_model(_model("classification"), tmp_path / "m.pt", "torchscript", input_size=(3, 32, 32))
+
+
+def test_a_graph_onnxruntime_cannot_load_is_one_line(tmp_path, monkeypatch):
+    """Opsets newer than the installed onnxruntime runs ended in its multi-line InvalidGraph traceback."""
+    ort = pytest.importorskip("onnxruntime")
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError("[ONNXRuntimeError] : 10 : INVALID_GRAPH : No Op registered for Gelu\n  at node 3")
+
+    monkeypatch.setattr(ort, "InferenceSession", refuse)
+    reason = "[ONNXRuntimeError] : 10 : INVALID_GRAPH : No Op registered for Gelu"  # its first line only
+    message = re.escape(f"onnxruntime {ort.__version__} cannot load the exported opset-18 graph ({reason}); export a")
+    with pytest.raises(ValueError, match=message):
+        export_model(_model("classification"), tmp_path / "m.onnx", "onnx", input_size=(3, 32, 32))
