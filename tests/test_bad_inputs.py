@@ -1205,3 +1205,25 @@ def test_a_run_that_fails_before_its_first_checkpoint_leaves_nothing_to_force_aw
             _assert_one_line_error(code, err, "a failure inside the first epoch")
     assert not made.exists() and kept.is_dir() and not any(kept.iterdir())
     assert main(["train", *TINY_FLAGS, "--epochs", "1", "--bn-recalibrate", "0", "--output", str(made)]) == 0
+
+
+def test_predict_takes_its_format_from_the_output_suffix_and_refuses_a_contradiction(
+    model_dir, image, tmp_path, capsys
+):
+    """``-o p.json`` wrote CSV into a .json file, and a segmentation ``-o p.csv`` wrote JSON (export already
+    took its format from the suffix)."""
+    out = tmp_path / "p.json"
+    assert main(["predict", str(model_dir), str(image), "-o", str(out)]) == 0
+    assert json.loads(out.read_text())["predictions"][0]["file"] == str(image)
+    capsys.readouterr()
+    code, err = _cli(["predict", str(model_dir), str(image), "-o", str(tmp_path / "q.json"), "--format", "csv"], capsys)
+    _assert_one_line_error(code, err, f"--format csv contradicts --output {tmp_path / 'q.json'}")
+    seg = save_pretrained(
+        WaveMixSegmentation(num_classes=3, depth=1, final_dim=16, level=1),
+        tmp_path / "seg",
+        preprocessing={"mean": [0.5] * 3, "std": [0.5] * 3},
+    )
+    argv = ["predict", str(seg), str(image), "--output-dir", str(tmp_path / "masks"), "-o", str(tmp_path / "s.csv")]
+    code, err = _cli(argv, capsys)
+    _assert_one_line_error(code, err, "segmentation predictions are written as JSON only; use --format json")
+    assert not (tmp_path / "s.csv").exists() and not (tmp_path / "masks").exists()

@@ -37,7 +37,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--model", help="registry name whose packaged weights to use (with --pretrained)")
     p.add_argument("--pretrained", action="store_true", help="use the weights shipped in the package for --model")
-    p.add_argument("--format", choices=["csv", "json"], default="csv", help="output format (default: csv)")
+    p.add_argument(
+        "--format",
+        choices=["csv", "json"],
+        help="output format (default: from --output's suffix, .json or .csv; else csv)",
+    )
     p.add_argument("--output", "-o", help="write to this file instead of standard output")
     add_force_option(p, "--output (and write into a non-empty --output-dir)")
     p.add_argument("--top-k", type=int, help="top classes to list in JSON (default: 5, or every class if fewer)")
@@ -70,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
     check_common_options(args, allow_auto_device=False)
     if args.top_k is not None and args.top_k < 1:
         raise ValueError(f"--top-k must be at least 1, got {args.top_k}")
+    _resolve_format(args)
     if args.output and Path(args.output).is_dir():
         raise ValueError(
             f"--output {args.output} is a folder; give a file to write, e.g. {Path(args.output) / 'p.csv'}"
@@ -81,6 +86,18 @@ def run(args: argparse.Namespace) -> int:
     with claim(args.output, "--output", "choose another --output", folder=False):
         refuse_overwrite([args.output], force=args.force)  # again, now that no other process writes it
         return _predict(args)
+
+
+_SUFFIX_FORMATS = {".csv": "csv", ".json": "json"}
+
+
+def _resolve_format(args: argparse.Namespace) -> None:
+    """``--format`` from ``--output``'s suffix when not given (as ``export`` does); a contradiction is refused."""
+    by_suffix = _SUFFIX_FORMATS.get(Path(args.output).suffix.lower()) if args.output else None
+    if args.format is not None and by_suffix is not None and args.format != by_suffix:
+        raise ValueError(f"--format {args.format} contradicts --output {args.output}; drop one or rename the file")
+    args.asked_format = args.format or by_suffix  # what the user chose, if anything
+    args.format = args.asked_format or "csv"
 
 
 def _refuse_overwriting_inputs(args: argparse.Namespace) -> None:
@@ -101,7 +118,7 @@ def _predict(args: argparse.Namespace) -> int:
     from wavemixer.files import atomic_write_text
     from wavemixer.loading import load_model
     from wavemixer.tasks import task_class
-    from wavemixer.tasks.base import PredictOptions
+    from wavemixer.tasks.base import PredictOptions, Task
 
     inputs = list(args.inputs)
     if args.model:
@@ -112,6 +129,10 @@ def _predict(args: argparse.Namespace) -> int:
             raise ValueError("no images given: wavemixer predict CHECKPOINT IMAGE_OR_FOLDER [...]")
     loaded = load_model(source, model_name=args.model, pretrained=args.pretrained, device=args.device)
     task = task_class(loaded.task)()
+    if getattr(args, "asked_format", None) == "csv" and type(task).predictions_text is Task.predictions_text:
+        raise ValueError(
+            f"{loaded.task} predictions are written as JSON only; use --format json (or an --output ending in .json)"
+        )
     files = find_images(inputs)
     options = PredictOptions(device=args.device, batch_size=args.batch_size, top_k=args.top_k,
                              from_hr=bool(args.from_hr), skipped=[] if args.skip_corrupt else None)  # fmt: skip
