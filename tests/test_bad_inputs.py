@@ -346,13 +346,16 @@ def image(tmp_path) -> Path:
         ("bench", ["-b", "-1"], "--batch-size must be an integer >= 1, got -1"),
         ("bench", ["--iters", "0"], "--iters must be an integer >= 1"),
         ("bench", ["--threads", "0"], "--threads must be at least 1"),
+        ("bench", ["--tag", "a/b"], "--tag must be a word of letters, digits, '.', '_' or '-', got 'a/b'"),
+        ("bench", ["--out", "{image}"], "--out {image} is a file; give the folder that holds the results folders"),
     ],
 )
 def test_eval_predict_bench_flags(command, flags, fragment, model_dir, image, capsys):
     inputs = {"predict": [str(model_dir), str(image)], "eval": [str(model_dir)]}
     inputs["bench"] = ["wavemix_lite_32_7_cifar10_tiny", "--no-reference"]
+    flags = [f.replace("{image}", str(image)) for f in flags]
     code, err = _cli([command, *inputs[command], *flags], capsys)
-    _assert_one_line_error(code, err, fragment)
+    _assert_one_line_error(code, err, fragment.replace("{image}", str(image)))
 
 
 @pytest.mark.parametrize(
@@ -1227,3 +1230,17 @@ def test_predict_takes_its_format_from_the_output_suffix_and_refuses_a_contradic
     code, err = _cli(argv, capsys)
     _assert_one_line_error(code, err, "segmentation predictions are written as JSON only; use --format json")
     assert not (tmp_path / "s.csv").exists() and not (tmp_path / "masks").exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "fragment"),
+    [
+        ("timm:resnet99", "timm:resnet99: 'resnet99' is not a model of timm"),
+        ("tv:resnet99", "tv:resnet99: 'resnet99' is not a model of torchvision.models.list_models()"),
+    ],
+)
+def test_bench_checks_library_model_names_before_it_starts(name, fragment, tmp_path, capsys):
+    """A typo failed only after the workers had started and the results folder was written."""
+    code, err = _cli(["bench", name, "--no-reference", "--out", str(tmp_path)], capsys)
+    _assert_one_line_error(code, err, fragment)
+    assert not any(tmp_path.iterdir())

@@ -129,6 +129,22 @@ def reference_kwargs(task: str, config: dict[str, Any]) -> dict[str, Any]:
     return candidate
 
 
+def _check_library_model(prefix: str, name: str, raw: str) -> None:
+    """A ``timm:``/``tv:`` name the library knows, checked before any worker starts (a typo failed only after
+    the sweep had started and written its results folder)."""
+    if prefix == "timm":
+        from timm.models import is_model
+
+        known = is_model(name)  # with or without a pretrained tag (resnet18.a1_in1k)
+    else:
+        import torchvision.models as tvm
+
+        known = name in tvm.list_models()
+    if not known:
+        library = "timm (timm.list_models())" if prefix == "timm" else "torchvision.models.list_models()"
+        raise ValueError(f"{raw}: {name!r} is not a model of {library}")
+
+
 def resolve_models(
     names: Sequence[str], *, img_size: int | None = None, reference: bool = True, variants: Sequence[str] = ()
 ) -> list[BenchEntry]:
@@ -144,6 +160,7 @@ def resolve_models(
         prefix, _, rest = raw.partition(":") if raw.split(":", 1)[0] in ("ref", "timm", "tv") else ("", "", raw)
         name, overrides = _split_overrides(rest)
         if prefix in ("timm", "tv"):
+            _check_library_model(prefix, name, raw)
             size = img_size or 224
             classes = overrides.pop("num_classes", 1000)
             entries.append(

@@ -19,6 +19,7 @@ sweep, at ~40k, ~0.5M and ~3M parameters; ``--resolutions`` repeats one scale at
 from __future__ import annotations
 
 import argparse
+import re
 import shlex
 import sys
 from pathlib import Path
@@ -98,6 +99,10 @@ def run(args: argparse.Namespace) -> int:
         check_int(option, value, ge=low)
     if args.img_size is not None:
         check_int("--img-size", args.img_size, ge=1)
+    if not re.fullmatch(r"[A-Za-z0-9._-]*", args.tag):  # a word of the folder name, not a path
+        raise ValueError(f"--tag must be a word of letters, digits, '.', '_' or '-', got {args.tag!r}")
+    if args.out.exists() and not args.out.is_dir():  # said now, not after the (long) sweep
+        raise ValueError(f"--out {args.out} is a file; give the folder that holds the results folders")
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     if bool(args.models) == bool(args.suite):
         raise ValueError("give model names or --suite peers (one of the two)")
