@@ -332,6 +332,10 @@ def image(tmp_path) -> Path:
         ("predict", ["--batch-size", "-1"], "--batch-size must be an integer >= 1, got -1"),
         ("predict", ["--batch-size", "0"], "--batch-size must be an integer >= 1, got 0"),
         ("predict", ["--top-k", "0"], "--top-k must be at least 1"),
+        # three flags a classifier ignored without a word
+        ("predict", ["--top-k", "3"], "--top-k lists classes in JSON output; add --format json"),
+        ("predict", ["--output-dir", "masks"], "--output-dir is for models that predict images (segmentation,"),
+        ("predict", ["--from-hr"], "--from-hr applies to super-resolution models, not classification"),
         ("predict", ["--threads", "0"], "--threads must be at least 1"),
         ("predict", ["--batch-size", "x"], "argument --batch-size: invalid int value: 'x'"),
         ("predict", ["--pretrained"], "--pretrained takes the weights shipped for --model NAME"),

@@ -88,6 +88,16 @@ def run(args: argparse.Namespace) -> int:
         return _predict(args)
 
 
+def _refuse_flags_that_do_not_apply(args: argparse.Namespace, task: str, predicts_images: bool) -> None:
+    """Flags this model's task would ignore, refused rather than dropped without a word."""
+    if args.output_dir is not None and not predicts_images:
+        raise ValueError(f"--output-dir is for models that predict images (segmentation, super-resolution), not {task}")
+    if args.from_hr and task != "super_resolution":
+        raise ValueError(f"--from-hr applies to super-resolution models, not {task}")
+    if args.top_k is not None and task == "classification" and args.format != "json":
+        raise ValueError("--top-k lists classes in JSON output; add --format json (CSV has the top class only)")
+
+
 _SUFFIX_FORMATS = {".csv": "csv", ".json": "json"}
 
 
@@ -129,6 +139,7 @@ def _predict(args: argparse.Namespace) -> int:
             raise ValueError("no images given: wavemixer predict CHECKPOINT IMAGE_OR_FOLDER [...]")
     loaded = load_model(source, model_name=args.model, pretrained=args.pretrained, device=args.device)
     task = task_class(loaded.task)()
+    _refuse_flags_that_do_not_apply(args, loaded.task, task.predicts_images)
     if getattr(args, "asked_format", None) == "csv" and type(task).predictions_text is Task.predictions_text:
         raise ValueError(
             f"{loaded.task} predictions are written as JSON only; use --format json (or an --output ending in .json)"
