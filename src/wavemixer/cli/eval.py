@@ -64,6 +64,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("give a checkpoint folder or --model NAME --pretrained, not both")
     given = dict(subset=args.subset, val_fraction=args.val_fraction, seed=args.seed)
     check_fields(TrainConfig, **{k: v for k, v in given.items() if v is not None})  # as train's; unset = the run's
+    if args.val_fraction is not None and args.split != "val":
+        raise ValueError(f"--val-fraction shapes the val split, not --split {args.split}; add --split val")
     if args.output_dir:  # refuse before evaluating, not after
         refuse_overwrite([Path(args.output_dir) / "metrics.json"], force=args.force)
     device = pick_device(args.device)
