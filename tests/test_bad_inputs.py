@@ -387,6 +387,15 @@ def test_force_never_overwrites_what_the_command_reads(command, output, fragment
 def test_runs_tables_never_overwrite_a_runs_files(tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["train", *TINY_FLAGS, "--epochs", "1", "--bn-recalibrate", "0", "--output", str(run)]) == 0
+    for flags, fragment in (
+        (
+            ["--metric", "bogus"],
+            f"--metric bogus: no run has this score; {run}/results.json has ['loss', 'top1', 'top5']",
+        ),
+        (["--goal", "nan"], "argument --goal: expected a finite number, got 'nan'"),  # read as "not comparable"
+    ):
+        code, err = _cli(["runs", str(run), *flags], capsys)
+        _assert_one_line_error(code, err, fragment)
     results = (run / "results.json").read_bytes()
     for option in ("--md", "--csv", "--plot"):
         target = run / ("summary.csv" if option == "--csv" else "results.json")

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,7 +42,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     p.add_argument("--only", nargs="+", metavar="GROUP", help="only these groups")
     p.add_argument("--metric", help="score by this metric of results.json (default: the task's)")
-    p.add_argument("--goal", type=float, help="add minutes until the val score first reached GOAL")
+    p.add_argument("--goal", type=_finite, help="add minutes until the val score first reached GOAL")
     p.add_argument("--label", default="run", help="header of the group column (default: run)")
     p.add_argument("--csv", type=Path, help="write every run as a row here (what --merge reads)")
     p.add_argument("--md", type=Path, help="write the markdown table here")
@@ -72,6 +73,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("give a PATH (a run folder, or a folder of them) or --merge CSV")
     refuse_overwrite(_outputs(args), force=args.force)  # before any work
     runs = collect_runs(args.paths, by=args.by, metric=args.metric, goal=args.goal, merge=args.merge)
+    if args.metric and runs and all(r.test is None and r.best_val is None for r in runs):
+        raise ValueError(f"--metric {args.metric}: {_metric_hint(runs)}")
     refuse_overwriting_inputs(
         [("--csv", args.csv), ("--md", args.md), ("--plot", args.plot)],
         [f for r in runs if r.folder is not None for f in run_files(r.folder)],
@@ -103,6 +106,17 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _metric_hint(runs: list[Any]) -> str:
+    """What a misspelt ``--metric`` could have been: the test metrics of the first run's results.json."""
+    for run in runs:
+        try:
+            test = json.loads((run.folder / "results.json").read_text()).get("test") or {}
+        except (OSError, ValueError, TypeError):
+            continue
+        return f"no run has this score; {run.folder}/results.json has {sorted(test)}"
+    return "no run has this score"
+
+
 def _outputs(args: argparse.Namespace) -> list[Path]:
     """The output files that must not overwrite what is there: a ``--csv`` that is the ``--merge`` CSV is
     extended with its own rows (the documented way to add runs to a summary), so it is not among them."""
@@ -118,3 +132,14 @@ def _stats(group: Group) -> dict[str, Any]:
         stat = group.stat(column)
         out[column] = None if stat is None else dict(mean=stat.mean, std=stat.std, n=stat.n)
     return out
+
+
+def _finite(text: str) -> float:
+    """A ``--goal``: a finite number (``nan`` compared false with every score and read as "not comparable")."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
