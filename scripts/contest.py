@@ -332,12 +332,15 @@ def _run_jobs(jobs: list[tuple[list[str], Path]], lanes: int, nice: int) -> list
     return [str(out) for out in failed]
 
 
-def _steps(args: argparse.Namespace, grid: str) -> dict[str, int]:
+def _steps(args: argparse.Namespace, grid: str, keys: Sequence[str] | None = None) -> dict[str, int]:
+    """Each contender's steps for ``grid``; refuses when one that will train (``keys``, else the selected
+    contenders) has no measured step time."""
     path = args.out / "throughput.csv"
     if not path.is_file():
         raise SystemExit(f"{path} does not exist: run `python scripts/contest.py sweep` first (it fixes the steps)")
     steps = C.budget_steps(path, grid)
-    unmeasured = [c.key for c in _selected(C.TIME_BUDGETS[grid][0], args.only) if c.key not in steps]
+    wanted = keys if keys is not None else [c.key for c in _selected(C.TIME_BUDGETS[grid][0], args.only)]
+    unmeasured = [key for key in wanted if key not in steps]
     if unmeasured:
         raise SystemExit(f"{path} has no 1-thread ms_per_step for {unmeasured}: run `python scripts/contest.py sweep`")
     return steps
@@ -490,7 +493,7 @@ def ablation(args: argparse.Namespace) -> int:
     tuning = args.out / f"tuning-{budget}.csv"
     if not tuning.is_file():
         raise SystemExit(f"{tuning} does not exist: run `python scripts/contest.py tune` first")
-    setting, steps = C.read_tuning(tuning, complete=True).get(base.key), _steps(args, grid)[base.key]
+    setting, steps = C.read_tuning(tuning, complete=True).get(base.key), _steps(args, grid, [base.key])[base.key]
     if setting is None:
         raise SystemExit(f"ablation: {base.key} is not tuned at every setting in {tuning}")
     print(f"mixer ablation on {base.key} ({setting.key}, {steps:,} steps, seeds {args.seeds})")

@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
             p.error(f"{spec!r}: give NAME=RUN_DIR (a row name, then a run or model folder)")
         if names.count(name) > 1:
             p.error(f"row name {name!r} is given twice; every NAME=RUN_DIR needs its own name")
-        if not Path(folder).is_dir():
+        if not Path(folder).is_dir() and not (args.out / "per-run" / f"{name}.pt").is_file():  # nor measured before
             p.error(f"{spec!r}: {folder} is not a folder (a training run or saved model folder)")
     rows: dict[str, dict[str, Any]] = {}
     erfs: dict[str, priors.Erf] = {}

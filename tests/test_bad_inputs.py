@@ -1246,6 +1246,12 @@ def test_predict_takes_its_format_from_the_output_suffix_and_refuses_a_contradic
     assert not (tmp_path / "s.csv").exists() and not (tmp_path / "masks").exists()
 
 
+def test_bench_takes_torchvision_names_in_any_case_as_get_model_does():
+    from wavemixer.bench.runner import resolve_models
+
+    assert resolve_models(["tv:ResNet18"], img_size=32)[0].name == "ResNet18"
+
+
 @pytest.mark.parametrize(
     ("name", "fragment"),
     [
@@ -1258,3 +1264,21 @@ def test_bench_checks_library_model_names_before_it_starts(name, fragment, tmp_p
     code, err = _cli(["bench", name, "--no-reference", "--out", str(tmp_path)], capsys)
     _assert_one_line_error(code, err, fragment)
     assert not any(tmp_path.iterdir())
+
+
+def test_an_early_failure_keeps_the_manifest_while_unrecorded_files_remain(tmp_path, capsys, monkeypatch):
+    """A file the run made but did not record (a logger's folder) stays, so the manifest stays too: without it
+    the advised ``--force`` retry was refused."""
+    from wavemixer.train import engine
+
+    def fail(self, run_dir):
+        (run_dir / "tensorboard").mkdir()
+        raise ValueError("a failure inside the first epoch")
+
+    run = tmp_path / "run"
+    with monkeypatch.context() as m:
+        m.setattr(engine.Trainer, "fit", fail)
+        code, err = _cli(["train", *TINY_FLAGS, "--epochs", "1", "--output", str(run)], capsys)
+    _assert_one_line_error(code, err, "a failure inside the first epoch")
+    assert sorted(p.name for p in run.iterdir()) == ["tensorboard", "wavemixer-manifest.json"]
+    assert main(["train", *TINY_FLAGS, "--epochs", "1", "--bn-recalibrate", "0", "--output", str(run), "--force"]) == 0

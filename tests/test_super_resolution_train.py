@@ -140,8 +140,12 @@ def test_bad_inputs_get_clear_errors(tmp_path):
     root = make_hr_folder(tmp_path / "hr", n=8, splits=False)
     with pytest.raises(ValueError, match="must be a positive multiple of the scale 2"):
         build_super_resolution_datasets(_cfg(data_dir=str(root), input_size=31))
+    data = build_super_resolution_datasets(_cfg(data_dir=str(root), input_size=64))  # eval reads no train crops
     with pytest.raises(ValueError, match="is 48x64, smaller than the training crop 64; lower --input-size"):
-        build_super_resolution_datasets(_cfg(data_dir=str(root), input_size=64))  # at once, not in a worker
+        data.train.check_crop(64)  # what training checks before any worker starts
+    argv = ["train", "--task", "super_resolution", "--dataset", "hrfolder", "--data-dir", str(root), "--input-size",
+            "64", "--output", str(tmp_path / "run")]  # fmt: skip
+    assert main(argv) == 2 and not (tmp_path / "run").exists()
     for scale in (0, 3, -2):  # 0 was a ZeroDivisionError from the crop check
         with pytest.raises(
             ValueError, match=rf"--model-arg scale must be a power of two >= 2 \(2, 4, 8\), got {scale}"

@@ -91,6 +91,8 @@ def eval_config(
     stored.setdefault("seed", meta.get("seed"))
     given = dict(dataset=dataset, data_dir=data_dir, seed=seed, val_fraction=val_fraction, subset=subset)
     values = {k: v for k, v in stored.items() if k in TrainConfig.__dataclass_fields__ and v is not None}
+    if values.get("dataset") == "digits":
+        values.pop("data_dir", None)  # older runs recorded a --data-dir the embedded digits never read
     if dataset and stored.get("dataset") and dataset != stored.get("dataset"):
         values, stored = {}, {}  # another data set: none of the run's data settings apply
     values.update({k: v for k, v in given.items() if v is not None})

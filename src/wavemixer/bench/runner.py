@@ -139,7 +139,7 @@ def _check_library_model(prefix: str, name: str, raw: str) -> None:
     else:
         import torchvision.models as tvm
 
-        known = name in tvm.list_models()
+        known = name.lower() in tvm.list_models()  # get_model lower-cases the name too
     if not known:
         library = "timm (timm.list_models())" if prefix == "timm" else "torchvision.models.list_models()"
         raise ValueError(f"{raw}: {name!r} is not a model of {library}")

@@ -22,7 +22,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from .builtin import default_data_dir
-from .images import IMAGE_EXTENSIONS, load_image
+from .images import IMAGE_EXTENSIONS, load_image, open_image
 from .masks import CAMVID_NPZ
 from .transforms import HRCrop
 
@@ -165,14 +165,12 @@ class HRFileDataset(_HRBase):
         return load_image(self.files[i], "RGB", full_range=False)
 
     def sizes(self) -> list[tuple[int, int]]:
-        from PIL import Image
-
         out = []
         for f in self.files:
             try:
-                with Image.open(f) as im:
+                with open_image(f) as im:  # refuses a named pipe or device instead of blocking on it
                     out.append((im.height, im.width))
-            except OSError as exc:  # unreadable: said here, in one line, not from a DataLoader worker
+            except Exception as exc:  # unreadable, or PIL's decompression-bomb guard: one line, not from a worker
                 raise ValueError(
                     f"HR image {f} cannot be read ({exc.__class__.__name__}); remove or replace it"
                 ) from None

@@ -152,7 +152,8 @@ class Task(ABC):
         from wavemixer.registry import get_spec
 
         spec = get_spec(name, task=self.model_task or self.name)
-        _check_stem_arguments(name, spec, model_args)
+        if not self.cfg.resume:  # a saved run rebuilds as it trained, even with an argument then ignored
+            _check_stem_arguments(name, spec, model_args)
         try:
             model = create_model(name, **self.model_arguments(spec, info, model_args))
         except ValueError as exc:  # the constructor names the argument; the command line says where it came from

@@ -88,7 +88,7 @@ class ClassificationTask(Task):
         cfg = self.cfg
         name = self.canonical_dataset(cfg.dataset)
         defaults = self.datasets[name]
-        if name == "digits" and cfg.data_dir:
+        if name == "digits" and cfg.data_dir and not cfg.resume:  # a saved run resumes as it trained
             raise ValueError(
                 f"--data-dir {cfg.data_dir} does not apply to --dataset digits (embedded in the package); to train "
                 "on those images give --dataset imagefolder (or the data set they are)"

@@ -108,7 +108,6 @@ class SuperResolutionTask(Task):
         train, val, test = self.split(splits["train"], splits.get("val"), splits.get("test"))
         crop = cfg.input_size or DEFAULT_CROP
         train.configure(scale, train=True, crop=crop, flips=bool(cfg.hflip))
-        train.check_crop(crop)
         for ds in (val, test):
             if ds is None:
                 continue

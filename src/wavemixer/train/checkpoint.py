@@ -148,7 +148,10 @@ def own_run_dir(path: Path, *, force: bool, resume: bool = False) -> Iterator[Pa
             yield folder
         except BaseException:
             if not resume and not (folder / TRAIN_STATE).is_file():  # failed before its first checkpoint: nothing
-                _remove_recorded(folder, _read_manifest(folder) or [])  # to resume, and a retry must not need --force
+                recorded = [f for f in _read_manifest(folder) or [] if f != MANIFEST]  # to resume; a retry needs
+                _remove_recorded(folder, recorded)  # no --force
+                if [p.name for p in folder.iterdir()] == [MANIFEST]:  # else it stays: --force needs it for the rest
+                    (folder / MANIFEST).unlink()
             raise
 
 

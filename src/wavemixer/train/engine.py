@@ -124,6 +124,8 @@ class Trainer:
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         self.data = data or self.task.build_data()
+        if hasattr(self.data.train, "check_crop"):  # training crops (super-resolution): checked before any worker
+            self.data.train.check_crop(self.data.train.crop)
         if self.data.derived:  # options the data decided (image folders): the run records them as its own
             self.cfg = cfg = dataclasses.replace(cfg, **self.data.derived)
             self.task.cfg = cfg
