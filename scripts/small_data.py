@@ -266,17 +266,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         p.add_argument("--runs", type=Path, default=RUNS)
         p.add_argument("--out", type=Path, default=OUT)
         p.set_defaults(func=func)
-    args = ap.parse_args(argv)
-    if getattr(args, "data_dir", None) and not Path(args.data_dir).exists():  # before any job starts
-        ap.exit(2, f"small_data.py {args.command}: error: --data-dir {args.data_dir} does not exist\n")
-    try:
-        return args.func(args)
-    except SystemExit as exc:  # the script's own refusals, in argparse's form: one line, exit status 2
-        if isinstance(exc.code, str):
-            ap.exit(2, f"small_data.py {args.command}: error: {exc.code}\n")
-        raise
-    except ValueError as exc:  # a malformed result CSV: one line, not a traceback
-        ap.exit(2, f"small_data.py {args.command}: error: {exc}\n")
+    return ap.run_command(ap.parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -22,6 +22,9 @@ def _script(args: list[str], cwd: Path) -> tuple[int, str]:
     return done.returncode, done.stderr.strip()
 
 
+RUN_40K_20MIN = ["contest.py", "run", "--grid", "40k-20min", "--data-dir", "{tmp}", "--runs", "{tmp}/runs"]
+
+
 @pytest.fixture
 def out(tmp_path: Path) -> Path:
     """A copy of the committed contest tables, as a grid's --out."""
@@ -43,36 +46,12 @@ def out(tmp_path: Path) -> Path:
         (["contest.py", "compile-check", "--out", "{out}", "--rounds", "0"], "argument --rounds: must be at least 1"),
         # a header-only throughput CSV ended in KeyError: 'resnet'
         (
-            [
-                "contest.py",
-                "run",
-                "--grid",
-                "40k-20min",
-                "--data-dir",
-                "{tmp}",
-                "--out",
-                "{empty_sweep}",
-                "--runs",
-                "{tmp}/runs",
-                "--only",
-                "resnet",
-            ],
+            [*RUN_40K_20MIN, "--out", "{empty_sweep}", "--only", "resnet"],
             "throughput.csv has no 1-thread ms_per_step for ['resnet']",
         ),
         # a tuning CSV of other columns ended in KeyError: 'lr'
         (
-            [
-                "contest.py",
-                "run",
-                "--grid",
-                "40k-20min",
-                "--data-dir",
-                "{tmp}",
-                "--out",
-                "{foreign_tuning}",
-                "--runs",
-                "{tmp}/runs",
-            ],
+            [*RUN_40K_20MIN, "--out", "{foreign_tuning}"],
             "tuning-40k.csv is not a tuning CSV: it lacks the column(s) ['key', 'lr', 'warmup', 'val_top1']",
         ),
         (

@@ -9,6 +9,7 @@ import logging
 import sys
 import warnings
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import NoReturn
 
 from wavemixer.optional_deps import missing_dependency
@@ -37,6 +38,22 @@ class OneLineParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+    def run_command(self, args: argparse.Namespace) -> int:
+        """``args.func(args)`` of a grid script's sub-command: a missing ``--data-dir`` is refused before any job
+        starts, and the script's own refusals (``SystemExit("...")``, a malformed result CSV's ``ValueError``)
+        end in argparse's form, one line with exit status 2."""
+        where = f"{self.prog} {args.command}"
+        if getattr(args, "data_dir", None) and not Path(args.data_dir).exists():
+            self.exit(2, f"{where}: error: --data-dir {args.data_dir} does not exist\n")
+        try:
+            return args.func(args)
+        except SystemExit as exc:
+            if isinstance(exc.code, str):
+                self.exit(2, f"{where}: error: {exc.code}\n")
+            raise
+        except ValueError as exc:
+            self.exit(2, f"{where}: error: {exc}\n")
 
 
 def add_threads_option(p: argparse.ArgumentParser) -> None:
