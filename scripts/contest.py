@@ -6,7 +6,7 @@ resumable and each writing committed result files under ``--out`` (default ``doc
   python scripts/contest.py sweep                         # throughput.csv/.md: one interleaved sweep, fixes the steps
   python scripts/contest.py tune --data-dir ZIP           # tuning-40k.csv/.md: lr x warm-up, seed 0, val only
   python scripts/contest.py run --grid 40k-5min --data-dir ZIP   # 3 seeds at each contender's tuned setting
-  python scripts/contest.py summarize --grid 40k-5min     # <grid>.csv/.md/-pareto.png from the runs on disk
+  python scripts/contest.py summarize --grid 40k-5min     # <grid>.csv/.md/-pareto.png from the runs (see below)
   python scripts/contest.py run --grid 40k-20min --keep-best 6 --data-dir ZIP   # the published row + 5 best at 5 min
   python scripts/contest.py ablation --data-dir ZIP       # token mixers swapped in the best WaveMix cell at 5 min
 
@@ -15,6 +15,11 @@ ZIP is ``../shared/data/CIFAR10/cifar10_jpeg_q75_imagefolder.zip`` here (CIFAR-1
 ``results.json`` is done, one with a checkpoint is continued with ``--resume``. ``--lanes N`` trains N runs
 at a time, each on one thread under ``nice``. Training and tables go through :mod:`wavemixer.runs`
 (``wavemixer runs runs/contest/40k-5min`` gives the plain table of a grid's runs).
+
+``<grid>.csv`` under ``--out`` is the grid's committed ledger, one row per finished run. ``summarize`` keeps
+its rows whose run folders are not under ``--runs`` (trained in another session or on another machine; a
+folder that is there replaces its row), and ``run`` does not train a contender and seed it already holds. So
+a grid that outlives a machine continues from its committed summary; delete a row to train that run again.
 """
 
 from __future__ import annotations
@@ -43,7 +48,9 @@ from wavemixer.runs import (
     group_runs,
     markdown_table,
     mean_std,
+    merge_runs,
     pareto_plot,
+    read_summary_csv,
     score_curves,
     train_in_lanes,
     write_summary_csv,
@@ -458,12 +465,16 @@ def run(args: argparse.Namespace) -> int:
         except (OSError, ValueError) as exc:
             raise SystemExit(f"--keep-best {args.keep_best}: {exc}") from None
         print(f"{args.grid}: the published row and the best at {C.TUNING_BUDGET} (mean val top-1): {' '.join(only)}")
+    ledger = {(r.group, r.seed) for r in _ledger(args.out / f"{args.grid}.csv")}
     jobs = []
     for seed in args.seeds:  # seed-major: every contender has a run early
         for c in _selected(budget, only):
             if c.tuning_key not in best:
                 raise SystemExit(f"{c.key} is not tuned at every setting in {tuning}: tune --only {c.key} first")
             out = args.runs / args.grid / f"{c.key}-s{seed}"
+            if (c.key, seed) in ledger and not out.exists():
+                print(f"skip {out}: {c.key} seed {seed} is in {args.out / f'{args.grid}.csv'} (trained earlier)")
+                continue
             cmd = C.train_command(c, best[c.tuning_key], steps=steps[c.key], seed=seed, output=out,
                                   data_dir=args.data_dir)  # fmt: skip
             jobs.append((cmd, out))
@@ -565,6 +576,16 @@ def collect(root: Path, budget: str, throughput: Path) -> list[Run]:
     return runs
 
 
+def _ledger(path: Path) -> list[Run]:
+    """The finished runs recorded in a grid's committed summary CSV (none when there is none yet)."""
+    if not path.is_file():
+        return []
+    try:
+        return read_summary_csv(path)
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"{path}: {exc}") from None
+
+
 def _float(value: Any) -> float | None:
     return float(value) if value not in (None, "") else None
 
@@ -582,10 +603,16 @@ def _fixed(header: str, column: str, digits: int, scale: float = 1.0) -> Column:
 def summarize(args: argparse.Namespace) -> int:
     """<grid>.csv (one row per run) and .md (mean ± std over seeds, with resources), <grid>-pareto.png."""
     budget, minutes = C.TIME_BUDGETS[args.grid]
-    runs = collect(args.runs / args.grid, budget, args.out / "throughput.csv")
+    here = collect(args.runs / args.grid, budget, args.out / "throughput.csv")
+    try:
+        runs = merge_runs(here, _ledger(args.out / f"{args.grid}.csv"))
+    except ValueError as exc:
+        raise SystemExit(f"{args.out / f'{args.grid}.csv'}: {exc}") from None
     if not runs:
-        print(f"no finished runs under {args.runs / args.grid}", file=sys.stderr)
+        print(f"no finished runs under {args.runs / args.grid} or in {args.out / f'{args.grid}.csv'}", file=sys.stderr)
         return 1
+    if len(runs) > len(here):
+        print(f"{len(runs) - len(here)} run(s) from {args.out / f'{args.grid}.csv'} whose folders are not here")
     groups = group_runs(runs)
     write_summary_csv(args.out / f"{args.grid}.csv", runs)
 
@@ -636,11 +663,17 @@ def summarize(args: argparse.Namespace) -> int:
 
 def time_plot(runs_root: Path, out: Path, budget: str) -> Path | None:
     """``<budget>-time.png``: test top-1 against the minutes of training steps, one line per contender, over the
-    grids of ``budget`` that have finished runs (accuracy against time; needs two grids)."""
-    grids = [(g, m) for g, (b, m) in C.TIME_BUDGETS.items() if b == budget and (runs_root / g).is_dir()]
+    grids of ``budget`` that have finished runs, here or in their ledgers (accuracy against time; needs two
+    grids)."""
     series: dict[str, list[tuple[float, Stat]]] = {}
-    for grid, minutes in grids:
-        for group in group_runs(collect_runs([runs_root / grid])):
+    grids = []
+    for grid, (b, minutes) in C.TIME_BUDGETS.items():
+        here = collect_runs([runs_root / grid]) if b == budget and (runs_root / grid).is_dir() else []
+        runs = merge_runs(here, _ledger(out / f"{grid}.csv")) if b == budget else []
+        if not runs:
+            continue
+        grids.append(grid)
+        for group in group_runs(runs):
             if (stat := group.stat("test")) is not None:
                 series.setdefault(group.name, []).append((minutes, stat))
     if len(grids) < 2 or not series:

@@ -295,3 +295,38 @@ def test_throughput_table_is_written_again_from_its_csv_with_exact_macs(tmp_path
     assert len(lines) == len(rows)
     s2 = next(line for line in lines if line.startswith("| 40k | wavemix-s2-convtranspose |"))
     assert s2.split(" | ")[3] == f"{C.macs_per_image('40k', 'wavemix-s2-convtranspose') / 1e6:.2f}" == "0.73"
+
+
+def test_a_grid_continues_from_its_committed_summary_when_its_run_folders_are_gone(tmp_path: Path) -> None:
+    """``<grid>.csv`` is the ledger: ``run`` trains none of the contenders and seeds it holds, ``summarize``
+    keeps its rows, and a run folder that is here replaces its row (a grid outlives the machine it started on)."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    from .fake_runs import fake_run
+
+    repo = Path(__file__).resolve().parents[1]
+    out = tmp_path / "out"
+    out.mkdir()
+    for name in ("throughput.csv", "tuning-40k.csv", "40k-5min.csv"):
+        shutil.copy(repo / "docs" / "bench" / "contest" / name, out / name)
+    with (out / "40k-5min.csv").open() as fh:
+        ledger = {(r["group"], r["seed"]): r for r in csv.DictReader(fh)}
+    runs = tmp_path / "runs"
+    fake_run(runs / "40k-5min" / "resnet-s1", seed=1, test=12.5, best_val=13.0, model="peer:resnet",
+             params=36_741, epochs=10, steps=3_482, config=dict(lr=0.03, warmup_epochs=1.0))  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(repo / "src"), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, str(repo / "scripts" / "contest.py"), "run", "--grid", "40k-5min", "--only", "resnet",
+           "--seeds", "1", "2", "--data-dir", str(tmp_path), "--runs", str(runs), "--out", str(out)]  # fmt: skip
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert f"skip {runs / '40k-5min' / 'resnet-s2'}: resnet seed 2 is in" in done.stdout
+    assert sorted(p.name for p in (runs / "40k-5min").iterdir()) == ["resnet-s1"]  # nothing trained
+    with (out / "40k-5min.csv").open() as fh:
+        after = {(r["group"], r["seed"]): r for r in csv.DictReader(fh)}
+    assert after.keys() == ledger.keys()  # every contender's rows kept, not only --only's
+    assert float(after["resnet", "1"]["test"]) == 12.5  # the folder here replaces its row
+    assert after["resnet", "2"] == ledger["resnet", "2"]
+    assert "| resnet |" in (out / "40k-5min.md").read_text()
