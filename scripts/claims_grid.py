@@ -17,7 +17,10 @@ some cells. ``--memory`` takes the ``peers.csv`` of
 peak for one training step in the recipe's setting. Runs go to ``--runs`` (default ``runs/claims``),
 ``<grid>/<cell>-s<seed>/`` per cell; ``summarize`` writes ``<grid>.csv``, ``<grid>.md`` and
 ``<grid>-pareto.png`` into ``--out`` (default: the runs folder). The same tables of any folder of runs:
-``wavemixer runs``.
+``wavemixer runs``. ``run --records DIR`` keeps each finished run's record (results, config, curve and log,
+no weights; :mod:`wavemixer.runs.records`) under DIR and restores the run folders that are gone from it, so a
+grid whose records are committed continues on another machine; ``--tuned`` and ``summarize --runs`` read such
+a DIR as they read the runs.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from pathlib import Path
 
 from wavemixer.bench import claims
 from wavemixer.cli import OneLineParser
-from wavemixer.runs import add_lane_options, at_least, train_in_lanes
+from wavemixer.runs import Job, add_lane_options, at_least, record_path, train_in_lanes
 
 
 def run(args: argparse.Namespace) -> int:
@@ -48,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
             return summarize(args)
     jobs = claims.jobs(grid, root, args.seeds, only, lrs=lrs, epochs=args.epochs, data_dir=args.data_dir,
                        subset=args.subset, extra=args.extra)  # fmt: skip
+    jobs = [Job(j.args, j.out, record_path(args.records, args.runs, j.out)) for j in jobs]
     failed = train_in_lanes(jobs, lanes=args.lanes, nice=args.nice, poll_s=0.2)
     if failed:
         names = [f.name for f in failed]

@@ -16,10 +16,12 @@ ZIP is ``../shared/data/CIFAR10/cifar10_jpeg_q75_imagefolder.zip`` here (CIFAR-1
 at a time, each on one thread under ``nice``. Training and tables go through :mod:`wavemixer.runs`
 (``wavemixer runs runs/contest/40k-5min`` gives the plain table of a grid's runs).
 
-``<grid>.csv`` under ``--out`` is the grid's committed ledger, one row per finished run. ``summarize`` keeps
-its rows whose run folders are not under ``--runs`` (trained in another session or on another machine; a
-folder that is there replaces its row), and ``run`` does not train a contender and seed it already holds. So
-a grid that outlives a machine continues from its committed summary; delete a row to train that run again.
+A grid outlives the machine it started on in two ways. Each finished run's record (results, config, curve and
+log; no weights) is kept under ``--records`` (default ``OUT/records``), and a run folder that is gone is
+restored from it before its grid would train it (:mod:`wavemixer.runs.records`). And ``<grid>.csv`` under
+``--out`` is the grid's committed ledger, one row per finished run: ``summarize`` keeps its rows whose run
+folders are not under ``--runs`` (a folder that is there replaces its row), and ``run`` does not train a
+contender and seed it already holds. Delete a row (and its record) to train that run again.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ from wavemixer.runs import (
     merge_runs,
     pareto_plot,
     read_summary_csv,
+    record_path,
     score_curves,
     train_in_lanes,
     write_summary_csv,
@@ -332,10 +335,13 @@ def gpu_sweep(args: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------------------------------------ training
-def _run_jobs(jobs: list[tuple[list[str], Path]], lanes: int, nice: int) -> list[str]:
-    """Train ``(arguments, run folder)`` jobs, ``lanes`` at a time (:func:`wavemixer.runs.train_in_lanes`:
-    finished folders are skipped, interrupted ones resumed). Returns the runs that failed."""
-    failed = train_in_lanes([Job(args, out) for args, out in jobs], lanes=lanes, nice=nice)
+def _run_jobs(jobs: list[tuple[list[str], Path]], args: argparse.Namespace) -> list[str]:
+    """Train ``(arguments, run folder)`` jobs, ``--lanes`` at a time (:func:`wavemixer.runs.train_in_lanes`:
+    finished folders are skipped, interrupted ones resumed, records kept under ``--records``, by default
+    ``OUT/records``). Returns the runs that failed."""
+    records = args.records or args.out / "records"
+    jobs_ = [Job(cmd, out, record_path(records, args.runs, out)) for cmd, out in jobs]
+    failed = train_in_lanes(jobs_, lanes=args.lanes, nice=args.nice)
     return [str(out) for out in failed]
 
 
@@ -401,7 +407,7 @@ def tune(args: argparse.Namespace) -> int:
 
     def train_round(plan: dict[str, list[C.Setting]]) -> int | None:
         jobs = jobs_for(plan)
-        failed = _run_jobs(jobs, args.lanes, args.nice) if jobs else []
+        failed = _run_jobs(jobs, args) if jobs else []
         summarize_tuning(args)
         return (1 if failed else 0) if jobs else None
 
@@ -478,7 +484,7 @@ def run(args: argparse.Namespace) -> int:
             cmd = C.train_command(c, best[c.tuning_key], steps=steps[c.key], seed=seed, output=out,
                                   data_dir=args.data_dir)  # fmt: skip
             jobs.append((cmd, out))
-    failed = _run_jobs(jobs, args.lanes, args.nice)
+    failed = _run_jobs(jobs, args)
     if failed:
         print(f"{len(failed)} run(s) failed: {failed}; see their .log files", file=sys.stderr)
     return 1 if failed else summarize(args)
@@ -514,7 +520,7 @@ def ablation(args: argparse.Namespace) -> int:
         for v in variants:
             out = root / f"{v.key}-s{seed}"
             jobs.append((C.train_command(v, setting, steps=steps, seed=seed, output=out, data_dir=args.data_dir), out))
-    failed = _run_jobs(jobs, args.lanes, args.nice)
+    failed = _run_jobs(jobs, args)
     if failed:
         print(f"{len(failed)} run(s) failed: {failed}; see their .log files", file=sys.stderr)
     haar = [f for seed in args.seeds if (f := args.runs / grid / f"{base.key}-s{seed}").is_dir()]
@@ -720,7 +726,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--data-dir", required=True, help="CIFAR-10 (torchvision root, or the image folder/zip)")
     p.add_argument("--config", help="the WaveMix contender key (default: the best mean val top-1 at 40k-5min)")
     p.add_argument("--seeds", type=at_least(0), nargs="+", default=[1, 2, 3])
-    add_lane_options(p)
+    add_lane_options(p, records="OUT/records")
     p.add_argument("--runs", type=Path, default=RUNS)
     p.add_argument("--out", type=Path, default=OUT)
     p.set_defaults(func=ablation)
@@ -736,7 +742,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if name in ("tune", "run"):
             p.add_argument("--data-dir", required=True, help="CIFAR-10 (torchvision root, or the image folder/zip)")
             p.add_argument("--only", nargs="+", help="these contender keys only")
-            add_lane_options(p)
+            add_lane_options(p, records="OUT/records")
         if name == "run":
             p.add_argument("--seeds", type=at_least(0), nargs="+", default=[1, 2, 3])
             p.add_argument("--keep-best", type=int, metavar="N",

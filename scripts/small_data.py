@@ -15,7 +15,10 @@ names the 40k contenders it tuned). Each step is resumable and writes committed 
 at its best setting and writes ``<regime>.csv/.md``; ``summarize`` writes those of every regime with finished runs and
 ``sample-efficiency.md/.png`` (test top-1 against training images per class, with the contest's full-data
 figures). ZIP is ``../shared/data/CIFAR10/cifar10_jpeg_q75_imagefolder.zip`` here. Runs go to ``--runs``
-(default ``runs/small-data``).
+(default ``runs/small-data``). Each finished run's record (results, config, curve and log; no weights) is kept
+under ``--records`` (default ``OUT/records``), and ``tune`` and ``run`` restore a run folder that is gone from
+it instead of training it again, so a grid continues from committed records on another machine
+(:mod:`wavemixer.runs.records`); ``summarize --runs OUT/records`` reads the records alone.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from wavemixer.runs import (
     group_runs,
     markdown_table,
     mean_std,
+    record_path,
     train_in_lanes,
     write_summary_csv,
 )
@@ -72,6 +76,10 @@ def _entries(args: argparse.Namespace) -> list[S.Entry]:
 
 
 def _train(jobs: list[Job], args: argparse.Namespace) -> int:
+    """Train the jobs (:func:`wavemixer.runs.train_in_lanes`), each run's record kept under ``--records``
+    (default ``OUT/records``)."""
+    records = args.records or args.out / "records"
+    jobs = [Job(j.args, j.out, record_path(records, args.runs, j.out)) for j in jobs]
     failed = train_in_lanes(jobs, lanes=args.lanes, nice=args.nice)
     if failed:
         print(f"{len(failed)} run(s) failed: {[str(f) for f in failed]}; see their .log files", file=sys.stderr)
@@ -250,7 +258,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                            help="the contest's tuning CSV: its fully tuned 40k contenders are the entries")  # fmt: skip
             p.add_argument("--wavemix-500k", help="the WaveMix configuration entered at 0.5M (a contest key)")
             p.add_argument("--only", nargs="+", help="these entries only (e.g. 40k-resnet)")
-            add_lane_options(p)
+            add_lane_options(p, records="OUT/records")
         if name == "run":
             p.add_argument("--seeds", type=at_least(0), nargs="+", default=[1, 2, 3])
         if name == "tune":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -281,6 +282,35 @@ def test_lanes_restart_a_run_stopped_before_its_first_checkpoint(tmp_path: Path)
     assert command(Job(args, out)) == [sys.executable, "-m", "wavemixer.cli", *args, "--force"]
     assert train_in_lanes([Job(args, out)], lanes=1, nice=0, log=lambda _: None) == []
     assert json.loads((out / "results.json").read_text())["epochs"] == 1
+
+
+def test_a_grid_continues_from_the_records_of_its_finished_runs(tmp_path: Path) -> None:
+    """A run that ends leaves its record; with the run folder gone (another machine), the lane restores the
+    folder from the record instead of training it again, and every summary reads it as before."""
+    from wavemixer.runs.records import DIVERGED, diverged, restore_record, save_record
+
+    out, record = tmp_path / "runs" / "grid" / "digits-s0", tmp_path / "records" / "grid" / "digits-s0"
+    args = ["train", "--dataset", "digits", "--subset", "200", *TINY, "--output", str(out)]
+    assert train_in_lanes([Job(args, out, record)], lanes=1, nice=0, log=lambda _: None) == []
+    assert sorted(p.name for p in record.iterdir()) == ["config.yaml", "results.json", "summary.csv"]
+    assert (record.parent / "digits-s0.log").is_file()
+    before = read_run(out, "digits").row()
+    shutil.rmtree(out)
+    bogus = ["train", "--no-such-flag", "--output", str(out)]  # would fail if it were started
+    assert train_in_lanes([Job(bogus, out, record)], lanes=1, nice=0, log=lambda _: None) == []
+    assert read_run(out, "digits").row() == before
+    assert not restore_record(record, out)  # never over a folder that is there
+    assert not save_record(tmp_path / "runs" / "grid" / "unfinished", tmp_path / "records" / "x")
+    # a run that diverged is kept as tried (its log), and neither it nor its restored folder is started again
+    blown = tmp_path / "runs" / "grid" / "blown-s0"
+    blown.mkdir()
+    (blown.parent / "blown-s0.log").write_text(f"{DIVERGED} loss is nan (epoch 1, --lr 1.0); stopped\n")
+    assert diverged(blown) and command(Job(bogus, blown)) is None
+    assert save_record(blown, tmp_path / "records" / "grid" / "blown-s0")
+    shutil.rmtree(blown)
+    (blown.parent / "blown-s0.log").unlink()
+    assert restore_record(tmp_path / "records" / "grid" / "blown-s0", blown) and diverged(blown)
+    assert not (tmp_path / "runs" / "grid" / ".blown-s0.restoring").exists()
 
 
 def test_camvid_table_of_the_docs_is_reproduced_from_the_committed_runs(capsys) -> None:

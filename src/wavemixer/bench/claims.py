@@ -205,8 +205,8 @@ def tuned_lrs(root: Path, grid: str) -> dict[str, float]:
     (``claims_grid.py run --seeds 0 --runs <root>/lr<LR> -- --lr LR``), the best val metric winning (ties: the
     lower rate). A cell enters only once every rate of the tuning has finished for it (or diverged: tried, never
     chosen); the rate is the one its run recorded."""
-    from wavemixer.bench.contest import diverged
     from wavemixer.runs import read_runs
+    from wavemixer.runs.records import diverged
 
     folders = sorted(f for f in root.glob("lr*") if (f / grid).is_dir())
     scores: dict[str, dict[float, float]] = {}

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from wavemixer.bench.peers_suite import MIXER_VARIANTS
+from wavemixer.runs.records import DIVERGED, diverged  # noqa: F401  (re-exported: the tuning rules use them)
 
 __all__ = [
     "BUDGETS",
@@ -392,22 +393,9 @@ def _setting_of(key: str) -> Setting | None:
     return Setting(float(m.group(1)), float(m.group(2))) if m else None
 
 
-DIVERGED = "training diverged:"
-"""What ``wavemixer train`` prints when the loss turns non-finite (the run stops, exit status 1)."""
-
-
 def tried(folder: Path) -> bool:
     """Whether the run in ``folder`` needs no training: it finished, or it diverged (and would again)."""
     return (folder / "results.json").is_file() or diverged(folder)
-
-
-def diverged(folder: Path) -> bool:
-    """Whether the run in ``folder`` stopped because training diverged (its log beside it says so): a tried
-    setting that has no score, and that retraining would not change."""
-    log = folder.parent / f"{folder.name}.log"
-    if (folder / "results.json").is_file() or not log.is_file():
-        return False
-    return DIVERGED in log.read_text(errors="replace")
 
 
 def tuning_rows(root: Path) -> list[dict[str, Any]]:
