@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     if args.overlapping:
         if only:
             raise ValueError("--overlapping and --only choose the cells two ways: give one of them")
-        only = claims.overlapping_cells(root)
+        only = claims.overlapping_cells(args.records / args.grid if args.records else root)  # records: every run
         print(f"{args.grid}: cells whose test mean ± std overlaps another's after 3 seeds: {only or 'none'}")
         if not only:
             return summarize(args)
