@@ -9,6 +9,7 @@ resumable and each writing committed result files under ``--out`` (default ``doc
   python scripts/contest.py summarize --grid 40k-5min     # <grid>.csv/.md/-pareto.png from the runs (see below)
   python scripts/contest.py run --grid 40k-20min --keep-best 6 --data-dir ZIP   # the published row + 5 best at 5 min
   python scripts/contest.py ablation --data-dir ZIP       # token mixers swapped in the best WaveMix cell at 5 min
+  python scripts/contest.py compare --grid 40k-20min --against 40k-5min   # <grid>-vs-<against>.md: rows side by side
 
 ZIP is ``../shared/data/CIFAR10/cifar10_jpeg_q75_imagefolder.zip`` here (CIFAR-10 as JPEGs, 45,000 train /
 5,000 val / 10,000 test). Runs go to ``--runs`` (default ``runs/contest``), one folder per run; a run with
@@ -38,6 +39,7 @@ from typing import Any
 
 from wavemixer.bench import contest as C
 from wavemixer.cli import OneLineParser
+from wavemixer.files import atomic_write_text
 from wavemixer.runs import (
     Column,
     Group,
@@ -592,6 +594,15 @@ def _ledger(path: Path) -> list[Run]:
         raise SystemExit(f"{path}: {exc}") from None
 
 
+def _grid_runs(args: argparse.Namespace, grid: str) -> tuple[list[Run], list[Run]]:
+    """The grid's finished runs under ``--runs``, and those with the rest of its ledger's rows."""
+    here = collect(args.runs / grid, C.TIME_BUDGETS[grid][0], args.out / "throughput.csv")
+    try:
+        return here, merge_runs(here, _ledger(args.out / f"{grid}.csv"))
+    except ValueError as exc:
+        raise SystemExit(f"{args.out / f'{grid}.csv'}: {exc}") from None
+
+
 def _float(value: Any) -> float | None:
     return float(value) if value not in (None, "") else None
 
@@ -609,11 +620,7 @@ def _fixed(header: str, column: str, digits: int, scale: float = 1.0) -> Column:
 def summarize(args: argparse.Namespace) -> int:
     """<grid>.csv (one row per run) and .md (mean ± std over seeds, with resources), <grid>-pareto.png."""
     budget, minutes = C.TIME_BUDGETS[args.grid]
-    here = collect(args.runs / args.grid, budget, args.out / "throughput.csv")
-    try:
-        runs = merge_runs(here, _ledger(args.out / f"{args.grid}.csv"))
-    except ValueError as exc:
-        raise SystemExit(f"{args.out / f'{args.grid}.csv'}: {exc}") from None
+    here, runs = _grid_runs(args, args.grid)
     if not runs:
         print(f"no finished runs under {args.runs / args.grid} or in {args.out / f'{args.grid}.csv'}", file=sys.stderr)
         return 1
@@ -664,6 +671,55 @@ def summarize(args: argparse.Namespace) -> int:
     title = f"CIFAR-10, {budget} parameters, {minutes:g} min per run"
     pareto_plot(groups, args.out / f"{args.grid}-pareto.png", title=title, panels=panels)
     time_plot(args.runs, args.out, budget)
+    return 0
+
+
+def compare(args: argparse.Namespace) -> int:
+    """<grid>-vs-<against>.md: each contender of ``--grid`` beside its own row in ``--against`` (the two
+    budgets' published rows beside each other), the change in mean test top-1, its MACs, step memory and steps;
+    the table the docs quote when a grid is set against a shorter or smaller one."""
+    budget, minutes = C.TIME_BUDGETS[args.grid]
+    other_budget, other_minutes = C.TIME_BUDGETS[args.against]
+    if args.against == args.grid:
+        raise SystemExit(f"--against {args.against}: give another grid than --grid {args.grid}")
+    groups = group_runs(_grid_runs(args, args.grid)[1])
+    others = {g.name: g for g in group_runs(_grid_runs(args, args.against)[1])}
+    if not groups:
+        raise SystemExit(f"--grid {args.grid}: no finished runs under {args.runs / args.grid} or in its ledger")
+    published = {b: next(c.key for c in C.contenders(b) if c.published) for b in (budget, other_budget)}
+    here, there = f"{budget}, {minutes:g} min", f"{other_budget}, {other_minutes:g} min"
+    lines = [
+        f"CIFAR-10: each contender of the {here} grid beside its row in the {there} grid (mean ± std over "
+        f"seeds, best epoch on val, test once). Command: `python scripts/contest.py compare --grid {args.grid} "
+        f"--against {args.against}`.",
+        "",
+        f"| contender | test top-1 %, {here} | val top-1 %, {here} | test top-1 %, {there} | change | "
+        "M MACs / image | step memory (MB) | steps (epochs) |",
+        "|---|---|---|---|---:|---:|---:|---:|",
+    ]
+    marked = False
+    for g in sorted(groups, key=lambda g: -(g.stat("test").mean if g.stat("test") else -1)):
+        key = g.name if g.name in others else published[other_budget] if g.name == published[budget] else None
+        other = others.get(key) if key else None
+        mark = " †" if other is not None and key != g.name else ""
+        marked |= bool(mark)
+        test, before = g.stat("test"), other.stat("test") if other is not None else None
+        change = f"{test.mean - before.mean:+.2f}" if test and before else "–"
+        macs, mem, steps = g.first("macs"), g.first("step_mem_mb"), g.first("steps")
+        lines.append(
+            f"| {C.title(budget, g.name)} | {mean_std(g, 'test')} | {mean_std(g, 'best_val')} | "
+            f"{mean_std(other, 'test') + mark if other is not None else '–'} | {change} | "
+            f"{'–' if macs is None else f'{macs / 1e6:,.2f}'} | {'–' if mem is None else f'{mem:,.1f}'} | "
+            f"{'–' if steps is None else f'{steps:,} ({steps / C.STEPS_PER_EPOCH:.1f})'} |"
+        )
+    if marked:
+        lines += [
+            "",
+            f"† the published configuration at {other_budget}: {C.title(other_budget, published[other_budget])}.",
+        ]
+    path = args.out / f"{args.grid}-vs-{args.against}.md"
+    atomic_write_text(path, "\n".join(lines) + "\n")
+    print("\n".join(lines))
     return 0
 
 
@@ -734,11 +790,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         ("tune", tune, "the tuning grid: every setting for every selected 40k contender, seed 0"),
         ("run", run, "a time-budget grid: 3 seeds of every selected contender at its tuned setting"),
         ("summarize", summarize, "tables and plots of a grid's finished runs"),
+        ("compare", compare, "a grid's contenders beside their rows in another grid (--against)"),
         ("summarize-tuning", summarize_tuning, "the tuning table of the finished tuning runs"),
     ):
         p = sub.add_parser(name, help=helptext)
-        if name in ("run", "summarize"):
+        if name in ("run", "summarize", "compare"):
             p.add_argument("--grid", choices=list(C.TIME_BUDGETS), required=True)
+        if name == "compare":
+            p.add_argument("--against", choices=list(C.TIME_BUDGETS), required=True)
         if name in ("tune", "run"):
             p.add_argument("--data-dir", required=True, help="CIFAR-10 (torchvision root, or the image folder/zip)")
             p.add_argument("--only", nargs="+", help="these contender keys only")

@@ -330,3 +330,32 @@ def test_a_grid_continues_from_its_committed_summary_when_its_run_folders_are_go
     assert float(after["resnet", "1"]["test"]) == 12.5  # the folder here replaces its row
     assert after["resnet", "2"] == ledger["resnet", "2"]
     assert "| resnet |" in (out / "40k-5min.md").read_text()
+
+
+def test_the_docs_grid_comparisons_are_reproduced_from_the_committed_ledgers(tmp_path: Path) -> None:
+    """``contest.py compare`` rebuilds, from the committed grid CSVs alone (no run folders), every table of
+    docs/claims.md that sets a grid beside another; the published rows of two budgets are set side by side."""
+    import os
+    import re
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[1]
+    claims = (repo / "docs" / "claims.md").read_text()
+    pairs = re.findall(r"`compare --grid (\S+) --against (\S+)`", claims)
+    assert ("40k-20min", "40k-5min") in pairs
+    env = {**os.environ, "PYTHONPATH": str(repo / "src")}
+    for grid, against in pairs:
+        cmd = [sys.executable, str(repo / "scripts" / "contest.py"), "compare", "--grid", grid, "--against", against,
+               "--runs", str(tmp_path / "none"), "--out", str(tmp_path)]  # fmt: skip
+        for name in ("throughput.csv", f"{grid}.csv", f"{against}.csv"):
+            (tmp_path / name).write_bytes((repo / "docs" / "bench" / "contest" / name).read_bytes())
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=tmp_path, timeout=300)
+        assert done.returncode == 0, done.stderr
+        table = [line for line in done.stdout.splitlines() if line.startswith("|")]
+        assert len(table) > 3 and "\n".join(table) in claims, (grid, against)
+        assert (tmp_path / f"{grid}-vs-{against}.md").read_text() == (
+            repo / "docs" / "bench" / "contest" / f"{grid}-vs-{against}.md"
+        ).read_text()
+    assert C.title("500k", "wavemix-s1-convtranspose") == "WaveMix s1, transposed conv (published)"
+    assert C.title("40k", "wavemix-s1-convtranspose") == "WaveMix s1, transposed conv"

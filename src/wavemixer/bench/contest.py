@@ -224,6 +224,25 @@ def _wavemix(budget: str, stem: str, upsample: str) -> Contender:
     return Contender(f"wavemix-{stem}-{upsample}", budget, PUBLISHED[budget], args, "wavemix", is_published)
 
 
+PEER_TITLES = {
+    "resnet": "ResNet (small-input)", "convnext": "ConvNeXt (small-input)", "poolformer": "PoolFormer (small-input)",
+    "vit": "ViT", "mlp_mixer": "MLP-Mixer", "convmixer": "ConvMixer",
+}  # fmt: skip
+UPSAMPLER_TITLES = {"bilinear": "bilinear", "convtranspose": "transposed conv", "pixelshuffle": "pixel shuffle"}
+
+
+def title(budget: str, key: str) -> str:
+    """A contender's name in the docs' tables: ``WaveMix s2, transposed conv``, ``ResNet (small-input)``, the
+    budget's published configuration marked ``(published)``; an unknown key as it is."""
+    if key in PEER_TITLES:
+        return PEER_TITLES[key]
+    stem, _, upsample = key.removeprefix("wavemix-").partition("-")
+    if not key.startswith("wavemix-") or stem not in STEMS or upsample not in UPSAMPLER_TITLES:
+        return key
+    published = budget in BUDGETS and contender(budget, key).published
+    return f"WaveMix {stem}, {UPSAMPLER_TITLES[upsample]}" + (" (published)" if published else "")
+
+
 def contenders(budget: str) -> list[Contender]:
     """Every WaveMix configuration (stems x upsamplers) and every peer family at ``budget``."""
     if budget not in BUDGETS:
