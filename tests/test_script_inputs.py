@@ -112,3 +112,25 @@ def test_a_grid_script_refuses_bad_input_before_any_work(args, fragment, out, tm
     assert fragment.format(**paths) in err and len(err.splitlines()) == 1 and "Traceback" not in err, err
     assert {p: p.read_bytes() for p in out.iterdir()} == before  # nothing of --out rewritten
     assert not (tmp_path / "runs").exists()  # no job started
+
+
+def test_the_reproduction_script_names_only_commands_the_grid_scripts_have(tmp_path: Path) -> None:
+    """``scripts/reproduce_claims.sh`` (dry run) prints every step; each is a sub-command its script has, given
+    only options that sub-command knows (a renamed option would stop the real run hours in)."""
+    env = {**os.environ, "DRY_RUN": "1", "PYTHON": sys.executable, "PYTHONPATH": str(REPO / "src")}
+    done = subprocess.run(["bash", str(REPO / "scripts" / "reproduce_claims.sh")], env=env, capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    steps = [line[2:].split() for line in done.stdout.splitlines() if line.startswith("+ ")]
+    assert {s[1] for s in steps} >= {"scripts/contest.py", "scripts/small_data.py", "scripts/claims_grid.py"}
+    used: dict[tuple[str, str], set[str]] = {}
+    for step in steps:
+        if step[1].startswith("scripts/"):
+            mine = step[3 : step.index("--")] if "--" in step else step[3:]  # after "--": wavemixer train's flags
+            used.setdefault((step[1], step[2]), set()).update(a for a in mine if a.startswith("--"))
+    for (script, command), options in used.items():
+        helptext = subprocess.run([sys.executable, str(REPO / script), command, "--help"], env=env,
+                                  capture_output=True, text=True, timeout=120, cwd=REPO)  # fmt: skip
+        assert helptext.returncode == 0, (script, command, helptext.stderr)
+        unknown = sorted(o for o in options if o not in helptext.stdout)
+        assert not unknown, (script, command, unknown)

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Every training behind docs/claims.md's fair contest and its priors part, in order: the contest's grids, the
+# small-data grids, the CamVid grid. Each step skips what is finished -- the grids' committed ledgers
+# (docs/bench/contest/<grid>.csv) and run records (<out>/records: results, config, curve and log of every
+# finished run) -- and resumes what was cut, so the script continues where it stopped, on any machine with the
+# data. Two runs train at once, one thread each, under nice. Hours to days on a 2-core CPU.
+#
+#   bash scripts/reproduce_claims.sh             # everything still to train, then the tables
+#   DRY_RUN=1 bash scripts/reproduce_claims.sh   # print the commands only
+#
+# Inputs, not retrained here: the contest's throughput sweep and tuning (docs/bench/contest/throughput.csv,
+# tuning-40k.csv; `scripts/contest.py sweep` and `tune` made them). DATA (default ../shared/data) holds the
+# offline CIFAR-10 zip and CamVid; PYTHON (default python) is the interpreter with wavemixer installed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python}
+DATA=${DATA:-../shared/data}
+ZIP=$DATA/CIFAR10/cifar10_jpeg_q75_imagefolder.zip
+CAMVID=$DATA/CamVid
+step() {
+    echo "+ $*"
+    if [ -z "${DRY_RUN:-}" ]; then "$@"; fi
+}
+
+# the fair contest: 40k at 5 and 20 minutes, 0.5M at 20 minutes
+step "$PYTHON" scripts/contest.py run --grid 40k-5min --data-dir "$ZIP"
+step "$PYTHON" scripts/contest.py run --grid 40k-20min --keep-best 6 --data-dir "$ZIP"
+step "$PYTHON" scripts/contest.py run --grid 500k-20min --keep-best 6 --data-dir "$ZIP"
+step "$PYTHON" scripts/contest.py compare --grid 40k-20min --against 40k-5min
+step "$PYTHON" scripts/contest.py compare --grid 500k-20min --against 40k-20min
+
+# small data: every 40k contender and the best WaveMix at 0.5M (mean val top-1 of the 0.5M grid)
+if [ -n "${DRY_RUN:-}" ] && [ ! -f docs/bench/contest/500k-20min.csv ]; then
+    KEY="<the best WaveMix of 500k-20min>"
+else
+    KEY=$("$PYTHON" -c "from wavemixer.bench import contest as C; print(C.best_wavemix('docs/bench/contest/500k-20min.csv'))")
+fi
+for REGIME in pc50 pc500; do
+    step "$PYTHON" scripts/small_data.py tune --regime $REGIME --data-dir "$ZIP" --wavemix-500k "$KEY"
+    step "$PYTHON" scripts/small_data.py tune --regime $REGIME --edge --data-dir "$ZIP" --wavemix-500k "$KEY"
+    step "$PYTHON" scripts/small_data.py run --regime $REGIME --data-dir "$ZIP" --wavemix-500k "$KEY"
+done
+step "$PYTHON" scripts/small_data.py summarize --runs docs/bench/small-data/records \
+    --full 40k=docs/bench/contest/40k-20min.csv 500k=docs/bench/contest/500k-20min.csv
+
+# CamVid on one engine: each model's learning rate on val (seed 0, 20 epochs), then seeds 1-3 at it, and
+# seeds 4-5 where two rows lie within each other's spread
+R=docs/bench/camvid/records
+for LR in 0.001 0.003 0.01; do
+    step "$PYTHON" scripts/claims_grid.py run --grid camvid --seeds 0 --epochs 20 --runs runs/camvid-tune/lr$LR \
+        --records $R/tune/lr$LR --data-dir "$CAMVID" -- --lr $LR
+done
+step "$PYTHON" -m wavemixer.cli runs $R/tune --csv docs/bench/camvid/tuning.csv --md docs/bench/camvid/tuning.md --force
+step "$PYTHON" scripts/claims_grid.py run --grid camvid --seeds 1 2 3 --tuned $R/tune --runs runs/camvid \
+    --records $R/seeds --out docs/bench/camvid --data-dir "$CAMVID"
+step "$PYTHON" scripts/claims_grid.py run --grid camvid --seeds 4 5 --overlapping --tuned $R/tune --runs runs/camvid \
+    --records $R/seeds --out docs/bench/camvid --data-dir "$CAMVID"
