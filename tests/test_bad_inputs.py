@@ -523,6 +523,22 @@ def test_convert_never_writes_a_model_into_a_training_run_folder(tmp_path, capsy
     assert sorted(p.name for p in run.iterdir()) == ["wavemixer-manifest.json"]
 
 
+@pytest.mark.parametrize("command", ["eval", "predict", "export"])
+def test_a_run_folder_without_its_weights_is_named_as_one(command, image, tmp_path, capsys):
+    """A run restored from its record (results, config, curve; no best/) is not read as a broken saved model."""
+    from wavemixer.runs import restore_record
+
+    from .fake_runs import fake_run
+
+    record = fake_run(tmp_path / "records" / "r-s0", seed=0, test=50.0)
+    run = tmp_path / "runs" / "r-s0"
+    assert restore_record(record, run)
+    args = {"eval": [str(run)], "predict": [str(run), str(image)], "export": [str(run), str(tmp_path / "m.onnx")]}
+    code, err = _cli([command, *args[command]], capsys)
+    _assert_one_line_error(code, err, f"{run} is a training run folder without its weights ({run / 'best'} is missing")
+    assert not (tmp_path / "m.onnx").exists()
+
+
 # ------------------------------------------------------------------------------- crash safety
 def test_a_run_killed_while_saving_its_checkpoint_resumes_exactly(tmp_path):
     """SIGKILL while checkpoint.pt's temporary is on disk: the old checkpoint is intact, the temporary is

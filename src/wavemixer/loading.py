@@ -41,6 +41,19 @@ class LoadedModel:
         return self.preprocessing.get("color_mode") or ("L" if self.preprocessing["input_size"][0] == 1 else "RGB")
 
 
+def weights_folder(path: Path) -> Path:
+    """The saved model of ``path``: a run folder's ``best/``, or ``path`` itself (a saved model folder). A run
+    folder without ``best/`` (one restored from its record keeps no weights) is refused in one line."""
+    if (path / "best" / "config.json").is_file():
+        return path / "best"
+    if (path / "results.json").is_file() and not (path / "config.json").is_file():
+        raise FileNotFoundError(
+            f"{path} is a training run folder without its weights ({path / 'best'} is missing; a run restored "
+            "from its record keeps none): give a run folder with best/, or a saved model folder"
+        )
+    return path
+
+
 def load_model(
     source: str | None, *, model_name: str | None = None, pretrained: bool = False, device: str | torch.device = "cpu"
 ) -> LoadedModel:
@@ -74,10 +87,8 @@ def load_model(
                 f"{path} is a file; give the folder that holds config.json and model.safetensors "
                 "(or a training run folder)"
             )
-        if (path / "best" / "config.json").is_file():
-            run_dir, folder = path, path / "best"
-        else:
-            folder = path
+        folder = weights_folder(path)
+        run_dir = path if folder != path else None
     model = from_pretrained(folder, map_location=device)  # type: ignore[arg-type]
     cfg = model.pretrained_config
     name = cfg.get("model_name") or type(model).__name__

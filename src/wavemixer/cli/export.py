@@ -55,7 +55,9 @@ def _load(source: str | None, name: str | None, pretrained: bool):
     path = Path(source)  # type: ignore[arg-type]
     if not path.exists():
         raise FileNotFoundError(f"checkpoint {path} not found; give a run folder or a saved model folder")
-    return from_pretrained(path / "best" if (path / "best" / "config.json").is_file() else path)
+    from wavemixer.loading import weights_folder
+
+    return from_pretrained(weights_folder(path))
 
 
 def _default_input_size(model) -> list[int]:
