@@ -282,6 +282,22 @@ def test_diverged_training_stops_with_exit_1_and_writes_no_nan_model(tmp_path, c
         assert all(torch.isfinite(t).all() for t in load_file(weights).values()), weights
 
 
+def test_an_overflowed_statistic_is_divergence_even_while_the_losses_stay_finite(tmp_path, capsys):
+    """At lr 1e4 one epoch leaves a BatchNorm running variance infinite while the losses stay finite; it was
+    saved as best and only failed later, at the test evaluation, as a corrupt model."""
+    from wavemixer.train.engine import _first_non_finite
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 1), torch.nn.BatchNorm2d(2))
+    assert _first_non_finite(net) is None
+    net[1].running_var[1] = math.inf
+    assert _first_non_finite(net) == "1.running_var"
+    run = tmp_path / "run"
+    flags = ["--model-arg", "final_dim=16", "--model-arg", "depth=1", "--subset", "256", "--threads", "1", "--quiet"]
+    code, err = _cli(["train", "--output", str(run), "--lr", "1e4", "--epochs", "1", *flags], capsys)
+    _assert_one_line_error(code, err, "of the model is no longer finite", status=1)
+    assert not (run / "results.json").exists()
+
+
 def test_divergence_keeps_the_last_good_epoch(tmp_path, monkeypatch):
     from wavemixer.tasks.classification import ClassificationTask
 

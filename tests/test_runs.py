@@ -301,15 +301,20 @@ def test_a_grid_continues_from_the_records_of_its_finished_runs(tmp_path: Path) 
     assert read_run(out, "digits").row() == before
     assert not restore_record(record, out)  # never over a folder that is there
     assert not save_record(tmp_path / "runs" / "grid" / "unfinished", tmp_path / "records" / "x")
-    # a run that diverged is kept as tried (its log), and neither it nor its restored folder is started again
-    blown = tmp_path / "runs" / "grid" / "blown-s0"
-    blown.mkdir()
-    (blown.parent / "blown-s0.log").write_text(f"{DIVERGED} loss is nan (epoch 1, --lr 1.0); stopped\n")
-    assert diverged(blown) and command(Job(bogus, blown)) is None
-    assert save_record(blown, tmp_path / "records" / "grid" / "blown-s0")
-    shutil.rmtree(blown)
+    # a run that diverges is an outcome, not a failure: kept as tried (its log), and neither it nor its
+    # restored folder is started again
+    blown, blown_record = tmp_path / "runs" / "grid" / "blown-s0", tmp_path / "records" / "grid" / "blown-s0"
+    lr_far_too_high = ["train", "--dataset", "digits", "--subset", "256", *TINY, "--lr", "1e4", "--output", str(blown)]
+    said: list[str] = []
+    assert train_in_lanes([Job(lr_far_too_high, blown, blown_record)], lanes=1, nice=0, log=said.append) == []
+    assert f"DIVERGED {blown} (exit 1)" in said and diverged(blown) and command(Job(bogus, blown)) is None
+    assert DIVERGED in (blown_record.parent / "blown-s0.log").read_text()
+    assert not (blown_record / "results.json").exists()
+    shutil.rmtree(blown, ignore_errors=True)  # (train removes a folder it saved nothing in)
     (blown.parent / "blown-s0.log").unlink()
-    assert restore_record(tmp_path / "records" / "grid" / "blown-s0", blown) and diverged(blown)
+    said.clear()
+    assert train_in_lanes([Job(bogus, blown, blown_record)], lanes=1, nice=0, log=said.append) == []
+    assert diverged(blown) and any(line.startswith(f"skip {blown}: it diverged") for line in said), said
     assert not (tmp_path / "runs" / "grid" / ".blown-s0.restoring").exists()
 
 

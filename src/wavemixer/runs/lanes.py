@@ -60,7 +60,8 @@ def train_in_lanes(
     log: Callable[[str], None] | None = None,
     poll_s: float = 0.5,
 ) -> list[Path]:
-    """Run the jobs in order, ``lanes`` at a time; returns the run folders whose process failed."""
+    """Run the jobs in order, ``lanes`` at a time; returns the run folders whose process failed. A run that
+    diverges is an outcome (a setting that does not train), logged as ``DIVERGED``, not a failure."""
     if lanes < 1:
         raise ValueError(f"lanes must be at least 1, got {lanes}")
     log = log or (lambda text: print(text, flush=True))
@@ -73,6 +74,8 @@ def train_in_lanes(
                 log(f"restored {job.out} from its record {job.record}")
             cmd = command(job, nice=nice)
             if cmd is None:
+                if diverged(job.out):
+                    log(f"skip {job.out}: it diverged (its log says so); delete {job.out.name}.log to train it again")
                 if job.record is not None:
                     save_record(job.out, job.record)  # a run that ended before records were kept
                 continue
@@ -84,8 +87,9 @@ def train_in_lanes(
         for proc, job in list(running):
             if proc.poll() is not None:
                 running.remove((proc, job))
-                log(f"{'done' if proc.returncode == 0 else 'FAILED'} {job.out} (exit {proc.returncode})")
-                if proc.returncode:
+                outcome = "done" if proc.returncode == 0 else "DIVERGED" if diverged(job.out) else "FAILED"
+                log(f"{outcome} {job.out} (exit {proc.returncode})")
+                if outcome == "FAILED":
                     failed.append(job.out)
                 if job.record is not None and save_record(job.out, job.record):
                     log(f"record of {job.out} kept in {job.record}")

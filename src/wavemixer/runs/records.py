@@ -41,11 +41,11 @@ def save_record(run: Path, record: Path) -> bool:
     if not ((run / "results.json").is_file() or diverged(run)):
         return False
     record.mkdir(parents=True, exist_ok=True)
-    for name in RECORD_FILES:
-        if (run / name).is_file():
-            atomic_write(record / name, lambda tmp, src=run / name: shutil.copyfile(src, tmp))
     if _log(run).is_file():
         atomic_write(_log(record), lambda tmp: shutil.copyfile(_log(run), tmp))
+    for name in RECORD_FILES[::-1]:  # results.json last: a record cut short never reads as finished
+        if (run / name).is_file():
+            atomic_write(record / name, lambda tmp, src=run / name: shutil.copyfile(src, tmp))
     return True
 
 
@@ -54,13 +54,15 @@ def restore_record(record: Path, run: Path) -> bool:
     that is: a run owns its folder). Returns whether it restored one."""
     if run.exists() or not record.is_dir():
         return False
-    staging = run.parent / f".{run.name}.restoring"
+    staging = run.parent / f".{run.name}.restoring"  # never read as a run: results.json arrives after the rename
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     for name in RECORD_FILES:
         if (record / name).is_file():
-            shutil.copyfile(record / name, staging / name)
-    staging.rename(run)  # whole or not at all: a half-restored folder would read as a different run
+            shutil.copyfile(record / name, staging / (f"{name}.part" if name == "results.json" else name))
     if _log(record).is_file() and not _log(run).exists():
-        shutil.copyfile(_log(record), _log(run))
+        atomic_write(_log(run), lambda tmp: shutil.copyfile(_log(record), tmp))
+    staging.rename(run)
+    if (run / "results.json.part").is_file():
+        (run / "results.json.part").rename(run / "results.json")
     return True

@@ -511,6 +511,8 @@ class Trainer:
             val = self.evaluate(self.data.val)
             if not (math.isfinite(train_loss) and math.isfinite(val["loss"])):  # the reduced values: every rank
                 raise Diverged(f"the epoch's mean training loss is {train_loss}, val loss {val['loss']}")
+            if (tensor := _first_non_finite(self.eval_model())) is not None:  # e.g. a BatchNorm variance overflowed
+                raise Diverged(f"{tensor!r} of the model is no longer finite")
             self.epoch += 1
             row = dict(
                 epoch=self.epoch,
@@ -588,6 +590,15 @@ class Trainer:
         if self.tensorboard is not None:
             self.tensorboard.close()
         return results
+
+
+def _first_non_finite(model: nn.Module) -> str | None:
+    """The name of the model's first parameter or buffer holding NaN or infinity (``None`` when all are
+    finite): losses can stay finite while a statistic overflows, and such weights would be saved as best."""
+    for name, tensor in (*model.named_parameters(), *model.named_buffers()):
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            return name
+    return None
 
 
 def _count(n: int, noun: str) -> str:
