@@ -473,14 +473,21 @@ def run(args: argparse.Namespace) -> int:
         except (OSError, ValueError) as exc:
             raise SystemExit(f"--keep-best {args.keep_best}: {exc}") from None
         print(f"{args.grid}: the published row and the best at {C.TUNING_BUDGET} (mean val top-1): {' '.join(only)}")
-    ledger = {(r.group, r.seed) for r in _ledger(args.out / f"{args.grid}.csv")}
+    ledger = {(r.group, r.seed): r for r in _ledger(args.out / f"{args.grid}.csv")}
+    chosen = _selected(budget, only)
+    if not only:  # every contender the tuning finished; the pre-screen's other WaveMix cells are not contenders
+        untuned = [c.key for c in chosen if c.tuning_key not in best]
+        chosen = [c for c in chosen if c.tuning_key in best]
+        if untuned:
+            print(f"{args.grid}: not tuned (pre-screen only), so not trained: {' '.join(untuned)}")
     jobs = []
     for seed in args.seeds:  # seed-major: every contender has a run early
-        for c in _selected(budget, only):
+        for c in chosen:
             if c.tuning_key not in best:
                 raise SystemExit(f"{c.key} is not tuned at every setting in {tuning}: tune --only {c.key} first")
             out = args.runs / args.grid / f"{c.key}-s{seed}"
             if (c.key, seed) in ledger and not out.exists():
+                _check_ledger_row(ledger[c.key, seed], best[c.tuning_key], steps[c.key], args.out / f"{args.grid}.csv")
                 print(f"skip {out}: {c.key} seed {seed} is in {args.out / f'{args.grid}.csv'} (trained earlier)")
                 continue
             cmd = C.train_command(c, best[c.tuning_key], steps=steps[c.key], seed=seed, output=out,
@@ -582,6 +589,18 @@ def collect(root: Path, budget: str, throughput: Path) -> list[Run]:
             train_min=None if ms is None or run.steps is None else ms / 1000 * run.steps / 60,
         )  # fmt: skip
     return runs
+
+
+def _check_ledger_row(row: Run, setting: C.Setting, steps: int, path: Path) -> None:
+    """A ledger row stands for a run only if it trained what the grid trains now (the tuned setting and the
+    steps fixed by the sweep); after a new tuning or sweep it is refused, not mixed with the new seeds."""
+    recorded = (_float(row.extra.get("lr")), _float(row.extra.get("warmup")), row.steps)
+    if recorded != (setting.lr, setting.warmup, steps):
+        raise SystemExit(
+            f"{path}: {row.group} seed {row.seed} trained at lr {recorded[0]}, warm-up {recorded[1]}, "
+            f"{recorded[2]} steps, but the grid now trains it at lr {setting.lr:g}, warm-up {setting.warmup:g}, "
+            f"{steps} steps: delete its row (and its record) to train it again"
+        )
 
 
 def _ledger(path: Path) -> list[Run]:

@@ -330,6 +330,15 @@ def test_a_grid_continues_from_its_committed_summary_when_its_run_folders_are_go
     assert float(after["resnet", "1"]["test"]) == 12.5  # the folder here replaces its row
     assert after["resnet", "2"] == ledger["resnet", "2"]
     assert "| resnet |" in (out / "40k-5min.md").read_text()
+    # a row trained at another setting than the grid's (a new tuning since) is refused, not mixed in
+    text = (out / "40k-5min.csv").read_text()
+    row = next(line for line in text.splitlines() if line.startswith("resnet,2,"))
+    (out / "40k-5min.csv").write_text(text.replace(row, row.replace(",0.03,1.0,", ",0.01,1.0,")))
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert "resnet seed 2 trained at lr 0.01, warm-up 1.0, 3482 steps, but the grid now trains it at lr 0.03" in (
+        done.stderr
+    )
 
 
 def test_the_docs_grid_comparisons_are_reproduced_from_the_committed_ledgers(tmp_path: Path) -> None:
