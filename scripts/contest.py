@@ -670,14 +670,13 @@ def summarize(args: argparse.Namespace) -> int:
         _fixed("training steps (min)", "train_min", 1),
         Column("wall per run (min)", lambda g: mean_std(g, "wall_min", 1), "---:"),
     ]
-    info = machine()
     # the longer grids train the contenders the committed rule keeps (contest.long_grid_selection)
     keep = "" if args.grid == "40k-5min" else f" --keep-best {C.LONG_GRID_KEEP}"
     lines = [
         f"CIFAR-10, {budget} parameters, {minutes:g} minutes of one thread's training steps per run (steps fixed "
         "from throughput.csv), each contender at its tuned setting (tuning-40k.md), seeds 1-3; best epoch on val, "
-        f"test once. Command: `python scripts/contest.py run --grid {args.grid}{keep} --data-dir ZIP`. Trained on "
-        f"{info['cpu']} ({info['flags']}), torch {info['torch']}.",
+        f"test once. Command: `python scripts/contest.py run --grid {args.grid}{keep} --data-dir ZIP`. "
+        f"{_trained_on(runs)}.",
         "",
         markdown_table(groups, columns),
     ]
@@ -691,6 +690,19 @@ def summarize(args: argparse.Namespace) -> int:
     pareto_plot(groups, args.out / f"{args.grid}-pareto.png", title=title, panels=panels)
     time_plot(args.runs, args.out, budget)
     return 0
+
+
+def _trained_on(runs: Sequence[Run]) -> str:
+    """``Trained on <CPU> (<flags>), torch <version>`` from what the runs recorded (each CPU's run count when
+    they differ), not from the machine that writes the table: a grid continued elsewhere names both."""
+    cpus: dict[str, int] = {}
+    for r in runs:
+        cpu = str(r.extra.get("cpu") or "a CPU it did not record")
+        cpus[cpu] = cpus.get(cpu, 0) + 1
+    ranked = sorted(cpus.items(), key=lambda item: (-item[1], item[0]))  # most runs first
+    where = ", ".join(cpu if len(cpus) == 1 else f"{cpu} ({n} run{'s' * (n != 1)})" for cpu, n in ranked)
+    torches = sorted({str(r.extra["torch"]) for r in runs if r.extra.get("torch")})
+    return f"Trained on {where}" + (f", torch {', '.join(torches)}" if torches else "")
 
 
 def compare(args: argparse.Namespace) -> int:

@@ -38,7 +38,8 @@ def fake_run(
         model=model or spec["model"], dataset="digits", seed=seed, params=params, epochs=epochs,
         steps=steps if steps is not None else 4 * epochs, best_epoch=epochs, stop_reason="max epochs",
         best_val={**scores, metric: best_val}, test={**scores, metric: test}, wall_time_s=wall_s, world_size=1,
-        device="cpu", torch="2", rank_checksums=[1.0], peak_memory_mb=peak_mb, peak_memory_kind="process peak RSS",
+        device="cpu", cpu="Test CPU (avx2)", torch="2.0",
+        rank_checksums=[1.0], peak_memory_mb=peak_mb, peak_memory_kind="process peak RSS",
     )  # fmt: skip
     (folder / "results.json").write_text(json.dumps(results, indent=2))
     columns = ["epoch", "phase", "lr", "train_loss", *(f"val_{k}" for k in spec["val"]), "epoch_s", "time_s"]

@@ -330,6 +330,11 @@ def test_a_grid_continues_from_its_committed_summary_when_its_run_folders_are_go
     assert float(after["resnet", "1"]["test"]) == 12.5  # the folder here replaces its row
     assert after["resnet", "2"] == ledger["resnet", "2"]
     assert "| resnet |" in (out / "40k-5min.md").read_text()
+    # the machines the runs recorded, not the one writing the table
+    assert (
+        "Trained on AMD EPYC (avx2 avx512f avx512_bf16) (29 runs), Test CPU (avx2) (1 run), torch 2.0, 2.14.1"
+        in (out / "40k-5min.md").read_text()
+    )
     # a row trained at another setting than the grid's (a new tuning since) is refused, not mixed in
     text = (out / "40k-5min.csv").read_text()
     row = next(line for line in text.splitlines() if line.startswith("resnet,2,"))

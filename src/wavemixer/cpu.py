@@ -10,7 +10,7 @@ import functools
 import platform
 from pathlib import Path
 
-__all__ = ["KERNEL_FLAGS", "cpu_flags", "cpu_model"]
+__all__ = ["KERNEL_FLAGS", "cpu_description", "cpu_flags", "cpu_model"]
 
 KERNEL_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
 """The flags that change which kernels run (and so speed, and bf16 support): what result files record."""
@@ -44,3 +44,10 @@ def cpu_flags() -> frozenset[str]:
     import torch
 
     return frozenset({"avx512_bf16"}) if "amx" in torch.backends.cpu.get_cpu_capability().lower() else frozenset()
+
+
+def cpu_description() -> str:
+    """``AMD EPYC (avx2 avx512f avx512_bf16)``: the model and the kernel-deciding flags it has, as a training
+    run records the CPU it ran on (the model name alone does not tell an AVX2-only EPYC from a Zen 4)."""
+    flags = cpu_flags()
+    return f"{cpu_model()} ({' '.join(f for f in KERNEL_FLAGS if f in flags) or 'no AVX2'})"

@@ -127,6 +127,7 @@ def read_run(folder: Path, group: str, *, metric: str | None = None) -> Run:
         wall_min=None if wall is None else wall / 60, peak_mem_mb=peak, peak_mem_kind=kind,
         scores={k: float(test[k]) for k in SECONDARY.get(metric, ()) if test.get(k) is not None},
         source=str(folder), folder=folder, config=config, history=_history(folder, results),
+        extra={k: results[k] for k in ("cpu", "torch") if results.get(k)},  # where it trained
     )  # fmt: skip
 
 

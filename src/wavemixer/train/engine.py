@@ -23,6 +23,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
+from wavemixer.cpu import cpu_description
 from wavemixer.data.bundle import DataBundle
 from wavemixer.evaluation import evaluate
 from wavemixer.files import OutputError, atomic_write_text, describe_os_error
@@ -573,7 +574,7 @@ class Trainer:
             best_epoch=self.best_epoch,
             stop_reason=stop_reason, best_val={k[4:]: v for k, v in best_row.items() if k.startswith("val_")},
             test=test, wall_time_s=round(wall, 1), world_size=self.ctx.world_size, device=str(self.device),
-            torch=torch.__version__, rank_checksums=_gather_checksums(self.model, self.ctx),
+            cpu=cpu_description(), torch=torch.__version__, rank_checksums=_gather_checksums(self.model, self.ctx),
             **_peak_memory(self.device),
         )  # fmt: skip
         if self.ctx.is_main:
