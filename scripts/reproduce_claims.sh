@@ -33,7 +33,8 @@ step "$PYTHON" scripts/contest.py compare --grid 500k-20min --against 40k-20min
 if [ -n "${DRY_RUN:-}" ] && [ ! -f docs/bench/contest/500k-20min.csv ]; then
     KEY="<the best WaveMix of 500k-20min>"
 else
-    KEY=$("$PYTHON" -c "from wavemixer.bench import contest as C; print(C.best_wavemix('docs/bench/contest/500k-20min.csv'))")
+    KEY=$("$PYTHON" -c "from pathlib import Path; from wavemixer.bench import contest as C
+print(C.best_wavemix(Path('docs/bench/contest/500k-20min.csv')))")
 fi
 for REGIME in pc50 pc500; do
     step "$PYTHON" scripts/small_data.py tune --regime $REGIME --data-dir "$ZIP" --wavemix-500k "$KEY"
