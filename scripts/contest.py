@@ -724,9 +724,9 @@ def compare(args: argparse.Namespace) -> int:
         f"seeds, best epoch on val, test once). Command: `python scripts/contest.py compare --grid {args.grid} "
         f"--against {args.against}`.",
         "",
-        f"| contender | test top-1 %, {here} | val top-1 %, {here} | test top-1 %, {there} | change | "
+        f"| contender | seeds | test top-1 %, {here} | val top-1 %, {here} | test top-1 %, {there} | change | "
         "M MACs / image | step memory (MB) | steps (epochs) |",
-        "|---|---|---|---|---:|---:|---:|---:|",
+        "|---|---:|---|---|---|---:|---:|---:|---:|",
     ]
     marked = False
     for g in sorted(groups, key=lambda g: -(g.stat("test").mean if g.stat("test") else -1)):
@@ -738,7 +738,7 @@ def compare(args: argparse.Namespace) -> int:
         change = f"{test.mean - before.mean:+.2f}" if test and before else "–"
         macs, mem, steps = g.first("macs"), g.first("step_mem_mb"), g.first("steps")
         lines.append(
-            f"| {C.title(budget, g.name)} | {mean_std(g, 'test')} | {mean_std(g, 'best_val')} | "
+            f"| {C.title(budget, g.name)} | {g.seeds} | {mean_std(g, 'test')} | {mean_std(g, 'best_val')} | "
             f"{mean_std(other, 'test') + mark if other is not None else '–'} | {change} | "
             f"{'–' if macs is None else f'{macs / 1e6:,.2f}'} | {'–' if mem is None else f'{mem:,.1f}'} | "
             f"{'–' if steps is None else f'{steps:,} ({steps / C.STEPS_PER_EPOCH:.1f})'} |"
