@@ -688,7 +688,7 @@ def summarize(args: argparse.Namespace) -> int:
     ]
     title = f"CIFAR-10, {budget} parameters, {minutes:g} min per run"
     pareto_plot(groups, args.out / f"{args.grid}-pareto.png", title=title, panels=panels)
-    time_plot(args.runs, args.out, budget)
+    time_plot(args, budget)
     return 0
 
 
@@ -754,15 +754,14 @@ def compare(args: argparse.Namespace) -> int:
     return 0
 
 
-def time_plot(runs_root: Path, out: Path, budget: str) -> Path | None:
+def time_plot(args: argparse.Namespace, budget: str) -> Path | None:
     """``<budget>-time.png``: test top-1 against the minutes of training steps, one line per contender, over the
     grids of ``budget`` that have finished runs, here or in their ledgers (accuracy against time; needs two
     grids)."""
     series: dict[str, list[tuple[float, Stat]]] = {}
     grids = []
     for grid, (b, minutes) in C.TIME_BUDGETS.items():
-        here = collect_runs([runs_root / grid]) if b == budget and (runs_root / grid).is_dir() else []
-        runs = merge_runs(here, _ledger(out / f"{grid}.csv")) if b == budget else []
+        runs = _grid_runs(args, grid)[1] if b == budget else []
         if not runs:
             continue
         grids.append(grid)
@@ -771,7 +770,7 @@ def time_plot(runs_root: Path, out: Path, budget: str) -> Path | None:
                 series.setdefault(group.name, []).append((minutes, stat))
     if len(grids) < 2 or not series:
         return None
-    path = out / f"{budget}-time.png"
+    path = args.out / f"{budget}-time.png"
     score_curves(series, path, xlabel="minutes of training steps per run (1 thread)",
                  ylabel="test top-1 % (mean ± std over seeds)",
                  title=f"CIFAR-10, {budget} parameters: accuracy against training time")  # fmt: skip
