@@ -2,7 +2,7 @@
 
     python scripts/mixer_table.py [--model wavemix_lite_32_7_cifar10_tiny] [--img-size 32]
 
-MACs: convolutions, transposed convolutions and matrix products (wavemixer.count_macs, batch 1);
+MACs: convolutions, transposed convolutions and matrix products (wavemixer.flops.count_macs, batch 1);
 Haar DWT arithmetic (count_dwt_flops) is listed apart; FFTs and pooling are counted by neither.
 """
 

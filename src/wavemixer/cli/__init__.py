@@ -16,7 +16,8 @@ from wavemixer.optional_deps import missing_dependency
 
 __all__ = ["COMMANDS", "OneLineParser", "main"]
 
-# sub-command name -> module (imported lazily so `wavemixer models` does not import torchvision)
+# sub-command name -> module; every one is imported to build the parser, so each keeps its heavy imports
+# (torchvision, the engine) inside its functions and `wavemixer models` stays quick
 COMMANDS: dict[str, str] = {
     "models": "wavemixer.cli.models",
     "convert": "wavemixer.cli.convert",
