@@ -115,6 +115,18 @@ def test_a_grid_script_refuses_bad_input_before_any_work(args, fragment, out, tm
     assert not (tmp_path / "runs").exists()  # no job started
 
 
+def test_a_grid_script_ends_quietly_when_its_reader_closes_the_pipe(out: Path, tmp_path: Path) -> None:
+    """``summarize ... | head -2`` (the ledger note and the table's caption) ends without a BrokenPipeError
+    traceback."""
+    shutil.copy(CONTEST_CSVS / "40k-5min.csv", out / "40k-5min.csv")  # the grid's ledger: the rows to tabulate
+    cmd = f"{sys.executable} {REPO / 'scripts' / 'contest.py'} summarize --grid 40k-5min --out {out} | head -2"
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(["bash", "-c", cmd], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    lines = done.stdout.splitlines()
+    assert len(lines) == 2 and lines[1].startswith("CIFAR-10, 40k parameters, 5 minutes"), (done.stdout, done.stderr)
+    assert "Traceback" not in done.stderr and "BrokenPipeError" not in done.stderr, done.stderr
+
+
 def test_the_reproduction_script_names_only_commands_the_grid_scripts_have(tmp_path: Path) -> None:
     """``scripts/reproduce_claims.sh`` (dry run) prints every step; each is a sub-command its script has, given
     only options that sub-command knows (a renamed option would stop the real run hours in)."""

@@ -42,13 +42,18 @@ class OneLineParser(argparse.ArgumentParser):
 
     def run_command(self, args: argparse.Namespace) -> int:
         """``args.func(args)`` of a grid script's sub-command: a missing ``--data-dir`` is refused before any job
-        starts, and the script's own refusals (``SystemExit("...")``, a malformed result CSV's ``ValueError``)
-        end in argparse's form, one line with exit status 2."""
+        starts, the script's own refusals (``SystemExit("...")``, a malformed result CSV's ``ValueError``)
+        end in argparse's form, one line with exit status 2, and a reader that closed the output
+        (``summarize ... | head``) ends it quietly, as for ``wavemixer``."""
         where = f"{self.prog} {args.command}"
         if getattr(args, "data_dir", None) and not Path(args.data_dir).exists():
             self.exit(2, f"{where}: error: --data-dir {args.data_dir} does not exist\n")
         try:
-            return args.func(args)
+            result = args.func(args)
+            sys.stdout.flush()
+            return result
+        except BrokenPipeError:
+            return _closed_pipe()
         except SystemExit as exc:
             if isinstance(exc.code, str):
                 self.exit(2, f"{where}: error: {exc.code}\n")
