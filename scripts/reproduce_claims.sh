@@ -46,7 +46,8 @@ for REGIME in pc50 pc500; do
     step "$PYTHON" scripts/small_data.py run --regime $REGIME --data-dir "$ZIP" --wavemix-500k "$KEY"
 done
 step "$PYTHON" scripts/small_data.py summarize --runs docs/bench/small-data/records \
-    --full 40k=docs/bench/contest/40k-20min.csv 500k=docs/bench/contest/500k-20min.csv
+    --full 40k=docs/bench/contest/40k-20min.csv 40k=docs/bench/contest/40k-5min.csv \
+    500k=docs/bench/contest/500k-20min.csv
 
 # CamVid on one engine: each model's learning rate on val (seed 0, 20 epochs), then seeds 1-3 at it, and
 # seeds 4-5 where two rows lie within each other's spread

@@ -8,7 +8,7 @@ names the 40k contenders it tuned). Each step is resumable and writes committed 
   python scripts/small_data.py tune --regime pc500 --edge --data-dir ZIP --wavemix-500k wavemix-s2-convtranspose
   python scripts/small_data.py run --regime pc500 --data-dir ZIP --wavemix-500k wavemix-s2-convtranspose
   python scripts/small_data.py summarize --full 40k=docs/bench/contest/40k-20min.csv \\
-      500k=docs/bench/contest/500k-20min.csv
+      40k=docs/bench/contest/40k-5min.csv 500k=docs/bench/contest/500k-20min.csv
 
 ``tune`` trains every entry at every lr x warm-up setting (seed 0, val only) and writes
 ``tuning-<regime>.csv/.md``, ``tune --edge`` the contest's edge runs; ``run`` trains seeds 1-3 of every entry
@@ -220,17 +220,18 @@ def summarize(args: argparse.Namespace) -> int:
     if not by_regime:
         print(f"no finished runs under {args.runs}", file=sys.stderr)
         return 1
-    full = {}
+    full: S.FullData = {}
     for spec in args.full or []:
         budget, _, path = spec.partition("=")
         if budget not in C.BUDGETS or not Path(path).is_file():
             raise SystemExit(f"--full {spec!r}: expected BUDGET=CSV with BUDGET in {sorted(C.BUDGETS)} and an "
                              "existing contest grid CSV")  # fmt: skip
-        full[budget] = S.full_data_scores(Path(path))
+        full.setdefault(budget, []).append((Path(path).stem, S.full_data_scores(Path(path))))
     sources = ", ".join(f"{b}: {p}" for b, _, p in (s.partition("=") for s in args.full or [])) or "none given"
     lines = [
         "CIFAR-10 test top-1 % (mean ± std over seeds 1-3) against training images per class; the full-data column "
-        f"is the contest's (its grids' CSVs: {sources}). Command: `python scripts/small_data.py summarize --full ...`.",
+        f"is the contest's, at equal time rather than to a plateau, from the first grid given for the budget that "
+        f"trained the contender ({sources}). Command: `python scripts/small_data.py summarize --full ...`.",
         "",
         *S.sample_efficiency_table(by_regime, full, params),
     ]
@@ -270,7 +271,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if name == "run":
             p.set_defaults(full=None)
         if name == "summarize":
-            p.add_argument("--full", nargs="+", help="BUDGET=CSV: a contest grid's summary CSV (full-data figures)")
+            full_help = (
+                "BUDGET=CSV: a contest grid's summary CSV (full-data figures); of several for a budget, "
+                "a contender's comes from the first that trained it"
+            )
+            p.add_argument("--full", nargs="+", help=full_help)
         p.add_argument("--runs", type=Path, default=RUNS)
         p.add_argument("--out", type=Path, default=OUT)
         p.set_defaults(func=func)

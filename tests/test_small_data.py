@@ -70,17 +70,25 @@ def test_seeds_stopped_early_group_as_one_training_and_the_table_joins_the_full_
     groups = group_runs(runs, same=("model", "metric", "goal"))
     scores = S.scores_of(groups)
     assert scores["40k-resnet"] == pytest.approx((42.0, 2.0, 3))
-    full_csv = tmp_path / "40k-20min.csv"
-    with full_csv.open("w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["group", "seed", "test"])
-        w.writerows([("resnet", 1, 80.0), ("resnet", 2, 82.0), ("wavemix-s2-convtranspose", 1, 78.5)])
-    full = {"40k": S.full_data_scores(full_csv)}
+    long_csv, short_csv = tmp_path / "40k-20min.csv", tmp_path / "40k-5min.csv"
+    for path, rows in (
+        (long_csv, [("resnet", 1, 80.0), ("resnet", 2, 82.0)]),  # the 20-minute grid did not keep WaveMix s2
+        (
+            short_csv,
+            [("resnet", 1, 70.0), ("wavemix-s2-convtranspose", 1, 68.5), ("wavemix-s2-convtranspose", 2, 69.5)],
+        ),
+    ):
+        with path.open("w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["group", "seed", "test"])
+            w.writerows(rows)
+    full = {"40k": [(p.stem, S.full_data_scores(p)) for p in (long_csv, short_csv)]}
     params = {g.name: int(g.first("params")) for g in groups}
     lines = S.sample_efficiency_table({"pc50": scores}, full, params)
-    assert lines[0] == "| contender | params | 50 per class | full data (4,500 per class) |"
-    assert "| 40k-resnet | 36,741 | 42.00 ± 2.00 | 81.00 ± 1.41 |" in lines
-    assert "| 40k-wavemix-s2-convtranspose | 38,550 | 51.00 ± 1.00 | 78.50 |" in lines
+    assert lines[0] == "| contender | params | 50 per class | full data (4,500 per class) | full-data grid |"
+    assert "| 40k-resnet | 36,741 | 42.00 ± 2.00 | 81.00 ± 1.41 | 40k-20min |" in lines  # the first grid given
+    assert "| 40k-wavemix-s2-convtranspose | 38,550 | 51.00 ± 1.00 | 69.00 ± 0.71 | 40k-5min |" in lines
+    assert S.full_data_figure(full, "500k-resnet") is None
     S.sample_efficiency_plot({"pc50": scores}, full, tmp_path / "plot.png")
     assert (tmp_path / "plot.png").read_bytes()[:4] == b"\x89PNG"
 

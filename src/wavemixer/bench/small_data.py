@@ -36,6 +36,7 @@ __all__ = [
     "Entry",
     "Regime",
     "entries",
+    "full_data_figure",
     "full_data_scores",
     "sample_efficiency_table",
     "train_command",
@@ -120,7 +121,7 @@ def train_command(
     return cmd
 
 
-def full_data_scores(path: Path) -> dict[str, tuple[float, float, int]]:
+def full_data_scores(path: Path) -> Scores:
     """Test top-1 mean, std and seeds per contender of a contest grid's committed summary CSV (``group`` is the
     contender key): the full-data column of the sample-efficiency table."""
     values: dict[str, list[float]] = {}
@@ -133,6 +134,22 @@ def full_data_scores(path: Path) -> dict[str, tuple[float, float, int]]:
     }
 
 
+Scores = dict[str, tuple[float, float, int]]
+"""contender key -> test top-1 (mean, std, seeds)"""
+FullData = dict[str, list[tuple[str, Scores]]]
+"""budget -> the contest grids that give its full-data figures, in order of preference: (grid name, scores)"""
+
+
+def full_data_figure(full: FullData, key: str) -> tuple[str, tuple[float, float, int]] | None:
+    """The full-data figure of an entry (``40k-resnet``) and the grid it comes from: the first of its budget's
+    grids that trained the contender (the 20-minute grids keep six contenders; the 5-minute grid has all)."""
+    budget, _, contender = key.partition("-")
+    for grid, scores in full.get(budget, []):
+        if contender in scores:
+            return grid, scores[contender]
+    return None
+
+
 def _cell(stat: tuple[float, float, int] | None) -> str:
     if stat is None:
         return "–"
@@ -140,30 +157,25 @@ def _cell(stat: tuple[float, float, int] | None) -> str:
     return f"{mean:.2f}" if n == 1 else f"{mean:.2f} ± {std:.2f}"
 
 
-def sample_efficiency_table(
-    by_regime: dict[str, dict[str, tuple[float, float, int]]],
-    full: dict[str, dict[str, tuple[float, float, int]]],
-    params: dict[str, int],
-) -> list[str]:
+def sample_efficiency_table(by_regime: dict[str, Scores], full: FullData, params: dict[str, int]) -> list[str]:
     """Markdown: one row per entry, test top-1 % (mean ± std over seeds) at each regime's size and on the full
-    training set (``full``: budget -> contender key -> score, from the contest's grids)."""
+    training set, with the contest grid that figure comes from (:func:`full_data_figure`)."""
     names = [n for n in REGIMES if n in by_regime]
     head = " | ".join(f"{REGIMES[n].per_class} per class" for n in names)
-    lines = [f"| contender | params | {head} | full data (4,500 per class) |", "|---|---:|" + "---|" * (len(names) + 1)]
+    lines = [
+        f"| contender | params | {head} | full data (4,500 per class) | full-data grid |",
+        "|---|---:|" + "---|" * (len(names) + 2),
+    ]
     keys = sorted({k for scores in by_regime.values() for k in scores})
     for key in keys:
-        budget, _, contender = key.partition("-")
         cells = [_cell(by_regime[n].get(key)) for n in names]
-        cells.append(_cell(full.get(budget, {}).get(contender)))
+        found = full_data_figure(full, key)
+        cells += [_cell(found[1]), found[0]] if found else ["–", "–"]
         lines.append(f"| {key} | {params.get(key, 0):,} | " + " | ".join(cells) + " |")
     return lines
 
 
-def sample_efficiency_plot(
-    by_regime: dict[str, dict[str, tuple[float, float, int]]],
-    full: dict[str, dict[str, tuple[float, float, int]]],
-    path: Path,
-) -> None:
+def sample_efficiency_plot(by_regime: dict[str, Scores], full: FullData, path: Path) -> None:
     """Test top-1 against training images per class (log axis), one line per entry; WaveMix solid, peers dashed."""
     from wavemixer.runs import Stat
     from wavemixer.runs.plot import score_curves
@@ -171,16 +183,15 @@ def sample_efficiency_plot(
     series: dict[str, list[tuple[float, Stat]]] = {}
     full_per_class = C.TRAIN_IMAGES // C.NUM_CLASSES
     for key in sorted({k for scores in by_regime.values() for k in scores}):
-        budget, _, contender = key.partition("-")
         points = [(REGIMES[n].per_class, s) for n in REGIMES if (s := by_regime.get(n, {}).get(key)) is not None]
-        if (s := full.get(budget, {}).get(contender)) is not None:
-            points.append((full_per_class, s))
+        if (found := full_data_figure(full, key)) is not None:
+            points.append((full_per_class, found[1]))
         series[key] = [(float(x), Stat(*stat)) for x, stat in points]
     score_curves(series, path, xlabel="training images per class", ylabel="test top-1 % (mean ± std over seeds)",
                  title="CIFAR-10: accuracy against training-set size")  # fmt: skip
 
 
-def scores_of(groups: Sequence[Any]) -> dict[str, tuple[float, float, int]]:
+def scores_of(groups: Sequence[Any]) -> Scores:
     """``group name -> (mean, std, n)`` of the test score, from :func:`wavemixer.runs.group_runs` groups."""
     out = {}
     for g in groups:
