@@ -221,13 +221,15 @@ def summarize(args: argparse.Namespace) -> int:
         print(f"no finished runs under {args.runs}", file=sys.stderr)
         return 1
     full: S.FullData = {}
+    given = []
     for spec in args.full or []:
         budget, _, path = spec.partition("=")
         if budget not in C.BUDGETS or not Path(path).is_file():
             raise SystemExit(f"--full {spec!r}: expected BUDGET=CSV with BUDGET in {sorted(C.BUDGETS)} and an "
                              "existing contest grid CSV")  # fmt: skip
         full.setdefault(budget, []).append((Path(path).stem, S.full_data_scores(Path(path))))
-    sources = ", ".join(f"{b}: {p}" for b, _, p in (s.partition("=") for s in args.full or [])) or "none given"
+        given.append(f"{budget}: {path}")
+    sources = ", ".join(given) or "none given"
     lines = [
         "CIFAR-10 test top-1 % (mean ± std over seeds 1-3) against training images per class; the full-data column "
         f"is the contest's, at equal time rather than to a plateau, from the first grid given for the budget that "

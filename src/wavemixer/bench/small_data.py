@@ -42,6 +42,12 @@ __all__ = [
     "train_command",
 ]
 
+Scores = dict[str, tuple[float, float, int]]
+"""contender key -> test top-1 (mean, std, seeds)"""
+FullData = dict[str, list[tuple[str, Scores]]]
+"""budget -> the contest grids that give its full-data figures, in order of preference: (grid name, scores)"""
+
+
 VAL_FRACTION = 0.2
 """The val split, a fifth of train + val: 12 images per class at 50 per class, 125 at 500."""
 
@@ -132,12 +138,6 @@ def full_data_scores(path: Path) -> Scores:
     return {
         k: (statistics.mean(v), statistics.stdev(v) if len(v) > 1 else 0.0, len(v)) for k, v in sorted(values.items())
     }
-
-
-Scores = dict[str, tuple[float, float, int]]
-"""contender key -> test top-1 (mean, std, seeds)"""
-FullData = dict[str, list[tuple[str, Scores]]]
-"""budget -> the contest grids that give its full-data figures, in order of preference: (grid name, scores)"""
 
 
 def full_data_figure(full: FullData, key: str) -> tuple[str, tuple[float, float, int]] | None:
