@@ -29,7 +29,8 @@ step "$PYTHON" scripts/contest.py run --grid 500k-20min --keep-best 6 --data-dir
 step "$PYTHON" scripts/contest.py compare --grid 40k-20min --against 40k-5min
 step "$PYTHON" scripts/contest.py compare --grid 500k-20min --against 40k-20min
 
-# small data: every 40k contender and the best WaveMix at 0.5M (mean val top-1 of the 0.5M grid)
+# small data: every 40k contender and the best WaveMix at 0.5M (mean val top-1 of the 0.5M grid); seeds 1-3,
+# then 4-5 of the entries whose test mean ± std overlaps another's
 best_wavemix() {
     "$PYTHON" -c "import sys; from pathlib import Path; from wavemixer.bench import contest as C
 try: print(C.best_wavemix(Path('docs/bench/contest/500k-20min.csv')))
@@ -44,6 +45,8 @@ for REGIME in pc50 pc500; do
     step "$PYTHON" scripts/small_data.py tune --regime $REGIME --data-dir "$ZIP" --wavemix-500k "$KEY"
     step "$PYTHON" scripts/small_data.py tune --regime $REGIME --edge --data-dir "$ZIP" --wavemix-500k "$KEY"
     step "$PYTHON" scripts/small_data.py run --regime $REGIME --data-dir "$ZIP" --wavemix-500k "$KEY"
+    step "$PYTHON" scripts/small_data.py run --regime $REGIME --seeds 4 5 --overlapping --data-dir "$ZIP" \
+        --wavemix-500k "$KEY"
 done
 step "$PYTHON" scripts/small_data.py summarize --runs docs/bench/small-data/records \
     --full 40k=docs/bench/contest/40k-20min.csv 40k=docs/bench/contest/40k-5min.csv \

@@ -7,12 +7,15 @@ names the 40k contenders it tuned). Each step is resumable and writes committed 
   python scripts/small_data.py tune --regime pc500 --data-dir ZIP --wavemix-500k wavemix-s2-convtranspose
   python scripts/small_data.py tune --regime pc500 --edge --data-dir ZIP --wavemix-500k wavemix-s2-convtranspose
   python scripts/small_data.py run --regime pc500 --data-dir ZIP --wavemix-500k wavemix-s2-convtranspose
+  python scripts/small_data.py run --regime pc500 --seeds 4 5 --overlapping --data-dir ZIP \\
+      --wavemix-500k wavemix-s2-convtranspose
   python scripts/small_data.py summarize --full 40k=docs/bench/contest/40k-20min.csv \\
       40k=docs/bench/contest/40k-5min.csv 500k=docs/bench/contest/500k-20min.csv
 
 ``tune`` trains every entry at every lr x warm-up setting (seed 0, val only) and writes
 ``tuning-<regime>.csv/.md``, ``tune --edge`` the contest's edge runs; ``run`` trains seeds 1-3 of every entry
-at its best setting and writes ``<regime>.csv/.md``; ``summarize`` writes those of every regime with finished runs and
+at its best setting and writes ``<regime>.csv/.md``, ``run --seeds 4 5 --overlapping`` seeds 4-5 of the entries
+whose test mean ± std overlaps another's; ``summarize`` writes those of every regime with finished runs and
 ``sample-efficiency.md/.png`` (test top-1 against training images per class, with the contest's full-data
 figures). ZIP is ``../shared/data/CIFAR10/cifar10_jpeg_q75_imagefolder.zip`` here. Runs go to ``--runs``
 (default ``runs/small-data``). Each finished run's record (results, config, curve and log; no weights) is kept
@@ -28,6 +31,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from wavemixer.bench import claims
 from wavemixer.bench import contest as C
 from wavemixer.bench import small_data as S
 from wavemixer.cli import OneLineParser
@@ -142,15 +146,27 @@ def summarize_tuning(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Seeds 1-3 of every entry at its best setting on the regime's subset."""
+    """Seeds 1-3 of every entry at its best setting on the regime's subset; with ``--overlapping``, the given
+    seeds (4 5) of the entries whose test mean ± std over seeds 1-3 overlaps another entry's."""
     regime = S.REGIMES[args.regime]
     tuning = args.out / f"tuning-{regime.name}.csv"
     if not tuning.is_file():
         raise SystemExit(f"{tuning} does not exist: run `python scripts/small_data.py tune` first")
     best = C.read_tuning(tuning, complete=True)
+    entries = _entries(args)
+    if args.overlapping:
+        if args.only:
+            raise SystemExit("--overlapping and --only choose the entries two ways: give one of them")
+        records = (args.records or args.out / "records") / regime.name  # records: every finished run
+        try:
+            overlapping = claims.overlapping_groups(_regime_groups(records, regime)[0], where=str(records))
+        except ValueError as exc:
+            raise SystemExit(f"--overlapping: {exc}") from None
+        print(f"{regime.name}: entries whose test mean ± std overlaps another's after 3 seeds: {overlapping or 'none'}")
+        entries = [e for e in entries if e.key in overlapping]
     jobs = []
     for seed in args.seeds:
-        for e in _entries(args):
+        for e in entries:
             if e.key not in best:
                 raise SystemExit(f"{e.key} is not tuned at every setting in {tuning}: tune --only {e.key} first")
             out = args.runs / regime.name / f"{e.key}-s{seed}"
@@ -162,8 +178,8 @@ def run(args: argparse.Namespace) -> int:
     return failed
 
 
-def _regime_groups(args: argparse.Namespace, regime: S.Regime) -> tuple[list[Group], list[Run]]:
-    root = args.runs / regime.name
+def _regime_groups(root: Path, regime: S.Regime) -> tuple[list[Group], list[Run]]:
+    """The seed runs under ``root`` (a regime's run or record folder), grouped by entry."""
     runs = [r for r in (collect_runs([root]) if root.is_dir() else []) if not r.group.startswith("tune/")]
     # early stopping: the seeds of one entry train different epochs; the model and metric must agree, and
     # the setting (an edge run after some seeds had finished would otherwise mix two settings in one row)
@@ -183,7 +199,7 @@ def _setting(group: Group) -> str:
 
 def _regime_summary(args: argparse.Namespace, regime: S.Regime) -> tuple[dict, dict[str, int]] | None:
     """<regime>.csv/.md of its finished runs; returns the test scores and parameter counts per entry."""
-    groups, runs = _regime_groups(args, regime)
+    groups, runs = _regime_groups(args.runs / regime.name, regime)
     if not groups:
         return None
     args.out.mkdir(parents=True, exist_ok=True)
@@ -200,8 +216,10 @@ def _regime_summary(args: argparse.Namespace, regime: S.Regime) -> tuple[dict, d
     ]
     text = [
         f"CIFAR-10 with {regime.per_class} training images per class (a class-balanced subset per seed), the "
-        f"whole test set; each entry at its tuned setting (tuning-{regime.name}.md), seeds 1-3, early stopping "
-        f"on val. Command: `python scripts/small_data.py run --regime {regime.name} --data-dir ZIP`.",
+        f"whole test set; each entry at its tuned setting (tuning-{regime.name}.md), seeds 1-3 and 4-5 where its "
+        "test mean ± std over seeds 1-3 overlaps another entry's; early stopping on val. Commands: "
+        f"`python scripts/small_data.py run --regime {regime.name} --data-dir ZIP`, then `run --seeds 4 5 "
+        "--overlapping`.",
         "",
         markdown_table(groups, columns),
     ]
@@ -231,8 +249,9 @@ def summarize(args: argparse.Namespace) -> int:
         given.append(f"{budget}: {path}")
     sources = ", ".join(given) or "none given"
     lines = [
-        "CIFAR-10 test top-1 % (mean ± std over seeds 1-3) against training images per class; the full-data column "
-        f"is the contest's, at equal time rather than to a plateau, from the first grid given for the budget that "
+        "CIFAR-10 test top-1 % (mean ± std over seeds 1-3, and 4-5 where rows overlap: the seeds column of "
+        "pc50.md and pc500.md) against training images per class; the full-data column is the contest's,"
+        " at equal time rather than to a plateau, from the first grid given for the budget that "
         f"trained the contender ({sources}). Command: `python scripts/small_data.py summarize --full ...`.",
         "",
         *S.sample_efficiency_table(by_regime, full, params),
@@ -264,6 +283,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             add_lane_options(p, records="OUT/records")
         if name == "run":
             p.add_argument("--seeds", type=at_least(0), nargs="+", default=[1, 2, 3])
+            p.add_argument("--overlapping", action="store_true",
+                           help="only the entries whose test mean ± std over seeds 1-3 overlaps another entry's "
+                                "(give --seeds 4 5): the rows 3 seeds cannot tell apart")  # fmt: skip
         if name == "tune":
             p.add_argument(
                 "--edge",

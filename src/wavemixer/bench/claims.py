@@ -33,6 +33,7 @@ __all__ = [
     "bench_memory",
     "jobs",
     "overlapping_cells",
+    "overlapping_groups",
     "select",
     "summarize",
     "train_command",
@@ -226,22 +227,28 @@ def tuned_lrs(root: Path, grid: str) -> dict[str, float]:
     }
 
 
-def overlapping_cells(folder: Path, seeds: int = 3) -> list[str]:
-    """The cells of a finished grid (``folder``: ``<cell>-s<seed>`` runs) whose test mean ± std overlaps another
-    cell's: the rows that ``seeds`` seeds cannot tell apart, which get more seeds (CamVid: 3, and 5 where two rows
-    lie within each other's spread). Every cell must have ``seeds`` finished runs first; only its first ``seeds``
-    count, so that the answer stays the same once the extra seeds are in."""
-    from wavemixer.runs import Group, group_runs, read_runs
+def overlapping_groups(groups: Sequence[Any], seeds: int = 3, where: str = "") -> list[str]:
+    """The groups (:func:`wavemixer.runs.group_runs`) whose test mean ± std overlaps another group's: the rows
+    that ``seeds`` seeds cannot tell apart, which get more seeds (3, and 5 where two rows lie within each other's
+    spread). Every group must have ``seeds`` finished runs first; only its first ``seeds`` count, so that the
+    answer stays the same once the extra seeds are in. ``where`` names the runs in the error."""
+    from wavemixer.runs import Group
 
-    groups = group_runs(read_runs([folder]))
     short = sorted(g.name for g in groups if g.seeds < seeds)
     if not groups or short:
-        raise ValueError(f"{folder}: every cell needs {seeds} finished seeds first ({short or 'no runs'} lack them)")
+        raise ValueError(f"{where}: every cell needs {seeds} finished seeds first ({short or 'no runs'} lack them)")
     stats = {g.name: Group(g.name, g.runs[:seeds]).stat("test") for g in groups}  # the first seeds: stable on rerun
     spans = {k: (s.mean - s.std, s.mean + s.std) for k, s in stats.items() if s is not None}
     return sorted(
         a for a in spans if any(b != a and spans[a][0] <= spans[b][1] and spans[b][0] <= spans[a][1] for b in spans)
     )
+
+
+def overlapping_cells(folder: Path, seeds: int = 3) -> list[str]:
+    """:func:`overlapping_groups` of a finished grid (``folder``: ``<cell>-s<seed>`` runs), e.g. CamVid's."""
+    from wavemixer.runs import read_runs
+
+    return overlapping_groups(group_runs(read_runs([folder])), seeds, where=str(folder))
 
 
 def bench_memory(path: Path, group: str) -> tuple[dict[str, float], str]:
