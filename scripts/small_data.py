@@ -31,7 +31,6 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from wavemixer.bench import claims
 from wavemixer.bench import contest as C
 from wavemixer.bench import small_data as S
 from wavemixer.cli import OneLineParser
@@ -39,11 +38,8 @@ from wavemixer.files import atomic_write_text
 from wavemixer.runs import (
     Group,
     Job,
-    Run,
     add_lane_options,
     at_least,
-    collect_runs,
-    group_runs,
     markdown_table,
     mean_std,
     record_path,
@@ -159,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
             raise SystemExit("--overlapping and --only choose the entries two ways: give one of them")
         records = (args.records or args.out / "records") / regime.name  # records: every finished run
         try:
-            overlapping = claims.overlapping_groups(_regime_groups(records, regime)[0], where=str(records))
+            overlapping = S.overlapping_entries(records)
         except ValueError as exc:
             raise SystemExit(f"--overlapping: {exc}") from None
         print(f"{regime.name}: entries whose test mean ± std overlaps another's after 3 seeds: {overlapping or 'none'}")
@@ -178,20 +174,6 @@ def run(args: argparse.Namespace) -> int:
     return failed
 
 
-def _regime_groups(root: Path, regime: S.Regime) -> tuple[list[Group], list[Run]]:
-    """The seed runs under ``root`` (a regime's run or record folder), grouped by entry."""
-    runs = [r for r in (collect_runs([root]) if root.is_dir() else []) if not r.group.startswith("tune/")]
-    # early stopping: the seeds of one entry train different epochs; the model and metric must agree, and
-    # the setting (an edge run after some seeds had finished would otherwise mix two settings in one row)
-    groups = group_runs(runs, same=("model", "metric", "goal"))
-    for g in groups:
-        settings = {(r.config.get("lr"), r.config.get("warmup_epochs")) for r in g.runs}
-        if len(settings) > 1:
-            raise SystemExit(f"{regime.name}/{g.name}: its seeds trained at different settings {sorted(settings)}; "
-                             "retrain the ones off the tuned setting")  # fmt: skip
-    return groups, runs
-
-
 def _setting(group: Group) -> str:
     config = group.runs[0].config
     return f"{config.get('lr'):g}, {config.get('warmup_epochs'):g}"
@@ -199,7 +181,10 @@ def _setting(group: Group) -> str:
 
 def _regime_summary(args: argparse.Namespace, regime: S.Regime) -> tuple[dict, dict[str, int]] | None:
     """<regime>.csv/.md of its finished runs; returns the test scores and parameter counts per entry."""
-    groups, runs = _regime_groups(args.runs / regime.name, regime)
+    try:
+        groups, runs = S.seed_groups(args.runs / regime.name)
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from None
     if not groups:
         return None
     args.out.mkdir(parents=True, exist_ok=True)

@@ -24,15 +24,18 @@ def _script(args: list[str], cwd: Path) -> tuple[int, str]:
 
 
 RUN_40K_20MIN = ["contest.py", "run", "--grid", "40k-20min", "--data-dir", "{tmp}", "--runs", "{tmp}/runs"]
+SMALL_DATA_RUN = ["small_data.py", "run", "--regime", "pc50", "--data-dir", "{tmp}", "--runs", "{tmp}/runs",
+                  "--out", "{out}", "--contest-tuning", "{out}/tuning-40k.csv"]  # fmt: skip
 
 
 @pytest.fixture
 def out(tmp_path: Path) -> Path:
-    """A copy of the committed contest tables, as a grid's --out."""
+    """A copy of the committed contest tables (and the small-data tuning at 50 per class), as a grid's --out."""
     folder = tmp_path / "out"
     folder.mkdir()
     for name in ("throughput.csv", "tuning-40k.csv", "compile-check.csv", "compile-check.md"):
         shutil.copy(CONTEST_CSVS / name, folder / name)
+    shutil.copy(REPO / "docs" / "bench" / "small-data" / "tuning-pc50.csv", folder)  # small_data.py run's input
     return folder
 
 
@@ -87,6 +90,15 @@ def out(tmp_path: Path) -> Path:
                 "{foreign_tuning}/header-only.csv",
             ],
             "holds no fully tuned contender",
+        ),
+        # two ways of choosing the entries
+        (
+            [*SMALL_DATA_RUN, "--seeds", "4", "5", "--overlapping", "--only", "40k-resnet"],
+            "small_data.py run: error: --overlapping and --only choose the entries two ways: give one of them",
+        ),
+        (
+            [*SMALL_DATA_RUN, "--seeds", "4", "5", "--overlapping", "--records", "{tmp}/none"],
+            "small_data.py run: error: --overlapping: {tmp}/none/pc50: no finished runs; every cell needs 3",
         ),
         # fell back to the grid's own epochs and trained
         (
@@ -147,3 +159,24 @@ def test_the_reproduction_script_names_only_commands_the_grid_scripts_have(tmp_p
         assert helptext.returncode == 0, (script, command, helptext.stderr)
         unknown = sorted(o for o in options if not re.search(rf"(^|[\s\[,]){re.escape(o)}\b(?!-)", helptext.stdout))
         assert not unknown, (script, command, unknown)
+
+
+def test_the_reproduction_script_runs_the_parts_asked_for_and_refuses_an_unknown_one() -> None:
+    """``reproduce_claims.sh camvid`` runs the CamVid steps alone (a machine can take one part); an unknown part
+    is refused in one line before anything runs."""
+    env = {**os.environ, "DRY_RUN": "1", "PYTHON": sys.executable, "PYTHONPATH": str(REPO / "src")}
+
+    def dry_run(*parts: str) -> tuple[int, list[str], str]:
+        done = subprocess.run(["bash", str(REPO / "scripts" / "reproduce_claims.sh"), *parts], env=env,
+                              capture_output=True, text=True, timeout=120)  # fmt: skip
+        steps = [line.split()[2:4] for line in done.stdout.splitlines() if line.startswith("+ ")]
+        scripts = [module if flag == "-m" else flag for flag, module in steps]  # `python -m wavemixer.cli ...`
+        return done.returncode, scripts, done.stderr.strip()
+
+    rc, scripts, _ = dry_run("camvid")
+    assert rc == 0 and set(scripts) == {"scripts/claims_grid.py", "wavemixer.cli"}, scripts
+    rc, scripts, _ = dry_run("contest", "small-data")
+    assert rc == 0 and set(scripts) == {"scripts/contest.py", "scripts/small_data.py"}, scripts
+    rc, scripts, error = dry_run("cifar")
+    assert (rc, scripts) == (2, [])
+    assert error == "reproduce_claims.sh: unknown part 'cifar'; the parts are: contest small-data camvid"

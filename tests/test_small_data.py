@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import importlib.util
-import re
 from pathlib import Path
 
 import pytest
@@ -16,8 +14,6 @@ from wavemixer.runs import collect_runs, group_runs
 from wavemixer.train.config import add_config_arguments, config_from_args
 
 from .fake_runs import fake_run
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def _config(cmd: list[str]):
@@ -111,46 +107,22 @@ def test_tuning_rows_and_table_from_tuning_runs(tmp_path: Path) -> None:
     assert C.tuning_table(rows, {}, prescreen=False)[2].startswith("| 40k-resnet (2 of 6) |")
 
 
-def _small_data_script():
-    spec = importlib.util.spec_from_file_location("small_data_script", REPO / "scripts" / "small_data.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_run_overlapping_trains_seeds_4_5_of_the_entries_three_seeds_cannot_tell_apart(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """``run --seeds 4 5 --overlapping`` judges the entries on the records of seeds 1-3 (the run folders may be
-    gone) and trains only those whose test mean ± std overlaps another's."""
-    script = _small_data_script()
-    out = tmp_path / "out"
+def test_entries_three_seeds_cannot_tell_apart_get_seeds_4_5_judged_on_seeds_1_3(tmp_path: Path) -> None:
+    """``run --seeds 4 5 --overlapping`` trains the entries whose test mean ± std over seeds 1-3 overlaps
+    another's, judged on the records (the run folders may be gone), tuning runs left out."""
+    root = tmp_path / "records" / "pc50"
     tests = {"40k-resnet": (40.0, 42.0, 44.0), "40k-wavemix-s2-convtranspose": (43.5, 44.5, 45.5),
              "40k-vit": (30.0, 31.0, 32.0)}  # fmt: skip
     for entry, scores in tests.items():
         for seed, test in enumerate(scores, start=1):
-            fake_run(out / "records" / "pc50" / f"{entry}-s{seed}", seed=seed, test=test, epochs=40 + seed)
-    fake_run(out / "records" / "pc50" / "tune" / "40k-resnet" / "lr0.001-wu0.2-s0", seed=0, test=10.0)  # not a row
-    with (out / "tuning-pc50.csv").open("w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["key", "lr", "warmup", "val_top1"])
-        w.writerows((key, s.lr, s.warmup, 40.0) for key in tests for s in C.TUNING_GRID)
-    trained: list[str] = []
-    monkeypatch.setattr(script, "train_in_lanes", lambda jobs, **_: trained.extend(j.out.name for j in jobs) or [])
-    (tmp_path / "D.zip").write_bytes(b"")  # only checked to exist: nothing trains
-    only = ["--only", *tests]
-    argv = ["run", "--regime", "pc50", "--data-dir", str(tmp_path / "D.zip"), "--out", str(out),
-            "--runs", str(tmp_path / "runs"), *only]  # fmt: skip
-    assert script.main([*argv[: -len(only)], "--seeds", "4", "5", "--overlapping"]) == 0
-    assert trained == [f"{e}-s{seed}" for seed in (4, 5) for e in ("40k-resnet", "40k-wavemix-s2-convtranspose")]
-
-    def refused(extra: list[str]) -> str:
-        with pytest.raises(SystemExit) as stop:
-            script.main(extra)
-        assert stop.value.code == 2
-        return capsys.readouterr().err
-
-    assert "run: error: --overlapping and --only choose the entries two ways" in refused([*argv, "--overlapping"])
-    fake_run(out / "records" / "pc50" / "40k-convnext-s1", seed=1, test=29.0)  # short of 3 seeds: no answer yet
-    error = refused([*argv[: -len(only)], "--seeds", "4", "--overlapping"])
-    assert re.search(r"--overlapping: .*3 finished seeds first \(\['40k-convnext'\]", error), error
+            fake_run(root / f"{entry}-s{seed}", seed=seed, test=test, epochs=40 + seed)  # early stopping
+    fake_run(root / "tune" / "40k-resnet" / "lr0.001-wu0.2-s0", seed=0, test=10.0)  # not a row
+    assert S.overlapping_entries(root) == ["40k-resnet", "40k-wavemix-s2-convtranspose"]
+    fake_run(root / "40k-vit-s4", seed=4, test=43.0)  # an extra seed does not change the answer
+    assert S.overlapping_entries(root) == ["40k-resnet", "40k-wavemix-s2-convtranspose"]
+    fake_run(root / "40k-convnext-s1", seed=1, test=29.0)
+    with pytest.raises(ValueError, match=r"3 finished seeds first \(\['40k-convnext'\]"):
+        S.overlapping_entries(root)
+    fake_run(root / "40k-convnext-s2", seed=2, test=29.0, config={"lr": 0.01, "warmup_epochs": 1.0})
+    with pytest.raises(ValueError, match="40k-convnext: its seeds trained at different settings"):
+        S.seed_groups(root)

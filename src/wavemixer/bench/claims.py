@@ -234,9 +234,11 @@ def overlapping_groups(groups: Sequence[Any], seeds: int = 3, where: str = "") -
     answer stays the same once the extra seeds are in. ``where`` names the runs in the error."""
     from wavemixer.runs import Group
 
+    if not groups:
+        raise ValueError(f"{where}: no finished runs; every cell needs {seeds} finished seeds first")
     short = sorted(g.name for g in groups if g.seeds < seeds)
-    if not groups or short:
-        raise ValueError(f"{where}: every cell needs {seeds} finished seeds first ({short or 'no runs'} lack them)")
+    if short:
+        raise ValueError(f"{where}: every cell needs {seeds} finished seeds first ({short} lack them)")
     stats = {g.name: Group(g.name, g.runs[:seeds]).stat("test") for g in groups}  # the first seeds: stable on rerun
     spans = {k: (s.mean - s.std, s.mean + s.std) for k, s in stats.items() if s is not None}
     return sorted(

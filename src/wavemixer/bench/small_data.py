@@ -38,7 +38,9 @@ __all__ = [
     "entries",
     "full_data_figure",
     "full_data_scores",
+    "overlapping_entries",
     "sample_efficiency_table",
+    "seed_groups",
     "train_command",
 ]
 
@@ -189,6 +191,31 @@ def sample_efficiency_plot(by_regime: dict[str, Scores], full: FullData, path: P
         series[key] = [(float(x), Stat(*stat)) for x, stat in points]
     score_curves(series, path, xlabel="training images per class", ylabel="test top-1 % (mean ± std over seeds)",
                  title="CIFAR-10: accuracy against training-set size")  # fmt: skip
+
+
+def seed_groups(root: Path) -> tuple[list[Any], list[Any]]:
+    """The seed runs under ``root`` (a regime's run or record folder; its ``tune/`` runs left out), grouped by
+    entry (:func:`wavemixer.runs.group_runs`), and the runs. Early stopping gives the seeds of one entry
+    different epochs; their model and metric must agree, and their setting (an edge run after some seeds had
+    finished would otherwise mix two settings in one row): a ValueError names the entry that mixes two."""
+    from wavemixer.runs import collect_runs, group_runs
+
+    runs = [r for r in (collect_runs([root]) if root.is_dir() else []) if not r.group.startswith("tune/")]
+    groups = group_runs(runs, same=("model", "metric", "goal"))
+    for g in groups:
+        settings = {(r.config.get("lr"), r.config.get("warmup_epochs")) for r in g.runs}
+        if len(settings) > 1:
+            raise ValueError(f"{root}/{g.name}: its seeds trained at different settings {sorted(settings)}; "
+                             "retrain the ones off the tuned setting")  # fmt: skip
+    return groups, runs
+
+
+def overlapping_entries(root: Path) -> list[str]:
+    """The entries under ``root`` whose test mean ± std over seeds 1-3 overlaps another entry's: they get seeds
+    4-5 (:func:`wavemixer.bench.claims.overlapping_groups`, the rule CamVid uses)."""
+    from wavemixer.bench.claims import overlapping_groups
+
+    return overlapping_groups(seed_groups(root)[0], where=str(root))
 
 
 def scores_of(groups: Sequence[Any]) -> Scores:
