@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -126,3 +130,27 @@ def test_entries_three_seeds_cannot_tell_apart_get_seeds_4_5_judged_on_seeds_1_3
     fake_run(root / "40k-convnext-s2", seed=2, test=29.0, config={"lr": 0.01, "warmup_epochs": 1.0})
     with pytest.raises(ValueError, match="40k-convnext: its seeds trained at different settings"):
         S.seed_groups(root)
+
+
+def test_the_committed_tables_and_claims_are_rebuilt_from_the_committed_records(tmp_path: Path) -> None:
+    """``small_data.py summarize`` rebuilds the committed regime tables and sample-efficiency.md from the run
+    records alone, and every score of docs/claims.md's small-data table is one of them."""
+    repo = Path(__file__).resolve().parents[1]
+    committed = repo / "docs" / "bench" / "small-data"
+    full = ["40k=docs/bench/contest/40k-20min.csv", "40k=docs/bench/contest/40k-5min.csv",
+            "500k=docs/bench/contest/500k-20min.csv"]  # fmt: skip
+    cmd = [sys.executable, str(repo / "scripts" / "small_data.py"), "summarize", "--runs",
+           "docs/bench/small-data/records", "--out", str(tmp_path), "--full", *full]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(repo / "src"), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=repo, timeout=300)
+    assert done.returncode == 0, done.stderr
+    tables = [p.name for p in committed.glob("pc*.md")] + ["sample-efficiency.md"]
+    assert "pc50.md" in tables
+    for name in tables:
+        assert (tmp_path / name).read_text() == (committed / name).read_text(), name
+    claims = (repo / "docs" / "claims.md").read_text()
+    section = claims[claims.index("**Measured at 50 images per class**") : claims.index("What it says, at 50 images")]
+    scores = re.findall(r"\d+\.\d\d ± \d+\.\d\d", section)
+    assert len(scores) >= 22  # 11 rows: the 50-per-class and the full-data figure
+    rebuilt = (tmp_path / "sample-efficiency.md").read_text()
+    assert all(score in rebuilt for score in scores), [s for s in scores if s not in rebuilt]
