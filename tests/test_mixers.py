@@ -64,7 +64,7 @@ def test_block_preserves_odd_sizes(mixer, wavelet, size):
     assert block(x).shape == x.shape
 
 
-@pytest.mark.parametrize(("mixer", "wavelet"), [("dwt", "db2"), ("random", "db2"), ("fourier", "haar")])
+@pytest.mark.parametrize(("mixer", "wavelet"), VARIANTS, ids=IDS)
 def test_every_family_takes_the_options(mixer, wavelet):
     x = torch.randn(1, 3, 19, 13)
     seg = WaveMixSegmentation(num_classes=4, depth=1, final_dim=16, level=2, mixer=mixer, wavelet=wavelet)
