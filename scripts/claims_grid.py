@@ -45,6 +45,9 @@ def run(args: argparse.Namespace) -> int:
     if args.overlapping:
         if only:
             raise ValueError("--overlapping and --only choose the cells two ways: give one of them")
+        if min(args.seeds) <= 3:
+            raise ValueError(f"--overlapping trains seeds beyond 1-3, which decide the cells; got --seeds "
+                             f"{' '.join(map(str, args.seeds))} (e.g. --seeds 4 5)")  # fmt: skip
         only = claims.overlapping_cells(args.records / args.grid if args.records else root)  # records: every run
         print(f"{args.grid}: cells whose test mean ± std overlaps another's after 3 seeds: {only or 'none'}")
         if not only:

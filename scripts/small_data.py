@@ -153,9 +153,12 @@ def run(args: argparse.Namespace) -> int:
     if args.overlapping:
         if args.only:
             raise SystemExit("--overlapping and --only choose the entries two ways: give one of them")
+        if min(args.seeds) <= 3:
+            raise SystemExit(f"--overlapping trains seeds beyond 1-3, which decide the entries; got --seeds "
+                             f"{' '.join(map(str, args.seeds))} (e.g. --seeds 4 5)")  # fmt: skip
         records = (args.records or args.out / "records") / regime.name  # records: every finished run
         try:
-            overlapping = S.overlapping_entries(records)
+            overlapping = S.overlapping_entries(records, [e.key for e in entries])
         except ValueError as exc:
             raise SystemExit(f"--overlapping: {exc}") from None
         print(f"{regime.name}: entries whose test mean ± std overlaps another's after 3 seeds: {overlapping or 'none'}")

@@ -243,5 +243,5 @@ def test_cells_whose_test_spread_overlaps_another_get_more_seeds(tmp_path: Path)
     fake_run(root / "lraspp-s4", seed=4, test=43.0, task="segmentation")  # an extra seed does not change the answer
     assert claims.overlapping_cells(root) == ["unet", "wavemix"]
     fake_run(root / "deeplab-s1", seed=1, test=29.0, task="segmentation")
-    with pytest.raises(ValueError, match=r"3 finished seeds first \(\['deeplab'\]"):
+    with pytest.raises(ValueError, match=r"seeds 1-3 finished first \(\['deeplab'\]"):
         claims.overlapping_cells(root)

@@ -98,7 +98,28 @@ def out(tmp_path: Path) -> Path:
         ),
         (
             [*SMALL_DATA_RUN, "--seeds", "4", "5", "--overlapping", "--records", "{tmp}/none"],
-            "small_data.py run: error: --overlapping: {tmp}/none/pc50: no finished runs; every cell needs 3",
+            "small_data.py run: error: --overlapping: {tmp}/none/pc50: no finished runs; every cell needs seeds 1-3",
+        ),
+        # retrained seeds 1-3 (restored from their records): the seeds that decide
+        (
+            [*SMALL_DATA_RUN, "--overlapping"],
+            "small_data.py run: error: --overlapping trains seeds beyond 1-3, which decide the entries; got --seeds "
+            "1 2 3 (e.g. --seeds 4 5)",
+        ),
+        (
+            [
+                "claims_grid.py",
+                "run",
+                "--grid",
+                "digits-smoke",
+                "--runs",
+                "{tmp}/runs",
+                "--seeds",
+                "3",
+                "4",
+                "--overlapping",
+            ],
+            "claims_grid.py run: error: --overlapping trains seeds beyond 1-3, which decide the cells; got --seeds 3 4",
         ),
         # fell back to the grid's own epochs and trained
         (

@@ -112,8 +112,8 @@ def test_tuning_rows_and_table_from_tuning_runs(tmp_path: Path) -> None:
 
 
 def test_entries_three_seeds_cannot_tell_apart_get_seeds_4_5_judged_on_seeds_1_3(tmp_path: Path) -> None:
-    """``run --seeds 4 5 --overlapping`` trains the entries whose test mean ± std over seeds 1-3 overlaps
-    another's, judged on the records (the run folders may be gone), tuning runs left out."""
+    """The entries of ``run --seeds 4 5 --overlapping``: those whose test mean ± std over seeds 1-3 overlaps
+    another's, among the grid's current entries, tuning runs left out; an extra seed does not change them."""
     root = tmp_path / "records" / "pc50"
     tests = {"40k-resnet": (40.0, 42.0, 44.0), "40k-wavemix-s2-convtranspose": (43.5, 44.5, 45.5),
              "40k-vit": (30.0, 31.0, 32.0)}  # fmt: skip
@@ -124,8 +124,11 @@ def test_entries_three_seeds_cannot_tell_apart_get_seeds_4_5_judged_on_seeds_1_3
     assert S.overlapping_entries(root) == ["40k-resnet", "40k-wavemix-s2-convtranspose"]
     fake_run(root / "40k-vit-s4", seed=4, test=43.0)  # an extra seed does not change the answer
     assert S.overlapping_entries(root) == ["40k-resnet", "40k-wavemix-s2-convtranspose"]
+    assert S.overlapping_entries(root, ["40k-resnet", "40k-vit"]) == []  # an entry the grid no longer has
     fake_run(root / "40k-convnext-s1", seed=1, test=29.0)
-    with pytest.raises(ValueError, match=r"3 finished seeds first \(\['40k-convnext'\]"):
+    fake_run(root / "40k-convnext-s4", seed=4, test=29.5)  # seed 4 does not stand in for the missing 2 and 3
+    fake_run(root / "40k-convnext-s5", seed=5, test=28.5)
+    with pytest.raises(ValueError, match=r"seeds 1-3 finished first \(\['40k-convnext'\]"):
         S.overlapping_entries(root)
     fake_run(root / "40k-convnext-s2", seed=2, test=29.0, config={"lr": 0.01, "warmup_epochs": 1.0})
     with pytest.raises(ValueError, match="40k-convnext: its seeds trained at different settings"):
@@ -134,7 +137,7 @@ def test_entries_three_seeds_cannot_tell_apart_get_seeds_4_5_judged_on_seeds_1_3
 
 def test_the_committed_tables_and_claims_are_rebuilt_from_the_committed_records(tmp_path: Path) -> None:
     """``small_data.py summarize`` rebuilds the committed regime tables and sample-efficiency.md from the run
-    records alone, and every score of docs/claims.md's small-data table is one of them."""
+    records alone, and each row of docs/claims.md's small-data table is one entry's row of them."""
     repo = Path(__file__).resolve().parents[1]
     committed = repo / "docs" / "bench" / "small-data"
     full = ["40k=docs/bench/contest/40k-20min.csv", "40k=docs/bench/contest/40k-5min.csv",
@@ -150,7 +153,17 @@ def test_the_committed_tables_and_claims_are_rebuilt_from_the_committed_records(
         assert (tmp_path / name).read_text() == (committed / name).read_text(), name
     claims = (repo / "docs" / "claims.md").read_text()
     section = claims[claims.index("**Measured at 50 images per class**") : claims.index("What it says, at 50 images")]
-    scores = re.findall(r"\d+\.\d\d ± \d+\.\d\d", section)
-    assert len(scores) >= 22  # 11 rows: the 50-per-class and the full-data figure
-    rebuilt = (tmp_path / "sample-efficiency.md").read_text()
-    assert all(score in rebuilt for score in scores), [s for s in scores if s not in rebuilt]
+
+    def rows(text: str) -> list[list[str]]:
+        return [[c.strip() for c in line.strip("|").split("|")] for line in text.splitlines() if line[:2] == "| "]
+
+    table = rows(section)[1:]  # contender | params | 50 per class | epochs trained | full data, equal time
+    efficiency = rows((tmp_path / "sample-efficiency.md").read_text())[1:]
+    regime = rows((tmp_path / "pc50.md").read_text())[1:]
+    assert len(table) == len(efficiency) == len(regime) == 11
+    for label, params, score, epochs, full in table:
+        figure, minutes = re.fullmatch(r"(.+) \((\d+) min\)", full).groups()
+        same = [r for r in efficiency if r[1:4] == [params, score, figure] and r[4].endswith(f"-{minutes}min")]
+        assert len(same) == 1, label  # one entry has these parameters, both scores and the grid
+        (entry,) = [r for r in regime if r[0] == same[0][0]]
+        assert entry[4] == score and entry[6].startswith(f"{epochs} ± "), label

@@ -9,7 +9,7 @@ tables through :mod:`wavemixer.runs`; ``scripts/claims_grid.py`` is the command 
 from __future__ import annotations
 
 import csv
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -227,19 +227,23 @@ def tuned_lrs(root: Path, grid: str) -> dict[str, float]:
     }
 
 
-def overlapping_groups(groups: Sequence[Any], seeds: int = 3, where: str = "") -> list[str]:
-    """The groups (:func:`wavemixer.runs.group_runs`) whose test mean ± std overlaps another group's: the rows
-    that ``seeds`` seeds cannot tell apart, which get more seeds (3, and 5 where two rows lie within each other's
-    spread). Every group must have ``seeds`` finished runs first; only its first ``seeds`` count, so that the
-    answer stays the same once the extra seeds are in. ``where`` names the runs in the error."""
+def overlapping_groups(
+    groups: Sequence[Any], seeds: int = 3, where: str = "", keys: Collection[str] | None = None
+) -> list[str]:
+    """The groups (:func:`wavemixer.runs.group_runs`; with ``keys``, those named there) whose test mean ± std
+    over seeds 1..``seeds`` overlaps another's: the rows that ``seeds`` seeds cannot tell apart, which get more
+    seeds (3, and 5 where two rows lie within each other's spread). Every group must have finished seeds
+    1..``seeds`` first, and only they count, so that the answer stays the same once the extra seeds are in.
+    ``where`` names the runs in the error."""
     from wavemixer.runs import Group
 
-    if not groups:
-        raise ValueError(f"{where}: no finished runs; every cell needs {seeds} finished seeds first")
-    short = sorted(g.name for g in groups if g.seeds < seeds)
+    first = {g.name: [r for r in g.runs if 1 <= r.seed <= seeds] for g in groups if keys is None or g.name in keys}
+    if not first:
+        raise ValueError(f"{where}: no finished runs; every cell needs seeds 1-{seeds} finished first")
+    short = sorted(name for name, runs in first.items() if len(runs) < seeds)
     if short:
-        raise ValueError(f"{where}: every cell needs {seeds} finished seeds first ({short} lack them)")
-    stats = {g.name: Group(g.name, g.runs[:seeds]).stat("test") for g in groups}  # the first seeds: stable on rerun
+        raise ValueError(f"{where}: every cell needs seeds 1-{seeds} finished first ({short} lack them)")
+    stats = {name: Group(name, runs).stat("test") for name, runs in first.items()}
     spans = {k: (s.mean - s.std, s.mean + s.std) for k, s in stats.items() if s is not None}
     return sorted(
         a for a in spans if any(b != a and spans[a][0] <= spans[b][1] and spans[b][0] <= spans[a][1] for b in spans)

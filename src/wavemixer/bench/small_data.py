@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import csv
 import statistics
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -210,12 +210,13 @@ def seed_groups(root: Path) -> tuple[list[Any], list[Any]]:
     return groups, runs
 
 
-def overlapping_entries(root: Path) -> list[str]:
-    """The entries under ``root`` whose test mean ± std over seeds 1-3 overlaps another entry's: they get seeds
-    4-5 (:func:`wavemixer.bench.claims.overlapping_groups`, the rule CamVid uses)."""
+def overlapping_entries(root: Path, entries: Collection[str] | None = None) -> list[str]:
+    """The entries under ``root`` (of ``entries``, when given: the grid's current ones) whose test mean ± std
+    over seeds 1-3 overlaps another's: they get seeds 4-5 (:func:`wavemixer.bench.claims.overlapping_groups`,
+    the rule CamVid uses)."""
     from wavemixer.bench.claims import overlapping_groups
 
-    return overlapping_groups(seed_groups(root)[0], where=str(root))
+    return overlapping_groups(seed_groups(root)[0], where=str(root), keys=entries)
 
 
 def scores_of(groups: Sequence[Any]) -> Scores:
