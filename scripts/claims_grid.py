@@ -10,6 +10,11 @@ with ``--resume``, the rest start. ``--lanes N`` trains N cells at a time, each 
   python scripts/claims_grid.py summarize --grid cifar10-40k --memory RESULTS/peers.csv   # + train-step memory
   python scripts/claims_grid.py summarize --grid cifar10-40k-equal-time --merge docs/bench/claims/cifar10-40k-2ep.csv
 
+A learning-rate tuning trains seed 0 of each cell at every rate of ``claims.TUNING_LRS`` (``run --seeds 0
+--runs <tune>/lr<LR> --records <records>/lr<LR> -- --lr LR``), then ``edge --runs <tune> --records <records>``
+applies the contest's edge rule (one rate x3 beyond a best that lies at the lowest or highest rate tried), and
+``run --tuned <records>`` trains each cell at its best rate.
+
 ``summarize --merge CSV`` takes the runs of cells (and seeds) not trained here from an earlier summary CSV,
 refusing any row that is not the run this grid makes (model, epochs, goal); ``--only`` limits a summary to
 some cells. ``--memory`` takes the ``peers.csv`` of
@@ -63,6 +68,31 @@ def run(args: argparse.Namespace) -> int:
     return summarize(args)
 
 
+def edge(args: argparse.Namespace) -> int:
+    """The edge rule after a tuning over :data:`~wavemixer.bench.claims.TUNING_LRS`: each cell whose best rate is
+    the lowest or highest it tried trains (seed 0) one step beyond, into ``--runs``/lr<LR>, until none is left."""
+    if args.records is None:
+        raise ValueError("edge: give --records, the tuning's records (lr<LR>/<grid>/<cell>-s0): the rule reads them")
+    grid, last = claims.GRIDS[args.grid], None
+    while plan := claims.edge_lrs(args.records, args.grid):
+        if plan == last:
+            raise ValueError(f"edge: the runs of {plan} left no record in {args.records}; see their .log files")
+        print(f"{args.grid}: edge rule, next rates {plan}")
+        jobs = []
+        for lr in sorted(set(plan.values())):
+            cells = [cell for cell, rate in plan.items() if rate == lr]
+            root = args.runs / f"lr{lr:g}" / args.grid
+            jobs += claims.jobs(grid, root, [0], cells, epochs=args.epochs, data_dir=args.data_dir,
+                                extra=[*args.extra, "--lr", f"{lr:g}"])  # fmt: skip
+        jobs = [Job(j.args, j.out, record_path(args.records, args.runs, j.out)) for j in jobs]
+        if train_in_lanes(jobs, lanes=args.lanes, nice=args.nice, poll_s=0.2):
+            print(f"edge: a run failed; see the .log files under {args.runs}", file=sys.stderr)
+            return 1
+        last = plan
+    print(f"{args.grid}: edge rule done; tuned rates {claims.tuned_lrs(args.records, args.grid)}")
+    return 0
+
+
 def summarize(args: argparse.Namespace) -> int:
     print(claims.summarize(args.grid, args.runs, args.out or args.runs, goal=args.goal, only=args.only,
                            merge=args.merge, memory=args.memory))  # fmt: skip
@@ -72,30 +102,35 @@ def summarize(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     ap = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="command", required=True)
-    for name in ("run", "summarize"):
+    for name in ("run", "edge", "summarize"):
         p = sub.add_parser(name)
         p.add_argument("--grid", choices=sorted(claims.GRIDS), required=True)
         p.add_argument("--runs", type=Path, default=Path("runs/claims"))
-        p.add_argument("--out", type=Path, help="where summarize writes CSV/markdown/plot (default: --runs)")
-        p.add_argument("--goal", type=float, help="val top-1 %% of the time-to-accuracy column (default: the grid's)")
-        p.add_argument("--memory", type=Path, help="peers.csv of `wavemixer bench --suite peers --mode train`")
-        p.add_argument("--merge", type=Path, help="summary CSV of earlier runs: adds this grid's cells/seeds not here")
-        p.add_argument("--only", nargs="+", help=f"{name} only these cells of the grid")
-        if name == "run":
+        if name != "edge":
+            p.add_argument("--out", type=Path, help="where summarize writes CSV/markdown/plot (default: --runs)")
+            p.add_argument("--goal", type=float,
+                           help="val top-1 %% of the time-to-accuracy column (default: the grid's)")  # fmt: skip
+            p.add_argument("--memory", type=Path, help="peers.csv of `wavemixer bench --suite peers --mode train`")
+            p.add_argument("--merge", type=Path,
+                           help="summary CSV of earlier runs: adds this grid's cells/seeds not here")  # fmt: skip
+            p.add_argument("--only", nargs="+", help=f"{name} only these cells of the grid")
+        if name in ("run", "edge"):
             p.add_argument("--data-dir", help="the data set's --data-dir")
-            p.add_argument("--seeds", type=at_least(0), nargs="+", default=[0, 1, 2])
             p.add_argument("--epochs", type=at_least(1), help="override the grid's epoch budget (every cell alike)")
+            add_lane_options(p)
+        if name == "run":
+            p.add_argument("--seeds", type=at_least(0), nargs="+", default=[0, 1, 2])
             p.add_argument("--subset", type=at_least(1), help="train on N images (quick checks only)")
             p.add_argument("--tuned", type=Path,
                            help="a learning-rate tuning (lr<LR>/<grid>/<cell>-s0): each cell at its best")  # fmt: skip
-            add_lane_options(p)
             p.add_argument("--overlapping", action="store_true",
                            help="only the cells whose test mean ± std overlaps another cell's after 3 seeds "
                                 "(give the extra --seeds, e.g. 4 5)")  # fmt: skip
+        if name in ("run", "edge"):
             p.add_argument("extra", nargs="*", help="further `wavemixer train` flags, after --")
     args = ap.parse_args(argv)
     try:
-        return run(args) if args.command == "run" else summarize(args)
+        return {"run": run, "edge": edge, "summarize": summarize}[args.command](args)
     except (ValueError, OSError) as exc:
         print(f"claims_grid.py {args.command}: error: {exc}", file=sys.stderr)
         return 2

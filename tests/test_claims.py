@@ -214,13 +214,23 @@ def test_tuned_learning_rates_pick_each_cells_best_val_and_enter_its_command(tmp
         tuning_run(lr, "wavemix", wavemix)
         tuning_run(lr, "lraspp_mobilenet_v3", 20.0)  # a tie at every rate: the lowest rate
     tuning_run("0.01", "wavemix", 99.0, seed=1)  # not a tuning run
+    # the U-Net's best lies inside the rates; WaveMix's at the highest and LRASPP's (a tie) at the lowest: the
+    # contest's edge rule tries one step beyond before either is tuned
+    assert claims.tuned_lrs(root, "camvid") == {"unet": 0.003}
+    assert claims.edge_lrs(root, "camvid") == {"wavemix": 0.03, "lraspp_mobilenet_v3": 0.000333}
+    tuning_run("0.03", "wavemix", 34.0)  # worse than at 0.01: WaveMix's best is no longer at an edge
+    blown = root / "lr0.000333" / "camvid" / "lraspp_mobilenet_v3-s0"  # diverged: tried, never chosen
+    blown.mkdir(parents=True)
+    (blown.parent / f"{blown.name}.log").write_text("wavemixer train: error: training diverged: the loss is nan\n")
+    assert claims.edge_lrs(root, "camvid") == {}
     assert claims.tuned_lrs(root, "camvid") == {"unet": 0.003, "wavemix": 0.01, "lraspp_mobilenet_v3": 0.001}
-    tuning_run("0.03", "unet", 50.0)  # a fourth rate, finished for the U-Net only: the others wait for theirs
-    assert claims.tuned_lrs(root, "camvid") == {"unet": 0.03}
-    blown = root / "lr0.03" / "camvid" / "wavemix-s0"  # diverged at the fourth rate: tried, not chosen
-    blown.mkdir()
-    (blown.parent / "wavemix-s0.log").write_text("wavemixer train: error: training diverged: the loss is nan\n")
-    assert claims.tuned_lrs(root, "camvid") == {"unet": 0.03, "wavemix": 0.01}
+    tuning_run("0.001", "deeplabv3_mobilenet_v3", 10.0)
+    tuning_run("0.003", "deeplabv3_mobilenet_v3", 10.0)
+    for lr, val in (("0.01", 50.0), ("0.03", 51.0), ("0.09", 52.0), ("0.27", 53.0)):  # better at every step up
+        tuning_run(lr, "deeplabv3_mobilenet_v3", val)
+        assert ("deeplabv3_mobilenet_v3" in claims.tuned_lrs(root, "camvid")) is (lr == "0.27"), lr
+    assert claims.tuned_lrs(root, "camvid")["deeplabv3_mobilenet_v3"] == 0.27  # 3 steps beyond the grid at most
+    assert claims.edge_lrs(root, "camvid") == {}
     lrs = {"unet": 0.003, "wavemix": 0.01}
     grid = claims.GRIDS["camvid"]
     jobs = claims.jobs(grid, tmp_path / "runs", [1], ["unet", "wavemix"], lrs=lrs)

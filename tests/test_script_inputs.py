@@ -121,6 +121,11 @@ def out(tmp_path: Path) -> Path:
             ],
             "claims_grid.py run: error: --overlapping trains seeds beyond 1-3, which decide the cells; got --seeds 3 4",
         ),
+        # the edge rule reads the tuning's records: without them it would see no tuning and say it is done
+        (
+            ["claims_grid.py", "edge", "--grid", "camvid", "--runs", "{tmp}/runs"],
+            "claims_grid.py edge: error: edge: give --records, the tuning's records",
+        ),
         # fell back to the grid's own epochs and trained
         (
             ["claims_grid.py", "run", "--grid", "digits-smoke", "--runs", "{tmp}/runs", "--epochs", "0"],

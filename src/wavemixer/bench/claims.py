@@ -9,6 +9,7 @@ tables through :mod:`wavemixer.runs`; ``scripts/claims_grid.py`` is the command 
 from __future__ import annotations
 
 import csv
+import math
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -28,9 +29,11 @@ from wavemixer.runs import (
 __all__ = [
     "GRIDS",
     "RECIPE",
+    "TUNING_LRS",
     "Cell",
     "Grid",
     "bench_memory",
+    "edge_lrs",
     "jobs",
     "overlapping_cells",
     "overlapping_groups",
@@ -201,30 +204,62 @@ def jobs(
     return out
 
 
-def tuned_lrs(root: Path, grid: str) -> dict[str, float]:
-    """Each cell's learning rate from a tuning over rates: the seed-0 runs ``<root>/lr<LR>/<grid>/<cell>-s0``
-    (``claims_grid.py run --seeds 0 --runs <root>/lr<LR> -- --lr LR``), the best val metric winning (ties: the
-    lower rate). A cell enters only once every rate of the tuning has finished for it (or diverged: tried, never
-    chosen); the rate is the one its run recorded."""
+TUNING_LRS = (1e-3, 3e-3, 1e-2)
+"""The learning rates every cell of a tuned grid (CamVid) trains at first (seed 0, val), then the contest's
+edge rule (:func:`edge_lrs`): the same rates and the same rule as the contest's tuning."""
+
+
+def _tuning(root: Path, grid: str) -> tuple[dict[str, dict[float, float]], dict[str, set[float]]]:
+    """Best val metric per cell and rate of the seed-0 runs ``<root>/lr<LR>/<grid>/<cell>-s0``, and the rates
+    each cell has tried (a diverged run counts: tried, never chosen)."""
     from wavemixer.runs import read_runs
     from wavemixer.runs.records import diverged
 
-    folders = sorted(f for f in root.glob("lr*") if (f / grid).is_dir())
     scores: dict[str, dict[float, float]] = {}
-    tried: dict[str, int] = {}
-    for folder in folders:
+    tried: dict[str, set[float]] = {}
+    for folder in sorted(f for f in root.glob("lr*") if (f / grid).is_dir()):
         for run in read_runs([folder / grid]):
             if run.seed == 0 and run.best_val is not None and run.config.get("lr") is not None:
                 scores.setdefault(run.group, {})[float(run.config["lr"])] = run.best_val
-                tried[run.group] = tried.get(run.group, 0) + 1
+                tried.setdefault(run.group, set()).add(float(run.config["lr"]))
         for blown in (folder / grid).glob("*-s0"):  # a diverged run: that rate was tried, and is never chosen
-            cell = blown.name.removesuffix("-s0")
             if blown.is_dir() and diverged(blown):
-                tried[cell] = tried.get(cell, 0) + 1
-    rates = len(folders)
+                tried.setdefault(blown.name.removesuffix("-s0"), set()).add(float(folder.name.removeprefix("lr")))
+    return scores, tried
+
+
+def _best_and_edge(by_lr: dict[float, float], rates: set[float]) -> tuple[float, float | None]:
+    """The best rate (ties: the lower) and the edge rule's next rate for it (``None``: the tuning is done)."""
+    from wavemixer.bench.contest import Setting, edge_settings
+
+    best = min(by_lr, key=lambda lr: (-by_lr[lr], lr))
+    edge = edge_settings({"cell": Setting(best, 1.0)}, {"cell": rates}).get("cell")
+    return best, edge[0].lr if edge else None
+
+
+def _tuned_cells(root: Path, grid: str) -> dict[str, tuple[float, float | None]]:
+    scores, tried = _tuning(root, grid)
     return {
-        cell: min(by_lr, key=lambda lr: (-by_lr[lr], lr)) for cell, by_lr in scores.items() if tried.get(cell) == rates
+        cell: _best_and_edge(by_lr, tried[cell])
+        for cell, by_lr in scores.items()
+        if all(any(math.isclose(lr, r, rel_tol=1e-3) for r in tried[cell]) for lr in TUNING_LRS)
     }
+
+
+def edge_lrs(root: Path, grid: str) -> dict[str, float]:
+    """The edge rule's next rate per cell: for a cell that has tried every :data:`TUNING_LRS` rate and whose best
+    is the lowest or highest rate it tried, that rate / or x the contest's ``EDGE_STEP`` (at most
+    ``EDGE_MAX_STEPS`` steps beyond the grid, never a rate tried). Empty once every such cell is done."""
+    return {cell: edge for cell, (_, edge) in _tuned_cells(root, grid).items() if edge is not None}
+
+
+def tuned_lrs(root: Path, grid: str) -> dict[str, float]:
+    """Each cell's learning rate from a tuning over rates: the seed-0 runs ``<root>/lr<LR>/<grid>/<cell>-s0``
+    (``claims_grid.py run --seeds 0 --runs <root>/lr<LR> -- --lr LR``, then ``claims_grid.py edge``), the best
+    val metric winning (ties: the lower rate). A cell enters once it has tried every :data:`TUNING_LRS` rate
+    (a diverged run: tried, never chosen) and the edge rule has nothing left for it (:func:`edge_lrs`); the
+    rate is the one its run recorded."""
+    return {cell: best for cell, (best, edge) in _tuned_cells(root, grid).items() if edge is None}
 
 
 def overlapping_groups(
