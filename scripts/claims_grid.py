@@ -12,8 +12,9 @@ with ``--resume``, the rest start. ``--lanes N`` trains N cells at a time, each 
 
 A learning-rate tuning trains seed 0 of each cell at every rate of ``claims.TUNING_LRS`` (``run --seeds 0
 --runs <tune>/lr<LR> --records <records>/lr<LR> -- --lr LR``), then ``edge --runs <tune> --records <records>``
-applies the contest's edge rule (one rate x3 beyond a best that lies at the lowest or highest rate tried), and
-``run --tuned <records>`` trains each cell at its best rate.
+applies the contest's edge rule (one rate x3 beyond a best that lies at the lowest or highest rate tried),
+``tuning --records <records> --out DIR`` writes its table (tuning.csv/.md: val only), and ``run --tuned
+<records>`` trains each cell at its best rate.
 
 ``summarize --merge CSV`` takes the runs of cells (and seeds) not trained here from an earlier summary CSV,
 refusing any row that is not the run this grid makes (model, epochs, goal); ``--only`` limits a summary to
@@ -36,7 +37,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from wavemixer.bench import claims
+from wavemixer.bench.contest import write_csv
 from wavemixer.cli import OneLineParser
+from wavemixer.files import atomic_write_text
 from wavemixer.runs import Job, add_lane_options, at_least, record_path, train_in_lanes
 
 
@@ -93,6 +96,28 @@ def edge(args: argparse.Namespace) -> int:
     return 0
 
 
+def tuning(args: argparse.Namespace) -> int:
+    """tuning.csv/.md under --out: a learning-rate tuning's val metric per cell and rate, the chosen in bold."""
+    if args.records is None or not args.records.is_dir():
+        raise ValueError(f"tuning: --records {args.records} is not a folder: give the tuning's records (lr<LR>/...)")
+    rows, table = claims.tuning_table(args.records, args.grid)
+    if not rows:
+        raise ValueError(f"tuning: no seed-0 tuning runs of {args.grid} under {args.records}")
+    out = args.out or args.records
+    write_csv(out / "tuning.csv", rows)
+    text = [
+        f"Learning-rate tuning of the {args.grid} grid: best val score % of the seed-0 run (20 epochs) at each rate; "
+        "**bold**: the rate each model trains at (the best val; the contest's edge rule tried one step beyond a "
+        "best at the lowest or highest rate). The tuning runs' test scores select nothing and are not shown. "
+        f"Command: `python scripts/claims_grid.py tuning --grid {args.grid} --records DIR --out DIR`.",
+        "",
+        *table,
+    ]
+    atomic_write_text(out / "tuning.md", "\n".join(text) + "\n")
+    print("\n".join(text))
+    return 0
+
+
 def summarize(args: argparse.Namespace) -> int:
     print(claims.summarize(args.grid, args.runs, args.out or args.runs, goal=args.goal, only=args.only,
                            merge=args.merge, memory=args.memory))  # fmt: skip
@@ -102,11 +127,14 @@ def summarize(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     ap = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="command", required=True)
-    for name in ("run", "edge", "summarize"):
+    for name in ("run", "edge", "tuning", "summarize"):
         p = sub.add_parser(name)
         p.add_argument("--grid", choices=sorted(claims.GRIDS), required=True)
         p.add_argument("--runs", type=Path, default=Path("runs/claims"))
-        if name != "edge":
+        if name == "tuning":
+            p.add_argument("--records", type=Path, metavar="DIR", help="the tuning's records (lr<LR>/<grid>/...)")
+            p.add_argument("--out", type=Path, help="where tuning.csv/.md go (default: --records)")
+        if name in ("run", "summarize"):
             p.add_argument("--out", type=Path, help="where summarize writes CSV/markdown/plot (default: --runs)")
             p.add_argument("--goal", type=float,
                            help="val top-1 %% of the time-to-accuracy column (default: the grid's)")  # fmt: skip
@@ -130,7 +158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             p.add_argument("extra", nargs="*", help="further `wavemixer train` flags, after --")
     args = ap.parse_args(argv)
     try:
-        return {"run": run, "edge": edge, "summarize": summarize}[args.command](args)
+        return {"run": run, "edge": edge, "tuning": tuning, "summarize": summarize}[args.command](args)
     except (ValueError, OSError) as exc:
         print(f"claims_grid.py {args.command}: error: {exc}", file=sys.stderr)
         return 2

@@ -80,8 +80,7 @@ if part camvid; then
     done
     step "$PYTHON" scripts/claims_grid.py edge --grid camvid --epochs 20 --runs runs/camvid-tune --records $R/tune \
         --data-dir "$CAMVID"
-    step "$PYTHON" -m wavemixer.cli runs $R/tune --csv docs/bench/camvid/tuning.csv --md docs/bench/camvid/tuning.md \
-        --force
+    step "$PYTHON" scripts/claims_grid.py tuning --grid camvid --records $R/tune --out docs/bench/camvid
     step "$PYTHON" scripts/claims_grid.py run --grid camvid --seeds 1 2 3 --tuned $R/tune --runs runs/camvid \
         --records $R/seeds --out docs/bench/camvid --data-dir "$CAMVID"
     step "$PYTHON" scripts/claims_grid.py run --grid camvid --seeds 4 5 --overlapping --tuned $R/tune \

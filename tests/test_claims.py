@@ -218,12 +218,23 @@ def test_tuned_learning_rates_pick_each_cells_best_val_and_enter_its_command(tmp
     # contest's edge rule tries one step beyond before either is tuned
     assert claims.tuned_lrs(root, "camvid") == {"unet": 0.003}
     assert claims.edge_lrs(root, "camvid") == {"wavemix": 0.03, "lraspp_mobilenet_v3": 0.000333}
+    _, table = claims.tuning_table(root, "camvid")
+    assert table[0] == "| model | lr 0.001 | lr 0.003 | lr 0.01 |"
+    assert table[2:] == [  # grid order, val only, the tuned rate in bold, the cells still at an edge marked
+        "| wavemix (edge rule: 0.03 next) | 30.00 | 30.00 | 35.00 |",
+        "| unet | 40.00 | **45.00** | 42.00 |",
+        "| lraspp_mobilenet_v3 (edge rule: 0.000333 next) | 20.00 | 20.00 | 20.00 |",
+    ]
     tuning_run("0.03", "wavemix", 34.0)  # worse than at 0.01: WaveMix's best is no longer at an edge
     blown = root / "lr0.000333" / "camvid" / "lraspp_mobilenet_v3-s0"  # diverged: tried, never chosen
     blown.mkdir(parents=True)
     (blown.parent / f"{blown.name}.log").write_text("wavemixer train: error: training diverged: the loss is nan\n")
     assert claims.edge_lrs(root, "camvid") == {}
     assert claims.tuned_lrs(root, "camvid") == {"unet": 0.003, "wavemix": 0.01, "lraspp_mobilenet_v3": 0.001}
+    rows, table = claims.tuning_table(root, "camvid")
+    assert table[2] == "| wavemix | – | 30.00 | 30.00 | **35.00** | 34.00 |"  # lr 0.000333 ... 0.03
+    assert table[4] == "| lraspp_mobilenet_v3 | diverged | **20.00** | 20.00 | 20.00 | – |"
+    assert {"cell": "lraspp_mobilenet_v3", "lr": "0.000333", "best_val": ""} in rows
     tuning_run("0.001", "deeplabv3_mobilenet_v3", 10.0)
     tuning_run("0.003", "deeplabv3_mobilenet_v3", 10.0)
     for lr, val in (("0.01", 50.0), ("0.03", 51.0), ("0.09", 52.0), ("0.27", 53.0)):  # better at every step up

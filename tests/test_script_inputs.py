@@ -126,6 +126,10 @@ def out(tmp_path: Path) -> Path:
             ["claims_grid.py", "edge", "--grid", "camvid", "--runs", "{tmp}/runs"],
             "claims_grid.py edge: error: edge: give --records, the tuning's records",
         ),
+        (
+            ["claims_grid.py", "tuning", "--grid", "camvid", "--records", "{tmp}/none"],
+            "claims_grid.py tuning: error: tuning: --records {tmp}/none is not a folder",
+        ),
         # fell back to the grid's own epochs and trained
         (
             ["claims_grid.py", "run", "--grid", "digits-smoke", "--runs", "{tmp}/runs", "--epochs", "0"],
@@ -195,12 +199,11 @@ def test_the_reproduction_script_runs_the_parts_asked_for_and_refuses_an_unknown
     def dry_run(*parts: str) -> tuple[int, list[str], str]:
         done = subprocess.run(["bash", str(REPO / "scripts" / "reproduce_claims.sh"), *parts], env=env,
                               capture_output=True, text=True, timeout=120)  # fmt: skip
-        steps = [line.split()[2:4] for line in done.stdout.splitlines() if line.startswith("+ ")]
-        scripts = [module if flag == "-m" else flag for flag, module in steps]  # `python -m wavemixer.cli ...`
+        scripts = [line.split()[2] for line in done.stdout.splitlines() if line.startswith("+ ")]
         return done.returncode, scripts, done.stderr.strip()
 
     rc, scripts, _ = dry_run("camvid")
-    assert rc == 0 and set(scripts) == {"scripts/claims_grid.py", "wavemixer.cli"}, scripts
+    assert rc == 0 and set(scripts) == {"scripts/claims_grid.py"}, scripts
     rc, scripts, _ = dry_run("contest", "small-data")
     assert rc == 0 and set(scripts) == {"scripts/contest.py", "scripts/small_data.py"}, scripts
     rc, scripts, error = dry_run("cifar")

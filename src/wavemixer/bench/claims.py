@@ -41,6 +41,7 @@ __all__ = [
     "summarize",
     "train_command",
     "tuned_lrs",
+    "tuning_table",
 ]
 
 
@@ -260,6 +261,36 @@ def tuned_lrs(root: Path, grid: str) -> dict[str, float]:
     (a diverged run: tried, never chosen) and the edge rule has nothing left for it (:func:`edge_lrs`); the
     rate is the one its run recorded."""
     return {cell: best for cell, (best, edge) in _tuned_cells(root, grid).items() if edge is None}
+
+
+def tuning_table(root: Path, grid: str) -> tuple[list[dict[str, Any]], list[str]]:
+    """A learning-rate tuning's rows (cell, lr, best val metric; diverged runs without one) and its markdown
+    table: cells x rates, the val metric of each seed-0 run, each tuned cell's rate (:func:`tuned_lrs`) in
+    bold; a cell the edge rule is not done with is marked. Val only: the tuning runs' test scores select
+    nothing and are left out."""
+    scores, tried = _tuning(root, grid)
+    tuned, pending = tuned_lrs(root, grid), edge_lrs(root, grid)
+    order = [c.key for c in GRIDS[grid].cells]
+    cells = sorted(tried, key=lambda c: (order.index(c) if c in order else len(order), c))
+    rates = sorted({lr for rs in tried.values() for lr in rs})
+
+    def val(cell: str, lr: float) -> str:
+        return f"{scores[cell][lr]:.2f}" if lr in scores.get(cell, {}) else ""  # "": diverged
+
+    rows = [{"cell": cell, "lr": f"{lr:g}", "best_val": val(cell, lr)} for cell in cells for lr in sorted(tried[cell])]
+    lines = ["| model | " + " | ".join(f"lr {lr:g}" for lr in rates) + " |", "|---|" + "---:|" * len(rates)]
+    for cell in cells:
+        texts = []
+        for lr in rates:
+            if lr not in tried[cell]:
+                text = "–"
+            else:
+                text = val(cell, lr) or "diverged"
+                text = f"**{text}**" if tuned.get(cell) == lr else text
+            texts.append(text)
+        name = f"{cell} (edge rule: {pending[cell]:g} next)" if cell in pending else cell
+        lines.append(f"| {name} | " + " | ".join(texts) + " |")
+    return rows, lines
 
 
 def overlapping_groups(
