@@ -266,3 +266,23 @@ def test_cells_whose_test_spread_overlaps_another_get_more_seeds(tmp_path: Path)
     fake_run(root / "deeplab-s1", seed=1, test=29.0, task="segmentation")
     with pytest.raises(ValueError, match=r"seeds 1-3 finished first \(\['deeplab'\]"):
         claims.overlapping_cells(root)
+
+
+def test_the_committed_camvid_tuning_table_is_rebuilt_from_its_records(tmp_path: Path) -> None:
+    """``claims_grid.py tuning`` rebuilds bench/camvid/tuning.md from the committed tuning records, and
+    docs/claims.md shows that table."""
+    import os
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[1]
+    committed = repo / "docs" / "bench" / "camvid"
+    cmd = [sys.executable, str(repo / "scripts" / "claims_grid.py"), "tuning", "--grid", "camvid", "--records",
+           str(committed / "records" / "tune"), "--out", str(tmp_path)]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(repo / "src"), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    rebuilt = (tmp_path / "tuning.md").read_text()
+    assert rebuilt == (committed / "tuning.md").read_text()
+    table = [line for line in rebuilt.splitlines() if line.startswith("|")]
+    assert len(table) == 7 and "\n".join(table) in (repo / "docs" / "claims.md").read_text()
