@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from wavemixer.bench.contest import GRID_LRS, Setting, edge_settings
 from wavemixer.runs import (
     Column,
     Job,
@@ -205,7 +206,7 @@ def jobs(
     return out
 
 
-TUNING_LRS = (1e-3, 3e-3, 1e-2)
+TUNING_LRS = GRID_LRS
 """The learning rates every cell of a tuned grid (CamVid) trains at first (seed 0, val), then the contest's
 edge rule (:func:`edge_lrs`): the same rates and the same rule as the contest's tuning."""
 
@@ -231,15 +232,15 @@ def _tuning(root: Path, grid: str) -> tuple[dict[str, dict[float, float]], dict[
 
 def _best_and_edge(by_lr: dict[float, float], rates: set[float]) -> tuple[float, float | None]:
     """The best rate (ties: the lower) and the edge rule's next rate for it (``None``: the tuning is done)."""
-    from wavemixer.bench.contest import Setting, edge_settings
-
     best = min(by_lr, key=lambda lr: (-by_lr[lr], lr))
     edge = edge_settings({"cell": Setting(best, 1.0)}, {"cell": rates}).get("cell")
     return best, edge[0].lr if edge else None
 
 
-def _tuned_cells(root: Path, grid: str) -> dict[str, tuple[float, float | None]]:
-    scores, tried = _tuning(root, grid)
+def _tuned_cells(
+    scores: dict[str, dict[float, float]], tried: dict[str, set[float]]
+) -> dict[str, tuple[float, float | None]]:
+    """Best rate and the edge rule's next one (:func:`_best_and_edge`) of every cell that tried each base rate."""
     return {
         cell: _best_and_edge(by_lr, tried[cell])
         for cell, by_lr in scores.items()
@@ -251,7 +252,7 @@ def edge_lrs(root: Path, grid: str) -> dict[str, float]:
     """The edge rule's next rate per cell: for a cell that has tried every :data:`TUNING_LRS` rate and whose best
     is the lowest or highest rate it tried, that rate / or x the contest's ``EDGE_STEP`` (at most
     ``EDGE_MAX_STEPS`` steps beyond the grid, never a rate tried). Empty once every such cell is done."""
-    return {cell: edge for cell, (_, edge) in _tuned_cells(root, grid).items() if edge is not None}
+    return {cell: edge for cell, (_, edge) in _tuned_cells(*_tuning(root, grid)).items() if edge is not None}
 
 
 def tuned_lrs(root: Path, grid: str) -> dict[str, float]:
@@ -260,7 +261,7 @@ def tuned_lrs(root: Path, grid: str) -> dict[str, float]:
     val metric winning (ties: the lower rate). A cell enters once it has tried every :data:`TUNING_LRS` rate
     (a diverged run: tried, never chosen) and the edge rule has nothing left for it (:func:`edge_lrs`); the
     rate is the one its run recorded."""
-    return {cell: best for cell, (best, edge) in _tuned_cells(root, grid).items() if edge is None}
+    return {cell: best for cell, (best, edge) in _tuned_cells(*_tuning(root, grid)).items() if edge is None}
 
 
 def tuning_table(root: Path, grid: str) -> tuple[list[dict[str, Any]], list[str]]:
@@ -268,8 +269,10 @@ def tuning_table(root: Path, grid: str) -> tuple[list[dict[str, Any]], list[str]
     table: cells x rates, the val metric of each seed-0 run, each tuned cell's rate (:func:`tuned_lrs`) in
     bold; a cell the edge rule is not done with is marked. Val only: the tuning runs' test scores select
     nothing and are left out."""
-    scores, tried = _tuning(root, grid)
-    tuned, pending = tuned_lrs(root, grid), edge_lrs(root, grid)
+    scores, tried = _tuning(root, grid)  # read once; tuned and pending as tuned_lrs and edge_lrs give them
+    state = _tuned_cells(scores, tried)
+    tuned = {cell: best for cell, (best, edge) in state.items() if edge is None}
+    pending = {cell: edge for cell, (_, edge) in state.items() if edge is not None}
     order = [c.key for c in GRIDS[grid].cells]
     cells = sorted(tried, key=lambda c: (order.index(c) if c in order else len(order), c))
     rates = sorted({lr for rs in tried.values() for lr in rs})
