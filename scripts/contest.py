@@ -403,7 +403,9 @@ def tune(args: argparse.Namespace) -> int:
                 out = args.runs / f"tune-{budget}" / c.key / f"{setting.key}-s0"
                 if C.tried(out):
                     continue
-                cmd = C.train_command(c, setting, steps=steps[c.key], seed=0, output=out, data_dir=args.data_dir)
+                cmd = C.train_command(
+                    c, setting, steps=steps[c.key], seed=0, output=out, data_dir=args.data_dir, tuning=True
+                )
                 jobs.append((cmd, out))
         return jobs
 

@@ -96,7 +96,7 @@ def tune(args: argparse.Namespace) -> int:
     def jobs_for(plan: dict[str, list[C.Setting]]) -> list[Job]:
         folders = [(e, s, root / e.key / f"{s.key}-s0") for e in entries for s in plan.get(e.key, [])]
         return [
-            Job(S.train_command(e, s, regime, seed=0, output=out, data_dir=args.data_dir), out)
+            Job(S.train_command(e, s, regime, seed=0, output=out, data_dir=args.data_dir, tuning=True), out)
             for e, s, out in folders
             if not C.tried(out)
         ]

@@ -49,6 +49,13 @@ def test_yaml_config_and_flags(tmp_path, capsys):
     saved = yaml.safe_load((tmp_path / "r" / "config.yaml").read_text())
     assert (saved["epochs"], saved["batch_size"], saved["model_args"]) == (1, 64, {"depth": 1})
     assert "test top1" in capsys.readouterr().out
+    # a tuning run: the same training, the test split left unevaluated (results and result line say so)
+    assert main(["train", "--config", str(tmp_path / "c.yaml"), "--threads", "1", "--skip-test",
+                 "--output", str(tmp_path / "tune")]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    assert "best val top1" in out and "; test top1" not in out
+    assert json.loads((tmp_path / "tune" / "results.json").read_text())["test"] is None
+    assert json.loads((tmp_path / "r" / "results.json").read_text())["test"]["top1"] >= 0
     (tmp_path / "bad.yaml").write_text("epoch: 1\n")
     assert main(["train", "--config", str(tmp_path / "bad.yaml")]) == 2
     assert "unknown option(s) ['epoch']" in capsys.readouterr().err

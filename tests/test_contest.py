@@ -77,6 +77,11 @@ def test_train_command_and_steps(tmp_path: Path) -> None:
                    "--amp", "none", "--lr", "0.001", "--warmup-epochs", "0.2", "--model", "peer:resnet",
                    "--model-arg", "params=37058", "--epochs", "3", "--max-steps", "800", "--seed", "1",
                    "--output", str(tmp_path / "r"), "--data-dir", "D.zip"]  # fmt: skip
+    # a tuning run selects on val: the same command, the test set left unevaluated
+    tune = C.train_command(c, C.TUNING_GRID[0], steps=800, seed=1, output=tmp_path / "r", data_dir="D.zip",
+                           tuning=True)  # fmt: skip
+    at = cmd.index("--epochs")
+    assert tune == [*cmd[:at], "--skip-test", *cmd[at:]]
     # 100 ms per step: 5 minutes are 3,000 steps; never fewer than one
     assert C.steps_for_budget(100.0, 5.0) == 3000
     assert C.steps_for_budget(10_000_000.0, 5.0) == 1

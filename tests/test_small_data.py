@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import os
 import re
 import subprocess
@@ -36,7 +37,10 @@ def test_a_command_is_the_contest_recipe_on_the_subset_with_early_stopping(name:
                                   data_dir="D.zip"))  # fmt: skip
     assert (cfg.per_class, cfg.val_fraction, cfg.patience) == (regime.per_class, 0.2, regime.patience)
     assert (cfg.epochs, cfg.batch_size, cfg.lr, cfg.warmup_epochs) == (regime.max_epochs, regime.batch_size, 3e-3, 1.0)
-    assert (cfg.seed, cfg.data_dir, cfg.max_steps) == (2, "D.zip", None)
+    assert (cfg.seed, cfg.data_dir, cfg.max_steps, cfg.skip_test) == (2, "D.zip", None, False)
+    tune = _config(S.train_command(entry[2], C.Setting(3e-3, 1.0), regime, seed=0, output=tmp_path / "r",
+                                   data_dir="D.zip", tuning=True))  # fmt: skip
+    assert tune.skip_test and tune == dataclasses.replace(cfg, seed=0, skip_test=True)  # nothing else differs
     # the rest is the contest's run, untouched: model, optimizer, precision, threads, data path
     contest = _config(C.train_command(entry[2].contender, C.Setting(3e-3, 1.0), steps=10, seed=2,
                                       output=tmp_path / "r", data_dir="D.zip"))  # fmt: skip

@@ -316,12 +316,25 @@ def budget_steps(throughput: Path, grid: str) -> dict[str, int]:
 
 
 # ------------------------------------------------------------------------------------------ commands
+TUNING_FLAGS = ("--skip-test",)
+"""What a tuning run adds to its command: it selects on val, so the test set is not evaluated."""
+
+
 def train_command(
-    contender: Contender, setting: Setting, *, steps: int, seed: int, output: Path, data_dir: str | None
+    contender: Contender,
+    setting: Setting,
+    *,
+    steps: int,
+    seed: int,
+    output: Path,
+    data_dir: str | None,
+    tuning: bool = False,
 ) -> list[str]:
     """The ``wavemixer train`` arguments of one contest run (without the interpreter): ``steps`` optimizer
-    steps, i.e. ``ceil(steps / 351)`` epochs with the last one cut short."""
+    steps, i.e. ``ceil(steps / 351)`` epochs with the last one cut short. A ``tuning`` run leaves the test set
+    alone (``--skip-test``)."""
     cmd = ["train", *DATA, *RECIPE, *setting.flags(), *contender.model_flags()]
+    cmd += TUNING_FLAGS if tuning else ()
     epochs = math.ceil(steps / STEPS_PER_EPOCH)
     cmd += ["--epochs", str(epochs), "--max-steps", str(steps), "--seed", str(seed), "--output", str(output)]
     if data_dir:

@@ -115,12 +115,21 @@ def entries(tuned_40k: Sequence[str], wavemix_500k: str | None) -> list[Entry]:
 
 
 def train_command(
-    entry: Entry, setting: C.Setting, regime: Regime, *, seed: int, output: Path, data_dir: str | None
+    entry: Entry,
+    setting: C.Setting,
+    regime: Regime,
+    *,
+    seed: int,
+    output: Path,
+    data_dir: str | None,
+    tuning: bool = False,
 ) -> list[str]:
-    """The ``wavemixer train`` arguments of one run: the contest's recipe on the regime's subset, early stopping."""
+    """The ``wavemixer train`` arguments of one run: the contest's recipe on the regime's subset, early stopping;
+    a ``tuning`` run leaves the test set alone (``--skip-test``)."""
     recipe = list(C.RECIPE)
     recipe[recipe.index("--batch-size") + 1] = str(regime.batch_size)
     cmd = ["train", *C.DATA, *recipe, *setting.flags(), *entry.contender.model_flags()]
+    cmd += C.TUNING_FLAGS if tuning else ()
     cmd += ["--per-class", str(regime.per_class), "--val-fraction", f"{VAL_FRACTION:g}"]
     cmd += ["--epochs", str(regime.max_epochs), "--patience", str(regime.patience)]
     cmd += ["--seed", str(seed), "--output", str(output)]

@@ -86,6 +86,10 @@ class TrainConfig:
         ge=0,
         lt=1,
     )
+    skip_test: bool = _opt(
+        False,
+        "leave the test split unevaluated: tuning runs choose a setting on val, and only the chosen model is tested",
+    )
     skip_corrupt: bool = _opt(False, "image folders: train without the unreadable images the up-front scan reports")
     subset: int | None = _opt(
         None,

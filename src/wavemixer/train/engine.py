@@ -560,13 +560,14 @@ class Trainer:
         )
 
     def _finish(self, run_dir: Path, wall: float, stop_reason: str) -> dict[str, Any]:
-        """Evaluate the best-on-val weights once on the test split and write ``results.json``."""
+        """Evaluate the best-on-val weights once on the test split (unless ``--skip-test``) and write
+        ``results.json``."""
         from wavemixer.hub import from_pretrained
 
         best = from_pretrained(run_dir / "best") if self.ctx.is_main else None
         state = broadcast_object(clean_state_dict(best.state_dict()) if best is not None else None)
         self.eval_model().load_state_dict(state)
-        test = self.evaluate(self.data.test) if self.data.test is not None else None
+        test = self.evaluate(self.data.test) if self.data.test is not None and not self.cfg.skip_test else None
         best_row = self.history[self.best_epoch - 1]
         results = dict(
             model=self.cfg.model, dataset=self.info.name, seed=self.cfg.seed,
