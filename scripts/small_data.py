@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from wavemixer.bench import contest as C
@@ -132,7 +132,8 @@ def summarize_tuning(args: argparse.Namespace) -> int:
         f"{regime.max_epochs} epochs), seed 0: best val top-1 % on the val split carved from the remaining "
         f"training images (epochs trained: tuning-{regime.name}.csv). **Bold**: the setting each entry trains with. "
         "Command: "
-        f"`python scripts/small_data.py tune --regime {regime.name} --data-dir ZIP` (then `tune --edge`).",
+        f"`python scripts/small_data.py tune --regime {regime.name}{_entry_flags(r['key'] for r in rows)} "
+        "--data-dir ZIP` (then `tune --edge` with the same options).",
         "",
         *C.tuning_table(rows, best, prescreen=False),
     ]
@@ -182,6 +183,13 @@ def _setting(group: Group) -> str:
     return f"{config.get('lr'):g}, {config.get('warmup_epochs'):g}"
 
 
+def _entry_flags(keys: Iterable[str]) -> str:
+    """The entry option of the commands that trained these entries: ``--wavemix-500k KEY`` where one is at 0.5M
+    (the 40k entries come from the contest's tuning)."""
+    big = sorted({k.removeprefix("500k-") for k in keys if k.startswith("500k-")})
+    return "".join(f" --wavemix-500k {k}" for k in big)
+
+
 def _regime_summary(args: argparse.Namespace, regime: S.Regime) -> tuple[dict, dict[str, int]] | None:
     """<regime>.csv/.md of its finished runs; returns the test scores and parameter counts per entry."""
     try:
@@ -206,8 +214,8 @@ def _regime_summary(args: argparse.Namespace, regime: S.Regime) -> tuple[dict, d
         f"CIFAR-10 with {regime.per_class} training images per class (a class-balanced subset per seed), the "
         f"whole test set; each entry at its tuned setting (tuning-{regime.name}.md), seeds 1-3 and 4-5 where its "
         "test mean ± std over seeds 1-3 overlaps another entry's; early stopping on val. Commands: "
-        f"`python scripts/small_data.py run --regime {regime.name} --data-dir ZIP`, then `run --seeds 4 5 "
-        "--overlapping`.",
+        f"`python scripts/small_data.py run --regime {regime.name}{_entry_flags(g.name for g in groups)} "
+        "--data-dir ZIP`, then `run --seeds 4 5 --overlapping` with the same options.",
         "",
         markdown_table(groups, columns),
     ]
