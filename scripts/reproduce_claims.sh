@@ -76,10 +76,10 @@ if part camvid; then
     R=docs/bench/camvid/records
     for LR in 0.001 0.003 0.01; do
         step "$PYTHON" scripts/claims_grid.py run --grid camvid --seeds 0 --epochs 20 --runs runs/camvid-tune/lr$LR \
-            --records $R/tune/lr$LR --data-dir "$CAMVID" -- --lr $LR
+            --records $R/tune/lr$LR --data-dir "$CAMVID" -- --skip-test --lr $LR
     done
     step "$PYTHON" scripts/claims_grid.py edge --grid camvid --epochs 20 --runs runs/camvid-tune --records $R/tune \
-        --data-dir "$CAMVID"
+        --data-dir "$CAMVID" -- --skip-test
     step "$PYTHON" scripts/claims_grid.py tuning --grid camvid --records $R/tune --out docs/bench/camvid
     step "$PYTHON" scripts/claims_grid.py run --grid camvid --seeds 1 2 3 --tuned $R/tune --runs runs/camvid \
         --records $R/seeds --out docs/bench/camvid --data-dir "$CAMVID"
