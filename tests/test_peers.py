@@ -81,6 +81,25 @@ def test_fixed_depth_family_refuses_a_depth() -> None:
     assert solve_peer("unet", 500_000, num_classes=12, img_size=64, depth=2)[0].depth == 2  # the U-Net's is free
 
 
+def test_unet_levels_follow_the_design() -> None:
+    """smp's U-Net at the CamVid budget and crop: five levels, the deepest at 1/32 (4x4 maps), or the original
+    U-Net's four, the deepest at 1/16 (8x8), each stage twice as wide at the same width (no fifth stage built)."""
+    from wavemixer.bench.peers import create_peer
+
+    shapes = {}
+    for design in ("imagenet", "small-input"):
+        spec, params = solve_peer("unet", 881_867, num_classes=11, img_size=128, design=design)
+        model = create_peer("peer:unet", task="segmentation", num_classes=11, in_chans=3, img_size=128,
+                            model_args={"params": 881_867, "design": design})  # fmt: skip
+        assert spec.width == 176 and count_params(model) == params  # within 10 % of the budget
+        unet = model.model
+        shapes[design] = [tuple(f.shape[1:]) for f in unet.encoder(torch.zeros(1, 3, 128, 128))[1:]]
+        assert unet(torch.zeros(1, 3, 128, 128)).shape == (1, 11, 128, 128)
+        assert any(".layer4." in n for n, _ in unet.named_parameters()) is (design == "imagenet")
+    assert shapes["imagenet"] == [(22, 64, 64), (22, 32, 32), (44, 16, 16), (88, 8, 8), (176, 4, 4)]
+    assert shapes["small-input"] == [(22, 64, 64), (44, 32, 32), (88, 16, 16), (176, 8, 8)]
+
+
 def test_peer_model_trains_saves_and_reloads_exactly(tmp_path) -> None:
     from wavemixer import from_pretrained, save_pretrained
     from wavemixer.bench.peers import create_peer

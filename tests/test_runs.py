@@ -193,34 +193,30 @@ def test_merge_keeps_earlier_runs_replaces_rerun_seeds_and_refuses_other_trainin
     assert capsys.readouterr().err.strip().endswith(f"{bad} line 2: column seed must be an integer, got 'zz'")
 
 
-def test_segmentation_baseline_runs_with_outside_memory_and_an_earlier_camvid_csv(tmp_path: Path, capsys) -> None:
-    """The CamVid layout: ``scripts/camvid_cnn_baseline.py``'s results.json, ``<run>.maxrss`` from
-    ``/usr/bin/time -f %M`` (KiB), and a CSV of ``summarize_camvid.py`` from an earlier session."""
+def test_segmentation_runs_merge_with_an_earlier_camvid_csv(tmp_path: Path, capsys) -> None:
+    """A segmentation run folder beside a CSV of ``summarize_camvid.py`` from an earlier session (its own column
+    names: ``model``, ``best_val_miou``, ``test_miou``, ``peak_rss_mb``): one table, mIoU as the metric."""
     earlier = tmp_path / "earlier.csv"
     earlier.write_text(
         "model,seed,params,epochs,best_epoch,best_val_miou,test_miou,test_pixel_acc,wall_min,peak_rss_mb\n"
         "unet,0,926299,60,52,50.56,42.27,83.48,22.0,1119\nunet,1,926299,60,60,52.74,43.02,82.86,20.8,\n"
     )
-    run = tmp_path / "runs" / "unet-s1"
-    run.mkdir(parents=True)
-    history = [dict(epoch=1, train_loss=1.0, val_miou=30.0, time_s=60.0), dict(epoch=2, val_miou=51.0, time_s=120.0)]
-    results = dict(model="unet", params=926299, seed=1, epochs=60, best_epoch=58, best_val_miou=51.004,
-                   test={"miou": 44.034, "pixel_acc": 84.0}, wall_time_s=1260.0, peak_rss_mb=900.0,
-                   history=history)  # fmt: skip
-    (run / "results.json").write_text(json.dumps(results))
-    (tmp_path / "runs" / "unet-s1.maxrss").write_text("1153433\n")
+    fake_run(tmp_path / "runs" / "unet-s1", seed=1, test=44.034, best_val=51.004, task="segmentation",
+             model="unet", params=926_299, epochs=60, wall_s=1260.0, peak_mb=1126.4, curve=(30.0, 51.0))  # fmt: skip
     out = tmp_path / "all.csv"
     assert main(["runs", str(tmp_path / "runs"), "--merge", str(earlier), "--csv", str(out), "--label", "model"]) == 0
     rows = list(csv.DictReader(out.open()))
     assert [(r["group"], r["seed"], r["test"], r["test_pixel_acc"], r["peak_mem_mb"]) for r in rows] == [
         ("unet", "0", "42.27", "83.48", "1119.0"),
-        ("unet", "1", "44.034", "84.0", "1126.4"),
+        ("unet", "1", "44.034", "0.5", "1126.4"),  # the folder replaces the CSV's row of its seed
     ]
     table = capsys.readouterr().out
     assert table.splitlines()[0].startswith("| model | params | epochs | seeds | test mIoU % | best val mIoU % |")
-    assert "| unet | 926,299 | 60 | 2 | 43.15 ± 1.25 | 50.78 ± 0.31 | 83.74 ± 0.37 |" in table
-    assert main(["runs", str(tmp_path / "runs"), "--goal", "40"]) == 0  # from the history in results.json
-    assert "| 1126 | 2.0 |" in capsys.readouterr().out  # one seed: the value alone, no spread
+    row = next(line for line in table.splitlines() if line.startswith("| unet |"))
+    assert row.startswith("| unet | 926,299 | 60 | 2 | 43.15 ± 1.25 | 50.78 ± 0.31 |")  # test, val mIoU
+    assert row.endswith("| 21.5 ± 0.7 | 1123 ± 5 |")  # minutes (22.0, 21.0), peak RSS (1119, 1126.4)
+    assert main(["runs", str(tmp_path / "runs"), "--goal", "40"]) == 0  # from the run's summary.csv
+    assert "| 1126 | 21.0 |" in capsys.readouterr().out  # one seed, no spread; val 51 % (>= 40) at 21 minutes
 
 
 def test_outputs_refuse_an_existing_file_unless_forced_but_extend_the_merged_csv(tmp_path: Path, capsys) -> None:
@@ -318,14 +314,17 @@ def test_a_grid_continues_from_the_records_of_its_finished_runs(tmp_path: Path) 
     assert not (tmp_path / "runs" / "grid" / ".blown-s0.restoring").exists()
 
 
-def test_camvid_table_of_the_docs_is_reproduced_from_the_committed_runs(capsys) -> None:
+def test_camvid_encoder_init_table_of_the_docs_is_reproduced_from_the_committed_runs(capsys) -> None:
+    """The CIFAR-10-initialised encoder against random initialisation (docs/claims.md, CamVid): the table that
+    ``wavemixer runs --merge`` makes of the committed CSV is the one the docs show."""
     repo = Path(__file__).resolve().parents[1]
-    models = ["unet", "wavemix", "lraspp_mobilenet_v3", "deeplabv3_mobilenet_v3"]
-    csv_path = repo / "docs" / "bench" / "camvid-3seeds.csv"
-    assert main(["runs", "--merge", str(csv_path), "--label", "model", "--only", *models]) == 0
+    csv_path = repo / "docs" / "bench" / "camvid-3seeds.csv"  # the earlier CamVid runs (scripts/train_camvid.sh)
+    only = ["--only", "wavemix", "wavemix_cifar10_init"]
+    assert main(["runs", "--merge", str(csv_path), "--label", "model", *only]) == 0
     out = capsys.readouterr().out.strip()
     lines = out.splitlines()
-    assert len(lines) == 2 + len(models) and lines[0].startswith("| model | params |")  # header, rule, 4 rows
+    assert len(lines) == 4 and lines[0].startswith("| model | params |")  # header, rule, 2 rows
+    assert [line.split(" | ")[0] for line in lines[2:]] == ["| wavemix", "| wavemix_cifar10_init"]
     assert out in (repo / "docs" / "claims.md").read_text()
 
 

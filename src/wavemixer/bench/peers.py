@@ -27,6 +27,9 @@ Two macro-designs (``design``):
     downsampling convs), at 1/2, 1/4 and 1/8 of the input.
   * ConvMixer: patch size giving 16x16 tokens; ViT and MLP-Mixer: patch 4 (8x8 tokens at 32 px, 16x16 at
     64 px), as in both designs.
+  * U-Net (segmentation_models_pytorch): the original U-Net's four levels (deepest at 1/16) instead of smp's
+    five (deepest at 1/32), stage widths w/4 .. w at 1/4 .. 1/16. Asked for by name
+    (``--model-arg design=small-input``) at any size: the CamVid comparison crops 128 px.
 
   Replaced convs are initialised as the class initialises its own.
 
@@ -248,18 +251,26 @@ def _deeplabv3(width: int, depth: int, num_classes: int, in_chans: int, img_size
 
 def _unet(width: int, depth: int, num_classes: int, in_chans: int, img_size: int, design: str) -> nn.Module:
     smp = require("segmentation_models_pytorch", "the U-Net peer")
-    # encoder: timm's ResNet (BasicBlock, ``depth`` blocks per stage, widths w/8 .. w) behind a deep 3x3 stem of
-    # widths (w/16, w/16, w/8), so that small budgets are not spent on the 64-wide 7x7 stem; decoder: smp's,
-    # its five stages halving from w/2 to w/16
+    # encoder: timm's ResNet (BasicBlock, ``depth`` blocks per stage) behind a deep 3x3 stem of widths (w/16,
+    # w/16, w/8), so that small budgets are not spent on the 64-wide 7x7 stem; decoder: smp's, one stage per
+    # encoder level, halving from w/2. "imagenet": smp's five levels, the last at 1/32 (4x4 on a 128-px crop),
+    # stage widths w/8 .. w. "small-input": the original U-Net's four levels, the last at 1/16, stage widths
+    # w/4 .. w at 1/4 .. 1/16 (timm builds a fourth stage that features_only leaves out)
+    if design == "imagenet":
+        levels, channels = 5, _stage_widths(width)
+        decoder = (width // 2, width // 4, width // 8, width // 16, width // 16)
+    else:
+        levels, channels = 4, (*_three_stage_widths(width), width)
+        decoder = (width // 2, width // 4, width // 8, width // 16)
     return smp.Unet(
         encoder_name="tu-resnet18",
         encoder_weights=None,
-        encoder_depth=5,
-        decoder_channels=(width // 2, width // 4, width // 8, width // 16, width // 16),
+        encoder_depth=levels,
+        decoder_channels=decoder,
         in_channels=in_chans,
         classes=num_classes,
         layers=(depth,) * 4,
-        channels=_stage_widths(width),
+        channels=channels,
         stem_type="deep",
         stem_width=width // 16,
     )
@@ -343,7 +354,7 @@ SEGMENTATION_PEER_FAMILIES: dict[str, PeerFamily] = {
             task="segmentation",
             depths=None,
         ),
-        # width is the encoder's last stage; the U-Net that scripts/camvid_cnn_baseline.py trains by hand
+        # width is the encoder's last stage
         PeerFamily(
             "unet",
             "segmentation_models_pytorch.Unet (timm ResNet encoder)",

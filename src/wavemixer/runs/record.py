@@ -1,8 +1,7 @@
 """One finished run as the tables see it: read from a run folder, or from a row of a summary CSV.
 
-A run folder is what ``wavemixer train`` writes (``results.json``, ``summary.csv``, ``config.yaml``) or what
-``scripts/camvid_cnn_baseline.py`` writes (``results.json`` with ``best_val_miou`` and its ``history``).
-A ``<folder>.maxrss`` file beside it (``/usr/bin/time -f %M``, KiB) is the peak memory of the whole process.
+A run folder is what ``wavemixer train`` writes: ``results.json``, ``summary.csv`` (the per-epoch history) and
+``config.yaml``.
 """
 
 from __future__ import annotations
@@ -113,20 +112,20 @@ def read_run(folder: Path, group: str, *, metric: str | None = None) -> Run:
     config = _read_config(folder / "config.yaml")
     metric = metric or _metric_of(results, config, folder)
     val = results.get("best_val")
-    best_val = val.get(metric) if isinstance(val, dict) else results.get(f"best_val_{metric}")
+    best_val = val.get(metric) if isinstance(val, dict) else None
     test = results.get("test") if isinstance(results.get("test"), dict) else {}
     seed = results.get("seed", seed_suffix(folder.name)[1])
     if seed is None:
         raise ValueError(f"{folder / 'results.json'} records no seed, and the folder name has no -s<seed> suffix")
     wall = results.get("wall_time_s")
-    peak, kind = _peak_memory(folder, results)
     return Run(
         group=group, seed=int(seed), metric=metric, best_val=_number(best_val), test=_number(test.get(metric)),
         model=results.get("model"), params=results.get("params"), epochs=results.get("epochs"),
         steps=results.get("steps"), best_epoch=results.get("best_epoch"),
-        wall_min=None if wall is None else wall / 60, peak_mem_mb=peak, peak_mem_kind=kind,
+        wall_min=None if wall is None else wall / 60, peak_mem_mb=_number(results.get("peak_memory_mb")),
+        peak_mem_kind=results.get("peak_memory_kind"),
         scores={k: float(test[k]) for k in SECONDARY.get(metric, ()) if test.get(k) is not None},
-        source=str(folder), folder=folder, config=config, history=_history(folder, results),
+        source=str(folder), folder=folder, config=config, history=_history(folder),
         extra={k: results[k] for k in ("cpu", "torch") if results.get(k)},  # where it trained
     )  # fmt: skip
 
@@ -136,33 +135,18 @@ def _metric_of(results: dict[str, Any], config: dict[str, Any], folder: Path) ->
         return TASK_METRICS[config["task"]]
     val = results.get("best_val")
     for metric in TASK_METRICS.values():
-        if (isinstance(val, dict) and metric in val) or f"best_val_{metric}" in results:
+        if isinstance(val, dict) and metric in val:
             return metric
     raise ValueError(f"{folder}: cannot tell the run's metric (none of {list(TASK_METRICS.values())}); give --metric")
 
 
-def _history(folder: Path, results: dict[str, Any]) -> list[dict[str, Any]]:
-    """Per-epoch rows (``val_<metric>``, ``time_s`` in seconds since the start)."""
+def _history(folder: Path) -> list[dict[str, Any]]:
+    """Per-epoch rows (``val_<metric>``, ``time_s`` in seconds since the start) of ``summary.csv``."""
     summary = folder / "summary.csv"
-    if summary.is_file():
-        with summary.open(newline="") as fh:
-            return list(csv.DictReader(fh))
-    return list(results.get("history") or [])
-
-
-def _peak_memory(folder: Path, results: dict[str, Any]) -> tuple[float | None, str | None]:
-    """The ``.maxrss`` file beside the folder (the whole process, measured from outside) wins over the run's own."""
-    sidecar = folder.with_name(folder.name + ".maxrss")
-    if sidecar.is_file():
-        try:
-            return round(int(sidecar.read_text().split()[-1]) / 1024, 1), "process peak RSS"
-        except (IndexError, ValueError):
-            raise ValueError(f"{sidecar}: not a peak resident set in KiB (/usr/bin/time -f %M)") from None
-    if results.get("peak_memory_mb") is not None:
-        return float(results["peak_memory_mb"]), results.get("peak_memory_kind")
-    if results.get("peak_rss_mb") is not None:
-        return float(results["peak_rss_mb"]), "process peak RSS"
-    return None, None
+    if not summary.is_file():
+        return []
+    with summary.open(newline="") as fh:
+        return list(csv.DictReader(fh))
 
 
 def _read_json(path: Path) -> dict[str, Any]:
