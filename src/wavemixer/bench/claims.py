@@ -116,7 +116,7 @@ CELLS_CAMVID = (
     # width and depth re-solved to the budget (871,651 parameters, 0.38 against 0.67 GMACs at 180x240)
     Cell("wavemix-p8", "wavemix_seg_64_6_l2_camvid", dict(stem="patchify", patch_size=8, final_dim=56, depth=7)),
     # the U-Net at its four levels (the original's; deepest at 1/16, 8x8 on a 128-px crop): smp's five-level
-    # layout, deepest at 1/32, reached 9 points less val mIoU at the same budget (docs/claims.md)
+    # layout, deepest at 1/32, reached 9 points less val mIoU than a hand-written four-level U-Net (docs/claims.md)
     Cell("unet", "peer:unet", {"params": CAMVID_PARAMS, "design": "small-input"}),
     *(Cell(f, f"peer:{f}", {"params": CAMVID_PARAMS}) for f in ("lraspp_mobilenet_v3", "deeplabv3_mobilenet_v3")),
 )
