@@ -275,43 +275,39 @@ def test_cells_whose_test_spread_overlaps_another_get_more_seeds(tmp_path: Path)
         claims.overlapping_cells(root)
 
 
-def test_the_committed_camvid_tuning_table_is_rebuilt_from_its_records(tmp_path: Path) -> None:
-    """``claims_grid.py tuning`` rebuilds bench/camvid/tuning.md from the committed tuning records, and
-    docs/claims.md shows that table."""
+CAMVID_BENCH = Path(__file__).resolve().parents[1] / "docs" / "bench" / "camvid"
+
+
+def _claims_grid_writes(tmp_path: Path, *args: str) -> None:
+    """Run ``scripts/claims_grid.py ARGS --out tmp_path`` as a user would, from the checkout's sources."""
     import os
     import subprocess
     import sys
 
-    repo = Path(__file__).resolve().parents[1]
-    committed = repo / "docs" / "bench" / "camvid"
-    cmd = [sys.executable, str(repo / "scripts" / "claims_grid.py"), "tuning", "--grid", "camvid", "--records",
-           str(committed / "records" / "tune"), "--out", str(tmp_path)]  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": str(repo / "src"), "OMP_NUM_THREADS": "1"}
+    repo = CAMVID_BENCH.parents[2]
+    cmd = [sys.executable, str(repo / "scripts" / "claims_grid.py"), *args, "--out", str(tmp_path)]
+    env = {**os.environ, "PYTHONPATH": str(repo / "src"), "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
+
+
+def test_the_committed_camvid_tuning_table_is_rebuilt_from_its_records(tmp_path: Path) -> None:
+    """``claims_grid.py tuning`` rebuilds bench/camvid/tuning.md from the committed tuning records, and
+    docs/claims.md shows that table."""
+    _claims_grid_writes(tmp_path, "tuning", "--grid", "camvid", "--records", str(CAMVID_BENCH / "records" / "tune"))
     rebuilt = (tmp_path / "tuning.md").read_text()
-    assert rebuilt == (committed / "tuning.md").read_text()
+    assert rebuilt == (CAMVID_BENCH / "tuning.md").read_text()
     table = [line for line in rebuilt.splitlines() if line.startswith("|")]
-    cells = {run.name.rsplit("-s", 1)[0] for run in (committed / "records" / "tune").glob("lr*/camvid/*-s0")}
-    assert len(table) == 2 + len(cells) and "\n".join(table) in (repo / "docs" / "claims.md").read_text()
+    cells = {run.name.rsplit("-s", 1)[0] for run in (CAMVID_BENCH / "records" / "tune").glob("lr*/camvid/*-s0")}
+    assert len(table) == 2 + len(cells) and "\n".join(table) in (CAMVID_BENCH.parents[1] / "claims.md").read_text()
 
 
 def test_the_committed_camvid_seed_table_is_rebuilt_from_its_records(tmp_path: Path) -> None:
     """``claims_grid.py summarize`` rebuilds bench/camvid/camvid.md (every model's seeds at its tuned rate) from
     the committed seed records, and docs/claims.md shows that table."""
-    import os
-    import subprocess
-    import sys
-
-    repo = Path(__file__).resolve().parents[1]
-    committed = repo / "docs" / "bench" / "camvid"
-    cmd = [sys.executable, str(repo / "scripts" / "claims_grid.py"), "summarize", "--grid", "camvid", "--runs",
-           str(committed / "records" / "seeds"), "--out", str(tmp_path)]  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": str(repo / "src"), "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
+    _claims_grid_writes(tmp_path, "summarize", "--grid", "camvid", "--runs", str(CAMVID_BENCH / "records" / "seeds"))
     rebuilt = (tmp_path / "camvid.md").read_text()
-    assert rebuilt == (committed / "camvid.md").read_text()
+    assert rebuilt == (CAMVID_BENCH / "camvid.md").read_text()
     table = rebuilt.strip().splitlines()
     assert len(table) == 2 + len(claims.GRIDS["camvid"].cells)  # header, rule, one row per model
-    assert "\n".join(table) in (repo / "docs" / "claims.md").read_text()
+    assert "\n".join(table) in (CAMVID_BENCH.parents[1] / "claims.md").read_text()
