@@ -161,13 +161,24 @@ def test_the_committed_tables_and_claims_are_rebuilt_from_the_committed_records(
     def rows(text: str) -> list[list[str]]:
         return [[c.strip() for c in line.strip("|").split("|")] for line in text.splitlines() if line[:2] == "| "]
 
-    table = rows(section)[1:]  # contender | params | 50 per class | epochs trained | full data, equal time
-    efficiency = rows((tmp_path / "sample-efficiency.md").read_text())[1:]
-    regime = rows((tmp_path / "pc50.md").read_text())[1:]
-    assert len(table) == len(efficiency) == len(regime) == 11
-    for label, params, score, epochs, full in table:
+    # contender | params | then "N per class" | "epochs trained" for each regime with a committed table | full data
+    header, *table = rows(section)
+    regimes = sorted(int(p.stem[2:]) for p in committed.glob("pc*.md"))
+    pairs = [c for n in regimes for c in (f"{n} per class", "epochs trained")]
+    assert header == ["contender", "params", *pairs, "full data, equal time"]
+    efficiency_header, *efficiency = rows((tmp_path / "sample-efficiency.md").read_text())
+    assert efficiency_header[2 : 2 + len(regimes)] == [f"{n} per class" for n in regimes]
+    assert len(table) == len(efficiency) == 11
+    for label, params, *cells, full in table:
         figure, minutes = re.fullmatch(r"(.+) \((\d+) min\)", full).groups()
-        same = [r for r in efficiency if r[1:4] == [params, score, figure] and r[4].endswith(f"-{minutes}min")]
-        assert len(same) == 1, label  # one entry has these parameters, both scores and the grid
-        (entry,) = [r for r in regime if r[0] == same[0][0]]
-        assert entry[4] == score and entry[6].startswith(f"{epochs} ± "), label
+        scores, epochs = cells[0::2], cells[1::2]
+        same = [
+            r
+            for r in efficiency
+            if r[1] == params and r[2:-1] == [*scores, figure] and r[-1].endswith(f"-{minutes}min")
+        ]
+        assert len(same) == 1, label  # one entry has these parameters, these scores and the grid
+        for n, score, trained in zip(regimes, scores, epochs, strict=True):
+            regime = rows((tmp_path / f"pc{n}.md").read_text())[1:]
+            (entry,) = [r for r in regime if r[0] == same[0][0]]
+            assert entry[4] == score and entry[6].startswith(f"{trained} ± "), (label, n)
