@@ -168,7 +168,8 @@ def test_the_committed_tables_and_claims_are_rebuilt_from_the_committed_records(
     assert header == ["contender", "params", *pairs, "full data, equal time"]
     efficiency_header, *efficiency = rows((tmp_path / "sample-efficiency.md").read_text())
     assert efficiency_header[2 : 2 + len(regimes)] == [f"{n} per class" for n in regimes]
-    assert len(table) == len(efficiency) == 11
+    regime_rows = {n: rows((tmp_path / f"pc{n}.md").read_text())[1:] for n in regimes}
+    assert len(table) == len(efficiency) == 11 and all(len(r) == 11 for r in regime_rows.values())
     for label, params, *cells, full in table:
         figure, minutes = re.fullmatch(r"(.+) \((\d+) min\)", full).groups()
         scores, epochs = cells[0::2], cells[1::2]
@@ -179,6 +180,5 @@ def test_the_committed_tables_and_claims_are_rebuilt_from_the_committed_records(
         ]
         assert len(same) == 1, label  # one entry has these parameters, these scores and the grid
         for n, score, trained in zip(regimes, scores, epochs, strict=True):
-            regime = rows((tmp_path / f"pc{n}.md").read_text())[1:]
-            (entry,) = [r for r in regime if r[0] == same[0][0]]
+            (entry,) = [r for r in regime_rows[n] if r[0] == same[0][0]]
             assert entry[4] == score and entry[6].startswith(f"{trained} ± "), (label, n)
