@@ -4,6 +4,7 @@ Definitions (contenders, recipe, tuning grid, budgets) live in :mod:`wavemixer.b
 resumable and each writing committed result files under ``--out`` (default ``docs/bench/contest``):
 
   python scripts/contest.py sweep                         # throughput.csv/.md: one interleaved sweep, fixes the steps
+                                                          # (refuses to measure over it again without --force)
   python scripts/contest.py tune --data-dir ZIP           # tuning-40k.csv/.md: lr x warm-up, seed 0, val only
   python scripts/contest.py run --grid 40k-5min --data-dir ZIP   # 3 seeds at each contender's tuned setting
   python scripts/contest.py summarize --grid 40k-5min     # <grid>.csv/.md/-pareto.png from the runs (see below)
@@ -210,9 +211,15 @@ def sweep(args: argparse.Namespace) -> int:
     the step budgets (on an otherwise idle machine: 2 threads need both cores)."""
     if args.table_only:
         return _render_table_only(args)
+    out = args.out / "throughput.csv"
+    if out.exists() and not (args.force or args.two_threads_only):
+        raise SystemExit(
+            f"{out} exists and fixes the step budgets of every grid: a new sweep changes them, and `run` then refuses "
+            "the grids' finished runs (trained at the old budgets); give --force to measure again, or --out another "
+            "folder"
+        )
     pairs = _entries(args.budgets)
     info = machine()
-    out = args.out / "throughput.csv"
     kept: list[dict[str, Any]] = []
     if args.two_threads_only:
         if not out.is_file():
@@ -357,7 +364,10 @@ def _steps(args: argparse.Namespace, grid: str, keys: Sequence[str] | None = Non
     wanted = keys if keys is not None else [c.key for c in _selected(C.TIME_BUDGETS[grid][0], args.only)]
     unmeasured = [key for key in wanted if key not in steps]
     if unmeasured:
-        raise SystemExit(f"{path} has no 1-thread ms_per_step for {unmeasured}: run `python scripts/contest.py sweep`")
+        raise SystemExit(
+            f"{path} has no 1-thread ms_per_step for {unmeasured}: time every contender in one sweep (`python "
+            "scripts/contest.py sweep --force`; new budgets for all, so the grids train again)"
+        )
     return steps
 
 
@@ -432,6 +442,7 @@ def summarize_tuning(args: argparse.Namespace) -> int:
         print(f"no finished tuning runs under {root}", file=sys.stderr)
         return 1
     csv_path = args.out / f"tuning-{budget}.csv"
+    rows = C.merge_tuning(csv_path, rows)  # runs trained elsewhere stay
     C.write_csv(csv_path, rows)
     best = C.read_tuning(csv_path, complete=True)
 
@@ -793,6 +804,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="measure the 2-thread rows again, keeping the 1-thread rows (the budgets)")  # fmt: skip
     p.add_argument("--table-only", action="store_true",
                    help="measure nothing: write throughput.md's table again from throughput.csv")  # fmt: skip
+    p.add_argument("--force", action="store_true",
+                   help="measure again over an existing throughput.csv (new step budgets for every grid)")  # fmt: skip
     p.add_argument("--out", type=Path, default=OUT)
     p.set_defaults(func=sweep)
     p = sub.add_parser("compile-check", help="eager against torch.compile training steps (decides the execution path)")

@@ -123,6 +123,7 @@ def summarize_tuning(args: argparse.Namespace) -> int:
         print(f"no finished tuning runs under {args.runs / regime.name / 'tune'}", file=sys.stderr)
         return 1
     path = args.out / f"tuning-{regime.name}.csv"
+    rows = C.merge_tuning(path, rows)  # runs trained elsewhere stay
     C.write_csv(path, rows)
     best = C.read_tuning(path, complete=True)
 

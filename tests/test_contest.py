@@ -190,6 +190,19 @@ def test_a_diverged_tuning_run_counts_as_tried_and_is_never_chosen(tmp_path: Pat
     assert table[2].endswith("| diverged |") and "**54.00**" in table[2]
 
 
+@pytest.mark.parametrize("committed", ["contest/tuning-40k.csv", "small-data/tuning-pc50.csv"])
+def test_a_committed_tuning_csv_passes_through_a_merge_unchanged(committed: str, tmp_path: Path) -> None:
+    """With no run on disk, rebuilding a tuning CSV writes back every committed row as it was (diverged runs,
+    edge runs and pre-screens included), byte for byte."""
+    text = (Path(__file__).resolve().parents[1] / "docs" / "bench" / committed).read_text()
+    text += "vit,0.03,1.0,,,,,,1\n"  # a diverged run: tried, no score
+    (tmp_path / "in.csv").write_text(text)
+    rows = C.merge_tuning(tmp_path / "in.csv", [])
+    assert rows[-1]["diverged"] == 1 and rows[-1]["val_top1"] == "" and isinstance(rows[0]["steps"], int)
+    C.write_csv(tmp_path / "out.csv", rows)
+    assert (tmp_path / "out.csv").read_text() == text
+
+
 def test_long_grids_keep_the_published_row_and_the_best_at_the_short_budget_by_val(tmp_path: Path) -> None:
     """Ranked on mean val top-1, never test; the published row stays whatever its rank; an unfinished short
     grid (a contender short of seeds) ranks nothing."""
@@ -378,3 +391,4 @@ def test_the_docs_grid_comparisons_are_reproduced_from_the_committed_ledgers(tmp
         ).read_text()
     assert C.title("500k", "wavemix-s1-convtranspose") == "WaveMix s1, transposed conv (published)"
     assert C.title("40k", "wavemix-s1-convtranspose") == "WaveMix s1, transposed conv"
+    assert set(C.PEER_TITLES) == set(C.CONTEST_PEERS)  # a peer entered without a title shows its bare key

@@ -246,6 +246,29 @@ def test_constructor_is_keyword_only():
         WaveMix(10)  # type: ignore[misc]
 
 
+# The super-resolution model has no stem choice: its blocks run at the input resolution.
+NOT_IN_SR = {"stem", "patch_size", "stride"}
+
+
+@pytest.mark.parametrize("cls", [WaveMix, WaveMixSegmentation, WaveMixSR], ids=lambda c: c.__name__)
+def test_every_constructor_argument_is_recorded_and_every_body_option_exposed(cls) -> None:
+    """``config`` (what config.json and ``from_pretrained`` rebuild from) names every constructor argument with
+    the value given, and each model class takes every option of the shared body: an option added to the body
+    but missed in one class, or not recorded, would silently come back as its default after a save and load."""
+    import inspect
+
+    from wavemixer.body import WaveMixBody
+
+    signature = set(inspect.signature(cls).parameters)
+    body = set(inspect.signature(WaveMixBody.__init__).parameters) - {"self"}
+    assert body - signature == (NOT_IN_SR if cls is WaveMixSR else set())
+    given = {"depth": 1, "final_dim": 16, "level": 1, "ff_channel": 8, "mult": 1, "dropout": 0.25}
+    model = cls(**given)
+    assert set(model.config) == signature  # defaults may be recorded resolved (decoder_dims=None -> [8, 4])
+    assert {k: model.config[k] for k in given} == given
+    assert cls(**model.config).config == model.config
+
+
 def test_bad_inputs_name_the_rule():
     model = WaveMix(num_classes=3, depth=1, final_dim=16, level=1, patch_size=4)
     with pytest.raises(ValueError, match="3-channel images"):

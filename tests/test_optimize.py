@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from wavemixer import create_model
+from wavemixer.blocks import UPSAMPLERS
 from wavemixer.optimize import export_onnx, fold_batchnorm, optimize_for_inference
 from wavemixer.reference import from_reference
 
@@ -52,9 +53,10 @@ def test_optimized_matches_reference_goldens(path: str, channels_last: bool) -> 
         _close(fast(record["input"]), record["output"])
 
 
-@pytest.mark.parametrize("upsample", ["convtranspose", "nearest", "bilinear", "pixelshuffle"])
+@pytest.mark.parametrize("upsample", sorted(UPSAMPLERS))
 @pytest.mark.parametrize("level", [1, 3])
 def test_fold_every_upsampler(upsample: str, level: int) -> None:
+    """Every upsampler of the block (a new one too) has its BatchNorm folded, and the outputs stay the same."""
     model = _randomise_bn(
         create_model(
             "wavemix_lite_64_6_cifar10", depth=2, final_dim=32, level=level, upsample=upsample, ff_channel=None
@@ -65,6 +67,7 @@ def test_fold_every_upsampler(upsample: str, level: int) -> None:
         expected = model(x)
         fast = optimize_for_inference(model)
         _close(fast(x), expected)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in fast.blocks.modules()), "a block's BatchNorm not folded"
     assert any(isinstance(m, nn.BatchNorm2d) for m in model.modules()), "the original model must stay untouched"
 
 

@@ -48,6 +48,11 @@ def out(tmp_path: Path) -> Path:
             "contest.py compile-check: error: --only: unknown contender(s) ['bogus']",
         ),
         (["contest.py", "compile-check", "--out", "{out}", "--rounds", "0"], "argument --rounds: must be at least 1"),
+        # measured every contender again over the committed sweep: new step budgets, every finished run refused
+        (
+            ["contest.py", "sweep", "--out", "{out}"],
+            "contest.py sweep: error: {out}/throughput.csv exists and fixes the step budgets of every grid",
+        ),
         # a header-only throughput CSV ended in KeyError: 'resnet'
         (
             [*RUN_40K_20MIN, "--out", "{empty_sweep}", "--only", "resnet"],

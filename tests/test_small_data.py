@@ -115,6 +115,34 @@ def test_tuning_rows_and_table_from_tuning_runs(tmp_path: Path) -> None:
     assert C.tuning_table(rows, {}, prescreen=False)[2].startswith("| 40k-resnet (2 of 6) |")
 
 
+def test_tuning_one_entry_on_a_fresh_checkout_keeps_the_committed_rows_of_the_others(tmp_path: Path) -> None:
+    """``tune --only 40k-resnet`` where only that entry's run folders exist (``runs/`` is not committed): the
+    tuning CSV keeps every other entry's committed rows, and the runs on disk replace the resnet rows."""
+    repo = Path(__file__).resolve().parents[1]
+    committed = repo / "docs" / "bench" / "small-data" / "tuning-pc50.csv"
+    out, runs = tmp_path / "out", tmp_path / "runs"
+    out.mkdir()
+    (out / committed.name).write_text(committed.read_text())
+    with committed.open(newline="") as fh:
+        before = list(csv.DictReader(fh))
+    for i, setting in enumerate(C.TUNING_GRID):  # every grid setting finished: nothing trains
+        fake_run(runs / "pc50" / "tune" / "40k-resnet" / f"{setting.key}-s0", seed=0, test=0.0, best_val=90.0 + i)
+    cmd = [sys.executable, str(repo / "scripts" / "small_data.py"), "tune", "--regime", "pc50", "--data-dir",
+           str(tmp_path), "--only", "40k-resnet", "--runs", str(runs), "--out", str(out)]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(repo / "src"), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=repo, timeout=300)
+    assert done.returncode == 0, done.stderr
+    with (out / committed.name).open(newline="") as fh:
+        after = list(csv.DictReader(fh))
+    others = [r for r in before if r["key"] != "40k-resnet"]
+    assert others and all(r in after for r in others)  # every other entry's rows, unchanged
+    resnet = sorted(float(r["val_top1"]) for r in after if r["key"] == "40k-resnet")
+    assert resnet == [90.0 + i for i in range(len(C.TUNING_GRID))]  # replaced by the runs on disk, not doubled
+    assert len(after) == len(others) + len(C.TUNING_GRID)
+    table = (out / "tuning-pc50.md").read_text()
+    assert all(f"| {k} |" in table for k in {r["key"] for r in others})
+
+
 def test_entries_three_seeds_cannot_tell_apart_get_seeds_4_5_judged_on_seeds_1_3(tmp_path: Path) -> None:
     """The entries of ``run --seeds 4 5 --overlapping``: those whose test mean ± std over seeds 1-3 overlaps
     another's, among the grid's current entries, tuning runs left out; an extra seed does not change them."""

@@ -75,6 +75,7 @@ class ModelSpec:
     tags: tuple[str, ...] = field(default_factory=tuple)
 
     def build(self, **overrides: Any) -> nn.Module:
+        """The model of this entry, ``overrides`` replacing its constructor arguments (an unknown one refused)."""
         unknown = set(overrides) - set(_init_params(MODEL_CLASSES[self.task]))
         if unknown:
             raise TypeError(
@@ -94,6 +95,7 @@ _REGISTRY: dict[str, ModelSpec] = {}
 
 
 def register_model(spec: ModelSpec) -> ModelSpec:
+    """Add ``spec`` to the registry (``create_model``, ``wavemixer models``, timm); a taken name is refused."""
     if spec.name in _REGISTRY:
         raise ValueError(f"model name {spec.name!r} is already registered")
     _REGISTRY[spec.name] = spec
@@ -161,7 +163,11 @@ _TINY = TINY_IMAGENET_MEAN_STD
 _LITE_S1 = dict(level=1, stem="strided", stride=1)
 
 
-def _cls(name, kwargs, params, gmacs, size, dataset, published, source, metric="top-1 %", **extra):
+def _cls(
+    name: str, kwargs: dict[str, Any], params: int, gmacs: float, size: tuple[int, int, int], dataset: str,
+    published: float | None, source: str, metric: str = "top-1 %", **extra: Any,
+) -> None:  # fmt: skip
+    """Register a classifier: this file's entries in :class:`ModelSpec`'s positional order, kept short."""
     register_model(ModelSpec(name, "classification", kwargs, params, gmacs, size, dataset, metric, published,
                              source, **extra))  # fmt: skip
 

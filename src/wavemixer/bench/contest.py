@@ -35,21 +35,28 @@ from wavemixer.runs.records import DIVERGED, diverged  # noqa: F401  (re-exporte
 
 __all__ = [
     "BUDGETS",
+    "CONTEST_PEERS",
     "MIXERS",
+    "PEER_TITLES",
     "TIME_BUDGETS",
     "TUNING_GRID",
     "Contender",
     "Setting",
     "best_wavemix",
+    "budget_steps",
+    "contender",
     "contenders",
     "edge_rounds",
     "edge_runs",
     "edge_settings",
     "long_grid_selection",
     "macs_per_image",
+    "merge_tuning",
     "mixer_variant",
+    "read_tuning",
     "solve_wavemix",
     "steps_for_budget",
+    "title",
     "train_command",
     "tried",
     "tried_rates",
@@ -102,9 +109,11 @@ class Setting:
 
     @property
     def key(self) -> str:
+        """The setting in a run folder's name: ``lr0.003-wu0.2`` (``-s<seed>`` follows)."""
         return f"lr{self.lr:g}-wu{self.warmup:g}"
 
     def flags(self) -> list[str]:
+        """The setting as ``wavemixer train`` flags."""
         return ["--lr", f"{self.lr:g}", "--warmup-epochs", f"{self.warmup:g}"]
 
 
@@ -152,6 +161,7 @@ class Contender:
         return self.key
 
     def model_flags(self) -> list[str]:
+        """The model as ``wavemixer train`` flags: ``--model`` and one ``--model-arg`` per argument."""
         flags = ["--model", self.model]
         for key, value in self.model_args.items():
             flags += ["--model-arg", f"{key}={value}"]
@@ -253,6 +263,7 @@ def contenders(budget: str) -> list[Contender]:
 
 
 def contender(budget: str, key: str) -> Contender:
+    """The contender ``key`` at ``budget`` (an unknown key refused, naming the known ones)."""
     found = {c.key: c for c in contenders(budget)}
     if key not in found:
         raise ValueError(f"unknown contender {key!r} at {budget}; expected one of {sorted(found)}")
@@ -453,6 +464,31 @@ def tuning_rows(root: Path) -> list[dict[str, Any]]:
     return rows
 
 
+def merge_tuning(path: Path, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``rows`` (the runs on disk) and the rows of the tuning CSV at ``path`` that they do not replace.
+
+    A tuning run's folder lives under the untracked ``runs/``; the committed CSV may hold runs trained on
+    another machine. Rebuilding it from the folders alone would drop every contender not trained here (``tune
+    --only NEW`` on a fresh checkout would leave one contender), so a row leaves only when its run is on disk.
+    """
+    if not path.is_file():
+        return list(rows)
+    fresh = {(r["key"], Setting(float(r["lr"]), float(r["warmup"]))) for r in rows}
+    kept = []
+    for line, r in enumerate(_read_rows(path, ("key", "lr", "warmup", "val_top1"), "a tuning CSV"), 2):
+        row: dict[str, Any] = dict(r)  # typed as tuning_rows types them, so the tables read both alike
+        row["lr"], row["warmup"] = _number(r, "lr", path, line), _number(r, "warmup", path, line)
+        for column, kind in (("val_top1", float), ("minutes", float), ("steps", int), ("epochs", int),
+                             ("best_epoch", int), ("diverged", int)):  # fmt: skip
+            if row.get(column) not in (None, ""):
+                row[column] = _number(row, column, path, line, kind)
+            elif column != "val_top1":
+                row[column] = None
+        if (row["key"], Setting(row["lr"], row["warmup"])) not in fresh:
+            kept.append(row)
+    return [*rows, *kept]
+
+
 def tuning_table(
     rows: Sequence[dict[str, Any]],
     best: dict[str, Setting],
@@ -572,5 +608,6 @@ def mixer_variant(base: Contender, mixer: str) -> Contender:
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (NaN for one value: no spread to report)."""
     vals = [float(v) for v in values]
     return statistics.mean(vals), (statistics.stdev(vals) if len(vals) > 1 else math.nan)

@@ -398,6 +398,7 @@ class PeerSpec:
             raise ValueError(f"unknown peer design {self.design!r}; expected one of {list(DESIGNS)}")
 
     def build(self, device: torch.device | str | None = None) -> nn.Module:
+        """The peer at its solved width (:func:`build_peer`)."""
         return build_peer(self, device=device)
 
 
@@ -458,6 +459,7 @@ def build_peer(spec: PeerSpec, *, device: torch.device | str | None = None) -> n
 
 
 def count_params(model: nn.Module) -> int:
+    """All parameters of ``model`` (the budgets count every one, trainable or not)."""
     return sum(p.numel() for p in model.parameters())
 
 
@@ -543,6 +545,7 @@ class PeerModel(nn.Module):
 
 
 def is_peer_name(name: str | None) -> bool:
+    """Whether ``--model`` names a peer (``peer:FAMILY``) rather than a registry model."""
     return isinstance(name, str) and name.startswith(PEER_PREFIX)
 
 

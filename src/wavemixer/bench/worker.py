@@ -18,7 +18,10 @@ import statistics
 import sys
 import time
 import traceback
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from torch import nn
 
 RESULT_TAG = "WAVEMIXER_BENCH_RESULT"
 EXIT_OOM = 3
@@ -128,7 +131,7 @@ def _peak_rss_mb() -> float:
 
 
 # -- model construction -----------------------------------------------------------------------------
-def build_model(job: dict[str, Any]):
+def build_model(job: dict[str, Any]) -> nn.Module:
     """The model named by ``job['source']`` / ``job['name']`` / ``job['kwargs']``."""
     source, kwargs = job["source"], dict(job.get("kwargs") or {})
     if source == "wavemixer":

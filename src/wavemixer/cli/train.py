@@ -1,4 +1,4 @@
-"""``wavemixer train``: train a WaveMix classifier and report held-out test accuracy.
+"""``wavemixer train``: train a model (WaveMix or a ``peer:`` baseline) for its task and report its test score.
 
 With no arguments it trains on the embedded 8×8 digits set (offline, minutes on 2 CPU cores).
 Options come from the defaults, the data set's defaults, ``--config file.yaml``, then the flags.

@@ -122,7 +122,11 @@ class TrainConfig:
         "(default: when the decoded images take at most 2 GiB)",
     )
     # model
-    model: str | None = _opt(None, "registry model name (see `wavemixer models`); default depends on --dataset")
+    model: str | None = _opt(
+        None,
+        "registry model name (see `wavemixer models`), or peer:FAMILY for a library baseline at a parameter budget "
+        "(`wavemixer models --peers`); default depends on --dataset",
+    )
     model_args: dict[str, Any] = field(
         default_factory=dict, metadata=dict(help="override a constructor argument, e.g. dropout=0.1 (repeatable)")
     )
