@@ -125,6 +125,10 @@ def _tiny_model_folder(folder: Path, *, labels: list[str] | None = None, preproc
         (["--model-arg", "depth=2.5", "--subset", "128"], "depth must be an integer >= 1, got 2.5"),
         (["--resume", "{tmp}/a", "--output", "{tmp}/b"], "--output {tmp}/b contradicts it"),
         (["--resume", "{tmp}/a", "--force"], "--force contradicts it"),
+        # recorded in config.yaml, never read by the recipe
+        (["--recipe", "dualopt", "--opt", "sgd"], "--opt applies only to --recipe standard; --recipe dualopt never"),
+        (["--sgd-lr", "0.1"], "--sgd-lr applies only to --recipe dualopt; --recipe standard never reads it"),
+        (["--model-arg", "=3"], "--model-arg takes key=value, got '=3'"),
     ],
 )
 def test_bad_training_options_are_refused_before_anything_runs(flags, fragment, tmp_path, capsys, monkeypatch):
@@ -149,10 +153,11 @@ def test_bad_training_options_are_refused_before_anything_runs(flags, fragment, 
         ("bn_recalibrate: -5\n", "bn_recalibrate must be an integer >= 0, got -5"),
         # PyYAML's own message took five lines
         ("lr: 0.1\nepochs: {\n", "is not valid YAML: expected the node content, but found '<stream end>' (line 3,"),
+        (b"\xff\xfelr: 0.1\n", "is not a UTF-8 text file (byte 0xff at position 0)"),  # said only "'utf-8' codec"
     ],
 )
 def test_yaml_values_are_type_checked(yaml_text, fragment, tmp_path, capsys):
-    (tmp_path / "c.yaml").write_text(yaml_text)
+    (tmp_path / "c.yaml").write_bytes(yaml_text if isinstance(yaml_text, bytes) else yaml_text.encode())
     code, err = _cli(["train", "--config", str(tmp_path / "c.yaml")], capsys)
     _assert_one_line_error(code, err, fragment)
     assert str(tmp_path / "c.yaml") in err  # the message names the file too
@@ -1221,6 +1226,30 @@ def test_a_stop_before_the_first_checkpoint_does_not_advise_a_resume_that_fails(
     assert main(["train", *flags, "--force", "--stop-after-steps", "5"]) == 0  # in epoch 2
     assert f"continue with --resume {run}" in capsys.readouterr().out
     assert main(["train", "--resume", str(run), "--quiet"]) == 0
+
+
+def test_a_resume_refuses_options_that_change_what_the_run_trains(tmp_path, capsys):
+    """``--resume DIR --lr 5`` trained on at the checkpoint's rate (the optimiser state restores it) and said
+    nothing; ``--model-arg depth=3`` failed deep in load_state_dict. Options of where and how it runs stay free."""
+    run = tmp_path / "run"
+    flags = [*TINY_FLAGS, "--epochs", "2", "--bn-recalibrate", "0", "--lr", "0.002", "--output", str(run)]
+    assert main(["train", *flags, "--stop-after-steps", "5"]) == 0  # in epoch 2: checkpoint.pt holds epoch 1
+    capsys.readouterr()
+    for extra, fragment in (
+        (["--lr", "5"], f"--resume {run} continues the run as it was configured, but --lr 5.0 differs from its 0.002"),
+        (
+            ["--model-arg", "depth=3", "--opt", "sgd"],
+            "but --model-arg {'depth': 3} differs from its {'depth': 1} (and --opt)",
+        ),
+        (["--lr", "2e-3", "--epochs", "3"], "but --epochs 3 differs from its 2; drop them, or start a new run"),
+    ):
+        code, err = _cli(["train", "--resume", str(run), *extra], capsys)
+        _assert_one_line_error(code, err, fragment)
+    checkpoint = (run / "checkpoint.pt").read_bytes()
+    with pytest.raises(ValueError, match=r"--lr 5\.0 differs"):
+        train(TrainConfig(resume=str(run), lr=5.0))  # the API refuses it too
+    assert (run / "checkpoint.pt").read_bytes() == checkpoint  # nothing was trained
+    assert main(["train", "--resume", str(run), "--lr", "0.002", "--threads", "1", "--device", "cpu", "--quiet"]) == 0
 
 
 @pytest.mark.parametrize(

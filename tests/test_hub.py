@@ -64,13 +64,39 @@ def test_broken_folders_get_clear_errors(tmp_path):
         from_pretrained(tmp_path)
 
 
-def test_weights_that_do_not_fit_the_config(tmp_path):
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        ({"num_classes": 5}, "2 of another shape (first: head.weight, [2, 8] in the weights, [5, 8] in the model)"),
+        # a level-1 block: reduction, two MLP convs and the transposed conv (weight, bias each), BatchNorm's 5
+        ({"depth": 2}, "13 missing (first: blocks.1.reduction.weight)"),
+        ({"depth": 1, "final_dim": 8}, None),  # the same model: it loads
+    ],
+)
+def test_weights_that_do_not_fit_the_config(change, why, tmp_path):
+    """One line that counts what differs (torch's own message lists every key, over several lines)."""
     save_pretrained(WaveMix(num_classes=2, depth=1, final_dim=8, level=1), tmp_path)
     config = json.loads((tmp_path / CONFIG_NAME).read_text())
-    config["config"]["final_dim"] = 16
+    config["config"].update(change)
     (tmp_path / CONFIG_NAME).write_text(json.dumps(config))
-    with pytest.raises(ValueError, match="do not fit"):
+    if why is None:
+        assert from_pretrained(tmp_path).config == config["config"]
+        return
+    with pytest.raises(ValueError, match="do not fit") as info:
         from_pretrained(tmp_path)
+    assert str(info.value) == f"the weights in {tmp_path} do not fit the model in its {CONFIG_NAME}: {why}"
+
+
+def test_force_replaces_a_wavemixer_model_but_not_a_users_own_config_json(tmp_path):
+    model = WaveMix(num_classes=2, depth=1, final_dim=8, level=1)
+    save_pretrained(model, tmp_path / "m")
+    save_pretrained(model, tmp_path / "m", force=True)  # a model of ours: replaced
+    (tmp_path / "u").mkdir()
+    (tmp_path / "u" / CONFIG_NAME).write_text('{"my": "own config"}')
+    with pytest.raises(FileExistsError, match="is not a wavemixer model config, so force=True does not replace it"):
+        save_pretrained(model, tmp_path / "u", force=True)
+    assert (tmp_path / "u" / CONFIG_NAME).read_text() == '{"my": "own config"}'
+    assert not (tmp_path / "u" / WEIGHTS_NAME).exists()
 
 
 def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):

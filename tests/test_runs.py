@@ -161,6 +161,17 @@ def test_runs_that_are_not_one_training_are_refused(tmp_path: Path, capsys) -> N
     assert "(m seed 1) is model wavemix_lite_8_10_mnist, 3 epochs, 12 steps" in err and "not the same training" in err
 
 
+def test_a_run_with_a_damaged_config_is_refused_in_one_line_naming_it(tmp_path: Path, capsys) -> None:
+    """A config.yaml cut short (or not text) stopped ``wavemixer runs`` with PyYAML's traceback."""
+    run = fake_run(tmp_path / "g" / "m-s0", seed=0, test=50.0)
+    for content, fragment in ((b"{{\n", "is not valid YAML: expected the node content"),
+                              (b"\xff\xfe", "is not a UTF-8 text file (byte 0xff at position 0)")):  # fmt: skip
+        (run / "config.yaml").write_bytes(content)
+        assert main(["runs", str(tmp_path / "g")]) == 2
+        err = capsys.readouterr().err.strip()
+        assert f"{run / 'config.yaml'} {fragment}" in err and len(err.splitlines()) == 1, err
+
+
 def test_merge_keeps_earlier_runs_replaces_rerun_seeds_and_refuses_other_trainings(tmp_path: Path, capsys) -> None:
     earlier = tmp_path / "earlier.csv"
     assert main(["runs", str(_grid(tmp_path / "first")), "--goal", "50", "--csv", str(earlier)]) == 0

@@ -81,9 +81,9 @@ def eval_config(
     run_dir = loaded.run_dir
     stored = dict(meta.get("data") or {})
     if not stored and run_dir is not None and (run_dir / "config.yaml").is_file():  # runs saved before data settings
-        import yaml
+        from wavemixer.files import read_yaml
 
-        saved = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
+        saved = read_yaml(run_dir / "config.yaml") or {}
         stored = {
             k: saved.get(k)
             for k in ("dataset", "data_dir", "seed", "val_fraction", "subset", "input_size", "per_class")

@@ -1,5 +1,5 @@
 """Safe output files: atomic, fsynced writes of files and whole folders, strict JSON, refusal to overwrite,
-exclusive claims on output folders and files, and one-line descriptions of OS faults.
+exclusive claims on output folders and files, and one-line descriptions of OS faults and unreadable files.
 
 A write goes to a hidden temporary (``.NAME.XXXX.tmp``) beside its target, is flushed to disk and then renamed
 over the target, so a crash or a kill leaves either the old or the new content, never a mix. Temporaries left
@@ -36,6 +36,7 @@ __all__ = [
     "claim",
     "describe_load_error",
     "describe_os_error",
+    "read_yaml",
     "refuse_overwrite",
     "refuse_overwriting_inputs",
     "remove_stale_temporaries",
@@ -93,6 +94,25 @@ def describe_load_error(path: str | os.PathLike, exc: BaseException) -> str:
         pass  # unreadable: the exception itself says why
     first = (str(exc).strip().splitlines() or [""])[0].split(". ")[0].strip()
     return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+
+
+def read_yaml(path: str | os.PathLike) -> Any:
+    """The YAML document in ``path`` (``None`` when empty), refused in one line that names the path when it is
+    not UTF-8 text or not valid YAML (PyYAML's own message spans several lines)."""
+    import yaml
+
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        byte = exc.object[exc.start]
+        raise ValueError(f"{path} is not a UTF-8 text file (byte {byte:#04x} at position {exc.start})") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ValueError(f"{path} is not valid YAML: {problem}{where}") from None
 
 
 def check_writable(folder: str | os.PathLike, what: str) -> None:

@@ -34,7 +34,9 @@ __all__ = [
     "packaged_weights_dir",
     "push_to_hub",
     "read_safetensors",
+    "refuse_replacing_foreign",
     "save_pretrained",
+    "state_dict_mismatch",
     "unwrap_model",
 ]
 
@@ -103,6 +105,8 @@ def save_pretrained(
     if folder.exists() and not folder.is_dir():
         raise FileExistsError(f"{folder} exists and is not a folder")
     refuse_overwrite([folder / CONFIG_NAME, folder / WEIGHTS_NAME], force=force, option="force=True")
+    if force:
+        refuse_replacing_foreign(folder, option="force=True")
     config = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -126,6 +130,19 @@ def save_pretrained(
         (tmp / WEIGHTS_NAME).write_bytes(weights)
         (tmp / CONFIG_NAME).write_text(config_text)
     return folder
+
+
+def refuse_replacing_foreign(folder: str | os.PathLike, option: str = "--force") -> None:
+    """Raise ``FileExistsError`` when ``folder`` holds a ``config.json`` that is not a wavemixer model's: a force
+    to overwrite replaces a model wavemixer wrote, never a file of the user's that shares the name."""
+    if (Path(folder) / CONFIG_NAME).is_file():
+        try:
+            load_config(folder)
+        except ValueError:
+            raise FileExistsError(
+                f"{Path(folder) / CONFIG_NAME} is not a wavemixer model config, so {option} does not replace it: "
+                "move it away, or save into another folder"
+            ) from None
 
 
 def load_config(folder: str | os.PathLike) -> dict[str, Any]:
@@ -310,11 +327,28 @@ def from_pretrained(
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        raise ValueError(f"the weights in {folder} do not fit the model in its {CONFIG_NAME}: {exc}") from exc
+        why = state_dict_mismatch(model, state)
+        raise ValueError(f"the weights in {folder} do not fit the model in its {CONFIG_NAME}: {why}") from exc
     model.pretrained_config = config
     if not peer:
         attach_pretrained_cfg(model, folder_pretrained_cfg(config, str(Path(folder) / WEIGHTS_NAME)))
     return model.to(map_location).eval()
+
+
+def state_dict_mismatch(model: nn.Module, state: Mapping[str, Any]) -> str:
+    """Why ``state`` does not fit ``model``, in one line: how many entries are missing, unexpected or of another
+    shape, each with its first example (torch's message lists every key, over several lines)."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    reshaped = [k for k in own if k in state and tuple(own[k].shape) != tuple(getattr(state[k], "shape", ()))]
+    parts = [f"{len(missing)} missing (first: {missing[0]})"] if missing else []
+    parts += [f"{len(unexpected)} unexpected (first: {unexpected[0]})"] if unexpected else []
+    if reshaped:
+        k = reshaped[0]
+        theirs, ours = list(getattr(state[k], "shape", ())), list(own[k].shape)
+        parts.append(f"{len(reshaped)} of another shape (first: {k}, {theirs} in the weights, {ours} in the model)")
+    return "; ".join(parts) or "the tensors match in name and shape but could not be copied"
 
 
 def push_to_hub(

@@ -44,7 +44,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from wavemixer.files import refuse_overwrite
-    from wavemixer.hub import CONFIG_NAME, WEIGHTS_NAME, save_pretrained
+    from wavemixer.hub import CONFIG_NAME, WEIGHTS_NAME, refuse_replacing_foreign, save_pretrained
     from wavemixer.reference import from_reference
     from wavemixer.train.checkpoint import MANIFEST
 
@@ -58,6 +58,10 @@ def run(args: argparse.Namespace) -> int:
         refuse_overwrite([args.output / CONFIG_NAME, args.output / WEIGHTS_NAME], force=args.force)
     except FileExistsError as exc:
         raise CLIError(f"{args.output} already holds a model ({exc})") from None
+    try:
+        refuse_replacing_foreign(args.output)
+    except FileExistsError as exc:
+        raise CLIError(str(exc)) from None
     model = from_reference(str(args.checkpoint), task=args.task, **dict(args.kwargs))
     metadata = {"converted_from": args.checkpoint.name, "reference_kwargs": dict(args.kwargs)}
     save_pretrained(model, args.output, metadata=metadata, force=args.force)

@@ -162,9 +162,9 @@ def _read_json(path: Path) -> dict[str, Any]:
 def _read_config(path: Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
-    import yaml
+    from wavemixer.files import read_yaml
 
-    data = yaml.safe_load(path.read_text())
+    data = read_yaml(path)  # a damaged one is refused in one line, like a damaged results.json
     return data if isinstance(data, dict) else {}
 
 

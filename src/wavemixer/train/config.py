@@ -14,7 +14,7 @@ from typing import Any
 
 from wavemixer.checks import DEVICE_PATTERN, MAX_INPUT_SIDE, Range
 
-from .config_checks import check_option, validate_config
+from .config_checks import check_option, flag, validate_config
 
 __all__ = ["TrainConfig", "add_config_arguments", "config_from_args", "default_lr", "load_yaml"]
 
@@ -226,6 +226,20 @@ class TrainConfig:
 
         if self.task not in TASKS:  # the registry, not a fixed list: a task module may add itself
             raise ValueError(f"--task must be one of {', '.join(TASKS)}; got {self.task!r}")
+        self._check_recipe_options()
+
+    def _check_recipe_options(self) -> None:
+        """An option the chosen recipe never reads would be recorded in config.yaml as if it had been used."""
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        only = ("sgd_lr",) if self.recipe == "standard" else ("opt", "sched", "warmup_epochs", "min_lr_ratio")
+        unused = [flag(name) for name in only if getattr(self, name) != defaults[name]]
+        if unused:
+            other = "dualopt" if self.recipe == "standard" else "standard"
+            raise ValueError(
+                f"{', '.join(unused)} {'applies' if len(unused) == 1 else 'apply'} only to --recipe {other}; "
+                f"--recipe {self.recipe} never reads {'it' if len(unused) == 1 else 'them'} (drop "
+                f"{'it' if len(unused) == 1 else 'them'}, or choose --recipe {other})"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -237,9 +251,9 @@ _FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
 def _parse_model_arg(text: str) -> tuple[str, Any]:
     import yaml
 
-    if "=" not in text:
+    key, sep, value = text.partition("=")
+    if not key.strip() or not sep:
         raise argparse.ArgumentTypeError(f"--model-arg takes key=value, got {text!r}")
-    key, value = text.split("=", 1)
     return key.strip(), yaml.safe_load(value)
 
 
@@ -278,20 +292,14 @@ def default_lr(cfg: TrainConfig) -> float:
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
     """Options from a YAML mapping; unknown keys are an error (they are usually typos)."""
-    import yaml
+    from wavemixer.files import read_yaml
 
     path = Path(path)
     if path.is_dir():
         raise ValueError(f"--config {path} is a folder; give a YAML file of option: value")
     if not path.is_file():
         raise FileNotFoundError(f"config file {path} not found")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:  # PyYAML's message spans several lines: its problem and where, on one
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ValueError(f"{path} is not valid YAML: {problem}{where}") from exc
+    data = read_yaml(path) or {}
     if not isinstance(data, dict):
         raise ValueError(f"{path} must hold a mapping of option: value")
     unknown = sorted(set(data) - set(_FIELDS))

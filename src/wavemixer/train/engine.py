@@ -27,12 +27,13 @@ from wavemixer.cpu import cpu_description
 from wavemixer.data.bundle import DataBundle
 from wavemixer.evaluation import evaluate
 from wavemixer.files import OutputError, atomic_write_text, describe_os_error
-from wavemixer.hub import clean_state_dict, save_pretrained
+from wavemixer.hub import clean_state_dict, save_pretrained, state_dict_mismatch
 from wavemixer.tasks import get_task, task_class
 from wavemixer.tasks.base import Task
 
 from . import checkpoint as ckpt
 from .config import TrainConfig, default_lr
+from .config_checks import flag
 from .distributed import (
     DistContext,
     ShardSampler,
@@ -302,13 +303,19 @@ class Trainer:
         self.phase = int(state["phase"])
         if self.phase != 1:
             self.optimizer, self.scheduler = self._build_optimizer(self.phase)
+        for name, module in (("model", self.model), ("ema", self.ema.module if self.ema is not None else None)):
+            if module is None or state.get(name) is None:
+                continue
+            try:
+                module.load_state_dict(state[name])
+            except RuntimeError as exc:
+                why = state_dict_mismatch(module, state[name])
+                raise ValueError(f"the checkpoint's {name} weights do not fit this model configuration: {why}") from exc
         try:
-            self.model.load_state_dict(state["model"])
-            if self.ema is not None and state.get("ema") is not None:
-                self.ema.module.load_state_dict(state["ema"])
             self.optimizer.load_state_dict(state["optimizer"])
         except (RuntimeError, ValueError, KeyError) as exc:
-            raise ValueError(f"the checkpoint does not fit this model/optimizer configuration: {exc}") from exc
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise ValueError(f"the checkpoint's optimizer state does not fit this configuration: {first}") from exc
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
         self.epoch, self.global_step = int(state["epoch"]), int(state["global_step"])
@@ -655,6 +662,32 @@ def _check_resume_flags(cfg: TrainConfig) -> None:
         raise ValueError(f"--resume {cfg.resume} keeps the run's files; --force contradicts it (drop one)")
 
 
+RESUME_MAY_CHANGE = frozenset({
+    "resume", "output", "force", "stop_after_steps", "data_dir", "download", "workers", "decode_once",
+    "eval_batch_size", "threads", "device", "compile", "channels_last", "grad_checkpointing", "memory_efficient",
+    "log_interval", "log", "quiet",
+})  # fmt: skip
+"""Options a resumed run may take anew: where and how it runs (the data's place, threads, device, execution
+path, logging), never what it trains. The rest come from the run's own config, and a different value given
+with ``--resume`` would be ignored where the checkpoint restores the optimiser and schedule, so it is refused."""
+
+
+def _check_resume_changes(run_dir: Path, saved: TrainConfig, cfg: TrainConfig) -> None:
+    changed = [
+        f.name
+        for f in dataclasses.fields(cfg)
+        if f.name not in RESUME_MAY_CHANGE and getattr(cfg, f.name) != getattr(saved, f.name)
+    ]
+    if changed:
+        first = changed[0]
+        raise ValueError(
+            f"--resume {run_dir} continues the run as it was configured, but {flag(first)} "
+            f"{getattr(cfg, first)!r} differs from its {getattr(saved, first)!r}"
+            + (f" (and {', '.join(flag(c) for c in changed[1:])})" if changed[1:] else "")
+            + "; drop them, or start a new run from its weights with --init-from"
+        )
+
+
 def _default_run_dir(cfg: TrainConfig) -> Path:
     return Path("runs") / f"{cfg.dataset}-{cfg.model or 'auto'}-{time.strftime('%Y%m%d-%H%M%S')}"
 
@@ -680,7 +713,15 @@ def train(cfg: TrainConfig, *, out: Any = None, explicit: dict[str, Any] | None 
                     ckpt.clean_run_dir(run_dir)  # temporaries of a save that was cut short
                 keep = {"stop_after_steps": None, "resume": str(run_dir), "output": str(run_dir), "force": False}
                 saved = {k: v for k, v in state["config"].items() if k in {f.name for f in dataclasses.fields(cfg)}}
-                cfg = TrainConfig(**{**saved, **keep, **(explicit or {})})
+                if explicit is None:  # the API: the options given are those off their defaults
+                    default = TrainConfig()
+                    explicit = {
+                        f.name: getattr(cfg, f.name)
+                        for f in dataclasses.fields(cfg)
+                        if getattr(cfg, f.name) != getattr(default, f.name)
+                    }
+                cfg = TrainConfig(**{**saved, **keep, **explicit})
+                _check_resume_changes(run_dir, TrainConfig(**{**saved, **keep}), cfg)
                 trainer = Trainer(resolve_config(cfg), ctx=ctx, out=out)
                 trainer.load_state_dict(state)
                 trainer.run_dir = run_dir
