@@ -123,12 +123,14 @@ def _tiny_model_folder(folder: Path, *, labels: list[str] | None = None, preproc
         (["--model-arg", "final_dim=-16", "--subset", "128"], "final_dim must be an integer >= 4, got -16"),
         (["--model-arg", "dropout=nan", "--subset", "128"], "dropout must be a number in [0, 1), got 'nan'"),
         (["--model-arg", "depth=2.5", "--subset", "128"], "depth must be an integer >= 1, got 2.5"),
+        (["--model-arg", "depth=abc"], "--model-arg depth=abc: depth must be an integer >= 1, got 'abc'"),  # unnamed
         (["--resume", "{tmp}/a", "--output", "{tmp}/b"], "--output {tmp}/b contradicts it"),
         (["--resume", "{tmp}/a", "--force"], "--force contradicts it"),
         # recorded in config.yaml, never read by the recipe
         (["--recipe", "dualopt", "--opt", "sgd"], "--opt applies only to --recipe standard; --recipe dualopt never"),
         (["--sgd-lr", "0.1"], "--sgd-lr applies only to --recipe dualopt; --recipe standard never reads it"),
         (["--model-arg", "=3"], "--model-arg takes key=value, got '=3'"),
+        (["--output", ""], "--output must name a path, got ''"),  # trained into runs/<default> instead
     ],
 )
 def test_bad_training_options_are_refused_before_anything_runs(flags, fragment, tmp_path, capsys, monkeypatch):
@@ -154,6 +156,7 @@ def test_bad_training_options_are_refused_before_anything_runs(flags, fragment, 
         # PyYAML's own message took five lines
         ("lr: 0.1\nepochs: {\n", "is not valid YAML: expected the node content, but found '<stream end>' (line 3,"),
         (b"\xff\xfelr: 0.1\n", "is not a UTF-8 text file (byte 0xff at position 0)"),  # said only "'utf-8' codec"
+        ("epochs: 1\nlr: 0.1\nepochs: 3\n", "is not valid YAML: the key 'epochs' is given twice (line 3, column 1)"),
     ],
 )
 def test_yaml_values_are_type_checked(yaml_text, fragment, tmp_path, capsys):
@@ -433,6 +436,22 @@ def test_export_refuses_an_opset_it_would_not_write(opset, fragment, model_dir, 
     code, err = _cli(["export", str(model_dir), str(tmp_path / "m.onnx"), "--opset", opset], capsys)
     _assert_one_line_error(code, err, "--opset must be an integer in [18, ")
     assert fragment in err and not (tmp_path / "m.onnx").exists()
+
+
+@pytest.mark.parametrize(
+    ("output", "extra", "fragment"),
+    [
+        # wrote a pt2 archive named .onnx (exit 0), with torch's warning about the suffix
+        ("m.onnx", ["--format", "pt2"], "--format pt2 contradicts OUTPUT {tmp}/m.onnx; drop one or rename the file"),
+        ("afile/m.onnx", [], "the folder {tmp}/afile of OUTPUT {tmp}/afile/m.onnx is not a folder"),  # "does not exist"
+        ("none/m.onnx", [], "the folder {tmp}/none of OUTPUT {tmp}/none/m.onnx does not exist"),
+    ],
+)
+def test_export_refuses_an_output_it_cannot_write_as_asked(output, extra, fragment, model_dir, tmp_path, capsys):
+    (tmp_path / "afile").write_text("a file of the user's")
+    code, err = _cli(["export", str(model_dir), str(tmp_path / output), *extra], capsys)
+    _assert_one_line_error(code, err, fragment.format(tmp=tmp_path))
+    assert not (tmp_path / output).exists() and (tmp_path / "afile").read_text() == "a file of the user's"
 
 
 def test_predict_checks_the_saved_labels_and_preprocessing(tmp_path, image, capsys):
@@ -1070,6 +1089,8 @@ def test_predict_skip_corrupt_lists_the_unreadable_with_whole_names(model_dir, i
     out = capsys.readouterr()
     assert out.out.splitlines()[0].startswith("file,label") and len(out.out.splitlines()) == 2
     assert "skipped 2 unreadable image(s) (--skip-corrupt): " in out.err and str(deep / "broken_two.png") in out.err
+    code, err = _cli(["predict", str(model_dir), str(deep), "--skip-corrupt"], capsys)  # was a header-only table
+    _assert_one_line_error(code, err, "none of the 2 images could be read (--skip-corrupt): ")
 
 
 def test_predict_to_a_file_says_what_it_wrote_and_predicts_a_file_given_twice_once(model_dir, image, tmp_path, capsys):

@@ -87,6 +87,26 @@ def test_weights_that_do_not_fit_the_config(change, why, tmp_path):
     assert str(info.value) == f"the weights in {tmp_path} do not fit the model in its {CONFIG_NAME}: {why}"
 
 
+@pytest.mark.parametrize(
+    ("part", "value", "fragment"),
+    [
+        ("format_version", 99, "format_version 99 is not one this wavemixer reads (1 to 2)"),
+        ("preprocessing", {"input_size": "big"}, "preprocessing input_size must be [channels, height, width]"),
+        ("preprocessing", [1, 2], "preprocessing must be a mapping, got [1, 2]"),
+        ("metadata", {"data": "x"}, "metadata data (the training data's settings) must be a mapping, got 'x'"),
+    ],
+)
+def test_a_damaged_part_of_config_json_is_named_in_one_line(part, value, fragment, tmp_path):
+    """These parts reached timm's pretrained_cfg or the data settings unchecked and failed deep inside."""
+    save_pretrained(WaveMix(num_classes=2, depth=1, final_dim=8, level=1), tmp_path)
+    config = json.loads((tmp_path / CONFIG_NAME).read_text())
+    config[part] = value
+    (tmp_path / CONFIG_NAME).write_text(json.dumps(config))
+    with pytest.raises(ValueError) as info:
+        from_pretrained(tmp_path)
+    assert str(info.value).startswith(f"{tmp_path / CONFIG_NAME}: ") and fragment in str(info.value)
+
+
 def test_force_replaces_a_wavemixer_model_but_not_a_users_own_config_json(tmp_path):
     model = WaveMix(num_classes=2, depth=1, final_dim=8, level=1)
     save_pretrained(model, tmp_path / "m")

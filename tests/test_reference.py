@@ -72,7 +72,7 @@ def test_reference_quirks_are_mirrored():
     assert reference_kwargs_to_config("segmentation", stride=1)["resize_to_input"] is False
 
 
-def test_convert_command_writes_a_loadable_model(tmp_path):
+def test_convert_command_writes_a_loadable_model(tmp_path, capsys):
     record = _load(GOLDEN_DIR / "reference_sr_l2.pt")
     ckpt = tmp_path / "ref.pth"
     torch.save(record["state_dict"], ckpt)
@@ -86,3 +86,5 @@ def test_convert_command_writes_a_loadable_model(tmp_path):
     assert cli_main(args) == 2  # refuses to overwrite without --force
     assert cli_main([*args, "--force"]) == 0
     assert cli_main(["convert", str(tmp_path / "missing.pth"), str(out)]) == 2
+    assert cli_main(["convert", str(tmp_path), str(out)]) == 2  # a folder: was "does not exist"
+    assert f"checkpoint {tmp_path} is a folder; give the reference .pth file" in capsys.readouterr().err

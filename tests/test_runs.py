@@ -193,6 +193,8 @@ def test_merge_keeps_earlier_runs_replaces_rerun_seeds_and_refuses_other_trainin
     assert main(["runs", "--merge", str(tmp_path / "nope.csv")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.endswith("nope.csv does not exist; give a CSV written by `wavemixer runs --csv`")
+    assert main(["runs", "--merge", str(tmp_path)]) == 2  # said "does not exist" of a folder that does
+    assert f"{tmp_path} is a folder; give a CSV written by `wavemixer runs" in capsys.readouterr().err
     binary = tmp_path / "plot.csv"
     binary.write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff")
     assert main(["runs", "--merge", str(binary)]) == 2

@@ -162,7 +162,31 @@ def load_config(folder: str | os.PathLike) -> dict[str, Any]:
         return config
     if model_class not in _TASK_OF_CLASS or config.get("task") != _TASK_OF_CLASS[model_class]:
         raise ValueError(f"{path} is not a wavemixer model config (missing or unknown 'format'/'model_class'/'task')")
+    _check_config_parts(config, path)
     return config
+
+
+def _check_config_parts(config: dict[str, Any], path: Path) -> None:
+    """The parts every reader takes on trust, checked once here so that a damaged one is named in one line."""
+    version = config.get("format_version", 1)
+    if isinstance(version, bool) or not isinstance(version, int) or version > FORMAT_VERSION:
+        raise ValueError(
+            f"{path}: format_version {version!r} is not one this wavemixer reads (1 to {FORMAT_VERSION}); "
+            "a newer wavemixer wrote it, or the file is damaged"
+        )
+    for part in ("config", "preprocessing", "metadata"):
+        if config.get(part) is not None and not isinstance(config[part], dict):
+            raise ValueError(f"{path}: {part} must be a mapping, got {config[part]!r}")
+    size = (config.get("preprocessing") or {}).get("input_size")
+    if size is not None and not (
+        isinstance(size, list) and len(size) == 3 and all(type(v) is int and v >= 1 for v in size)
+    ):
+        raise ValueError(
+            f"{path}: preprocessing input_size must be [channels, height, width] of positive integers, got {size!r}"
+        )
+    data = (config.get("metadata") or {}).get("data")
+    if data is not None and not isinstance(data, dict):
+        raise ValueError(f"{path}: metadata data (the training data's settings) must be a mapping, got {data!r}")
 
 
 def _resolve_hub(

@@ -49,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
     from wavemixer.train.checkpoint import MANIFEST
 
     if not args.checkpoint.is_file():
-        raise CLIError(f"checkpoint {args.checkpoint} does not exist")
+        what = "is a folder; give the reference .pth file" if args.checkpoint.is_dir() else "does not exist"
+        raise CLIError(f"checkpoint {args.checkpoint} {what}")
     if (args.output / MANIFEST).is_file():  # a run owns its folder: a model written beside it would be mistaken
         raise CLIError(
             f"{args.output} is a training run folder (it holds {MANIFEST}); convert into a folder of its own"

@@ -76,7 +76,10 @@ def run(args: argparse.Namespace) -> int:
     if args.pretrained and not args.model:
         raise CLIError("--pretrained goes with --model NAME")
     output = Path(args.paths[-1])
-    fmt = args.format or _SUFFIX_FORMATS.get(output.suffix)
+    by_suffix = _SUFFIX_FORMATS.get(output.suffix.lower())
+    if args.format is not None and by_suffix is not None and args.format.split("-")[0] != by_suffix:
+        raise CLIError(f"--format {args.format} contradicts OUTPUT {output}; drop one or rename the file")
+    fmt = args.format or by_suffix
     if fmt is None:
         raise CLIError(f"cannot tell the format from {output.name!r}; pass --format {{onnx,pt2,torchscript}}")
     if fmt == "torchscript-script":
@@ -94,7 +97,8 @@ def run(args: argparse.Namespace) -> int:
     if output.exists() and not args.force:
         raise CLIError(f"{output} exists; pass --force to overwrite it")
     if not output.parent.is_dir():
-        raise CLIError(f"the folder {output.parent} does not exist")
+        what = "is not a folder" if output.parent.exists() else "does not exist"
+        raise CLIError(f"the folder {output.parent} of OUTPUT {output} {what}")
     model = _load(None if args.model else args.paths[0], args.model, args.pretrained)
     if args.model and not args.pretrained:
         print(f"note: {args.model} with random weights (add --pretrained for the packaged ones)")

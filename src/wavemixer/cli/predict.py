@@ -153,6 +153,12 @@ def _predict(args: argparse.Namespace) -> int:
             records = task.predict(loaded, files, options)
     else:
         records = task.predict(loaded, files, options)
+    if options.skipped and len(options.skipped) == len(files):  # an empty table would pass for a result
+        from wavemixer.data.images import list_unreadable
+
+        raise ValueError(
+            f"none of the {len(files)} images could be read (--skip-corrupt): {list_unreadable(options.skipped)}"
+        )
     text = task.predictions_text(loaded, records, args.format)
     if args.output:
         atomic_write_text(args.output, text)  # predict refused an existing file before predicting

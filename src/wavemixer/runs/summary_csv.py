@@ -48,7 +48,8 @@ def write_summary_csv(path: Path, runs: Iterable[Run]) -> None:
 def read_summary_csv(path: Path) -> list[Run]:
     """The runs of a summary CSV (this module's, or an earlier script's; see the module)."""
     if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist; give a CSV written by `wavemixer runs --csv`")
+        what = "is a folder" if path.is_dir() else "does not exist"
+        raise FileNotFoundError(f"{path} {what}; give a CSV written by `wavemixer runs --csv`")
     try:
         with path.open(newline="") as fh:
             reader = csv.DictReader(fh)

@@ -156,7 +156,7 @@ class Task(ABC):
             _check_stem_arguments(name, spec, model_args)
         try:
             model = create_model(name, **self.model_arguments(spec, info, model_args))
-        except ValueError as exc:  # the constructor names the argument; the command line says where it came from
+        except (TypeError, ValueError) as exc:  # the constructor names the argument; the command line says where
             given = [f"{k}={v}" for k, v in model_args.items() if re.match(rf"(unknown )?{re.escape(k)}\b", str(exc))]
             origin = f" --model-arg {given[0]}" if given else ""
             raise ValueError(f"--model {name}{origin}: {exc}") from None

@@ -226,6 +226,9 @@ class TrainConfig:
 
         if self.task not in TASKS:  # the registry, not a fixed list: a task module may add itself
             raise ValueError(f"--task must be one of {', '.join(TASKS)}; got {self.task!r}")
+        for name in ("init_from", "data_dir", "output", "resume"):  # "" would mean the current folder, or the default
+            if isinstance(getattr(self, name), str) and not getattr(self, name).strip():
+                raise ValueError(f"{flag(name)} must name a path, got {getattr(self, name)!r}")
         self._check_recipe_options()
 
     def _check_recipe_options(self) -> None:
