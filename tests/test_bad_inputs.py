@@ -454,6 +454,19 @@ def test_export_refuses_an_output_it_cannot_write_as_asked(output, extra, fragme
     assert not (tmp_path / output).exists() and (tmp_path / "afile").read_text() == "a file of the user's"
 
 
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs /proc, a folder that takes no new files")
+def test_an_unwritable_output_is_named_with_its_option_before_any_work(model_dir, tmp_path, capsys):
+    """An export into /proc failed at its end naming its own temporary (/proc/.m.tmp.onnx); a bench sweep ran
+    whole before failing to write its results."""
+    code, err = _cli(["export", str(model_dir), "/proc/m.onnx"], capsys)
+    _assert_one_line_error(code, err, "cannot write in the folder of OUTPUT /proc: ")
+    (tmp_path / "afile").write_text("a file of the user's")
+    code, err = _cli(["runs", str(model_dir.parent), "--md", str(tmp_path / "afile" / "x.md")], capsys)
+    _assert_one_line_error(code, err, f"cannot write --md {tmp_path}/afile/x.md: {tmp_path}/afile is a file")
+    code, err = _cli(["bench", "wavemix_lite_8_10_mnist", "--no-reference", "--out", "/proc/bo"], capsys)
+    _assert_one_line_error(code, err, "cannot write in the folder of --out /proc: ")
+
+
 def test_predict_checks_the_saved_labels_and_preprocessing(tmp_path, image, capsys):
     short = _tiny_model_folder(tmp_path / "short", labels=["a", "b"])
     code, err = _cli(["predict", str(short), str(image)], capsys)

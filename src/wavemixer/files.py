@@ -32,6 +32,7 @@ __all__ = [
     "atomic_folder",
     "atomic_write",
     "atomic_write_text",
+    "check_can_create",
     "check_writable",
     "claim",
     "describe_load_error",
@@ -146,6 +147,17 @@ def check_writable(folder: str | os.PathLike, what: str) -> None:
         os.remove(tmp)
     except OSError as exc:
         raise OutputError(f"cannot write in {what} {folder}: {describe_os_error(exc, with_path=False)}") from exc
+
+
+def check_can_create(path: str | os.PathLike, what: str) -> None:
+    """Whether ``path`` (a file or folder still to be written, its folders perhaps too) can be created: its
+    nearest existing ancestor must be a folder that takes files. Checked before long work, so that an
+    unwritable target is named with its option, not found at the end under a temporary's name."""
+    target = Path(path)
+    existing = next((p for p in (target, *target.parents) if p.exists()), Path("."))
+    if existing != target and not existing.is_dir():
+        raise OutputError(f"cannot write {what} {target}: {existing} is a file, not a folder")
+    check_writable(existing if existing.is_dir() else existing.parent, f"the folder of {what}")
 
 
 @contextmanager

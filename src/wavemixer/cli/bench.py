@@ -93,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
     from wavemixer.bench.runner import machine_description
     from wavemixer.checks import check_int
     from wavemixer.cli import check_common_options
+    from wavemixer.files import check_can_create
 
     check_common_options(args, allow_auto_device=False)
     for option, value, low in (("--warmup", args.warmup, 0), ("--iters", args.iters, 1), ("--rounds", args.rounds, 1)):
@@ -130,6 +131,7 @@ def run(args: argparse.Namespace) -> int:
     )
     if folder.exists() and any(folder.iterdir()) and not args.force:  # checked before the (long) sweep
         raise FileExistsError(f"results folder {folder} already exists; pass --force to overwrite it, or --tag WORD")
+    check_can_create(folder, "--out")
     print(f"wavemixer bench on {machine}: {len(entries)} models, {settings.rounds} rounds", file=sys.stderr)
     records = run_sweep(entries, settings, log=lambda line: print(line, file=sys.stderr, flush=True))
     rows = aggregate(records)

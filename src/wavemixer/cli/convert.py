@@ -43,7 +43,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from wavemixer.files import refuse_overwrite
+    from wavemixer.files import check_can_create, refuse_overwrite
     from wavemixer.hub import CONFIG_NAME, WEIGHTS_NAME, refuse_replacing_foreign, save_pretrained
     from wavemixer.reference import from_reference
     from wavemixer.train.checkpoint import MANIFEST
@@ -63,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
         refuse_replacing_foreign(args.output)
     except FileExistsError as exc:
         raise CLIError(str(exc)) from None
+    check_can_create(args.output, "OUTPUT")
     model = from_reference(str(args.checkpoint), task=args.task, **dict(args.kwargs))
     metadata = {"converted_from": args.checkpoint.name, "reference_kwargs": dict(args.kwargs)}
     save_pretrained(model, args.output, metadata=metadata, force=args.force)

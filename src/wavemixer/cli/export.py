@@ -68,6 +68,7 @@ def _default_input_size(model) -> list[int]:
 
 def run(args: argparse.Namespace) -> int:
     from wavemixer.export import SCRIPT_REFUSAL, export_model
+    from wavemixer.files import check_can_create
 
     if args.model and len(args.paths) != 1:
         raise CLIError("with --model give only OUTPUT: wavemixer export --model NAME OUTPUT")
@@ -99,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
     if not output.parent.is_dir():
         what = "is not a folder" if output.parent.exists() else "does not exist"
         raise CLIError(f"the folder {output.parent} of OUTPUT {output} {what}")
+    check_can_create(output, "OUTPUT")  # before the export, not at its end under the temporary's name
     model = _load(None if args.model else args.paths[0], args.model, args.pretrained)
     if args.model and not args.pretrained:
         print(f"note: {args.model} with random weights (add --pretrained for the packaged ones)")

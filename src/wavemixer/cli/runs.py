@@ -56,7 +56,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from wavemixer.files import atomic_write_text, refuse_overwrite, refuse_overwriting_inputs
+    from wavemixer.files import atomic_write_text, check_can_create, refuse_overwrite, refuse_overwriting_inputs
     from wavemixer.runs import (
         collect_runs,
         curves_markdown,
@@ -72,6 +72,9 @@ def run(args: argparse.Namespace) -> int:
     if not args.paths and args.merge is None:
         raise ValueError("give a PATH (a run folder, or a folder of them) or --merge CSV")
     refuse_overwrite(_outputs(args), force=args.force)  # before any work
+    for option, path in (("--csv", args.csv), ("--md", args.md), ("--plot", args.plot)):
+        if path is not None:
+            check_can_create(path, option)
     runs = collect_runs(args.paths, by=args.by, metric=args.metric, goal=args.goal, merge=args.merge)
     if args.metric and runs and all(r.test is None and r.best_val is None for r in runs):
         raise ValueError(f"--metric {args.metric}: {_metric_hint(runs)}")
