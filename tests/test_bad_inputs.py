@@ -454,6 +454,15 @@ def test_export_refuses_an_output_it_cannot_write_as_asked(output, extra, fragme
     assert not (tmp_path / output).exists() and (tmp_path / "afile").read_text() == "a file of the user's"
 
 
+def test_a_peer_name_where_a_registry_name_belongs_says_where_peers_go(tmp_path, capsys):
+    """``export --model peer:resnet`` said "unknown model"; ``bench peer:nosuch`` said "not key=value"."""
+    code, err = _cli(["export", "--model", "peer:resnet", str(tmp_path / "m.onnx")], capsys)
+    _assert_one_line_error(code, err, "--model peer:resnet: a peer is exported from its trained run")
+    code, err = _cli(["bench", "peer:resnet", "--no-reference", "--out", str(tmp_path / "b")], capsys)
+    _assert_one_line_error(code, err, "'peer:resnet': bench measures the peers with --suite peers")
+    assert not any(tmp_path.iterdir())
+
+
 @pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs /proc, a folder that takes no new files")
 def test_an_unwritable_output_is_named_with_its_option_before_any_work(model_dir, tmp_path, capsys):
     """An export into /proc failed at its end naming its own temporary (/proc/.m.tmp.onnx); a bench sweep ran

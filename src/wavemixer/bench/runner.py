@@ -82,6 +82,8 @@ def _split_overrides(name: str) -> tuple[str, dict[str, Any]]:
     if ":" not in name:
         return name, {}
     base, _, rest = name.partition(":")
+    if base == "peer":  # train's peer:FAMILY is not a model name here
+        raise ValueError(f"{name!r}: bench measures the peers with --suite peers (--families to choose them)")
     overrides = {}
     for item in filter(None, rest.split(",")):
         key, sep, value = item.partition("=")

@@ -47,7 +47,11 @@ _SUFFIX_FORMATS = {".onnx": "onnx", ".pt2": "pt2", ".pt": "torchscript", ".ts": 
 
 def _load(source: str | None, name: str | None, pretrained: bool):
     if name:
+        from wavemixer.bench.peers import is_peer_name
         from wavemixer.factory import create_model
+
+        if is_peer_name(name):  # a peer is built at a budget and trained: its run folder holds what to export
+            raise CLIError(f"--model {name}: a peer is exported from its trained run: wavemixer export RUN OUTPUT")
 
         return create_model(name, pretrained=pretrained)
     from wavemixer.hub import from_pretrained
