@@ -28,6 +28,7 @@ __all__ = [
     "CONFIG_NAME",
     "WEIGHTS_NAME",
     "atomic_write",
+    "check_input_size",
     "clean_state_dict",
     "from_pretrained",
     "load_config",
@@ -166,6 +167,12 @@ def load_config(folder: str | os.PathLike) -> dict[str, Any]:
     return config
 
 
+def check_input_size(size: Any, where: str) -> None:
+    """A stored ``input_size`` is ``[channels, height, width]`` of positive integers (``where`` names it)."""
+    if not (isinstance(size, list) and len(size) == 3 and all(type(v) is int and v >= 1 for v in size)):
+        raise ValueError(f"{where} input_size must be [channels, height, width] of positive integers, got {size!r}")
+
+
 def _check_config_parts(config: dict[str, Any], path: Path) -> None:
     """The parts every reader takes on trust, checked once here so that a damaged one is named in one line."""
     version = config.get("format_version", 1)
@@ -178,12 +185,8 @@ def _check_config_parts(config: dict[str, Any], path: Path) -> None:
         if config.get(part) is not None and not isinstance(config[part], dict):
             raise ValueError(f"{path}: {part} must be a mapping, got {config[part]!r}")
     size = (config.get("preprocessing") or {}).get("input_size")
-    if size is not None and not (
-        isinstance(size, list) and len(size) == 3 and all(type(v) is int and v >= 1 for v in size)
-    ):
-        raise ValueError(
-            f"{path}: preprocessing input_size must be [channels, height, width] of positive integers, got {size!r}"
-        )
+    if size is not None:
+        check_input_size(size, f"{path}: preprocessing")
     data = (config.get("metadata") or {}).get("data")
     if data is not None and not isinstance(data, dict):
         raise ValueError(f"{path}: metadata data (the training data's settings) must be a mapping, got {data!r}")

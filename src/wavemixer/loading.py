@@ -126,6 +126,7 @@ def _check_preprocessing(pre: Any, folder: Path, *, dense: bool = False, channel
     statistics when stored. Dense models take any size and need only mean and std (``channels`` values, or
     one for all, when the model's channel count is known)."""
     from wavemixer.checks import MAX_INPUT_SIDE
+    from wavemixer.hub import check_input_size
 
     where = f"{folder / 'config.json'}: preprocessing"
     if not isinstance(pre, dict):
@@ -135,8 +136,7 @@ def _check_preprocessing(pre: Any, folder: Path, *, dense: bool = False, channel
         raise ValueError(f"{where} lacks {', '.join(missing)} (needs mean, std and input_size [C, H, W])")
     if not dense:
         size = pre["input_size"]
-        if not (isinstance(size, list) and len(size) == 3 and all(_is_int(v) and v >= 1 for v in size)):
-            raise ValueError(f"{where} input_size must be [channels, height, width] of positive integers, got {size!r}")
+        check_input_size(size, where)
         if size[0] not in (1, 3) or max(size[1:]) > MAX_INPUT_SIDE:
             raise ValueError(
                 f"{where} input_size {size} is out of bounds: 1 or 3 channels (grayscale or RGB images) and sides of "
@@ -171,10 +171,6 @@ def _check_preprocessing(pre: Any, folder: Path, *, dense: bool = False, channel
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def load_encoder_weights(model: nn.Module, source: str | Path) -> list[str]:
