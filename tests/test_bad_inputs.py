@@ -519,8 +519,46 @@ def test_dense_predictions_are_not_written_into_a_full_folder_without_force(tmp_
     code, err = _cli(argv, capsys)
     _assert_one_line_error(code, err, "is not empty; pass --force")
     assert (tmp_path / "pred" / "a_mask.png").read_bytes() == b"mine"
-    assert main([*argv, "--force"]) == 0
-    assert (tmp_path / "pred" / "a_mask.png").read_bytes() != b"mine"
+    code, err = _cli([*argv, "--force"], capsys)  # a file of the user's that shares a name is never replaced
+    _assert_one_line_error(code, err, "a_mask.png was not written by wavemixer")
+    assert (tmp_path / "pred" / "a_mask.png").read_bytes() == b"mine"
+    (tmp_path / "pred" / "notes.txt").write_text("mine")
+    (tmp_path / "pred" / "a_mask.png").unlink()
+    assert main([*argv, "--force"]) == 0  # beside the user's other files
+    first = (tmp_path / "pred" / "a_overlay.png").read_bytes()
+    assert first.startswith(b"\x89PNG") and (tmp_path / "pred" / "notes.txt").read_text() == "mine"
+    Image.new("RGB", (16, 16), "white").save(tmp_path / "a.png")
+    assert main([*argv, "--force"]) == 0  # what wavemixer wrote is replaced
+    assert (tmp_path / "pred" / "a_overlay.png").read_bytes() != first
+    assert sorted(p.name for p in (tmp_path / "pred").iterdir() if p.suffix == ".png") == [
+        "a_labels.png",
+        "a_mask.png",
+        "a_overlay.png",
+    ]  # no temporaries left
+
+
+def test_dense_predictions_of_two_images_of_one_name_are_refused(tmp_path, capsys):
+    """``x/a.png`` and ``y/a.png`` would both be written as ``a_mask.png``: the second would replace the first."""
+    model = WaveMixSegmentation(num_classes=3, depth=1, final_dim=16, level=1)
+    folder = save_pretrained(model, tmp_path / "seg", preprocessing={"mean": [0.5] * 3, "std": [0.5] * 3})
+    for sub in ("x", "y"):
+        (tmp_path / "in" / sub).mkdir(parents=True)
+        Image.new("RGB", (16, 16)).save(tmp_path / "in" / sub / "a.png")
+    out = tmp_path / "pred"
+    code, err = _cli(["predict", str(folder), str(tmp_path / "in"), "--output-dir", str(out)], capsys)
+    _assert_one_line_error(code, err, "would both be written as a_mask.png")
+    assert not out.exists()
+
+
+def test_a_failed_prediction_leaves_no_folder_that_blocks_the_retry(tmp_path, capsys):
+    model = WaveMixSegmentation(num_classes=3, depth=1, final_dim=16, level=1)
+    folder = save_pretrained(model, tmp_path / "seg", preprocessing={"mean": [0.5] * 3, "std": [0.5] * 3})
+    (tmp_path / "bad.png").write_bytes(b"not an image")
+    out = tmp_path / "pred"
+    out.mkdir()
+    code, err = _cli(["predict", str(folder), str(tmp_path / "bad.png"), "--output-dir", str(out)], capsys)
+    assert "bad.png" in err and code != 0
+    assert out.is_dir() and not list(out.iterdir())  # the manifest went with the failure
 
 
 def test_an_interrupted_folder_swap_is_undone_and_temporaries_removed(tmp_path):
@@ -545,7 +583,27 @@ def test_bench_results_folder_is_not_overwritten_without_force(tmp_path, capsys)
     argv = ["bench", "wavemix_lite_32_7_cifar10_tiny", "--no-reference", "--device", "cpu", "--tag", "x"]
     code, err = _cli([*argv, "--out", str(tmp_path)], capsys)
     _assert_one_line_error(code, err, "already exists; pass --force")
+    code, err = _cli([*argv, "--out", str(tmp_path), "--force"], capsys)  # not a file wavemixer wrote
+    _assert_one_line_error(code, err, "results.csv was not written by wavemixer")
     assert (folder / "results.csv").read_text() == "old\n"
+
+
+def test_eval_force_replaces_its_own_reports_only(model_dir, tmp_path, capsys):
+    out = tmp_path / "reports"
+    out.mkdir()
+    (out / "metrics.json").write_text("mine")
+    argv = ["eval", str(model_dir), "--dataset", "digits", "--threads", "1", "--output-dir", str(out), "--force"]
+    code, err = _cli(argv, capsys)
+    _assert_one_line_error(code, err, "metrics.json was not written by wavemixer")
+    assert (out / "metrics.json").read_text() == "mine"
+    (out / "metrics.json").unlink()
+    assert main(argv) == 0 and main(argv) == 0  # the second replaces what the first wrote
+    recorded = json.loads((out / MANIFEST).read_text())["files"]
+    assert {"metrics.json", "per_class.csv", "confusion_matrix.png"} <= set(recorded)
+    (out / MANIFEST).write_text("my notes")  # a file of the user's under the manifest's name stays too
+    code, err = _cli(argv, capsys)
+    _assert_one_line_error(code, err, "is not a wavemixer manifest")
+    assert (out / MANIFEST).read_text() == "my notes"
 
 
 def test_save_pretrained_is_all_or_nothing_and_never_overwrites(tmp_path):

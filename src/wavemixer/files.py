@@ -30,6 +30,7 @@ __all__ = [
     "ClaimedError",
     "OutputError",
     "atomic_folder",
+    "atomic_save_png",
     "atomic_write",
     "atomic_write_text",
     "check_can_create",
@@ -286,6 +287,11 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], Any]) -> None:
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def atomic_save_png(image: Any, path: str | os.PathLike) -> None:
+    """A PIL image written as PNG through :func:`atomic_write` (the temporary's name says nothing of the format)."""
+    atomic_write(path, lambda tmp: image.save(tmp, format="PNG"))
 
 
 @contextmanager

@@ -11,14 +11,14 @@ several input sizes, which shows how the memory ranking moves with resolution.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, get_args
 
+from ..files import atomic_write, atomic_write_text
 from ..mixers import Mixer
-from .report import _fmt
+from .report import _fmt, csv_text
 from .runner import BenchEntry
 
 __all__ = [
@@ -210,7 +210,7 @@ def plot_peers(rows: Sequence[dict[str, Any]], path: Path) -> bool:
     for ax in (ax_p, ax_r):
         ax.grid(alpha=0.3, which="both")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
     plt.close(fig)
     return True
 
@@ -221,20 +221,21 @@ PEERS_COLUMNS = [
 ]  # fmt: skip
 
 
+#: every file :func:`write_peers_results` may write
+PEERS_FILES = ("peers.csv", "peers.md", "peers.png")
+
+
 def write_peers_results(folder: Path, rows: Sequence[dict[str, Any]], meta: dict[str, Any]) -> dict[str, Path]:
     """``peers.csv``, ``peers.md`` (one table per scale and mode) and ``peers.png`` beside the sweep's files."""
     rows = add_ratios(rows)
     paths = dict(peers_csv=folder / "peers.csv", peers_markdown=folder / "peers.md")
-    with paths["peers_csv"].open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=PEERS_COLUMNS, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows({k: ("" if r.get(k) is None else r.get(k)) for k in PEERS_COLUMNS} for r in rows)
+    atomic_write_text(paths["peers_csv"], csv_text(rows, PEERS_COLUMNS))
     header = [f"# WaveMix and peers at equal parameter counts: {meta.get('machine', '')}", "",
               f"Command: `{meta.get('command', '')}` (torch {meta.get('torch', '')}, {meta.get('threads', '')} "
               "threads). Memory: peak bytes of one training step or forward pass (weights, optimizer state and "
               f"activations; {rows[0].get('mem_method') or 'allocator peak'}) divided by the batch size. Ratios are "
               "to the WaveMix DWT/Haar row of the same scale, input size, mode and precision.", ""]  # fmt: skip
-    paths["peers_markdown"].write_text("\n".join(header) + "\n" + format_peers_markdown(rows))
+    atomic_write_text(paths["peers_markdown"], "\n".join(header) + "\n" + format_peers_markdown(rows))
     if plot_peers(rows, folder / "peers.png"):
         paths["peers_plot"] = folder / "peers.png"
     return paths

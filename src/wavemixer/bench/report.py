@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import csv
+import io
 import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from wavemixer.files import strict_json
+from wavemixer.files import atomic_write, atomic_write_text, strict_json
 
 __all__ = ["format_markdown", "results_dir_name", "write_results"]
 
@@ -113,30 +114,38 @@ def _plot(rows: Sequence[dict[str, Any]], path: Path) -> bool:
             ax.legend(fontsize=8)
             ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
     plt.close(fig)
     return True
+
+
+#: every file :func:`write_results` may write (``bench`` checks them before a sweep)
+RESULT_FILES = ("results.csv", "results.md", "raw.json", "plot.png")
+
+
+def csv_text(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
+    """``rows`` as CSV text with ``columns`` (missing and ``None`` values empty), written atomically by callers."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows({k: ("" if r.get(k) is None else r.get(k)) for k in columns} for r in rows)
+    return buffer.getvalue()
 
 
 def write_results(
     out_dir: Path, rows: Sequence[dict[str, Any]], records: Sequence[dict[str, Any]], meta: dict[str, Any]
 ) -> dict[str, Path]:
     """Write ``results.csv``, ``results.md``, ``raw.json`` and (with matplotlib) ``plot.png``."""
-    out_dir.mkdir(parents=True, exist_ok=True)
     paths = dict(csv=out_dir / "results.csv", markdown=out_dir / "results.md", raw=out_dir / "raw.json")
-    with paths["csv"].open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=COLUMNS, extrasaction="ignore")
-        writer.writeheader()
-        for r in rows:
-            writer.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in COLUMNS})
+    atomic_write_text(paths["csv"], csv_text(rows, COLUMNS))
     header = [f"# wavemixer bench: {meta.get('machine', '')}", "", f"Command: `{meta.get('command', '')}`", ""]
     header += [f"- {k}: {v}" for k, v in meta.items() if k not in ("command", "machine")]
     header += ["", "MACs: multiply-accumulates of one forward pass at batch 1 as `torch.utils.flop_counter` counts "
                "them (FLOPs / 2). Our Haar DWT is additions, which the counter does not see: its FLOPs are the "
                "`dwt_mflops` column of the CSV. The reference's DWT is a grouped convolution and is "
                "counted.", ""]  # fmt: skip
-    paths["markdown"].write_text("\n".join(header) + "\n" + format_markdown(rows))
-    paths["raw"].write_text(strict_json(dict(meta=meta, records=list(records)), indent=1))
+    atomic_write_text(paths["markdown"], "\n".join(header) + "\n" + format_markdown(rows))
+    atomic_write_text(paths["raw"], strict_json(dict(meta=meta, records=list(records)), indent=1))
     plot = out_dir / "plot.png"
     if _plot(rows, plot):
         paths["plot"] = plot

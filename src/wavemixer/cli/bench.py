@@ -73,7 +73,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--out", type=Path, default=Path("results"), help="parent folder of the results folder")
     p.add_argument("--tag", default="", help="word added to the results folder's name")
-    p.add_argument("--force", action="store_true", help="overwrite an existing results folder (default: refuse)")
+    p.add_argument(
+        "--force", action="store_true", help="replace the results wavemixer wrote in an existing results folder"
+    )
     p.set_defaults(func=run)
 
 
@@ -90,10 +92,13 @@ def run(args: argparse.Namespace) -> int:
         run_sweep,
         write_results,
     )  # fmt: skip
+    from wavemixer.bench.peers_suite import PEERS_FILES
+    from wavemixer.bench.report import RESULT_FILES
     from wavemixer.bench.runner import machine_description
     from wavemixer.checks import check_int
     from wavemixer.cli import check_common_options
-    from wavemixer.files import check_can_create
+    from wavemixer.files import check_can_create, claim
+    from wavemixer.written_files import MANIFEST, read_manifest, record_outputs, remove_recorded
 
     check_common_options(args, allow_auto_device=False)
     for option, value, low in (("--warmup", args.warmup, 0), ("--iters", args.iters, 1), ("--rounds", args.rounds, 1)):
@@ -129,8 +134,8 @@ def run(args: argparse.Namespace) -> int:
     folder = args.out / results_dir_name(
         label, settings.precisions, settings.channels_last, torch.__version__, args.tag
     )
-    if folder.exists() and any(folder.iterdir()) and not args.force:  # checked before the (long) sweep
-        raise FileExistsError(f"results folder {folder} already exists; pass --force to overwrite it, or --tag WORD")
+    files = [*RESULT_FILES, *(PEERS_FILES if args.suite else ())]
+    _refuse_results_folder(folder, files, args.force)  # before the (long) sweep
     check_can_create(folder, "--out")
     print(f"wavemixer bench on {machine}: {len(entries)} models, {settings.rounds} rounds", file=sys.stderr)
     records = run_sweep(entries, settings, log=lambda line: print(line, file=sys.stderr, flush=True))
@@ -141,14 +146,26 @@ def run(args: argparse.Namespace) -> int:
         layout="channels_last" if settings.channels_last else "NCHW", precisions=",".join(settings.precisions),
         warmup=settings.warmup, iters=settings.iters, rounds=settings.rounds, reference_python=ref_python or "",
     )  # fmt: skip
-    paths = write_results(folder, rows, records, meta)
-    if args.suite:
-        from wavemixer.bench.peers_suite import write_peers_results
+    with claim(folder, "results folder", "choose another --out or --tag"):
+        _refuse_results_folder(folder, files, args.force)  # again, now that no other process writes here
+        # the last sweep's files go first: a plot this sweep does not draw must not stay beside its tables
+        remove_recorded(folder, [f for f in read_manifest(folder) or [] if f != MANIFEST])
+        record_outputs(folder, files)
+        paths = write_results(folder, rows, records, meta)
+        if args.suite:
+            from wavemixer.bench.peers_suite import write_peers_results
 
-        paths.update(write_peers_results(folder, rows, meta))
-        print((folder / "peers.md").read_text())
-    else:
-        print(format_markdown(rows))
+            paths.update(write_peers_results(folder, rows, meta))
+    print((folder / "peers.md").read_text() if args.suite else format_markdown(rows))
     print(f"results: {', '.join(str(p) for p in paths.values())}", file=sys.stderr)
     failed = [r for r in rows if r.get("error") and r["source"] != "reference"]
     return 1 if failed and len(failed) == len([r for r in rows if r["source"] != "reference"]) else 0
+
+
+def _refuse_results_folder(folder: Path, files: list[str], force: bool) -> None:
+    """A results folder with results in it is replaced only with ``--force``, and then only what wavemixer wrote."""
+    from wavemixer.written_files import holds_outputs, refuse_replacing_unrecorded
+
+    if holds_outputs(folder) and not force:
+        raise FileExistsError(f"results folder {folder} already exists; pass --force to overwrite it, or --tag WORD")
+    refuse_replacing_unrecorded(folder, files, what="--out or --tag", option="--force")

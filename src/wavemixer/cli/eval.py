@@ -45,7 +45,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="where to write metrics.json, per_class.csv, confusion_matrix.png "
         "(default: <run folder>/eval-<dataset>-<split>, else ./eval-<dataset>-<split>)",
     )
-    add_force_option(p, "the reports in --output-dir")
+    add_force_option(p, "the reports wavemixer wrote in --output-dir")
     p.set_defaults(func=run)
 
 

@@ -43,7 +43,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="output format (default: from --output's suffix, .json or .csv; else csv)",
     )
     p.add_argument("--output", "-o", help="write to this file instead of standard output")
-    add_force_option(p, "--output (and write into a non-empty --output-dir)")
+    add_force_option(p, "--output (and write into a non-empty --output-dir, replacing only images wavemixer wrote)")
     p.add_argument("--top-k", type=int, help="top classes to list in JSON (default: 5, or every class if fewer)")
     p.add_argument("--batch-size", type=int, default=256, help="images per forward pass (default: 256)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N (default: cpu)")
@@ -128,7 +128,7 @@ def _predict(args: argparse.Namespace) -> int:
     from wavemixer.files import atomic_write_text
     from wavemixer.loading import load_model
     from wavemixer.tasks import task_class
-    from wavemixer.tasks.base import PredictOptions, Task
+    from wavemixer.tasks.base import PredictOptions, Task, image_outputs
 
     inputs = list(args.inputs)
     if args.model:
@@ -149,7 +149,8 @@ def _predict(args: argparse.Namespace) -> int:
                              from_hr=bool(args.from_hr), skipped=[] if args.skip_corrupt else None)  # fmt: skip
     if task.predicts_images:
         options.out_dir = Path(args.output_dir or "predictions")
-        with _image_folder(options.out_dir, args.force):
+        names = image_outputs(files, lambda path: task.image_names(loaded, path))
+        with _image_folder(options.out_dir, names, args.force):
             records = task.predict(loaded, files, options)
     else:
         records = task.predict(loaded, files, options)
@@ -173,18 +174,31 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 @contextlib.contextmanager
-def _image_folder(out_dir: Path, force: bool) -> Iterator[None]:
-    """Hold ``--output-dir`` while the images are written: refused when not empty, unless ``--force``."""
+def _image_folder(out_dir: Path, names: list[str], force: bool) -> Iterator[None]:
+    """Hold ``--output-dir`` while the images are written: refused when not empty, unless ``--force``, which
+    replaces only images wavemixer wrote there (its manifest lists them; the new names are added first)."""
     from wavemixer.files import check_writable, claim
+    from wavemixer.written_files import (
+        forget_if_only_manifest,
+        holds_outputs,
+        record_outputs,
+        refuse_replacing_unrecorded,
+    )
 
     full = (
-        f"--output-dir {out_dir} is not empty; pass --force to write into it (images of the same names are "
-        "replaced), or choose another folder"
+        f"--output-dir {out_dir} is not empty; pass --force to write into it (images wavemixer wrote there under "
+        "the same names are replaced), or choose another folder"
     )
-    if out_dir.is_dir() and any(out_dir.iterdir()) and not force:
-        raise FileExistsError(full)
-    with claim(out_dir, "--output-dir", "choose another --output-dir"):
-        if any(out_dir.iterdir()) and not force:  # filled since: by the other process
+
+    def refuse() -> None:
+        if holds_outputs(out_dir) and not force:
             raise FileExistsError(full)
+        refuse_replacing_unrecorded(out_dir, names, what="--output-dir", option="--force")
+
+    refuse()
+    with claim(out_dir, "--output-dir", "choose another --output-dir"):
+        refuse()  # again: another process may have filled it since
         check_writable(out_dir, "--output-dir")
-        yield
+        record_outputs(out_dir, names)
+        with forget_if_only_manifest(out_dir):
+            yield

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from wavemixer.registry import ModelSpec
     from wavemixer.train.config import TrainConfig
 
-__all__ = ["PredictOptions", "Task"]
+__all__ = ["PredictOptions", "Task", "image_outputs"]
 
 
 @dataclass
@@ -242,11 +242,30 @@ class Task(ABC):
     def predict(self, loaded: LoadedModel, files: list[Path], options: PredictOptions) -> list[dict[str, Any]]:
         """One record per input image (and, for :attr:`predicts_images`, files in ``options.out_dir``)."""
 
+    def image_names(self, loaded: LoadedModel, path: Path) -> tuple[str, ...]:
+        """The files :meth:`predict` writes into ``options.out_dir`` for the input ``path`` (tasks that
+        :attr:`predicts_images`), known before it runs so an output folder can be checked first."""
+        return ()
+
     def predictions_text(self, loaded: LoadedModel, records: list[dict[str, Any]], fmt: str) -> str:
         """``predict``'s output: the records as JSON (tasks with a table format override this)."""
         from wavemixer.files import strict_json
 
         return strict_json(dict(model=loaded.name, source=loaded.source, task=self.name, outputs=records))
+
+
+def image_outputs(files: Sequence[Path], names_of: Callable[[Path], Sequence[str]]) -> list[str]:
+    """Every file name that predicting ``files`` writes into the output folder. Two inputs that would write the
+    same name (images of one stem in different folders) are refused: the second would replace the first."""
+    owner: dict[str, Path] = {}
+    for path in files:
+        for name in names_of(path):
+            if owner.setdefault(name, path) != path:
+                raise ValueError(
+                    f"inputs {owner[name]} and {path} would both be written as {name}; predict them into separate "
+                    "output folders (--output-dir)"
+                )
+    return list(owner)
 
 
 # the stem argument each stem reads; the other stem's argument would be ignored without a word

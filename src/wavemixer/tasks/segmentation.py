@@ -40,8 +40,9 @@ from wavemixer.data.masks import (
     load_segfolder,
 )
 from wavemixer.data.transforms import SegmentationTransform
+from wavemixer.files import atomic_save_png
 
-from .base import PredictOptions, Task
+from .base import PredictOptions, Task, image_outputs
 
 if TYPE_CHECKING:
     from wavemixer.loading import LoadedModel
@@ -183,6 +184,9 @@ class SegmentationTask(Task):
         ]
 
     # ------------------------------------------------------------------------------------------ predicting
+    def image_names(self, loaded: LoadedModel, path: Path) -> tuple[str, ...]:
+        return tuple(segmentation_image_names(path).values())
+
     def predict(self, loaded: LoadedModel, files: list[Path], options: PredictOptions) -> list[dict[str, Any]]:
         """``<name>_mask.png`` (colours), ``<name>_overlay.png`` and ``<name>_labels.png`` per image."""
         files = readable_images(files, options.skipped)
@@ -210,6 +214,11 @@ def overlay(image: np.ndarray, color: np.ndarray, alpha: float = 0.5) -> np.ndar
     return np.clip(mixed.round(), 0, 255).astype(np.uint8)
 
 
+def segmentation_image_names(path: Path) -> dict[str, str]:
+    """What :func:`predict_segmentation` writes for the input ``path``: colours, overlay and class indices."""
+    return {kind: f"{path.stem}_{kind}.png" for kind in ("mask", "overlay", "labels")}
+
+
 @torch.no_grad()
 def predict_segmentation(
     model: nn.Module,
@@ -233,6 +242,7 @@ def predict_segmentation(
     palette = pre.get("palette") or default_palette(n)
     names = list(labels) if labels else [str(i) for i in range(n)]
     out = Path(out_dir)
+    image_outputs([Path(p) for p in inputs], lambda p: tuple(segmentation_image_names(p).values()))
     out.mkdir(parents=True, exist_ok=True)
     model.eval().to(device)
     records = []
@@ -248,10 +258,10 @@ def predict_segmentation(
         pred = logits.float().argmax(1)[0].cpu().numpy().astype(np.uint8)
         color = colorize(pred, palette)
         rgb = img.permute(1, 2, 0).numpy()
-        paths = {kind: out / f"{path.stem}_{kind}.png" for kind in ("mask", "overlay", "labels")}
-        Image.fromarray(color).save(paths["mask"])
-        Image.fromarray(overlay(rgb, color, alpha)).save(paths["overlay"])
-        Image.fromarray(pred, mode="L").save(paths["labels"])
+        paths = {kind: out / name for kind, name in segmentation_image_names(path).items()}
+        atomic_save_png(Image.fromarray(color), paths["mask"])
+        atomic_save_png(Image.fromarray(overlay(rgb, color, alpha)), paths["overlay"])
+        atomic_save_png(Image.fromarray(pred, mode="L"), paths["labels"])
         counts = np.bincount(pred.ravel(), minlength=n)[:n] / pred.size
         records.append(
             dict(

@@ -36,8 +36,9 @@ from wavemixer.data.hr_images import (
     same_size,
 )
 from wavemixer.data.images import load_image, readable_images
+from wavemixer.files import atomic_save_png
 
-from .base import PredictOptions, Task
+from .base import PredictOptions, Task, image_outputs
 
 if TYPE_CHECKING:
     from wavemixer.loading import LoadedModel
@@ -189,6 +190,9 @@ class SuperResolutionTask(Task):
         ]
 
     # ------------------------------------------------------------------------------------------ predicting
+    def image_names(self, loaded: LoadedModel, path: Path) -> tuple[str, ...]:
+        return tuple(super_resolution_image_names(path, int(getattr(loaded.model, "scale", 2))).values())
+
     def predict(self, loaded: LoadedModel, files: list[Path], options: PredictOptions) -> list[dict[str, Any]]:
         """``<name>_x<scale>.png`` and a side-by-side ``<name>_compare.png`` per image."""
         files = readable_images(files, options.skipped)
@@ -220,6 +224,12 @@ def _to_uint8(x: Tensor) -> np.ndarray:
     return quantize(x.float())[0].mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
 
 
+def super_resolution_image_names(path: Path, scale: int) -> dict[str, str]:
+    """What :func:`predict_super_resolution` writes for the input ``path``: the upscaled image and the
+    side-by-side comparison."""
+    return dict(output=f"{path.stem}_x{scale}.png", compare=f"{path.stem}_compare.png")
+
+
 @torch.no_grad()
 def predict_super_resolution(
     model: nn.Module,
@@ -243,6 +253,7 @@ def predict_super_resolution(
 
     s = int(scale or getattr(model, "scale", 2))
     out = Path(out_dir)
+    image_outputs([Path(p) for p in inputs], lambda p: tuple(super_resolution_image_names(p, s).values()))
     out.mkdir(parents=True, exist_ok=True)
     model.eval().to(device)
     records = []
@@ -257,9 +268,10 @@ def predict_super_resolution(
         with ctx:
             sr = model(lr.to(device)).float().cpu()
         bic = bicubic_upscale(lr, s)
-        rec: dict[str, Any] = dict(image=str(path), output=str(out / f"{path.stem}_x{s}.png"),
-                                   compare=str(out / f"{path.stem}_compare.png"))  # fmt: skip
-        Image.fromarray(_to_uint8(sr)).save(rec["output"])
+        names = super_resolution_image_names(path, s)
+        rec: dict[str, Any] = dict(image=str(path), output=str(out / names["output"]),
+                                   compare=str(out / names["compare"]))  # fmt: skip
+        atomic_save_png(Image.fromarray(_to_uint8(sr)), rec["output"])
         panels = [_label(_to_uint8(bic), "bicubic"), _label(_to_uint8(sr), "WaveMix")]
         if hr is not None:
             rec.update(psnr=round(psnr_y(sr, hr, s), 3), bicubic_psnr=round(psnr_y(bic, hr, s), 3))
@@ -272,6 +284,6 @@ def predict_super_resolution(
         row = [panels[0]]
         for p in panels[1:]:
             row += [gap, p]
-        Image.fromarray(np.concatenate(row, axis=1)).save(rec["compare"])
+        atomic_save_png(Image.fromarray(np.concatenate(row, axis=1)), rec["compare"])
         records.append(rec)
     return records

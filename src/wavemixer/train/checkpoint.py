@@ -11,8 +11,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
-import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -28,6 +27,14 @@ from wavemixer.files import (
     refuse_overwrite,
     remove_stale_temporaries,
     strict_json,
+)
+from wavemixer.written_files import (
+    MANIFEST,
+    forget_if_only_manifest,
+    read_manifest,
+    record_outputs,
+    refuse_replacing_unrecorded,
+    remove_recorded,
 )
 
 __all__ = [
@@ -51,8 +58,6 @@ _STATE_KEYS = (
     "config", "model", "optimizer", "scheduler", "scaler", "epoch", "global_step", "phase", "best", "best_epoch",
     "bad_epochs", "history", "rng_torch",
 )  # fmt: skip
-MANIFEST = "wavemixer-manifest.json"
-_MANIFEST_FORMAT = "wavemixer-run-manifest"
 #: what every run writes (also in folders from before the manifest)
 _RUN_FILES = (
     MANIFEST, "config.yaml", TRAIN_STATE, "best_state.pt", "summary.csv", "curves.png", "results.json",
@@ -60,55 +65,19 @@ _RUN_FILES = (
 )  # fmt: skip
 
 
-def _read_manifest(run_dir: Path) -> list[str] | None:
-    """The relative paths wavemixer wrote in ``run_dir``, or ``None`` when it has no (valid) manifest."""
-    try:
-        data = json.loads((run_dir / MANIFEST).read_text())
-    except (OSError, ValueError):
-        return None
-    if not isinstance(data, dict) or data.get("format") != _MANIFEST_FORMAT or not isinstance(data.get("files"), list):
-        return None
-    return [str(p) for p in data["files"]]
-
-
 def run_files(folder: Path) -> list[Path]:
     """The files of a run or saved-model folder that wavemixer wrote and reads back (its manifest's, every run's
     standard files, a model folder's config and weights), those that exist."""
-    names = [*(_read_manifest(folder) or []), *_RUN_FILES, "config.json", "model.safetensors"]
+    names = [*(read_manifest(folder) or []), *_RUN_FILES, "config.json", "model.safetensors"]
     paths = (folder.joinpath(*PurePosixPath(n).parts) for n in names if ".." not in PurePosixPath(n).parts)
     return [p for p in paths if p.is_file()]
-
-
-def record_outputs(run_dir: Path, names: Iterable[str]) -> None:
-    """Add ``names`` (paths relative to ``run_dir``) to the manifest; rewritten only when something is new."""
-    files = _read_manifest(run_dir) or []
-    new = [n for n in names if n not in files]
-    if new or not (run_dir / MANIFEST).is_file():
-        text = strict_json(dict(format=_MANIFEST_FORMAT, files=sorted({*files, *new, MANIFEST})))
-        atomic_write_text(run_dir / MANIFEST, text)
-
-
-def _remove_recorded(run_dir: Path, files: list[str]) -> None:
-    """Delete the manifest's files (only plain relative paths inside ``run_dir``), then folders left empty."""
-    folders = set()
-    for name in files:
-        rel = PurePosixPath(name)
-        if rel.is_absolute() or ".." in rel.parts or not rel.parts:
-            continue  # a manifest never names anything outside its run folder
-        path = run_dir.joinpath(*rel.parts)
-        if path.is_file() or path.is_symlink():
-            path.unlink()
-        folders.update(run_dir.joinpath(*rel.parts[:i]) for i in range(1, len(rel.parts)))
-    for folder in sorted(folders, key=lambda p: len(p.parts), reverse=True):
-        if folder.is_dir() and not any(folder.iterdir()):
-            folder.rmdir()
 
 
 def clean_run_dir(run_dir: Path) -> None:
     """Remove what an interrupted save left behind (``.NAME.*.tmp``) for the files a run writes, wherever
     they are in the run folder; temporaries of other names are not ours and stay."""
     names: dict[tuple[str, ...], set[str]] = {}
-    for rel in [*(_read_manifest(run_dir) or []), *_RUN_FILES]:
+    for rel in [*(read_manifest(run_dir) or []), *_RUN_FILES]:
         parts = PurePosixPath(rel).parts
         for i, part in enumerate(parts):
             names.setdefault(parts[:i], set()).add(part)
@@ -136,20 +105,20 @@ def own_run_dir(path: Path, *, force: bool, resume: bool = False) -> Iterator[Pa
         if not resume and any(folder.iterdir()):
             if not force:
                 raise FileExistsError(_occupied(folder))
-            files = _read_manifest(folder)
+            files = read_manifest(folder)
             if files is None:
                 raise FileExistsError(
                     f"--force removes only files wavemixer wrote, as listed in {folder / MANIFEST}, and {folder} has "
                     "no such manifest; choose another --output"
                 )
             clean_run_dir(folder)
-            _remove_recorded(folder, files)
+            remove_recorded(folder, files)
         try:
             yield folder
         except BaseException:
             if not resume and not (folder / TRAIN_STATE).is_file():  # failed before its first checkpoint: nothing
-                recorded = [f for f in _read_manifest(folder) or [] if f != MANIFEST]  # to resume; a retry needs
-                _remove_recorded(folder, recorded)  # no --force
+                recorded = [f for f in read_manifest(folder) or [] if f != MANIFEST]  # to resume; a retry needs
+                remove_recorded(folder, recorded)  # no --force
                 if [p.name for p in folder.iterdir()] == [MANIFEST]:  # else it stays: --force needs it for the rest
                     (folder / MANIFEST).unlink()
             raise
@@ -170,26 +139,36 @@ def report_dir(output_dir: str | None, run_dir: Path | None, dataset: str, split
 
 @contextmanager
 def claim_reports(folder: Path, files: list[str], *, force: bool, run_dir: Path | None = None) -> Iterator[Path]:
-    """Hold a folder for reports (``eval``/``predict``) from before the work until they are written.
+    """Hold the folder of ``eval``'s reports from before the work until they are written.
 
-    Existing reports are refused without ``force`` (checked first, so nothing runs in vain). Inside a run
-    folder the run is claimed too (its manifest is updated: ``train --force`` then removes the reports with
-    the run), so reports are never written into a folder a training is still writing.
+    Existing reports are refused without ``force`` (checked first, so nothing runs in vain), and with it when
+    wavemixer did not write them (a file of the user's that shares a name). Their names are recorded before
+    they are written: inside a run folder in the run's manifest (``train --force`` then removes them with the
+    run, and the run is claimed too, so reports never land in a folder a training is writing), elsewhere in
+    the report folder's own.
     """
     hint = "choose another --output-dir"
-    refuse_overwrite([folder / f for f in files], force=force)
+
+    def refuse() -> None:
+        refuse_overwrite([folder / f for f in files], force=force)
+        refuse_replacing_unrecorded(folder, files, what="--output-dir", option="--force")
+
+    refuse()
     with contextlib.ExitStack() as stack:
         inside = run_dir is not None and folder.resolve().parent == run_dir.resolve()
-        if inside and _read_manifest(run_dir) is not None:  # type: ignore[arg-type]
+        if inside and read_manifest(run_dir) is not None:  # type: ignore[arg-type]
             stack.enter_context(claim(run_dir, "run folder", f"{hint} outside it"))  # type: ignore[arg-type]
         else:
             inside = False
         stack.enter_context(claim(folder, "output folder", hint))
         check_writable(folder, "output folder")
-        refuse_overwrite([folder / f for f in files], force=force)  # again, now that no one else writes here
+        refuse()  # again, now that no one else writes here
         if inside:
             record_outputs(run_dir, [f"{folder.name}/{f}" for f in files])  # type: ignore[arg-type]
-        yield folder
+        else:
+            record_outputs(folder, files)
+        with forget_if_only_manifest(folder):
+            yield folder
 
 
 def save_train_state(path: Path, state: dict[str, Any]) -> None:
