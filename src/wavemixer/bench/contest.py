@@ -31,6 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from wavemixer.bench.peers_suite import MIXER_VARIANTS
+from wavemixer.bench.report import csv_text
+from wavemixer.files import atomic_write_text
 from wavemixer.runs.records import DIVERGED, diverged  # noqa: F401  (re-exported: the tuning rules use them)
 
 __all__ = [
@@ -420,12 +422,7 @@ def edge_rounds(tuning: Path, train_round: Callable[[dict[str, list[Setting]]], 
 
 def write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
     """``rows`` as a CSV file, the columns in order of first appearance (tuning tables, throughput sweeps)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fields = list(dict.fromkeys(k for r in rows for k in r))
-    with path.open("w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=fields)
-        w.writeheader()
-        w.writerows(rows)
+    atomic_write_text(path, csv_text(rows, list(dict.fromkeys(k for r in rows for k in r))))
 
 
 def _setting_of(key: str) -> Setting | None:
