@@ -218,6 +218,7 @@ class WaveMixBody(nn.Module):
 
     @torch.jit.ignore
     def group_matcher(self, coarse: bool = False) -> dict[str, Any]:
+        """timm's parameter groups (layer-wise learning-rate decay): the stem, then one group per block."""
         return dict(stem=r"^stem", blocks=r"^blocks\.(\d+)")
 
     def _check_invertible_norms(self) -> None:
@@ -266,6 +267,7 @@ class WaveMixBody(nn.Module):
         return module(x)
 
     def forward_features(self, x: Tensor) -> Tensor:
+        """The stem and the blocks: a feature map at the body's resolution, before any head."""
         self.check_input(x)
         self._check_invertible_norms()
         x = self._run_stem(x)
@@ -315,6 +317,7 @@ class WaveMixBody(nn.Module):
     def prune_intermediate_layers(
         self, indices: int | list[int] = 1, prune_norm: bool = False, prune_head: bool = True
     ) -> list[int]:
+        """Drop the blocks after the last index taken (timm's feature extraction API); returns the indices kept."""
         take = self._take_indices(indices)
         self.blocks = self.blocks[: max(take) + 1]
         self.feature_info = self.feature_info[: max(take) + 1]

@@ -81,6 +81,7 @@ def check_float(name: str, value: Any, bounds: Range = Range()) -> float:
 
 
 def check_bool(name: str, value: Any) -> bool:
+    """``value`` if it is a bool; ``TypeError`` naming ``name`` otherwise (1 and "yes" are not bools)."""
     if not isinstance(value, bool):
         raise TypeError(f"{name} must be True or False, got {value!r} ({type(value).__name__})")
     return value

@@ -71,6 +71,8 @@ class ExportCheck:
 
 @dataclass
 class ExportResult:
+    """The written file, its format, whether its input sizes are dynamic, and the checks against the eager model."""
+
     path: Path
     format: str
     dynamic: bool

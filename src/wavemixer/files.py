@@ -286,6 +286,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], Any]) -> None:
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Text written through :func:`atomic_write`."""
     atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
 

@@ -22,6 +22,9 @@ __all__ = ["LoadedModel", "load_encoder_weights", "load_model", "read_state_dict
 
 @dataclass
 class LoadedModel:
+    """A model ready for ``eval``/``predict``, with the preprocessing and labels it was trained with and where it came
+    from (``run_dir`` when it is a run's)."""
+
     model: nn.Module
     preprocessing: dict[str, Any]
     labels: list[str]
@@ -38,6 +41,7 @@ class LoadedModel:
 
     @property
     def color_mode(self) -> str:
+        """``L`` or ``RGB``: how input images are decoded for this model."""
         return self.preprocessing.get("color_mode") or ("L" if self.preprocessing["input_size"][0] == 1 else "RGB")
 
 

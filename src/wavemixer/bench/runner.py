@@ -56,6 +56,8 @@ class BenchEntry:
 
 @dataclass
 class BenchSettings:
+    """How a sweep measures: batch, modes, precisions, layout, device, and warm-up/timed iterations per round."""
+
     batch_size: int = 32
     modes: tuple[str, ...] = ("infer", "train")
     precisions: tuple[str, ...] = ("fp32",)

@@ -243,6 +243,7 @@ def _is_oom(exc: BaseException) -> bool:
 
 
 def measure(job: dict[str, Any]) -> dict[str, Any]:
+    """Time and measure the memory of one model in this process as ``job`` says; returns one result record."""
     import torch
 
     if job.get("threads"):
@@ -371,6 +372,7 @@ def measure(job: dict[str, Any]) -> dict[str, Any]:
 
 
 def main(argv: list[str]) -> int:
+    """Entry point: run the job given as JSON in ``argv[0]``, print its record (JSON) on one tagged line."""
     job = json.loads(argv[0])
     try:
         result = measure(job)

@@ -24,11 +24,14 @@ class DataInfo:
 
     @property
     def color_mode(self) -> str:
+        """``L`` for one channel, ``RGB`` for three: how images are decoded for this data set."""
         return "L" if self.in_chans == 1 else "RGB"
 
 
 @dataclass
 class DataBundle:
+    """The train/val/test splits of one data set, with what the model and the reports need to know of it."""
+
     train: Any
     val: Any
     test: Any | None

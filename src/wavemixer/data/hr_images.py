@@ -43,6 +43,7 @@ DEFAULT_CROP = 64
 
 
 def quantize(x: Tensor) -> Tensor:
+    """Round to 8-bit levels in [0, 1], as saving an image would: the protocol's LR and SR images are 8-bit."""
     return x.clamp(0.0, 1.0).mul(255.0).round().div(255.0)
 
 
@@ -72,6 +73,7 @@ def rgb_to_y(x: Tensor) -> Tensor:
 
 
 def mod_crop(img: Tensor, scale: int) -> Tensor:
+    """Crop H and W down to multiples of ``scale`` (the protocol's ground truth), from the bottom right."""
     h, w = img.shape[-2:]
     return img[..., : h - h % scale, : w - w % scale]
 
@@ -197,6 +199,7 @@ def _images_in(folder: Path) -> list[Path]:
 
 
 def load_hr_splits(name: str, root: Path | None) -> dict[str, Any]:
+    """The HR images of a super-resolution data set by split (arrays from an ``.npz``, or image files)."""
     if name == "camvid":
         base = root or default_data_dir() / "CamVid"
         npz = base if base.suffix == ".npz" else base / CAMVID_NPZ
@@ -232,6 +235,7 @@ def load_hr_splits(name: str, root: Path | None) -> dict[str, Any]:
 
 
 def same_size(ds: Any) -> bool:
+    """Whether all images of ``ds`` have one size (then they can be batched)."""
     if isinstance(ds, HRArrayDataset):
         return True
     from PIL import Image

@@ -314,6 +314,7 @@ def load_cityscapes(root: Path) -> dict[str, Any]:
 
 
 def cityscapes_classes() -> tuple[list[str], list[tuple[int, int, int]]]:
+    """The 19 Cityscapes training classes and their palette."""
     from torchvision.datasets import Cityscapes
 
     train = sorted((c for c in Cityscapes.classes if 0 <= c.train_id < 255), key=lambda c: c.train_id)

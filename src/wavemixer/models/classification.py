@@ -85,6 +85,7 @@ class WaveMix(WaveMixBody):
         self.config.update(num_classes=num_classes, global_pool=global_pool)
 
     def get_classifier(self) -> nn.Module:
+        """The final linear layer (timm's API)."""
         return self.head
 
     def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
@@ -100,6 +101,7 @@ class WaveMix(WaveMixBody):
         self.reset_classifier(0, "")
 
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
+        """Pooling and the classifier; ``pre_logits`` stops before the classifier (timm's API)."""
         if self.global_pool == "avg":
             x = x.mean(dim=(-2, -1))
         x = self.head_drop(x)

@@ -105,6 +105,7 @@ class WaveMixSegmentation(WaveMixBody):
         self.classifier = nn.Identity()
 
     def forward_head(self, x: Tensor, size: tuple[int, int] | None = None) -> Tensor:
+        """The decoder: per-pixel class logits, resized to ``size`` (the input's) when ``resize_to_input``."""
         for up in self.decoder:
             x = up(x)
         x = self.classifier(x)

@@ -35,6 +35,8 @@ SAME_TRAINING = ("model", "epochs", "steps", "metric", "goal")
 
 @dataclass(frozen=True)
 class Stat:
+    """Mean, sample standard deviation and count of one metric over a group's seeds."""
+
     mean: float
     std: float  # sample std; 0.0 for one value
     n: int

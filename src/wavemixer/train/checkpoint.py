@@ -172,12 +172,14 @@ def claim_reports(folder: Path, files: list[str], *, force: bool, run_dir: Path 
 
 
 def save_train_state(path: Path, state: dict[str, Any]) -> None:
+    """Write a training checkpoint atomically (serialised first, so a failure leaves the old one)."""
     buf = io.BytesIO()
     torch.save(state, buf)
     atomic_write(path, lambda tmp: Path(tmp).write_bytes(buf.getvalue()))
 
 
 def load_train_state(path: Path) -> dict[str, Any]:
+    """A training checkpoint to resume from; a missing, torn or foreign file is a one-line error."""
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: --resume needs a run folder with a {TRAIN_STATE}")
     try:
@@ -218,4 +220,5 @@ def write_summary(path: Path, rows: list[dict[str, Any]]) -> None:
 
 
 def write_json(path: Path, data: Any) -> None:
+    """Strict JSON, written atomically."""
     atomic_write_text(path, strict_json(data))

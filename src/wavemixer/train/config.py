@@ -245,6 +245,7 @@ class TrainConfig:
             )
 
     def to_dict(self) -> dict[str, Any]:
+        """The options as plain data (``config.yaml`` and checkpoints)."""
         return dataclasses.asdict(self)
 
 

@@ -22,6 +22,8 @@ __all__ = ["DistContext", "ShardSampler", "all_reduce_sum", "broadcast_object", 
 
 @dataclass
 class DistContext:
+    """This process's place in a ``torchrun`` job (rank 0 of 1 without one) and its device."""
+
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
@@ -29,10 +31,12 @@ class DistContext:
 
     @property
     def is_main(self) -> bool:
+        """Rank 0: the process that logs and writes the run folder."""
         return self.rank == 0
 
     @property
     def distributed(self) -> bool:
+        """Whether more than one process trains."""
         return self.world_size > 1
 
 
@@ -92,6 +96,7 @@ def broadcast_object(obj: Any) -> Any:
 
 
 def barrier() -> None:
+    """Wait for every rank (a no-op outside a distributed job)."""
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
 

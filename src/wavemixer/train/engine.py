@@ -206,6 +206,7 @@ class Trainer:
         self.precision_note = f"precision {'fp32' if amp == 'none' else amp} ({reason})"
 
     def autocast(self) -> Any:
+        """The mixed-precision context of ``--amp`` (none for fp32)."""
         if self.amp_dtype is None:
             return nullcontext()
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
@@ -244,6 +245,7 @@ class Trainer:
         self.total_epochs = math.ceil(self.total_steps / self.steps_per_epoch)  # the last may be partial
 
     def eval_loader(self, dataset: Any) -> DataLoader:
+        """A loader that shards ``dataset`` across ranks without padding: every image is scored once."""
         sampler = ShardSampler(len(dataset), self.ctx.rank, self.ctx.world_size)
         return DataLoader(
             dataset,
@@ -288,6 +290,7 @@ class Trainer:
 
     # ------------------------------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
+        """Everything a resumed run needs to continue bit-exactly: weights, optimizer, schedule, RNG, history."""
         return dict(
             format="wavemixer-train", version=1, config=self.cfg.to_dict(),
             model=clean_state_dict(self.model.state_dict()),
@@ -300,6 +303,7 @@ class Trainer:
         )  # fmt: skip
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a :meth:`state_dict` (refusing a checkpoint whose weights do not fit the model)."""
         self.phase = int(state["phase"])
         if self.phase != 1:
             self.optimizer, self.scheduler = self._build_optimizer(self.phase)
@@ -334,6 +338,7 @@ class Trainer:
         )  # fmt: skip
 
     def eval_model(self) -> nn.Module:
+        """The model that is scored and saved: the EMA copy when ``--ema`` is on."""
         return self.ema.module if self.ema is not None else self.model
 
     def _save_model(self, folder: Path) -> None:
@@ -356,6 +361,7 @@ class Trainer:
 
     # ------------------------------------------------------------------------------------------ loops
     def train_one_epoch(self) -> float:
+        """One pass over the training split; returns the mean training loss."""
         cfg, ctx = self.cfg, self.ctx
         self.net.train()
         _seed_everything(cfg.seed * 1_000_003 + self.epoch * 7919 + ctx.rank)
@@ -491,6 +497,8 @@ class Trainer:
 
     # ------------------------------------------------------------------------------------------ fit
     def fit(self, run_dir: Path) -> dict[str, Any]:
+        """Train to the end (or resume to it), keeping ``best/`` and ``last/``, then test once; returns
+        ``results.json``'s content."""
         cfg, task = self.cfg, self.task
         self.run_dir = run_dir
         sel = task.select_metric
