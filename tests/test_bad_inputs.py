@@ -22,10 +22,12 @@ from safetensors.torch import load_file
 
 from wavemixer import WaveMix, WaveMixSegmentation, create_model
 from wavemixer.cli import main
+from wavemixer.files import refuse_overwrite
 from wavemixer.hub import save_pretrained
 from wavemixer.train import Diverged, TrainConfig, train
 from wavemixer.train.checkpoint import MANIFEST, load_train_state, write_json
 from wavemixer.train.config import load_yaml
+from wavemixer.written_files import record_outputs
 
 TINY = dict(model_args={"depth": 1}, batch_size=64, subset=256, threads=1, quiet=True)
 TINY_FLAGS = ["--model-arg", "depth=1", "--batch-size", "64", "--subset", "256", "--threads", "1", "--quiet"]
@@ -639,7 +641,7 @@ def test_convert_never_writes_a_model_into_a_training_run_folder(tmp_path, capsy
     (run / "wavemixer-manifest.json").write_text('{"format": "wavemixer-run-manifest", "files": []}')
     for force in ([], ["--force"]):
         code, err = _cli(["convert", str(tmp_path / "ref.pth"), str(run), *force], capsys)
-        _assert_one_line_error(code, err, f"{run} is a training run folder (it holds wavemixer-manifest.json)")
+        _assert_one_line_error(code, err, f"{run} holds wavemixer-manifest.json: it is a folder of other wavemixer")
     assert sorted(p.name for p in run.iterdir()) == ["wavemixer-manifest.json"]
 
 
@@ -1444,3 +1446,108 @@ def test_an_early_failure_keeps_the_manifest_while_unrecorded_files_remain(tmp_p
     _assert_one_line_error(code, err, "a failure inside the first epoch")
     assert sorted(p.name for p in run.iterdir()) == ["tensorboard", "wavemixer-manifest.json"]
     assert main(["train", *TINY_FLAGS, "--epochs", "1", "--bn-recalibrate", "0", "--output", str(run), "--force"]) == 0
+
+
+# ----------------------------------------------------------------- report folders: what their manifests may name
+def test_eval_reports_inside_a_run_are_recorded_under_the_real_folder_name(tmp_path, capsys, monkeypatch):
+    """``--output-dir .`` from a subfolder, or a link into the run: the run's manifest names ``notes/metrics.json``,
+    never ``/metrics.json`` (which once made ``train --force`` clean hidden files all over the run folder)."""
+    run = tmp_path / "run"
+    train(TrainConfig(output=str(run), epochs=1, **TINY))
+    (run / "notes").mkdir()
+    (run / ".draft.tmp").write_text("mine")
+    monkeypatch.chdir(run / "notes")
+    for _ in range(2):  # the second replaces what the first wrote
+        assert main(["eval", "..", "--output-dir", ".", "--force", "--threads", "1"]) == 0
+    (run / "ev").mkdir()
+    (tmp_path / "link").symlink_to(run / "ev")
+    for _ in range(2):
+        assert main(["eval", str(run), "--output-dir", str(tmp_path / "link"), "--force", "--threads", "1"]) == 0
+    files = json.loads((run / MANIFEST).read_text())["files"]
+    assert {"notes/metrics.json", "ev/metrics.json"} <= set(files) and not [f for f in files if f.startswith("/")]
+    assert not (run / "notes" / MANIFEST).exists()
+    monkeypatch.chdir(tmp_path)
+    train(TrainConfig(output=str(run), epochs=1, force=True, **TINY))
+    assert (run / ".draft.tmp").read_text() == "mine" and not (run / "notes" / "metrics.json").exists()
+
+
+def test_a_manifest_entry_outside_its_folder_is_ignored(tmp_path):
+    from wavemixer.train.checkpoint import clean_run_dir
+
+    (tmp_path / MANIFEST).write_text(json.dumps({"format": "wavemixer-run-manifest", "files": ["/x", "../y", "a"]}))
+    (tmp_path / ".draft.tmp").write_text("mine")
+    clean_run_dir(tmp_path)
+    assert (tmp_path / ".draft.tmp").exists()
+    with pytest.raises(ValueError, match="not a path inside"):
+        record_outputs(tmp_path, ["/metrics.json"])
+
+
+def test_names_of_images_left_unwritten_are_forgotten(tmp_path, capsys):
+    """``--skip-corrupt`` leaves ``c.png`` out: its output names must not stay recorded, or ``--force`` would later
+    replace a file of the user's that takes one of them."""
+    model = WaveMixSegmentation(num_classes=3, depth=1, final_dim=16, level=1)
+    folder = save_pretrained(model, tmp_path / "seg", preprocessing={"mean": [0.5] * 3, "std": [0.5] * 3})
+    Image.new("RGB", (16, 16)).save(tmp_path / "a.png")
+    (tmp_path / "c.png").write_bytes(b"broken")
+    out = tmp_path / "pred"
+    first = ["predict", str(folder), str(tmp_path / "a.png"), str(tmp_path / "c.png"), "--output-dir", str(out)]
+    assert main([*first, "--skip-corrupt"]) == 0
+    capsys.readouterr()
+    assert not [f for f in json.loads((out / MANIFEST).read_text())["files"] if f.startswith("c_")]
+    (out / "c_mask.png").write_text("my ground truth")
+    Image.new("RGB", (16, 16)).save(tmp_path / "c.png")
+    code, err = _cli(["predict", str(folder), str(tmp_path / "c.png"), "--output-dir", str(out), "--force"], capsys)
+    _assert_one_line_error(code, err, "c_mask.png was not written by wavemixer")
+    assert (out / "c_mask.png").read_text() == "my ground truth"
+
+
+def test_a_failed_eval_in_a_run_keeps_the_users_file_named_like_a_manifest(tmp_path, capsys):
+    run = tmp_path / "run"
+    train(TrainConfig(output=str(run), epochs=1, **TINY))
+    before = json.loads((run / MANIFEST).read_text())["files"]
+    (run / "eval-mnist-test").mkdir()
+    (run / "eval-mnist-test" / MANIFEST).write_text("my notes")
+    code, err = _cli(["eval", str(run), "--dataset", "mnist", "--data-dir", str(tmp_path / "none")], capsys)
+    assert code != 0 and "none" in err
+    assert (run / "eval-mnist-test" / MANIFEST).read_text() == "my notes"
+    assert json.loads((run / MANIFEST).read_text())["files"] == before  # the reports it never wrote are forgotten
+
+
+def test_force_over_a_folder_without_a_manifest_says_so(tmp_path, model_dir, capsys):
+    out = tmp_path / "old"
+    out.mkdir()
+    (out / "metrics.json").write_text("{}")
+    code, err = _cli(["eval", str(model_dir), "--dataset", "digits", "--output-dir", str(out), "--force"], capsys)
+    _assert_one_line_error(code, err, f"{out} has no {MANIFEST}, as folders written before report folders kept")
+
+
+def test_a_bench_results_path_that_is_a_file_is_refused_before_the_sweep(tmp_path, capsys):
+    from wavemixer.bench import results_dir_name
+
+    (tmp_path / results_dir_name("cpu", ["fp32"], False, torch.__version__, "x")).write_text("mine")
+    argv = ["bench", "wavemix_lite_32_7_cifar10_tiny", "--no-reference", "--device", "cpu", "--tag", "x"]
+    code, err = _cli([*argv, "--out", str(tmp_path)], capsys)
+    _assert_one_line_error(code, err, "exists and is not a folder")
+    assert "rounds" not in err  # refused before the sweep announced itself
+
+
+def test_a_pipe_or_device_is_written_in_place(tmp_path):
+    """``predict -o /dev/null``: renaming a temporary over a device would replace it with a file. A FIFO stands in
+    for the device here (a test must never risk the machine's /dev/null)."""
+    import threading
+
+    from wavemixer.files import atomic_write_text, claim, is_stream
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    got: list[str] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_text()), daemon=True)
+    reader.start()
+    refuse_overwrite([fifo], force=False)  # nothing to overwrite in a stream
+    with claim(fifo, "--output", "choose another --output", folder=False):
+        atomic_write_text(fifo, "predictions\n")
+    reader.join(timeout=10)
+    if reader.is_alive():  # the text went elsewhere: unblock the reader so the test ends
+        fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+        os.close(fd)
+    assert got == ["predictions\n"] and is_stream(fifo) and sorted(p.name for p in tmp_path.iterdir()) == ["pipe"]

@@ -20,6 +20,7 @@ import logging
 import math
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -38,6 +39,7 @@ __all__ = [
     "claim",
     "describe_load_error",
     "describe_os_error",
+    "is_stream",
     "read_yaml",
     "refuse_overwrite",
     "refuse_overwriting_inputs",
@@ -173,6 +175,9 @@ def claim(path: str | os.PathLike, what: str, hint: str, *, folder: bool = True)
     """
     path = Path(path)
     created = False
+    if not folder and is_stream(path):  # a device or pipe has no folder of ours to hold a lock file in
+        yield path
+        return
     if folder and not path.is_dir():
         if path.exists():
             raise FileExistsError(f"{what} {path} exists and is not a folder; {hint}")
@@ -261,9 +266,25 @@ def _fsync_path(path: str | os.PathLike) -> None:
         os.close(fd)
 
 
+def is_stream(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a character device or a named pipe (``/dev/null``, ``/dev/stdout``, a FIFO): written
+    in place, never replaced by a file, and never "overwritten" in the sense ``--force`` guards against."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return stat.S_ISCHR(mode) or stat.S_ISFIFO(mode)
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[str], Any]) -> None:
-    """Call ``write(tmp_path)``, fsync, then rename over ``path``: a crash never leaves a half-written file."""
+    """Call ``write(tmp_path)``, fsync, then rename over ``path``: a crash never leaves a half-written file.
+
+    A stream (:func:`is_stream`) is written directly: renaming over ``/dev/null`` would replace the device.
+    """
     path = Path(path)
+    if is_stream(path):
+        write(os.fspath(path))
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
     os.close(fd)
@@ -377,7 +398,7 @@ def refuse_overwrite(paths: Iterable[str | os.PathLike], *, force: bool, option:
     if force:
         return
     for p in paths:
-        if Path(p).exists():
+        if Path(p).exists() and not is_stream(p):
             raise FileExistsError(f"{p} already exists; pass {option} to overwrite it, or choose another path")
 
 

@@ -17,7 +17,7 @@ from pathlib import Path, PurePosixPath
 from wavemixer.files import atomic_write_text, strict_json
 
 __all__ = [
-    "MANIFEST", "forget_if_only_manifest", "holds_outputs", "read_manifest", "record_outputs", "recorded",
+    "MANIFEST", "holds_outputs", "read_manifest", "record_outputs", "recorded", "recording",
     "refuse_replacing_unrecorded", "remove_recorded",
 ]  # fmt: skip
 
@@ -33,7 +33,13 @@ def read_manifest(folder: str | os.PathLike) -> list[str] | None:
         return None
     if not isinstance(data, dict) or data.get("format") != _FORMAT or not isinstance(data.get("files"), list):
         return None
-    return [str(p) for p in data["files"]]
+    return [str(p) for p in data["files"] if _inside(str(p))]  # an entry outside the folder is never ours
+
+
+def _inside(name: str) -> bool:
+    """A plain relative path that stays inside its folder (no ``..``, not absolute, not empty)."""
+    rel = PurePosixPath(name)
+    return bool(rel.parts) and not rel.is_absolute() and ".." not in rel.parts
 
 
 def record_outputs(folder: str | os.PathLike, names: Iterable[str]) -> None:
@@ -42,6 +48,10 @@ def record_outputs(folder: str | os.PathLike, names: Iterable[str]) -> None:
     A file named like the manifest that is not one (the user's) is never replaced: ``FileExistsError``.
     """
     folder = Path(folder)
+    names = list(names)
+    outside = [n for n in names if not _inside(n)]
+    if outside:
+        raise ValueError(f"{outside[0]!r} is not a path inside {folder}: a manifest lists only its folder's files")
     files = _own_manifest(folder)
     new = [n for n in names if n not in (files or [])]
     if new or files is None:
@@ -63,7 +73,7 @@ def _own_manifest(folder: Path) -> list[str] | None:
 def recorded(folder: str | os.PathLike) -> set[str]:
     """The names wavemixer wrote in ``folder``: its own manifest's, and those its parent's manifest lists
     under it (the reports ``eval`` writes into a subfolder of a run folder are recorded in the run's)."""
-    folder = Path(folder)
+    folder = Path(folder).resolve()  # "." and links: the parent's manifest names the real folder
     names = set(_own_manifest(folder) or [])
     prefix = f"{folder.name}/"
     names.update(n[len(prefix) :] for n in read_manifest(folder.parent) or [] if n.startswith(prefix))
@@ -81,28 +91,40 @@ def refuse_replacing_unrecorded(folder: str | os.PathLike, names: Iterable[str],
     ours = recorded(folder)
     for name in existing:
         if name not in ours:
+            why = (
+                f"it is not listed in {folder / MANIFEST}"
+                if ours or (folder / MANIFEST).is_file()
+                else f"{folder} has no {MANIFEST}, as folders written before report folders kept one have none"
+            )
             raise FileExistsError(
-                f"{folder / name} was not written by wavemixer (it is not listed in {folder / MANIFEST}), so "
-                f"{option} does not replace it: move it away, or choose another {what}"
+                f"{folder / name} was not written by wavemixer ({why}), so {option} does not replace it: move it "
+                f"away, or choose another {what}"
             )
 
 
 def holds_outputs(folder: str | os.PathLike) -> bool:
-    """Whether ``folder`` holds anything but a manifest (which a failed command may leave, and a retry ignores)."""
+    """Whether ``folder`` holds anything but a manifest."""
     folder = Path(folder)
     return folder.is_dir() and any(p.name != MANIFEST for p in folder.iterdir())
 
 
 @contextmanager
-def forget_if_only_manifest(folder: str | os.PathLike) -> Iterator[None]:
-    """Remove the manifest again when the block fails before writing anything beside it."""
+def recording(folder: str | os.PathLike, names: Iterable[str]) -> Iterator[None]:
+    """Record ``names`` before the block writes them; afterwards, however it ends, forget those it did not
+    write (an image ``--skip-corrupt`` left out, a command that failed half-way), so that a file of the user's
+    that later takes such a name is never taken for ours. A manifest left listing nothing is removed."""
+    folder, names = Path(folder), list(names)
+    record_outputs(folder, names)
     try:
         yield
-    except BaseException:
-        folder = Path(folder)
-        if folder.is_dir() and [p.name for p in folder.iterdir()] == [MANIFEST]:
-            (folder / MANIFEST).unlink()
-        raise
+    finally:
+        files = read_manifest(folder)
+        if files is not None:
+            kept = [f for f in files if f not in names or folder.joinpath(*PurePosixPath(f).parts).is_file()]
+            if kept == [MANIFEST]:
+                (folder / MANIFEST).unlink(missing_ok=True)
+            elif kept != files:
+                atomic_write_text(folder / MANIFEST, strict_json(dict(format=_FORMAT, files=kept)))
 
 
 def remove_recorded(folder: str | os.PathLike, files: Iterable[str]) -> None:
@@ -110,9 +132,9 @@ def remove_recorded(folder: str | os.PathLike, files: Iterable[str]) -> None:
     folder = Path(folder)
     parents = set()
     for name in files:
-        rel = PurePosixPath(name)
-        if rel.is_absolute() or ".." in rel.parts or not rel.parts:
+        if not _inside(name):
             continue  # a manifest never names anything outside its folder
+        rel = PurePosixPath(name)
         path = folder.joinpath(*rel.parts)
         if path.is_file() or path.is_symlink():
             path.unlink()

@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
     from wavemixer.checks import check_int
     from wavemixer.cli import check_common_options
     from wavemixer.files import check_can_create, claim
-    from wavemixer.written_files import MANIFEST, read_manifest, record_outputs, remove_recorded
+    from wavemixer.written_files import MANIFEST, read_manifest, recording, remove_recorded
 
     check_common_options(args, allow_auto_device=False)
     for option, value, low in (("--warmup", args.warmup, 0), ("--iters", args.iters, 1), ("--rounds", args.rounds, 1)):
@@ -150,12 +150,12 @@ def run(args: argparse.Namespace) -> int:
         _refuse_results_folder(folder, files, args.force)  # again, now that no other process writes here
         # the last sweep's files go first: a plot this sweep does not draw must not stay beside its tables
         remove_recorded(folder, [f for f in read_manifest(folder) or [] if f != MANIFEST])
-        record_outputs(folder, files)
-        paths = write_results(folder, rows, records, meta)
-        if args.suite:
-            from wavemixer.bench.peers_suite import write_peers_results
+        with recording(folder, files):
+            paths = write_results(folder, rows, records, meta)
+            if args.suite:
+                from wavemixer.bench.peers_suite import write_peers_results
 
-            paths.update(write_peers_results(folder, rows, meta))
+                paths.update(write_peers_results(folder, rows, meta))
     print((folder / "peers.md").read_text() if args.suite else format_markdown(rows))
     print(f"results: {', '.join(str(p) for p in paths.values())}", file=sys.stderr)
     failed = [r for r in rows if r.get("error") and r["source"] != "reference"]
@@ -166,6 +166,8 @@ def _refuse_results_folder(folder: Path, files: list[str], force: bool) -> None:
     """A results folder with results in it is replaced only with ``--force``, and then only what wavemixer wrote."""
     from wavemixer.written_files import holds_outputs, refuse_replacing_unrecorded
 
+    if folder.exists() and not folder.is_dir():
+        raise FileExistsError(f"results folder {folder} exists and is not a folder; choose another --out or --tag")
     if holds_outputs(folder) and not force:
         raise FileExistsError(f"results folder {folder} already exists; pass --force to overwrite it, or --tag WORD")
     refuse_replacing_unrecorded(folder, files, what="--out or --tag", option="--force")

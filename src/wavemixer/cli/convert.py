@@ -53,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(f"checkpoint {args.checkpoint} {what}")
     if (args.output / MANIFEST).is_file():  # a run owns its folder: a model written beside it would be mistaken
         raise CLIError(
-            f"{args.output} is a training run folder (it holds {MANIFEST}); convert into a folder of its own"
+            f"{args.output} holds {MANIFEST}: it is a folder of other wavemixer outputs (a training run, or eval, "
+            "predict or bench results); convert into a folder of its own"
         )
     try:  # before the (slow) conversion: config.json or model.safetensors alone is a model too
         refuse_overwrite([args.output / CONFIG_NAME, args.output / WEIGHTS_NAME], force=args.force)

@@ -178,12 +178,7 @@ def _image_folder(out_dir: Path, names: list[str], force: bool) -> Iterator[None
     """Hold ``--output-dir`` while the images are written: refused when not empty, unless ``--force``, which
     replaces only images wavemixer wrote there (its manifest lists them; the new names are added first)."""
     from wavemixer.files import check_writable, claim
-    from wavemixer.written_files import (
-        forget_if_only_manifest,
-        holds_outputs,
-        record_outputs,
-        refuse_replacing_unrecorded,
-    )
+    from wavemixer.written_files import holds_outputs, recording, refuse_replacing_unrecorded
 
     full = (
         f"--output-dir {out_dir} is not empty; pass --force to write into it (images wavemixer wrote there under "
@@ -199,6 +194,5 @@ def _image_folder(out_dir: Path, names: list[str], force: bool) -> Iterator[None
     with claim(out_dir, "--output-dir", "choose another --output-dir"):
         refuse()  # again: another process may have filled it since
         check_writable(out_dir, "--output-dir")
-        record_outputs(out_dir, names)
-        with forget_if_only_manifest(out_dir):
+        with recording(out_dir, names):
             yield

@@ -30,9 +30,9 @@ from wavemixer.files import (
 )
 from wavemixer.written_files import (
     MANIFEST,
-    forget_if_only_manifest,
     read_manifest,
     record_outputs,
+    recording,
     refuse_replacing_unrecorded,
     remove_recorded,
 )
@@ -155,20 +155,18 @@ def claim_reports(folder: Path, files: list[str], *, force: bool, run_dir: Path 
 
     refuse()
     with contextlib.ExitStack() as stack:
-        inside = run_dir is not None and folder.resolve().parent == run_dir.resolve()
-        if inside and read_manifest(run_dir) is not None:  # type: ignore[arg-type]
+        real = folder.resolve()  # "." or a link: the run's manifest names the folder as it is inside the run
+        inside = run_dir is not None and real.parent == run_dir.resolve() and read_manifest(run_dir) is not None
+        if inside:
             stack.enter_context(claim(run_dir, "run folder", f"{hint} outside it"))  # type: ignore[arg-type]
-        else:
-            inside = False
         stack.enter_context(claim(folder, "output folder", hint))
         check_writable(folder, "output folder")
         refuse()  # again, now that no one else writes here
         if inside:
-            record_outputs(run_dir, [f"{folder.name}/{f}" for f in files])  # type: ignore[arg-type]
+            stack.enter_context(recording(run_dir, [f"{real.name}/{f}" for f in files]))  # type: ignore[arg-type]
         else:
-            record_outputs(folder, files)
-        with forget_if_only_manifest(folder):
-            yield folder
+            stack.enter_context(recording(folder, files))
+        yield folder
 
 
 def save_train_state(path: Path, state: dict[str, Any]) -> None:
