@@ -9,6 +9,7 @@ import json
 import math
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -454,6 +455,15 @@ def test_export_refuses_an_output_it_cannot_write_as_asked(output, extra, fragme
     code, err = _cli(["export", str(model_dir), str(tmp_path / output), *extra], capsys)
     _assert_one_line_error(code, err, fragment.format(tmp=tmp_path))
     assert not (tmp_path / output).exists() and (tmp_path / "afile").read_text() == "a file of the user's"
+
+
+def test_export_into_a_pipe_or_device_is_refused(model_dir, tmp_path, capsys):
+    """The export is written to a temporary and renamed over OUTPUT: over ``/dev/null`` (a FIFO here, never the
+    machine's device) that rename would replace the device with a file."""
+    os.mkfifo(tmp_path / "m.onnx")
+    code, err = _cli(["export", str(model_dir), str(tmp_path / "m.onnx"), "--force"], capsys)
+    _assert_one_line_error(code, err, "is a device or pipe; give a file to write")
+    assert stat.S_ISFIFO(os.stat(tmp_path / "m.onnx").st_mode)
 
 
 def test_a_peer_name_where_a_registry_name_belongs_says_where_peers_go(tmp_path, capsys):

@@ -72,7 +72,7 @@ def _default_input_size(model) -> list[int]:
 
 def run(args: argparse.Namespace) -> int:
     from wavemixer.export import SCRIPT_REFUSAL, export_model
-    from wavemixer.files import check_can_create
+    from wavemixer.files import check_can_create, is_stream
 
     if args.model and len(args.paths) != 1:
         raise CLIError("with --model give only OUTPUT: wavemixer export --model NAME OUTPUT")
@@ -99,6 +99,8 @@ def run(args: argparse.Namespace) -> int:
         from wavemixer.export import check_opset
 
         check_opset(args.opset, "--opset")
+    if is_stream(output):  # renaming the finished file over a device would replace the device
+        raise CLIError(f"OUTPUT {output} is a device or pipe; give a file to write (the export is read back)")
     if output.exists() and not args.force:
         raise CLIError(f"{output} exists; pass --force to overwrite it")
     if not output.parent.is_dir():
