@@ -132,11 +132,11 @@ def summarize_tuning(args: argparse.Namespace) -> int:
         f"{regime.batch_size}, early stopping after {regime.patience} epochs without a better val top-1, at most "
         f"{regime.max_epochs} epochs), seed 0: best val top-1 % on the val split carved from the remaining "
         f"training images (epochs trained: tuning-{regime.name}.csv). **Bold**: the setting each entry trains with. "
-        "Command: "
+        f"†: the run trained all {regime.max_epochs} epochs, stopped by the cap and not by early stopping. Command: "
         f"`python scripts/small_data.py tune --regime {regime.name}{_entry_flags(r['key'] for r in rows)} "
         "--data-dir ZIP` (then `tune --edge` with the same options).",
         "",
-        *C.tuning_table(rows, best, prescreen=False),
+        *C.tuning_table(rows, best, prescreen=False, max_epochs=regime.max_epochs),
     ]
     atomic_write_text(args.out / f"tuning-{regime.name}.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
@@ -191,6 +191,12 @@ def _entry_flags(keys: Iterable[str]) -> str:
     return "".join(f" --wavemix-500k {k}" for k in big)
 
 
+def _at_cap(group: Group, regime: S.Regime) -> str:
+    """How many of the group's runs trained to the epoch cap rather than stopping on a val plateau."""
+    capped = sum(1 for r in group.runs if (r.value("epochs") or 0) >= regime.max_epochs)
+    return f"{capped} of {group.seeds}"
+
+
 def _regime_summary(args: argparse.Namespace, regime: S.Regime) -> tuple[dict, dict[str, int]] | None:
     """<regime>.csv/.md of its finished runs; returns the test scores and parameter counts per entry."""
     try:
@@ -209,6 +215,7 @@ def _regime_summary(args: argparse.Namespace, regime: S.Regime) -> tuple[dict, d
         Column("test top-1 %", lambda g: mean_std(g, "test")),
         Column("val top-1 %", lambda g: mean_std(g, "best_val")),
         Column("epochs trained", lambda g: mean_std(g, "epochs", 0), "---:"),
+        Column(f"runs stopped by the {regime.max_epochs}-epoch cap", lambda g: _at_cap(g, regime), "---:"),
         Column("wall per run (min)", lambda g: mean_std(g, "wall_min", 1), "---:"),
     ]
     text = [

@@ -112,6 +112,8 @@ def test_tuning_rows_and_table_from_tuning_runs(tmp_path: Path) -> None:
     ]  # fmt: skip
     table = C.tuning_table(rows, {"40k-resnet": C.TUNING_GRID[3]}, prescreen=False)
     assert table[2] == "| 40k-resnet | 30.00 | – | – | **36.00** | – | – |"
+    capped = C.tuning_table(rows, {"40k-resnet": C.TUNING_GRID[3]}, prescreen=False, max_epochs=40)
+    assert capped[2] == "| 40k-resnet | 30.00 † | – | – | **36.00** | – | – |"  # trained all 40 epochs
     assert C.tuning_table(rows, {}, prescreen=False)[2].startswith("| 40k-resnet (2 of 6) |")
 
 
@@ -210,3 +212,22 @@ def test_the_committed_tables_and_claims_are_rebuilt_from_the_committed_records(
         for n, score, trained in zip(regimes, scores, epochs, strict=True):
             (entry,) = [r for r in regime_rows[n] if r[0] == same[0][0]]
             assert entry[4] == score and entry[6].startswith(f"{trained} ± "), (label, n)
+
+
+def test_the_regime_table_counts_the_runs_the_epoch_cap_stopped(tmp_path: Path) -> None:
+    """A run that trained all 60 epochs of pc500 ended at the cap, not on a val plateau: the table says how many."""
+    root = tmp_path / "records" / "pc500"
+    config = {"lr": 0.01, "warmup_epochs": 1.0}
+    for seed, epochs in ((1, 60), (2, 44), (3, 60)):
+        fake_run(root / f"40k-resnet-s{seed}", seed=seed, test=60.0 + seed, epochs=epochs, params=36_741,
+                 model="peer:resnet", config=config)  # fmt: skip
+    repo = Path(__file__).resolve().parents[1]
+    cmd = [sys.executable, str(repo / "scripts" / "small_data.py"), "summarize", "--runs", str(tmp_path / "records"),
+           "--out", str(tmp_path / "out")]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(repo / "src"), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=repo, timeout=300)
+    assert done.returncode == 0, done.stderr
+    header, _, row = (tmp_path / "out" / "pc500.md").read_text().splitlines()[2:5]
+    cells = dict(zip(header.strip("|").split("|"), row.strip("|").split("|"), strict=True))
+    assert cells[" runs stopped by the 60-epoch cap "].strip() == "2 of 3"
+    assert cells[" epochs trained "].strip() == "55 ± 9"

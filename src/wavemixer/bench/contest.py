@@ -492,10 +492,12 @@ def tuning_table(
     *,
     size: tuple[str, Callable[[list[dict[str, Any]]], str]] | None = None,
     prescreen: bool = True,
+    max_epochs: int | None = None,
 ) -> list[str]:
     """The markdown table of a tuning grid: contenders x settings, val top-1 %, each tuned contender's chosen
     setting in bold. ``size``: a second column (header, text from the contender's rows); ``prescreen``: name
-    the contenders trained only at :data:`PRESCREEN`."""
+    the contenders trained only at :data:`PRESCREEN`; ``max_epochs``: mark with † the runs that trained that
+    many epochs, stopped by the cap rather than by early stopping."""
     by = {(r["key"], Setting(float(r["lr"]), float(r["warmup"]))): r for r in rows}
     keys = sorted(dict.fromkeys(r["key"] for r in rows), key=lambda k: (k not in best, k))
     columns = sorted(set(TUNING_GRID) | {s for _, s in by}, key=lambda s: (s.lr, s.warmup))
@@ -510,6 +512,8 @@ def tuning_table(
                 text = "–"
             else:
                 text = "diverged" if r.get("val_top1") in (None, "") else f"{float(r['val_top1']):.2f}"
+                if max_epochs is not None and r.get("epochs") not in (None, "") and int(r["epochs"]) >= max_epochs:
+                    text += " †"
             cells.append(f"**{text}**" if best.get(key) == s else text)
         done = [s for s in TUNING_GRID if (key, s) in by]
         name = key
