@@ -1561,3 +1561,66 @@ def test_a_pipe_or_device_is_written_in_place(tmp_path):
         fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
         os.close(fd)
     assert got == ["predictions\n"] and is_stream(fifo) and sorted(p.name for p in tmp_path.iterdir()) == ["pipe"]
+
+
+def test_a_descriptor_name_is_written_through_even_when_it_leads_to_a_file(tmp_path):
+    """``-o /dev/stdout`` with stdout sent to a file: the name leads through ``/proc/self/fd/N`` to a regular file,
+    which is written in place (no temporary beside the link, no ``--force``), and the link stays a link."""
+    from wavemixer.files import atomic_write_text, is_stream
+
+    target = tmp_path / "captured.csv"
+    with target.open("w") as fh:
+        link = tmp_path / "stdout"
+        link.symlink_to(f"/proc/self/fd/{fh.fileno()}")
+        assert is_stream(link)
+        refuse_overwrite([link], force=False)
+        atomic_write_text(link, "a,b\n")
+    assert target.read_text() == "a,b\n" and link.is_symlink()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["captured.csv", "stdout"]
+
+
+def test_a_link_to_a_file_is_written_through_and_stays_a_link(tmp_path):
+    from wavemixer.files import atomic_write_text
+
+    (tmp_path / "real.csv").write_text("old\n")
+    (tmp_path / "link.csv").symlink_to(tmp_path / "real.csv")
+    atomic_write_text(tmp_path / "link.csv", "new\n")
+    assert (tmp_path / "link.csv").is_symlink() and (tmp_path / "real.csv").read_text() == "new\n"
+
+
+def test_export_leaves_files_named_like_its_old_temporary_alone_and_refuses_a_folder(model_dir, tmp_path, capsys):
+    (tmp_path / ".m.tmp.pt2").write_text("a file of the user's")  # the fixed temporary name export once used
+    assert main(["export", str(model_dir), str(tmp_path / "m.pt2"), "--no-verify"]) == 0
+    assert (tmp_path / ".m.tmp.pt2").read_text() == "a file of the user's"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".m.tmp.pt2", "m.pt2", "model"]
+    (tmp_path / "d.onnx").mkdir()
+    code, err = _cli(["export", str(model_dir), str(tmp_path / "d.onnx"), "--force"], capsys)
+    _assert_one_line_error(code, err, f"OUTPUT {tmp_path / 'd.onnx'} is a folder")
+
+
+def test_bench_force_forgets_the_files_of_the_last_sweep_it_removed(tmp_path):
+    """A sweep with ``--suite peers`` wrote peers.md; the next sweep (no suite) removes it and must stop listing
+    it, or a peers.md of the user's, put there later, would pass for wavemixer's and be deleted."""
+    from wavemixer.bench import results_dir_name
+
+    folder = tmp_path / results_dir_name("cpu", ["fp32"], False, torch.__version__, "x")
+    folder.mkdir()
+    for name in ("results.csv", "peers.md"):
+        (folder / name).write_text("an earlier sweep's\n")
+    record_outputs(folder, ["results.csv", "peers.md"])
+    argv = ["bench", "wavemix_lite_64_6_cifar10:depth=1,final_dim=16", "--img-size", "32", "-b", "2", "--mode",
+            "infer", "--warmup", "0", "--iters", "1", "--rounds", "1", "--threads", "1", "--no-reference",
+            "--device", "cpu", "--tag", "x", "--out", str(tmp_path), "--force"]  # fmt: skip
+    assert main(argv) == 0
+    files = json.loads((folder / MANIFEST).read_text())["files"]
+    assert "peers.md" not in files and not (folder / "peers.md").exists() and "results.csv" in files
+
+
+def test_save_pretrained_through_a_link_replaces_the_folder_it_names(tmp_path):
+    model = WaveMix(num_classes=2, depth=1, final_dim=16, level=1)
+    save_pretrained(model, tmp_path / "real")
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    save_pretrained(model, tmp_path / "link", force=True, labels=["a", "b"])
+    assert (tmp_path / "link").is_symlink()
+    assert json.loads((tmp_path / "real" / "config.json").read_text())["labels"] == ["a", "b"]  # the new save
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link", "real"]  # no temporaries left

@@ -317,7 +317,7 @@ class WaveMixBody(nn.Module):
     def prune_intermediate_layers(
         self, indices: int | list[int] = 1, prune_norm: bool = False, prune_head: bool = True
     ) -> list[int]:
-        """Drop the blocks after the last index taken (timm's feature extraction API); returns the indices kept."""
+        """Drop the blocks after the last index taken (timm's feature extraction API); returns the indices taken."""
         take = self._take_indices(indices)
         self.blocks = self.blocks[: max(take) + 1]
         self.feature_info = self.feature_info[: max(take) + 1]

@@ -19,6 +19,7 @@ import json
 import logging
 import math
 import os
+import re
 import shutil
 import stat
 import tempfile
@@ -45,6 +46,7 @@ __all__ = [
     "refuse_overwriting_inputs",
     "remove_stale_temporaries",
     "strict_json",
+    "write_target",
 ]
 
 
@@ -267,26 +269,59 @@ def _fsync_path(path: str | os.PathLike) -> None:
 
 
 def is_stream(path: str | os.PathLike) -> bool:
-    """Whether ``path`` is a character device or a named pipe (``/dev/null``, ``/dev/stdout``, a FIFO): written
-    in place, never replaced by a file, and never "overwritten" in the sense ``--force`` guards against."""
+    """Whether ``path`` is a stream rather than a file to replace: a character device, pipe or socket
+    (``/dev/null``, a FIFO), or a name for a descriptor (``/dev/stdout``, ``/dev/fd/N``, ``/proc/self/fd/N``,
+    whatever the descriptor is open on: stdout sent to a file is still written through it, not replaced).
+    Streams are written in place and never count as something ``--force`` would overwrite."""
+    if _names_a_descriptor(path):
+        return True
     try:
         mode = os.stat(path).st_mode
     except OSError:
         return False
-    return stat.S_ISCHR(mode) or stat.S_ISFIFO(mode)
+    return stat.S_ISCHR(mode) or stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[str], Any]) -> None:
+_DESCRIPTOR = re.compile(r"^/(proc/[^/]+|dev)/fd/\d+$")
+
+
+def _names_a_descriptor(path: str | os.PathLike) -> bool:
+    """``path``, or a link on the way to what it names, is an open descriptor: ``/proc/PID/fd/N``, ``/dev/fd/N``."""
+    if not os.path.exists(path):
+        return False
+    current = os.path.abspath(path)
+    for _ in range(40):  # the kernel's own limit on links followed
+        if _DESCRIPTOR.match(current):
+            return True
+        if not os.path.islink(current):
+            return False
+        current = os.path.normpath(os.path.join(os.path.dirname(current), os.readlink(current)))
+    return False
+
+
+def write_target(path: str | os.PathLike) -> Path:
+    """The file a write to ``path`` replaces: the target of a link (the link stays a link), else ``path``.
+    A block device is refused: it is neither a file to replace nor a stream to write."""
+    path = Path(path)
+    target = Path(os.path.realpath(path)) if path.is_symlink() else path
+    if target.exists() and stat.S_ISBLK(os.stat(target).st_mode):
+        raise OutputError(f"cannot write {path}: it is a block device, not a file")
+    return target
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[str], Any], *, suffix: str = "") -> None:
     """Call ``write(tmp_path)``, fsync, then rename over ``path``: a crash never leaves a half-written file.
 
-    A stream (:func:`is_stream`) is written directly: renaming over ``/dev/null`` would replace the device.
+    A stream (:func:`is_stream`) is written directly: renaming over ``/dev/null`` would replace the device. A
+    link is written through: its target is replaced and the link stays. ``suffix`` ends the temporary's name,
+    for writers that tell the format from it (``torch.export.save``).
     """
-    path = Path(path)
     if is_stream(path):
         write(os.fspath(path))
         return
+    path = write_target(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX + suffix, dir=path.parent)
     os.close(fd)
     try:
         write(tmp)
@@ -324,7 +359,7 @@ def atomic_folder(folder: str | os.PathLike, owned: Iterable[str]) -> Iterator[P
     swapped for the new one (two renames); when it also holds other files, they stay and the new files are
     renamed into it one by one.
     """
-    folder = Path(folder)
+    folder = write_target(folder)  # a link to a folder: swap the folder it names, keep the link
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=TMP_SUFFIX, dir=folder.parent))
     try:

@@ -21,6 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from .blocks import LevelMixer
+from .files import atomic_write
 
 __all__ = ["export_onnx", "fold_batchnorm", "optimize_for_inference"]
 
@@ -134,5 +135,5 @@ def export_onnx(
             program, (x,), dynamo=True, opset_version=opset, input_names=["input"], output_names=["output"],
             verbose=False,
         )  # fmt: skip
-    onnx_program.save(path)
+    atomic_write(path, lambda tmp: onnx_program.save(tmp), suffix=".onnx")
     return path

@@ -71,8 +71,8 @@ def _default_input_size(model) -> list[int]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from wavemixer.export import SCRIPT_REFUSAL, export_model
-    from wavemixer.files import check_can_create, is_stream
+    from wavemixer.export import SCRIPT_REFUSAL, ExportResult, export_model
+    from wavemixer.files import atomic_write, check_can_create, claim, is_stream
 
     if args.model and len(args.paths) != 1:
         raise CLIError("with --model give only OUTPUT: wavemixer export --model NAME OUTPUT")
@@ -99,8 +99,10 @@ def run(args: argparse.Namespace) -> int:
         from wavemixer.export import check_opset
 
         check_opset(args.opset, "--opset")
-    if is_stream(output):  # renaming the finished file over a device would replace the device
+    if is_stream(output):  # the export is read back to check it: a stream cannot be
         raise CLIError(f"OUTPUT {output} is a device or pipe; give a file to write (the export is read back)")
+    if output.is_dir():
+        raise CLIError(f"OUTPUT {output} is a folder; give the path of the file to write (in it, or elsewhere)")
     if output.exists() and not args.force:
         raise CLIError(f"{output} exists; pass --force to overwrite it")
     if not output.parent.is_dir():
@@ -111,15 +113,19 @@ def run(args: argparse.Namespace) -> int:
     if args.model and not args.pretrained:
         print(f"note: {args.model} with random weights (add --pretrained for the packaged ones)")
     size = args.input_size or _default_input_size(model)
-    tmp = output.with_name(f".{output.stem}.tmp{output.suffix}")  # torch.export.save wants the suffix
-    try:
-        result = export_model(
+    done: list[ExportResult] = []
+
+    def write(tmp: str) -> None:  # checked while still the temporary: a failed check leaves no OUTPUT
+        done.append(export_model(
             model, tmp, fmt, input_size=size, dynamic=not args.static, fold=not args.no_fold,
             verify=not args.no_verify, opset=args.opset,
-        )  # fmt: skip
-        tmp.replace(output)
-    finally:
-        tmp.unlink(missing_ok=True)
+        ))  # fmt: skip
+
+    with claim(output, "OUTPUT", "choose another OUTPUT", folder=False):
+        if output.exists() and not args.force:  # written since the check, by another process
+            raise CLIError(f"{output} exists; pass --force to overwrite it")
+        atomic_write(output, write, suffix=output.suffix)  # torch.export.save wants the suffix
+    result = done[0]
     shape = "any batch x height x width" if result.dynamic else f"fixed {size[1]}x{size[2]}"
     checks = ", ".join(f"{c.size[0]}x{c.size[1]} max|err| {c.max_abs_error:.1e}" for c in result.checks)
     print(f"wrote {output} ({fmt}, {shape}){'; checked ' + checks if checks else ''}")
