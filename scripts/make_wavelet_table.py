@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pywt
 
+from wavemixer.files import atomic_write_text
+
 OUT = Path(__file__).resolve().parents[1] / "src" / "wavemixer" / "wavelet_filters.json"
 
 
@@ -24,7 +26,7 @@ def main() -> None:
             name: [list(f) for f in pywt.Wavelet(name).filter_bank] for name in pywt.wavelist(kind="discrete")
         },
     }
-    OUT.write_text(json.dumps(table, separators=(",", ":")) + "\n")
+    atomic_write_text(OUT, json.dumps(table, separators=(",", ":")) + "\n")
     print(f"{OUT}: {len(table['wavelets'])} wavelets, {OUT.stat().st_size} bytes")
 
 

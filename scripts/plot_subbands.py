@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from wavemixer import dwt2
+from wavemixer.files import atomic_write
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -49,8 +50,7 @@ def main() -> None:
             ax.set_yticks([])
     fig.suptitle(f"One DWT level of CamVid test frame 0 (luma, 180x240), mode={args.mode!r}", fontsize=10)
     fig.tight_layout()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(args.out, dpi=72)
+    atomic_write(args.out, lambda tmp: fig.savefig(tmp, format="png", dpi=72))
     print(f"wrote {args.out}")
 
 
