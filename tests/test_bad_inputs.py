@@ -12,6 +12,7 @@ import signal
 import stat
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -1577,6 +1578,16 @@ def test_a_descriptor_name_is_written_through_even_when_it_leads_to_a_file(tmp_p
         atomic_write_text(link, "a,b\n")
     assert target.read_text() == "a,b\n" and link.is_symlink()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["captured.csv", "stdout"]
+    log = tmp_path / "app.log"  # ``-o /dev/stdout >> app.log``: appended, never truncated
+    log.write_text("an earlier line\n")
+    with log.open("a") as fh:
+        fh.write("a line of ours\n")
+        fh.flush()
+        for name in (f"/proc/self/fd/{fh.fileno()}", f"/proc/self/task/{threading.get_native_id()}/fd/{fh.fileno()}"):
+            (tmp_path / "out").unlink(missing_ok=True)
+            (tmp_path / "out").symlink_to(name)
+            atomic_write_text(tmp_path / "out", "x\n")
+    assert log.read_text() == "an earlier line\na line of ours\nx\nx\n"
 
 
 def test_a_link_to_a_file_is_written_through_and_stays_a_link(tmp_path):

@@ -180,6 +180,8 @@ def claim(path: str | os.PathLike, what: str, hint: str, *, folder: bool = True)
     if not folder and is_stream(path):  # a device or pipe has no folder of ours to hold a lock file in
         yield path
         return
+    if not folder and path.is_symlink():  # the lock sits beside what is written: two names, one holder
+        path = write_target(path)
     if folder and not path.is_dir():
         if path.exists():
             raise FileExistsError(f"{what} {path} exists and is not a folder; {hint}")
@@ -273,7 +275,7 @@ def is_stream(path: str | os.PathLike) -> bool:
     (``/dev/null``, a FIFO), or a name for a descriptor (``/dev/stdout``, ``/dev/fd/N``, ``/proc/self/fd/N``,
     whatever the descriptor is open on: stdout sent to a file is still written through it, not replaced).
     Streams are written in place and never count as something ``--force`` would overwrite."""
-    if _names_a_descriptor(path):
+    if _descriptor(path) is not None:
         return True
     try:
         mode = os.stat(path).st_mode
@@ -282,21 +284,40 @@ def is_stream(path: str | os.PathLike) -> bool:
     return stat.S_ISCHR(mode) or stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
 
 
-_DESCRIPTOR = re.compile(r"^/(proc/[^/]+|dev)/fd/\d+$")
+_DESCRIPTOR = re.compile(r"^/proc/(\d+)(?:/task/\d+)?/fd/(\d+)$")
 
 
-def _names_a_descriptor(path: str | os.PathLike) -> bool:
-    """``path``, or a link on the way to what it names, is an open descriptor: ``/proc/PID/fd/N``, ``/dev/fd/N``."""
+def _descriptor(path: str | os.PathLike) -> tuple[int, int] | None:
+    """``(pid, fd)`` when ``path``, or a link on the way to what it names, is an open descriptor's name
+    (``/dev/stdout``, ``/dev/fd/N``, ``/proc/self/fd/N``, ``/proc/PID/task/TID/fd/N``, or a link to one of
+    their folders); ``None`` otherwise. Each step's folder is resolved, so every spelling is recognised."""
     if not os.path.exists(path):
-        return False
+        return None
     current = os.path.abspath(path)
     for _ in range(40):  # the kernel's own limit on links followed
-        if _DESCRIPTOR.match(current):
-            return True
+        spelled = os.path.join(os.path.realpath(os.path.dirname(current)), os.path.basename(current))
+        found = _DESCRIPTOR.match(spelled)
+        if found:
+            return int(found.group(1)), int(found.group(2))
         if not os.path.islink(current):
-            return False
+            return None
         current = os.path.normpath(os.path.join(os.path.dirname(current), os.readlink(current)))
-    return False
+    return None
+
+
+def _write_to_own_descriptor(fd: int, write: Callable[[str], Any]) -> None:
+    """Write through a duplicate of this process's descriptor ``fd``, at its offset and in its mode (appending
+    stays appending): opening its name again would start a new description and truncate what it holds."""
+    import sys
+
+    for stream in (sys.stdout, sys.stderr):  # what was printed before comes before
+        with contextlib.suppress(Exception):
+            stream.flush()
+    with tempfile.TemporaryDirectory(prefix="wavemixer-") as folder:
+        tmp = os.path.join(folder, "output")
+        write(tmp)
+        with open(tmp, "rb") as source, os.fdopen(os.dup(fd), "wb") as target:
+            shutil.copyfileobj(source, target)
 
 
 def write_target(path: str | os.PathLike) -> Path:
@@ -317,7 +338,11 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], Any], *, suffix
     for writers that tell the format from it (``torch.export.save``).
     """
     if is_stream(path):
-        write(os.fspath(path))
+        named = _descriptor(path)
+        if named is not None and named[0] == os.getpid():
+            _write_to_own_descriptor(named[1], write)
+        else:
+            write(os.fspath(path))
         return
     path = write_target(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
     from wavemixer.checks import check_int
     from wavemixer.cli import check_common_options
     from wavemixer.files import check_can_create, claim
-    from wavemixer.written_files import read_manifest, recording, remove_recorded
+    from wavemixer.written_files import MANIFEST, read_manifest, recording, remove_recorded
 
     check_common_options(args, allow_auto_device=False)
     for option, value, low in (("--warmup", args.warmup, 0), ("--iters", args.iters, 1), ("--rounds", args.rounds, 1)):
@@ -149,7 +149,8 @@ def run(args: argparse.Namespace) -> int:
     with claim(folder, "results folder", "choose another --out or --tag"):
         _refuse_results_folder(folder, files, args.force)  # again, now that no other process writes here
         # the last sweep's files go first: a plot this sweep does not draw must not stay beside its tables
-        remove_recorded(folder, read_manifest(folder) or [])  # the manifest too: recording lists only what comes
+        earlier = [f for f in read_manifest(folder) or [] if f != MANIFEST]
+        remove_recorded(folder, [*earlier, MANIFEST])  # the manifest last, so a failed removal leaves it whole
         with recording(folder, files):
             paths = write_results(folder, rows, records, meta)
             if args.suite:
