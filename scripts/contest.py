@@ -265,8 +265,8 @@ def sweep(args: argparse.Namespace) -> int:
             "",
         ]
     lines += _throughput_table(rows)
-    atomic_write_text((args.out / "throughput.md"), "\n".join(lines) + "\n")
-    atomic_write_text((args.out / "machine.json"), json.dumps(info, indent=1) + "\n")
+    atomic_write_text(args.out / "throughput.md", "\n".join(lines) + "\n")
+    atomic_write_text(args.out / "machine.json", json.dumps(info, indent=1) + "\n")
     print("\n".join(lines))
     print(f"wrote {out}, {args.out / 'throughput.md'}")
     return 0
@@ -300,7 +300,7 @@ def compile_check(args: argparse.Namespace) -> int:
         a, b = eager["ms_per_step"], comp["ms_per_step"]
         ratio = f"{b / a:.2f}" if a and b else "–"
         lines.append(f"| {eager['budget']} | {eager['key']} | {a or '–'} | {b or comp['error'] or '–'} | {ratio} |")
-    atomic_write_text((args.out / "compile-check.md"), "\n".join(lines) + "\n")
+    atomic_write_text(args.out / "compile-check.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
 
@@ -338,7 +338,7 @@ def gpu_sweep(args: argparse.Namespace) -> int:
             f"| {f32['ms_per_step']} "
             f"| {b16['ms_per_step']} | {f32['step_mem_mb']} | {b16['step_mem_mb']} |"
         )
-    atomic_write_text((args.out / "throughput-cuda.md"), "\n".join(lines) + "\n")
+    atomic_write_text(args.out / "throughput-cuda.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
 
@@ -460,7 +460,7 @@ def summarize_tuning(args: argparse.Namespace) -> int:
         "",
         *C.tuning_table(rows, best, size=("steps (epochs)", steps)),
     ]
-    atomic_write_text((args.out / f"tuning-{budget}.md"), "\n".join(lines) + "\n")
+    atomic_write_text(args.out / f"tuning-{budget}.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
 
@@ -579,7 +579,7 @@ def ablation(args: argparse.Namespace) -> int:
         "",
         markdown_table(groups, columns),
     ]
-    atomic_write_text((args.out / f"ablation-{base.key}.md"), "\n".join(lines) + "\n")
+    atomic_write_text(args.out / f"ablation-{base.key}.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
     return 1 if failed else 0
 
@@ -693,7 +693,7 @@ def summarize(args: argparse.Namespace) -> int:
         "",
         markdown_table(groups, columns),
     ]
-    atomic_write_text((args.out / f"{args.grid}.md"), "\n".join(lines) + "\n")
+    atomic_write_text(args.out / f"{args.grid}.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
     panels = [  # every run of a grid trains the same minutes: time is the budget, plotted across grids below
         ("step_mem_mb", f"step memory (MB, batch {C.BATCH_SIZE}, fp32)", True),

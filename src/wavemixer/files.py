@@ -275,8 +275,11 @@ def is_stream(path: str | os.PathLike) -> bool:
     (``/dev/null``, a FIFO), or a name for a descriptor (``/dev/stdout``, ``/dev/fd/N``, ``/proc/self/fd/N``,
     whatever the descriptor is open on: stdout sent to a file is still written through it, not replaced).
     Streams are written in place and never count as something ``--force`` would overwrite."""
-    if _descriptor(path) is not None:
-        return True
+    return _descriptor(path) is not None or _is_device(path)
+
+
+def _is_device(path: str | os.PathLike) -> bool:
+    """A character device, pipe or socket (links followed)."""
     try:
         mode = os.stat(path).st_mode
     except OSError:
@@ -337,12 +340,12 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], Any], *, suffix
     link is written through: its target is replaced and the link stays. ``suffix`` ends the temporary's name,
     for writers that tell the format from it (``torch.export.save``).
     """
-    if is_stream(path):
-        named = _descriptor(path)
-        if named is not None and named[0] == os.getpid():
-            _write_to_own_descriptor(named[1], write)
-        else:
-            write(os.fspath(path))
+    named = _descriptor(path)  # is_stream, with the descriptor it names
+    if named is not None and named[0] == os.getpid():
+        _write_to_own_descriptor(named[1], write)
+        return
+    if named is not None or _is_device(path):
+        write(os.fspath(path))
         return
     path = write_target(path)
     path.parent.mkdir(parents=True, exist_ok=True)

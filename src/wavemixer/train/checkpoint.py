@@ -69,7 +69,7 @@ def run_files(folder: Path) -> list[Path]:
     """The files of a run or saved-model folder that wavemixer wrote and reads back (its manifest's, every run's
     standard files, a model folder's config and weights), those that exist."""
     names = [*(read_manifest(folder) or []), *_RUN_FILES, "config.json", "model.safetensors"]
-    paths = (folder.joinpath(*PurePosixPath(n).parts) for n in names if ".." not in PurePosixPath(n).parts)
+    paths = (folder.joinpath(*PurePosixPath(n).parts) for n in names)  # read_manifest keeps only names inside
     return [p for p in paths if p.is_file()]
 
 
