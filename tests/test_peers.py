@@ -49,6 +49,17 @@ def test_segmentation_peer_output_at_input_size(family: str) -> None:
         assert spec.build().eval()(torch.randn(1, 3, 45, 61)).shape == (1, 12, 45, 61)
 
 
+@pytest.mark.parametrize("family", sorted({**PEER_FAMILIES, **SEGMENTATION_PEER_FAMILIES}))
+def test_peer_takes_one_channel_inputs(family: str) -> None:
+    # the built-in data set is grayscale: every family's first layer must take in_chans=1, not only RGB
+    segmentation = family in SEGMENTATION_PEER_FAMILIES
+    size = 64 if segmentation else 32
+    spec, _ = solve_peer(family, 500_000 if segmentation else 40_000, in_chans=1, img_size=size)
+    expected = (2, 10, size, size) if segmentation else (2, 10)
+    with torch.no_grad():
+        assert spec.build().eval()(torch.randn(2, 1, size, size)).shape == expected
+
+
 def test_unknown_family_and_bad_budget() -> None:
     with pytest.raises(ValueError, match="unknown peer family 'resnett'"):
         solve_peer("resnett", 40_000)

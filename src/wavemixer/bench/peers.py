@@ -41,9 +41,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from torch import nn
@@ -54,6 +53,7 @@ __all__ = [
     "PEER_FAMILIES",
     "PEER_PREFIX",
     "SEGMENTATION_PEER_FAMILIES",
+    "PeerBuilder",
     "PeerFamily",
     "PeerModel",
     "PeerSpec",
@@ -89,7 +89,7 @@ def _three_stage_widths(width: int) -> tuple[int, int, int]:
     return (max(1, width // 4), max(1, width // 2), width)
 
 
-def _resnet(width: int, depth: int, num_classes: int, in_chans: int, img_size: int, design: str) -> nn.Module:
+def _resnet(*, width: int, depth: int, num_classes: int, in_chans: int, img_size: int, design: str) -> nn.Module:
     resnet = require("timm.models.resnet", "a peer model")
     if design == "imagenet":
         return resnet.ResNet(
@@ -133,7 +133,7 @@ def _isotropic_patch(img_size: int, tokens: int) -> int:
     return patch
 
 
-def _convmixer(width: int, depth: int, num_classes: int, in_chans: int, img_size: int, design: str) -> nn.Module:
+def _convmixer(*, width: int, depth: int, num_classes: int, in_chans: int, img_size: int, design: str) -> nn.Module:
     convmixer = require("timm.models.convmixer", "a peer model")
     if design == "imagenet":
         patch = 2 if img_size <= 64 else 7
@@ -144,7 +144,7 @@ def _convmixer(width: int, depth: int, num_classes: int, in_chans: int, img_size
     )
 
 
-def _mlp_mixer(width: int, depth: int, num_classes: int, in_chans: int, img_size: int, design: str) -> nn.Module:
+def _mlp_mixer(*, width: int, depth: int, num_classes: int, in_chans: int, img_size: int, design: str) -> nn.Module:
     mixer = require("timm.models.mlp_mixer", "a peer model")
     return mixer.MlpMixer(
         num_classes=num_classes,
@@ -156,7 +156,7 @@ def _mlp_mixer(width: int, depth: int, num_classes: int, in_chans: int, img_size
     )
 
 
-def _poolformer(width: int, depth: int, num_classes: int, in_chans: int, img_size: int, design: str) -> nn.Module:
+def _poolformer(*, width: int, depth: int, num_classes: int, in_chans: int, img_size: int, design: str) -> nn.Module:
     metaformer = require("timm.models.metaformer", "a peer model")
     # PoolFormer-v2 (the timm "poolformerv2_*" recipe): pooling token mixer, StarReLU MLP
     if design == "imagenet":
@@ -179,7 +179,7 @@ def _poolformer(width: int, depth: int, num_classes: int, in_chans: int, img_siz
     return model
 
 
-def _vit(width: int, depth: int, num_classes: int, in_chans: int, img_size: int, design: str) -> nn.Module:
+def _vit(*, width: int, depth: int, num_classes: int, in_chans: int, img_size: int, design: str) -> nn.Module:
     vit = require("timm.models.vision_transformer", "a peer model")
     # DeiT-style ViT with 2 heads (width is solved in steps of 2, fine enough for a 40k budget)
     return vit.VisionTransformer(
@@ -193,7 +193,7 @@ def _vit(width: int, depth: int, num_classes: int, in_chans: int, img_size: int,
     )
 
 
-def _convnext(width: int, depth: int, num_classes: int, in_chans: int, img_size: int, design: str) -> nn.Module:
+def _convnext(*, width: int, depth: int, num_classes: int, in_chans: int, img_size: int, design: str) -> nn.Module:
     convnext = require("timm.models.convnext", "a peer model")
     dims = _stage_widths(width)
     if design == "imagenet":
@@ -215,15 +215,18 @@ def _mobilenet_v3_segmentation_backbone(width: int, in_chans: int) -> tuple[nn.M
     """torchvision's dilated MobileNetV3-Large backbone at ``width_mult = width / 100``, the way its
     segmentation builders take it apart: (backbone, C2 index, C2 channels, C5 index, C5 channels)."""
     models = require("torchvision.models", "a peer model")
-    if in_chans != 3:
-        raise ValueError(f"the MobileNetV3 segmentation peers take 3 input channels, got in_chans={in_chans}")
     features = models.mobilenet_v3_large(weights=None, dilated=True, width_mult=width / 100).features
+    if in_chans != 3:  # torchvision builds RGB only: its first conv is replaced by one of the same shape
+        first = features[0][0]
+        conv = nn.Conv2d(in_chans, first.out_channels, first.kernel_size, first.stride, first.padding, bias=False)
+        nn.init.kaiming_normal_(conv.weight, mode="fan_out")  # as torchvision's MobileNetV3 initialises convs
+        features[0][0] = conv
     stages = [0] + [i for i, b in enumerate(features) if getattr(b, "_is_cn", False)] + [len(features) - 1]
     low, high = stages[-4], stages[-1]  # output stride 8 and 16, as torchvision's LRASPP uses
     return features, low, features[low].out_channels, high, features[high].out_channels
 
 
-def _lraspp(width: int, depth: int, num_classes: int, in_chans: int, img_size: int, design: str) -> nn.Module:
+def _lraspp(*, width: int, depth: int, num_classes: int, in_chans: int, img_size: int, design: str) -> nn.Module:
     seg = require("torchvision.models.segmentation.lraspp", "a peer model")
     extraction = require("torchvision.models.feature_extraction", "a peer model")
     features, low, low_ch, high, high_ch = _mobilenet_v3_segmentation_backbone(width, in_chans)
@@ -231,7 +234,7 @@ def _lraspp(width: int, depth: int, num_classes: int, in_chans: int, img_size: i
     return _DictToTensor(seg.LRASPP(backbone, low_ch, high_ch, num_classes, inter_channels=128))
 
 
-def _deeplabv3(width: int, depth: int, num_classes: int, in_chans: int, img_size: int, design: str) -> nn.Module:
+def _deeplabv3(*, width: int, depth: int, num_classes: int, in_chans: int, img_size: int, design: str) -> nn.Module:
     seg = require("torchvision.models.segmentation.deeplabv3", "a peer model")
     extraction = require("torchvision.models.feature_extraction", "a peer model")
     features, _, _, high, high_ch = _mobilenet_v3_segmentation_backbone(width, in_chans)
@@ -249,7 +252,7 @@ def _deeplabv3(width: int, depth: int, num_classes: int, in_chans: int, img_size
     return _DictToTensor(seg.DeepLabV3(backbone, head))
 
 
-def _unet(width: int, depth: int, num_classes: int, in_chans: int, img_size: int, design: str) -> nn.Module:
+def _unet(*, width: int, depth: int, num_classes: int, in_chans: int, img_size: int, design: str) -> nn.Module:
     smp = require("segmentation_models_pytorch", "the U-Net peer")
     # encoder: timm's ResNet (BasicBlock, ``depth`` blocks per stage) behind a deep 3x3 stem of widths (w/16,
     # w/16, w/8), so that small budgets are not spent on the 64-wide 7x7 stem; decoder: smp's, one stage per
@@ -287,27 +290,38 @@ class _DictToTensor(nn.Module):
         return self.model(x)["out"]
 
 
+class PeerBuilder(Protocol):
+    """Builds a family's library model; keyword-only, so that no two of its integers can be swapped."""
+
+    def __call__(
+        self, *, width: int, depth: int, num_classes: int, in_chans: int, img_size: int, design: str
+    ) -> nn.Module: ...
+
+
 @dataclass(frozen=True)
 class PeerFamily:
     """A library model class with one width knob; ``width`` runs over multiples of ``step``.
 
-    ``build(width, depth, num_classes, in_chans, img_size, design)`` returns the library model; its
-    parameter count must grow with ``width`` (:func:`solve_peer` bisects on it). ``depths`` are the depths
-    :func:`peer_depth` gives at the ~40k, ~0.5M and ~3M scales (blocks of an isotropic family, blocks per
-    stage of a staged one); ``None`` where the architecture fixes its depth, which then refuses ``depth=``.
+    ``build`` (a :class:`PeerBuilder`) returns the library model; its parameter count must grow with
+    ``width`` (:func:`solve_peer` bisects on it). ``depths`` are the depths :func:`peer_depth` gives at the
+    ~40k, ~0.5M and ~3M scales (blocks of an isotropic family, blocks per stage of a staged one); ``None``
+    where the architecture fixes its depth, which then refuses ``depth=``. It has no default: a staged family
+    given an isotropic family's depths would still meet its budget, at a quietly shrunken width.
     """
 
     name: str
     source: str  # the class, as a user would name it
-    build: Callable[[int, int, int, int, int, str], nn.Module] = dataclasses.field(repr=False)
+    build: PeerBuilder = dataclasses.field(repr=False)
     step: int
     min_width: int
+    depths: tuple[int, int, int] | None
     task: str = "classification"
-    depths: tuple[int, int, int] | None = (4, 8, 8)
 
 
 STAGED_DEPTHS = (1, 2, 2)
 """Blocks per stage of the staged families (ResNet, PoolFormer, ConvNeXt) at the three scales."""
+ISOTROPIC_DEPTHS = (4, 8, 8)
+"""Blocks of the isotropic families (ConvMixer, MLP-Mixer, ViT) at the three scales."""
 
 PEER_FAMILIES: dict[str, PeerFamily] = {
     f.name: f
@@ -315,8 +329,12 @@ PEER_FAMILIES: dict[str, PeerFamily] = {
         PeerFamily(
             "resnet", "timm.models.resnet.ResNet (BasicBlock)", _resnet, step=2, min_width=8, depths=STAGED_DEPTHS
         ),
-        PeerFamily("convmixer", "timm.models.convmixer.ConvMixer", _convmixer, step=2, min_width=8),
-        PeerFamily("mlp_mixer", "timm.models.mlp_mixer.MlpMixer", _mlp_mixer, step=2, min_width=8),
+        PeerFamily(
+            "convmixer", "timm.models.convmixer.ConvMixer", _convmixer, step=2, min_width=8, depths=ISOTROPIC_DEPTHS
+        ),
+        PeerFamily(
+            "mlp_mixer", "timm.models.mlp_mixer.MlpMixer", _mlp_mixer, step=2, min_width=8, depths=ISOTROPIC_DEPTHS
+        ),
         PeerFamily(
             "poolformer",
             "timm.models.metaformer.MetaFormer (Pooling)",
@@ -325,7 +343,14 @@ PEER_FAMILIES: dict[str, PeerFamily] = {
             min_width=8,
             depths=STAGED_DEPTHS,
         ),
-        PeerFamily("vit", "timm.models.vision_transformer.VisionTransformer", _vit, step=2, min_width=8),
+        PeerFamily(
+            "vit",
+            "timm.models.vision_transformer.VisionTransformer",
+            _vit,
+            step=2,
+            min_width=8,
+            depths=ISOTROPIC_DEPTHS,
+        ),
         PeerFamily("convnext", "timm.models.convnext.ConvNeXt", _convnext, step=2, min_width=8, depths=STAGED_DEPTHS),
     )
 }
@@ -455,7 +480,10 @@ def build_peer(spec: PeerSpec, *, device: torch.device | str | None = None) -> n
     """Build the library model that ``spec`` describes (randomly initialised)."""
     family = _family(spec.family)
     with torch.device(device) if device is not None else contextlib.nullcontext():
-        return family.build(spec.width, spec.depth, spec.num_classes, spec.in_chans, spec.img_size, spec.design)
+        return family.build(
+            width=spec.width, depth=spec.depth, num_classes=spec.num_classes, in_chans=spec.in_chans,
+            img_size=spec.img_size, design=spec.design,
+        )  # fmt: skip
 
 
 def count_params(model: nn.Module) -> int:
