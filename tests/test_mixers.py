@@ -37,7 +37,9 @@ def _mixer_params(mixer: str, dim: int, flen: int) -> int:
         return dim // 4 * dim * flen * flen + dim
     if mixer == "fourier":  # C complex filters on the 16 x 9 real-FFT half-plane
         return dim * GRID_H * (GRID_W // 2 + 1) * 2
-    return 0
+    if mixer in ("dwt", "random", "avgpool"):  # fixed transforms (random's filter bank is a buffer)
+        return 0
+    raise AssertionError(f"a new mixer {mixer!r}: derive its parameter count by hand and add it here")
 
 
 def _coeffs(n: int, flen: int) -> int:
@@ -53,7 +55,9 @@ def _mixer_macs(mixer: str, dim: int, flen: int, h: int, w: int) -> int:
         return c4 * 4 * flen * flen * lh * lw
     if mixer == "conv":  # every output channel sees C/4 x F x F inputs
         return dim * c4 * flen * flen * lh * lw
-    return 0  # Haar DWT (element-wise, see count_dwt_flops), avgpool, fourier (FFTs are not counted)
+    if mixer in ("dwt", "avgpool", "fourier"):  # Haar DWT (element-wise, see count_dwt_flops); FFTs are not counted
+        return 0
+    raise AssertionError(f"a new mixer {mixer!r}: derive its multiply-accumulates by hand and add them here")
 
 
 @pytest.mark.parametrize(("mixer", "wavelet"), VARIANTS, ids=IDS)
@@ -185,9 +189,12 @@ def test_every_mixer_is_checked_and_takes_the_wavelets_it_says(mixer):
 
 @pytest.mark.parametrize(("mixer", "wavelet", "size", "warns"),
                          [("dwt", "haar", 8, False), ("dwt", "haar", 7, True), ("dwt", "db2", 8, True),
-                          ("dwt", "db2", 24, False), ("conv", "haar", 7, True)])  # fmt: skip
+                          ("dwt", "db2", 24, False), ("conv", "haar", 7, True), ("conv", "db2", 8, True),
+                          ("random", "db2", 8, True), ("random", "db2", 24, False), ("avgpool", "haar", 7, True),
+                          ("fourier", "haar", 8, False)])  # fmt: skip
 def test_level_beyond_the_input_size_warns_once(mixer, wavelet, size, warns):
-    model = _tiny(mixer, wavelet, level=3).eval()  # Haar: 3 levels need 8 tokens; db2 (F=4): 24
+    # Haar and the 2x2 mixers: 3 levels need 8 tokens; any mixer with db2's support (F=4): 24
+    model = _tiny(mixer, wavelet, level=3).eval()
     with warnings.catch_warnings(record=True) as caught, torch.no_grad():
         warnings.simplefilter("always")
         for _ in range(3):

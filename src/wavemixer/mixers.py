@@ -13,7 +13,6 @@ the DWT's boundary extension, so every mixer sees exactly the samples the DWT wo
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Literal, get_args
 
 import torch
@@ -23,7 +22,9 @@ from torch import Tensor, nn
 from .dwt import haar_packed
 from .filterbank import analysis_offset, extend2, fb_packed, filter_length
 
-__all__ = ["FOURIER_GRID", "HAAR_ONLY_MIXERS", "MIXERS", "Mixer", "build_mixer", "mixer_wavelet_pairs"]
+__all__ = [
+    "FOURIER_GRID", "HAAR_ONLY_MIXERS", "MIXERS", "Mixer", "TokenMixer", "build_mixer", "mixer_wavelet_pairs",
+]  # fmt: skip
 
 Mixer = Literal["dwt", "random", "conv", "avgpool", "fourier"]
 """``dwt``: the wavelet transform (``wavelet=``, default Haar; no parameters). ``random``: a fixed seeded
@@ -45,13 +46,21 @@ FOURIER_GRID = (16, 16)
 RANDOM_SEED = 0
 
 
-class DWTMixer(nn.Module):
-    """One DWT level; Haar runs :func:`~wavemixer.dwt.haar_packed` (the reference-exact fast path)."""
+class TokenMixer(nn.Module):
+    """What the block asks of a mixer (:class:`wavemixer.blocks.WaveMixBlock`): built as
+    ``Mixer(channels, wavelet=..., mode=...)`` with ``channels`` = C/4, it maps ``(B, C/4, H, W)`` to the
+    four-slot ``(B, C, H', W')`` layout, and :attr:`offset` says where the pixels of coefficient 0 start."""
 
-    def __init__(self, wavelet: str, mode: str) -> None:
+    offset: int
+
+    def __init__(self, channels: int, *, wavelet: str, mode: str) -> None:
         super().__init__()
         self.wavelet, self.mode = wavelet, mode
         self.offset = analysis_offset(wavelet, mode)
+
+
+class DWTMixer(TokenMixer):
+    """One DWT level; Haar runs :func:`~wavemixer.dwt.haar_packed` (the reference-exact fast path)."""
 
     def forward(self, x: Tensor) -> Tensor:
         if self.wavelet == "haar":
@@ -59,16 +68,24 @@ class DWTMixer(nn.Module):
         return fb_packed(x, self.wavelet, self.mode)
 
 
-class _Stride2(nn.Module):
+class _Stride2(TokenMixer):
     """Shared part of the stride-2 mixers: the DWT's boundary extension for ``F x F`` windows."""
 
-    def __init__(self, mode: str, wavelet: str = "haar") -> None:
-        super().__init__()
-        self.mode, self.flen = mode, filter_length(wavelet)
-        self.offset = analysis_offset(wavelet, mode)
+    def __init__(self, channels: int, *, wavelet: str, mode: str) -> None:
+        super().__init__(channels, wavelet=wavelet, mode=mode)
+        self.flen = filter_length(wavelet)
 
     def extend(self, x: Tensor) -> Tensor:
         return extend2(x, self.flen, self.mode)
+
+
+class _TwoByTwo(_Stride2):
+    """Shared part of the 2x2 mixers (:data:`HAAR_ONLY_MIXERS`): Haar's geometry, no other wavelet's."""
+
+    def __init__(self, channels: int, *, wavelet: str, mode: str) -> None:
+        if wavelet != "haar":
+            raise ValueError(f"{type(self).__name__} is a 2x2 operation: it takes only wavelet='haar', got {wavelet!r}")
+        super().__init__(channels, wavelet=wavelet, mode=mode)
 
 
 class RandomMixer(_Stride2):
@@ -77,8 +94,8 @@ class RandomMixer(_Stride2):
     Unit-norm, mutually orthogonal filters, as the four 2-D filters of an orthogonal wavelet are.
     """
 
-    def __init__(self, mode: str, wavelet: str) -> None:
-        super().__init__(mode, wavelet)
+    def __init__(self, channels: int, *, wavelet: str, mode: str) -> None:
+        super().__init__(channels, wavelet=wavelet, mode=mode)
         gen = torch.Generator().manual_seed(RANDOM_SEED)
         q, r = torch.linalg.qr(torch.randn(self.flen**2, 4, generator=gen, dtype=torch.float64))
         q = q * torch.sign(torch.diagonal(r))  # the unique QR basis: reproducible across platforms
@@ -94,15 +111,15 @@ class RandomMixer(_Stride2):
 class ConvMixer(_Stride2):
     """A learned ``F x F`` (2x2 for Haar) stride-2 convolution ``C/4 -> C`` with bias."""
 
-    def __init__(self, channels: int, mode: str, wavelet: str) -> None:
-        super().__init__(mode, wavelet)
+    def __init__(self, channels: int, *, wavelet: str, mode: str) -> None:
+        super().__init__(channels, wavelet=wavelet, mode=mode)
         self.conv = nn.Conv2d(channels, 4 * channels, self.flen, stride=2)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.conv(self.extend(x))
 
 
-class AvgPoolMixer(_Stride2):
+class AvgPoolMixer(_TwoByTwo):
     """2x2 average pooling in the LL slot, zeros in the detail slots (the DWT with its details dropped)."""
 
     def forward(self, x: Tensor) -> Tensor:
@@ -111,15 +128,15 @@ class AvgPoolMixer(_Stride2):
         return torch.stack((pooled, zero, zero, zero), dim=2).flatten(1, 2)
 
 
-class FourierMixer(_Stride2):
+class FourierMixer(_TwoByTwo):
     """GFNet global filter: 2x2 space-to-depth, rfft2, times a learned complex filter per channel, irfft2.
 
     The filter is learnt on :data:`FOURIER_GRID`; another map size interpolates it bilinearly to that
     size's half-plane of frequencies. FFTs run in fp32 (also under autocast) and work for odd sizes.
     """
 
-    def __init__(self, channels: int, mode: str) -> None:
-        super().__init__(mode)
+    def __init__(self, channels: int, *, wavelet: str, mode: str) -> None:
+        super().__init__(channels, wavelet=wavelet, mode=mode)
         gh, gw = FOURIER_GRID
         weight = torch.zeros(4 * channels, gh, gw // 2 + 1, 2)
         weight[..., 0] = 1.0  # start at the identity: the lossless space-to-depth map
@@ -137,20 +154,20 @@ class FourierMixer(_Stride2):
         return torch.fft.irfft2(spectrum, s=(h, w), norm="ortho").to(z.dtype)
 
 
-_BUILDERS: dict[str, Callable[[int, str, str], nn.Module]] = {  # (channels, wavelet, mode) -> mixer
-    "dwt": lambda channels, wavelet, mode: DWTMixer(wavelet, mode),
-    "random": lambda channels, wavelet, mode: RandomMixer(mode, wavelet),
-    "conv": lambda channels, wavelet, mode: ConvMixer(channels, mode, wavelet),
-    "avgpool": lambda channels, wavelet, mode: AvgPoolMixer(mode),
-    "fourier": lambda channels, wavelet, mode: FourierMixer(channels, mode),
+_BUILDERS: dict[str, type[TokenMixer]] = {
+    "dwt": DWTMixer,
+    "random": RandomMixer,
+    "conv": ConvMixer,
+    "avgpool": AvgPoolMixer,
+    "fourier": FourierMixer,
 }
 
 
-def build_mixer(mixer: str, *, channels: int, wavelet: str, mode: str) -> nn.Module:
+def build_mixer(mixer: str, *, channels: int, wavelet: str, mode: str) -> TokenMixer:
     """The token mixer ``mixer`` for ``channels`` reduced channels (``C/4``)."""
     if mixer not in _BUILDERS:
         raise ValueError(f"unknown mixer {mixer!r}; expected one of {sorted(MIXERS)}")
-    return _BUILDERS[mixer](channels, wavelet, mode)
+    return _BUILDERS[mixer](channels, wavelet=wavelet, mode=mode)
 
 
 def mixer_wavelet_pairs() -> list[tuple[str, str]]:

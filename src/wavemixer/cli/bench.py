@@ -37,7 +37,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--suite", choices=["peers"], help="a predefined sweep instead of MODELS (see above)")
     p.add_argument("--scales", nargs="+", default=["40k", "500k", "3m"], help="--suite peers: parameter scales")
-    p.add_argument("--mixers", nargs="+", help="--suite peers: WaveMix mixer variants (default: all six)")
+    p.add_argument("--mixers", nargs="+", help="--suite peers: WaveMix mixer variants (default: all of them)")
     p.add_argument("--families", nargs="+", help="--suite peers: peer families (default: all)")
     p.add_argument(
         "--resolutions", nargs="*", type=int, default=[], help="--suite peers: input sizes for the 40k scale's sweep"
