@@ -25,7 +25,7 @@ from pathlib import Path
 EXCLUDED: dict[str, str] = {
     "test_model_forward_torchscript": (
         "torch.jit.script is deprecated in torch 2.x (FutureWarning) and cannot compile the blocks' forward: "
-        "it reads Python-level switches (LevelMixer.recompute_mlp, BilinearUpsample2x.matmul_on_cpu) and "
+        "it reads Python-level switches (LevelMLP.recompute_mlp, BilinearUpsample2x.matmul_on_cpu) and "
         "branches on them; a TorchScript graph comes from torch.jit.trace instead"
     ),
     "test_model_forward_fx_torchscript": "scripts the FX graph: needs FX tracing and TorchScript both (see above)",

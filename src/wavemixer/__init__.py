@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .blocks import LevelMixer, WaveMixBlock
+from .blocks import LevelMixer, LevelMLP, WaveMixBlock
 from .body import WaveMixBody
 from .dwt import WaveletDetails, dwt2, idwt2, wavedec2, waverec2
 from .factory import create_model
@@ -16,6 +16,7 @@ from .registry import ModelSpec, get_spec, list_models
 __version__ = "0.1.0"
 
 __all__ = [
+    "LevelMLP",
     "LevelMixer",
     "ModelSpec",
     "WaveMix",

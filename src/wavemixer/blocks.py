@@ -14,7 +14,7 @@ from .mixers import HAAR_ONLY_MIXERS, MIXERS, Mixer, build_mixer
 from .tracing import crop_to, is_symbolic
 from .upsampling import BilinearUpsample2x
 
-__all__ = ["LevelMixer", "Upsampler", "WaveMixBlock", "check_block_args"]
+__all__ = ["LevelMLP", "LevelMixer", "Upsampler", "WaveMixBlock", "check_block_args"]
 
 Upsampler = Literal["convtranspose", "nearest", "bilinear", "pixelshuffle"]
 """How a level's MLP output returns to the finer resolution.
@@ -65,13 +65,18 @@ def check_block_args(
         raise ValueError(f"mixer={mixer!r} is a 2x2 operation: it takes only wavelet='haar', got {wavelet!r}")
 
 
-class LevelMixer(nn.Module):
+class LevelMLP(nn.Module):
     """The channel MLP of one DWT level: 1x1 expand, GELU, dropout, then back to twice the resolution.
 
     Followed by BatchNorm of the output. There is deliberately no nonlinearity between ``project``
     and ``upsample`` (as in the paper), which lets eval-time code fold the BatchNorm into them.
     With ``recompute_mlp`` set, training recomputes expand/GELU/dropout/project in backward instead of
     keeping their outputs (same gradients, dropout mask included).
+
+    The layer names ``expand``, ``project``, ``upsample`` and ``norm`` are read elsewhere and are state-dict
+    keys: :func:`wavemixer.optimize.fold_batchnorm` folds ``norm`` into ``project``/``upsample``,
+    :mod:`wavemixer.reference` maps the reference package's layers onto them, and the body's memory modes use
+    ``norm`` and ``recompute_mlp``. A channel-MLP variant keeps them, or updates those three places.
     """
 
     recompute_mlp: bool = False
@@ -120,6 +125,10 @@ class LevelMixer(nn.Module):
         return self.norm(h) if normalize else h
 
 
+LevelMixer = LevelMLP
+"""The former name of :class:`LevelMLP` (it mixes channels, not tokens), kept so that old imports work."""
+
+
 class WaveMixBlock(nn.Module):
     """Resolution-preserving WaveMix token mixer for any number of DWT levels (the residual branch).
 
@@ -163,16 +172,16 @@ class WaveMixBlock(nn.Module):
             build_mixer(mixer, channels=dim // 4, wavelet=wavelet, mode=mode) for _ in range(level)
         )
         self.offset: int = self.mixers[0].offset
-        mixers = []
+        levels = []
         for j in range(level):  # j = 0 is the finest level
             in_dim = dim if j == level - 1 else dim + dim // 2
             out_dim = dim if j == 0 else dim // 2
-            mixers.append(
-                LevelMixer(
+            levels.append(
+                LevelMLP(
                     in_dim, out_dim, hidden_dim=mult * dim, ff_channel=ff_channel, dropout=dropout, upsample=upsample
                 )
             )
-        self.levels = nn.ModuleList(mixers)
+        self.levels = nn.ModuleList(levels)
 
     def forward(self, x: Tensor) -> Tensor:
         return crop_to(self.forward_pre_norm(x, normalize=True), x.shape[-2], x.shape[-1])

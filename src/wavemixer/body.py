@@ -12,12 +12,12 @@ import torch.fx
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from .blocks import LevelMixer, Upsampler, WaveMixBlock
+from .blocks import LevelMLP, Upsampler, WaveMixBlock
 from .checks import Range, check_float, check_int
 from .dwt import BoundaryMode
 from .filterbank import warn_if_level_too_high
 from .memory import GAMMA_FLOOR, can_invert_batchnorm, residual_batchnorm
-from .mixers import Mixer
+from .mixers import HAAR_ONLY_MIXERS, Mixer
 from .tracing import crop_to, is_symbolic
 
 __all__ = ["Stem", "WaveMixBody", "build_stem", "check_image_batch", "stem_reduction"]
@@ -199,7 +199,7 @@ class WaveMixBody(nn.Module):
         """
         self.memory_efficient = enable
         for m in self.modules():
-            if isinstance(m, LevelMixer):
+            if isinstance(m, LevelMLP):
                 m.recompute_mlp = enable
         self.refresh_memory_plan()
 
@@ -248,7 +248,8 @@ class WaveMixBody(nn.Module):
         if self._level_warned or not self.blocks or torch.compiler.is_compiling() or is_symbolic(tokens):
             return  # a traced graph has no concrete size to judge (and must not branch on one)
         block = self.blocks[0]
-        wavelet = block.wavelet if block.mixer == "dwt" else "haar"  # the 2x2 mixers behave as Haar
+        # every mixer but the 2x2 ones takes the wavelet's support (random and conv too); those behave as Haar
+        wavelet = "haar" if block.mixer in HAAR_ONLY_MIXERS else block.wavelet
         if warn_if_level_too_high(tokens.shape[-2:], block.level, wavelet):
             self._level_warned = True
 

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from .blocks import LevelMixer
+from .blocks import LevelMLP
 from .files import atomic_write
 
 __all__ = ["export_onnx", "fold_batchnorm", "optimize_for_inference"]
@@ -56,22 +56,22 @@ def _fold_into(layer: nn.Module, bn: nn.BatchNorm2d) -> None:
 
 
 def fold_batchnorm(model: nn.Module) -> int:
-    """Fold each :class:`LevelMixer`'s BatchNorm into its upsampling path, in place; returns the count.
+    """Fold each :class:`LevelMLP`'s BatchNorm into its upsampling path, in place; returns the count.
 
     Only for inference: the folded model no longer tracks batch statistics.
     """
     folded = 0
-    for mixer in model.modules():
-        if not isinstance(mixer, LevelMixer) or not isinstance(mixer.norm, nn.BatchNorm2d):
+    for level in model.modules():
+        if not isinstance(level, LevelMLP) or not isinstance(level.norm, nn.BatchNorm2d):
             continue
-        if isinstance(mixer.upsample, (nn.ConvTranspose2d, nn.Conv2d)):
-            target = mixer.upsample  # convtranspose / pixelshuffle (conv after the shuffle)
-        elif isinstance(mixer.upsample, nn.Upsample) and isinstance(mixer.project, nn.Conv2d):
-            target = mixer.project  # nearest / bilinear upsampling commutes with a per-channel affine map
+        if isinstance(level.upsample, (nn.ConvTranspose2d, nn.Conv2d)):
+            target = level.upsample  # convtranspose / pixelshuffle (conv after the shuffle)
+        elif isinstance(level.upsample, nn.Upsample) and isinstance(level.project, nn.Conv2d):
+            target = level.project  # nearest / bilinear upsampling commutes with a per-channel affine map
         else:
             continue
-        _fold_into(target, mixer.norm)
-        mixer.norm = nn.Identity()
+        _fold_into(target, level.norm)
+        level.norm = nn.Identity()
         folded += 1
     return folded
 
