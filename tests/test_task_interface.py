@@ -182,3 +182,53 @@ def test_a_classification_peer_is_refused_for_segmentation(tmp_path, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert "--model peer:resnet is a classification peer; --task segmentation takes" in err and "peer:unet" in err
+
+
+# ------------------------------------------------------------------------------------ the data-set tables
+def test_every_data_set_a_task_names_has_its_loader_defaults_and_help():
+    """A data set added to a task's table without its loader, statistics, model or help fails here, not in a
+    user's first run (a bare KeyError, a silently derived normalisation, a misleading 'needs --data-dir')."""
+    import dataclasses
+
+    from wavemixer.data.builtin import BUILTIN_LOADERS
+    from wavemixer.registry import get_spec
+
+    fields = {f.name: f.metadata["help"] for f in dataclasses.fields(TrainConfig)}
+    help_text = fields["dataset"] + fields["task"]
+    for task_name in ("classification", "segmentation", "super_resolution"):
+        task = task_class(task_name)
+        for name, defaults in task.datasets.items():
+            spelled = "emnist_<split>" if name.startswith("emnist_") else name
+            assert spelled in help_text, f"--dataset/--task help does not name {task_name} data set {name!r}"
+            if defaults["model"] is not None:
+                model_task = get_spec(defaults["model"]).task
+                assert model_task == task_name, (name, defaults["model"], model_task)
+    from wavemixer.tasks.classification import DATASETS
+
+    for name, defaults in DATASETS.items():
+        if name == "imagefolder":  # everything derived from the data
+            assert all(v is None for v in defaults.values())
+            continue
+        assert name in BUILTIN_LOADERS, f"classification data set {name!r} has no loader in BUILTIN_LOADERS"
+        mean, std = defaults["mean"], defaults["std"]  # else the data's own statistics would be used silently
+        assert len(mean) == len(std) in (1, 3) and all(s > 0 for s in std), name
+
+
+@pytest.mark.parametrize("task_name", ["segmentation", "super_resolution"])
+def test_a_data_set_named_without_its_loader_is_one_line(task_name, monkeypatch, tmp_path):
+    # before, segmentation read it as a segfolder ("needs --data-dir") and super-resolution as an hrfolder
+    table = task_class(task_name).datasets
+    monkeypatch.setitem(table, "newset", dict(table["camvid"]))
+    config = TrainConfig(task=task_name, dataset="newset", output=str(tmp_path / "run"), **TINY)
+    what = task_name.replace("_", "-")
+    with pytest.raises(ValueError, match=rf"--dataset newset: {what} has no loader for it \("):
+        train(config)
+
+
+def test_a_task_that_writes_images_must_name_them(brightness_task):
+    class ImageWritingTask(BrightnessTask):
+        predicts_images = True
+
+    assert BrightnessTask().image_names(None, Path("a.png")) == ()  # writes no files: nothing to name
+    with pytest.raises(NotImplementedError, match="ImageWritingTask predicts images: it must name them"):
+        ImageWritingTask().image_names(None, Path("a.png"))

@@ -194,4 +194,6 @@ BUILTIN_LOADERS = {
 
 def load_builtin(name: str, data_dir: Path, download: bool) -> Arrays:
     """Train and test arrays of a built-in data set (a key of :data:`BUILTIN_LOADERS`)."""
+    if name not in BUILTIN_LOADERS:  # a data set named in a task's table without its loader here
+        raise ValueError(f"--dataset {name}: no built-in loader for it; expected one of {sorted(BUILTIN_LOADERS)}")
     return BUILTIN_LOADERS[name](data_dir, download)

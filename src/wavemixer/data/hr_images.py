@@ -200,6 +200,10 @@ def _images_in(folder: Path) -> list[Path]:
 
 def load_hr_splits(name: str, root: Path | None) -> dict[str, Any]:
     """The HR images of a super-resolution data set by split (arrays from an ``.npz``, or image files)."""
+    if name not in ("camvid", "div2k", "hrfolder"):  # a name added to SR_DATASETS without its loader here
+        raise ValueError(
+            f"--dataset {name}: super-resolution has no loader for it (camvid, div2k and hrfolder have one)"
+        )
     if name == "camvid":
         base = root or default_data_dir() / "CamVid"
         npz = base if base.suffix == ".npz" else base / CAMVID_NPZ

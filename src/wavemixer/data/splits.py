@@ -1,8 +1,8 @@
 """Splitting a data set: the val/test hold-out, ``--subset``, ``--per-class`` and split fingerprints.
 
-One implementation for every task. A data set takes part through four members: ``len``,
-``subset(indices)`` (a new data set of those items), ``ids`` (what a fingerprint hashes: indices in the
-source or file names) and, for class-balanced subsets, ``targets``.
+One implementation for every task. A data set takes part through four members (:class:`SplittableDataset`):
+``len``, ``subset(indices)`` (a new data set of those items), ``ids`` (what a fingerprint hashes: indices in
+the source or file names) and, for class-balanced subsets, ``targets``.
 
 Class-balanced subsets (for sample-efficiency curves: accuracy at 50, 500, ... images per class) must be
 fixed per seed, balanced (so that a small subset does not also change the class prior), and reproducible on
@@ -19,13 +19,14 @@ import operator
 import random
 import sys
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 
 __all__ = [
     "SUBSET_MIN",
     "TEST_SPLIT_SEED",
+    "SplittableDataset",
     "carve_validation",
     "check_split_fingerprint",
     "class_balanced_subset",
@@ -35,11 +36,34 @@ __all__ = [
     "take_subset",
 ]
 
+
+class SplittableDataset(Protocol):
+    """What splitting asks of a data set; every task's data sets provide it (a new source must too)."""
+
+    def __len__(self) -> int: ...
+
+    def subset(self, indices: torch.Tensor | Sequence[int]) -> SplittableDataset:
+        """A new data set of those items, in that order, with the same transform."""
+        ...
+
+    @property
+    def ids(self) -> Sequence[Any] | torch.Tensor:
+        """One id per item, stable across machines (index in the source, or file name): the fingerprints'."""
+        ...
+
+    @property
+    def targets(self) -> list[int]:
+        """Class ids per item; only ``--per-class`` reads them (a source without classes may omit them)."""
+        ...
+
+
 TEST_SPLIT_SEED = 20_260_101  # fixed: a carved test split must not move with --seed, or seeds are not comparable
 SUBSET_MIN = 10  # --subset N keeps N training and max(N // 4, SUBSET_MIN) val/test images
 
 
-def hold_out(ds: Any, fraction: float, seed: int, what: str = "--val-fraction") -> tuple[Any, Any]:
+def hold_out(
+    ds: SplittableDataset, fraction: float, seed: int, what: str = "--val-fraction"
+) -> tuple[SplittableDataset, SplittableDataset]:
     """``(rest, held)``: a random ``fraction`` of ``ds`` held out with ``seed`` (both in source order)."""
     if not 0.0 < fraction < 1.0:
         raise ValueError(f"{what} must be in (0, 1), got {fraction}")
@@ -55,7 +79,7 @@ def hold_out(ds: Any, fraction: float, seed: int, what: str = "--val-fraction") 
     return ds.subset(perm[n_val:].sort().values), ds.subset(perm[:n_val].sort().values)
 
 
-def take_subset(ds: Any, n: int | None, seed: int) -> Any:
+def take_subset(ds: SplittableDataset, n: int | None, seed: int) -> SplittableDataset:
     """A random ``n`` items of ``ds`` (source order), fixed by ``seed``; all of it when it has no more."""
     if n is None or n >= len(ds):
         return ds
@@ -63,21 +87,21 @@ def take_subset(ds: Any, n: int | None, seed: int) -> Any:
     return ds.subset(perm[:n].sort().values)
 
 
-def split_hash(ds: Any) -> str:
+def split_hash(ds: SplittableDataset) -> str:
     """A short fingerprint of which images a split holds (their file names or indices in the source)."""
     return hashlib.sha256("\n".join(map(str, ds.ids)).encode()).hexdigest()[:16]
 
 
 def make_splits(
-    train: Any,
-    val: Any | None,
-    test: Any | None,
+    train: SplittableDataset,
+    val: SplittableDataset | None,
+    test: SplittableDataset | None,
     *,
     val_fraction: float,
     seed: int,
     subset: int | None = None,
     per_class: int | None = None,
-) -> tuple[Any, Any, Any | None]:
+) -> tuple[SplittableDataset, SplittableDataset, SplittableDataset | None]:
     """Train/val/test from a source's splits: val held out of train unless the source has one, then
     ``--subset`` (a random ``subset`` training and ``subset // 4`` val/test images) or ``--per-class``
     (``per_class`` training images of every class; the val split, when the source has none, carved

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from wavemixer.data.bundle import DataBundle, DataInfo
-from wavemixer.data.splits import make_splits, split_hash
+from wavemixer.data.splits import SplittableDataset, make_splits, split_hash
 
 if TYPE_CHECKING:
     from wavemixer.loading import LoadedModel
@@ -130,7 +130,9 @@ class Task(ABC):
     def load_data(self) -> DataBundle:
         """Read the data set, split it with :meth:`split` and attach the transforms."""
 
-    def split(self, train: Any, val: Any | None, test: Any | None) -> tuple[Any, Any, Any | None]:
+    def split(
+        self, train: SplittableDataset, val: SplittableDataset | None, test: SplittableDataset | None
+    ) -> tuple[SplittableDataset, SplittableDataset, SplittableDataset | None]:
         """Train/val/test from a source's own splits by the configuration's val fraction, seed, ``--subset``
         and ``--per-class``: the one splitting rule of every task (:func:`wavemixer.data.splits.make_splits`)."""
         cfg = self.cfg
@@ -244,7 +246,10 @@ class Task(ABC):
 
     def image_names(self, loaded: LoadedModel, path: Path) -> tuple[str, ...]:
         """The files :meth:`predict` writes into ``options.out_dir`` for the input ``path`` (tasks that
-        :attr:`predicts_images`), known before it runs so an output folder can be checked first."""
+        :attr:`predicts_images`), known before it runs so an output folder can be checked first and the
+        manifest lists them (else ``--force`` would later refuse them as a user's files)."""
+        if self.predicts_images:
+            raise NotImplementedError(f"{type(self).__name__} predicts images: it must name them in image_names()")
         return ()
 
     def predictions_text(self, loaded: LoadedModel, records: list[dict[str, Any]], fmt: str) -> str:

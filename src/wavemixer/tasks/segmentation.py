@@ -103,11 +103,15 @@ class SegmentationTask(Task):
         elif name == "cityscapes":
             splits = load_cityscapes(root or default_data_dir() / "cityscapes")
             classes, palette = cityscapes_classes()
-        else:
+        elif name == "segfolder":
             if root is None:
                 raise ValueError("--dataset segfolder needs --data-dir: a folder with classes.txt, images/ and masks/")
             splits, classes = load_segfolder(root)
             palette = default_palette(len(classes))
+        else:  # a name added to SEGMENTATION_DATASETS without its loader here
+            raise ValueError(
+                f"--dataset {name}: segmentation has no loader for it (camvid, cityscapes and segfolder have one)"
+            )
         train, val, test = self.split(splits["train"], splits.get("val"), splits.get("test"))
         probe, _ = train[0] if not isinstance(train, SegFileDataset) else train.load(0)
         native = (int(probe.shape[-2]), int(probe.shape[-1]))
