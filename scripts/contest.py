@@ -405,6 +405,22 @@ def tune(args: argparse.Namespace) -> int:
     if args.edge and args.settings:
         raise SystemExit("--edge chooses its own settings; give it without --settings")
     selected = _selected(budget, args.only)
+    if args.prescreen or args.prescreened:
+        flag = "--prescreen" if args.prescreen else "--prescreened"
+        given = [o for o, v in (("--only", args.only), ("--settings", args.settings)) if v]
+        if args.prescreen and args.edge:
+            given.append("--edge")
+        if given:
+            raise SystemExit(f"{flag} chooses its contenders and settings itself; give it without {', '.join(given)}")
+    if args.prescreen:  # every WaveMix cell at the one screening setting
+        settings = [C.PRESCREEN]
+        selected = [c for c in selected if c.kind == "wavemix"]
+    elif args.prescreened:  # the peers and the WaveMix cells the pre-screen chose
+        try:
+            chosen = C.prescreen_selection(args.out / f"tuning-{budget}.csv", budget)
+        except (OSError, ValueError) as exc:
+            raise SystemExit(f"--prescreened: {exc}") from None
+        selected = [c for c in selected if c.kind != "wavemix" or c.key in chosen]
 
     def jobs_for(plan: dict[str, list[C.Setting]]) -> list[tuple[list[str], Path]]:
         jobs = []
@@ -858,6 +874,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             p.add_argument("--edge", action="store_true",
                            help="the edge rule: contenders whose best lr is the grid's lowest or highest train one "
                                 "step beyond it (both warm-ups)")  # fmt: skip
+            screen = p.add_mutually_exclusive_group()
+            screen.add_argument(
+                "--prescreen", action="store_true", help=f"the pre-screen: every WaveMix cell at {C.PRESCREEN.key} only"
+            )
+            screen.add_argument("--prescreened", action="store_true",
+                                help="the peers and the WaveMix cells the pre-screen chose: the published one and "
+                                     "each stem's best upsampler (OUT/tuning-40k.csv)")  # fmt: skip
         p.add_argument("--runs", type=Path, default=RUNS)
         p.add_argument("--out", type=Path, default=OUT)
         p.set_defaults(func=func)

@@ -119,6 +119,14 @@ def test_prescreen_keeps_the_best_upsampler_per_stem_and_the_published(tmp_path:
         C.prescreen_selection(path)
 
 
+def test_the_committed_tuning_followed_the_prescreen() -> None:
+    """``tune --prescreened`` fully tunes the peers and the WaveMix cells the pre-screen chose: exactly the
+    contenders the committed tuning tuned fully."""
+    tuning = Path(__file__).resolve().parents[1] / "docs" / "bench" / "contest" / "tuning-40k.csv"
+    peers = {c.key for c in C.contenders("40k") if c.kind != "wavemix"}
+    assert set(C.read_tuning(tuning, complete=True)) == peers | set(C.prescreen_selection(tuning))
+
+
 def test_runs_are_started_and_resumed_with_the_contests_own_commands(tmp_path: Path) -> None:
     """Runs in progress resume only if the command and folder stay what they were: ``<python> -m wavemixer.cli``
     with :func:`train_command`'s arguments, ``train --resume FOLDER`` once a checkpoint is there."""

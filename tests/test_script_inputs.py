@@ -53,6 +53,37 @@ def out(tmp_path: Path) -> Path:
             ["contest.py", "sweep", "--out", "{out}"],
             "contest.py sweep: error: {out}/throughput.csv exists and fixes the step budgets of every grid",
         ),
+        # the pre-screen chooses its own contenders: an --only beside it would be silently dropped
+        (
+            [
+                "contest.py",
+                "tune",
+                "--prescreen",
+                "--only",
+                "resnet",
+                "--data-dir",
+                "{tmp}",
+                "--out",
+                "{out}",
+                "--runs",
+                "{tmp}/runs",
+            ],
+            "contest.py tune: error: --prescreen chooses its contenders and settings itself; give it without --only",
+        ),
+        (
+            [
+                "contest.py",
+                "tune",
+                "--prescreened",
+                "--data-dir",
+                "{tmp}",
+                "--out",
+                "{foreign_tuning}",
+                "--runs",
+                "{tmp}/runs",
+            ],
+            "contest.py tune: error: --prescreened: {foreign_tuning}/tuning-40k.csv is not a tuning CSV",
+        ),
         # a header-only throughput CSV ended in KeyError: 'resnet'
         (
             [*RUN_40K_20MIN, "--out", "{empty_sweep}", "--only", "resnet"],

@@ -529,10 +529,10 @@ def prescreen_selection(path: Path, budget: str = "40k") -> list[str]:
     top-1 at :data:`PRESCREEN`, and the published configuration. Resource cost alone cannot rank them (the
     cheap stems train more steps in the same time), so this one-setting screen does."""
     scores: dict[str, float] = {}
-    with path.open() as fh:
-        for row in csv.DictReader(fh):
-            if Setting(float(row["lr"]), float(row["warmup"])) == PRESCREEN and row["key"].startswith("wavemix-"):
-                scores[row["key"]] = float(row["val_top1"])
+    for line, row in enumerate(_read_rows(path, ("key", "lr", "warmup", "val_top1"), "a tuning CSV"), 2):
+        screened = Setting(_number(row, "lr", path, line), _number(row, "warmup", path, line)) == PRESCREEN
+        if screened and row["key"].startswith("wavemix-") and row.get("val_top1") not in (None, ""):
+            scores[row["key"]] = _number(row, "val_top1", path, line)  # a diverged run has no score
     missing = [c.key for c in contenders(budget) if c.kind == "wavemix" and c.key not in scores]
     if missing:
         raise ValueError(f"the pre-screen in {path} lacks {missing}; run it first (tune --settings {PRESCREEN.key})")
