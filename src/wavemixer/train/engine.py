@@ -33,7 +33,6 @@ from wavemixer.tasks.base import Task
 
 from . import checkpoint as ckpt
 from .config import TrainConfig, default_lr
-from .config_checks import flag
 from .distributed import (
     DistContext,
     ShardSampler,
@@ -45,6 +44,7 @@ from .distributed import (
 )
 from .optim import build_optimizer
 from .plots import plot_curves
+from .resume import check_resume_flags, resumable, resumed_config
 
 __all__ = ["Diverged", "Trainer", "build_ema", "resolve_config", "train"]
 
@@ -659,43 +659,6 @@ def _model_files(folder: str) -> list[str]:
     return [f"{folder}/{CONFIG_NAME}", f"{folder}/{WEIGHTS_NAME}"]
 
 
-def _check_resume_flags(cfg: TrainConfig) -> None:
-    """``--resume DIR`` continues DIR in place: another ``--output`` or ``--force`` contradicts it."""
-    if cfg.output is not None and Path(cfg.output).resolve() != Path(cfg.resume).resolve():  # type: ignore[arg-type]
-        raise ValueError(
-            f"--resume {cfg.resume} continues that run in its own folder; --output {cfg.output} contradicts it "
-            "(copy the run folder first to continue it elsewhere)"
-        )
-    if cfg.force:
-        raise ValueError(f"--resume {cfg.resume} keeps the run's files; --force contradicts it (drop one)")
-
-
-RESUME_MAY_CHANGE = frozenset({
-    "resume", "output", "force", "stop_after_steps", "data_dir", "download", "workers", "decode_once",
-    "eval_batch_size", "threads", "device", "compile", "channels_last", "grad_checkpointing", "memory_efficient",
-    "log_interval", "log", "quiet",
-})  # fmt: skip
-"""Options a resumed run may take anew: where and how it runs (the data's place, threads, device, execution
-path, logging), never what it trains. The rest come from the run's own config, and a different value given
-with ``--resume`` would be ignored where the checkpoint restores the optimiser and schedule, so it is refused."""
-
-
-def _check_resume_changes(run_dir: Path, saved: TrainConfig, cfg: TrainConfig) -> None:
-    changed = [
-        f.name
-        for f in dataclasses.fields(cfg)
-        if f.name not in RESUME_MAY_CHANGE and getattr(cfg, f.name) != getattr(saved, f.name)
-    ]
-    if changed:
-        first = changed[0]
-        raise ValueError(
-            f"--resume {run_dir} continues the run as it was configured, but {flag(first)} "
-            f"{getattr(cfg, first)!r} differs from its {getattr(saved, first)!r}"
-            + (f" (and {', '.join(flag(c) for c in changed[1:])})" if changed[1:] else "")
-            + "; drop them, or start a new run from its weights with --init-from"
-        )
-
-
 def _default_run_dir(cfg: TrainConfig) -> Path:
     return Path("runs") / f"{cfg.dataset}-{cfg.model or 'auto'}-{time.strftime('%Y%m%d-%H%M%S')}"
 
@@ -713,23 +676,13 @@ def train(cfg: TrainConfig, *, out: Any = None, explicit: dict[str, Any] | None 
     try:
         with contextlib.ExitStack() as claims:
             if cfg.resume:
-                _check_resume_flags(cfg)
+                check_resume_flags(cfg)
                 run_dir = Path(cfg.resume)
                 state = ckpt.load_train_state(run_dir / ckpt.TRAIN_STATE)
                 _on_main(ctx, lambda: claims.enter_context(ckpt.own_run_dir(run_dir, force=False, resume=True)))
                 if ctx.is_main:
                     ckpt.clean_run_dir(run_dir)  # temporaries of a save that was cut short
-                keep = {"stop_after_steps": None, "resume": str(run_dir), "output": str(run_dir), "force": False}
-                saved = {k: v for k, v in state["config"].items() if k in {f.name for f in dataclasses.fields(cfg)}}
-                if explicit is None:  # the API: the options given are those off their defaults
-                    default = TrainConfig()
-                    explicit = {
-                        f.name: getattr(cfg, f.name)
-                        for f in dataclasses.fields(cfg)
-                        if getattr(cfg, f.name) != getattr(default, f.name)
-                    }
-                cfg = TrainConfig(**{**saved, **keep, **explicit})
-                _check_resume_changes(run_dir, TrainConfig(**{**saved, **keep}), cfg)
+                cfg = resumed_config(run_dir, state["config"], cfg, explicit)
                 trainer = Trainer(resolve_config(cfg), ctx=ctx, out=out)
                 trainer.load_state_dict(state)
                 trainer.run_dir = run_dir
@@ -769,7 +722,7 @@ def train(cfg: TrainConfig, *, out: Any = None, explicit: dict[str, Any] | None 
             except OSError as exc:
                 if exc.errno is None:  # already one line of ours
                     raise
-                raise OutputError(f"training stopped: {describe_os_error(exc)}; {_resumable(run_dir)}") from exc
+                raise OutputError(f"training stopped: {describe_os_error(exc)}; {resumable(run_dir)}") from exc
             barrier()  # no rank tears the process group down while another still writes or prints
             return results
     finally:
@@ -793,13 +746,3 @@ def _on_main(ctx: DistContext, action: Any) -> None:
     error = broadcast_object(error)
     if error is not None:
         raise error
-
-
-def _resumable(run_dir: Path) -> str:
-    """What an interrupted run left to continue from: the last checkpoint that was saved completely."""
-    if (run_dir / ckpt.TRAIN_STATE).is_file():
-        return (
-            f"{run_dir / ckpt.TRAIN_STATE} holds the last completely saved epoch: fix this, then continue with "
-            f"wavemixer train --resume {run_dir}"
-        )
-    return f"no epoch was saved yet: fix this, then start again with --output {run_dir} --force"
