@@ -205,6 +205,11 @@ def _regime_summary(args: argparse.Namespace, regime: S.Regime) -> tuple[dict, d
         raise SystemExit(str(exc)) from None
     if not groups:
         return None
+    waiting = S.waiting_entries(args.runs / regime.name, groups)
+    if waiting:
+        print(f"{regime.name}: no table until every tuned entry has seeds 1-3; waiting for {', '.join(waiting)}",
+              file=sys.stderr)  # fmt: skip
+        return None
     args.out.mkdir(parents=True, exist_ok=True)
     write_summary_csv(args.out / f"{regime.name}.csv", runs)
     columns = [
@@ -240,7 +245,7 @@ def summarize(args: argparse.Namespace) -> int:
             by_regime[regime.name], more = found
             params |= more
     if not by_regime:
-        print(f"no finished runs under {args.runs}", file=sys.stderr)
+        print(f"no regime under {args.runs} has a table yet (it needs seeds 1-3 of every tuned entry)", file=sys.stderr)
         return 1
     full: S.FullData = {}
     given = []

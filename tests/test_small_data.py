@@ -231,3 +231,30 @@ def test_the_regime_table_counts_the_runs_the_epoch_cap_stopped(tmp_path: Path) 
     cells = dict(zip(header.strip("|").split("|"), row.strip("|").split("|"), strict=True))
     assert cells[" runs stopped by the 60-epoch cap "].strip() == "2 of 3"
     assert cells[" epochs trained "].strip() == "55 ± 9"
+
+
+def test_a_regime_table_waits_for_seeds_1_3_of_every_tuned_entry(tmp_path: Path) -> None:
+    """Records of finished seed runs are committed as they come; a table of some entries (or some seeds) would
+    rank what was not measured alike, so the regime's table waits for every fully tuned entry's seeds 1-3."""
+    root = tmp_path / "records" / "pc500"
+    entries = {"40k-resnet": "peer:resnet", "40k-convmixer": "peer:convmixer"}
+    for key, model in entries.items():
+        for setting in C.TUNING_GRID:
+            fake_run(root / "tune" / key / f"{setting.key}-s0", seed=0, test=0.0, best_val=50.0, model=model)
+    fake_run(root / "tune" / "40k-vit" / f"{C.TUNING_GRID[0].key}-s0", seed=0, test=0.0, best_val=40.0)  # not tuned
+    config = {"lr": 0.01, "warmup_epochs": 1.0}
+    for key, model in entries.items():
+        for seed in (1, 2) if key == "40k-convmixer" else (1, 2, 3):
+            fake_run(root / f"{key}-s{seed}", seed=seed, test=60.0 + seed, epochs=40, model=model, config=config)
+    repo = Path(__file__).resolve().parents[1]
+    cmd = [sys.executable, str(repo / "scripts" / "small_data.py"), "summarize", "--runs", str(tmp_path / "records"),
+           "--out", str(tmp_path / "out")]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(repo / "src"), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=repo, timeout=300)
+    assert done.returncode == 1 and not (tmp_path / "out" / "pc500.md").exists()
+    assert "pc500: no table until every tuned entry has seeds 1-3; waiting for 40k-convmixer" in done.stderr
+    fake_run(root / "40k-convmixer-s3", seed=3, test=63.0, epochs=40, model="peer:convmixer", config=config)
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=repo, timeout=300)
+    assert done.returncode == 0, done.stderr
+    rows = [line for line in (tmp_path / "out" / "pc500.md").read_text().splitlines() if line.startswith("| 40k-")]
+    assert len(rows) == 2

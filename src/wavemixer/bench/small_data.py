@@ -219,6 +219,18 @@ def seed_groups(root: Path) -> tuple[list[Any], list[Any]]:
     return groups, runs
 
 
+def waiting_entries(root: Path, groups: Sequence[Any]) -> list[str]:
+    """The entries fully tuned under ``root/tune`` (every setting of the grid) that lack a finished run of one
+    of seeds 1-3 among ``groups`` (:func:`seed_groups` of ``root``). A regime's table waits for them: a table of
+    some entries, or of some seeds, would rank what was not measured alike. Empty where ``root`` holds no
+    tuning, so records of seed runs alone make a table."""
+    tried: dict[str, set[C.Setting]] = {}
+    for row in C.tuning_rows(root / "tune"):
+        tried.setdefault(row["key"], set()).add(C.Setting(row["lr"], row["warmup"]))
+    seeds = {g.name: {r.seed for r in g.runs} for g in groups}
+    return [k for k in sorted(tried) if tried[k] >= set(C.TUNING_GRID) and not {1, 2, 3} <= seeds.get(k, set())]
+
+
 def overlapping_entries(root: Path, entries: Collection[str] | None = None) -> list[str]:
     """The entries under ``root`` (of ``entries``, when given: the grid's current ones) whose test mean ± std
     over seeds 1-3 overlaps another's: they get seeds 4-5 (:func:`wavemixer.bench.claims.overlapping_groups`,
