@@ -471,8 +471,9 @@ def summarize_tuning(args: argparse.Namespace) -> int:
         "(steps from throughput.csv), seed 0: best val top-1 % (45,000 train / 5,000 val images of CIFAR-10's "
         "training set). **Bold**: the setting each fully tuned contender trains with. Rows marked *pre-screen* "
         f"trained only at lr {C.PRESCREEN.lr:g}, warm-up {C.PRESCREEN.warmup:g}: the WaveMix configurations not "
-        "selected for tuning (per stem, the best upsampler goes on, and the published configuration). Command: "
-        "`python scripts/contest.py tune --data-dir ZIP` (docs/claims.md has the sequence).",
+        "selected for tuning (per stem, the best upsampler goes on, and the published configuration). Commands: "
+        "`python scripts/contest.py tune --prescreen --data-dir ZIP`, then `tune --prescreened` and `tune --edge` "
+        "with the same options.",
         "",
         *C.tuning_table(rows, best, size=("steps (epochs)", steps)),
     ]

@@ -114,8 +114,11 @@ def test_prescreen_keeps_the_best_upsampler_per_stem_and_the_published(tmp_path:
     chosen = C.prescreen_selection(path)
     assert chosen == ["wavemix-s1-bilinear", "wavemix-s1-convtranspose", "wavemix-s2-pixelshuffle",
                       "wavemix-p2-bilinear"]  # fmt: skip
+    rows = path.read_text().replace("wavemix-s1-convtranspose,0.003,0.2,51", "wavemix-s1-convtranspose,0.003,0.2,")
+    path.write_text(rows)  # it diverged: screened, and s1's next best (bilinear, the published one) goes on
+    assert C.prescreen_selection(path) == ["wavemix-s1-bilinear", "wavemix-s2-pixelshuffle", "wavemix-p2-bilinear"]
     path.write_text("key,lr,warmup,val_top1\nwavemix-s1-bilinear,0.003,0.2,50\n")
-    with pytest.raises(ValueError, match="lacks"):
+    with pytest.raises(ValueError, match=r"lacks .*; run it first \(tune --prescreen\)"):
         C.prescreen_selection(path)
 
 

@@ -528,15 +528,23 @@ def prescreen_selection(path: Path, budget: str = "40k") -> list[str]:
     """The WaveMix configurations that go on to full tuning: for each stem, the upsampler with the best val
     top-1 at :data:`PRESCREEN`, and the published configuration. Resource cost alone cannot rank them (the
     cheap stems train more steps in the same time), so this one-setting screen does."""
+    screened: set[str] = set()  # diverged runs included: tried, and not tried again
     scores: dict[str, float] = {}
     for line, row in enumerate(_read_rows(path, ("key", "lr", "warmup", "val_top1"), "a tuning CSV"), 2):
-        screened = Setting(_number(row, "lr", path, line), _number(row, "warmup", path, line)) == PRESCREEN
-        if screened and row["key"].startswith("wavemix-") and row.get("val_top1") not in (None, ""):
-            scores[row["key"]] = _number(row, "val_top1", path, line)  # a diverged run has no score
-    missing = [c.key for c in contenders(budget) if c.kind == "wavemix" and c.key not in scores]
+        at_screen = Setting(_number(row, "lr", path, line), _number(row, "warmup", path, line)) == PRESCREEN
+        if at_screen and row["key"].startswith("wavemix-"):
+            screened.add(row["key"])
+            if row.get("val_top1") not in (None, ""):  # a diverged run has no score
+                scores[row["key"]] = _number(row, "val_top1", path, line)
+    missing = [c.key for c in contenders(budget) if c.kind == "wavemix" and c.key not in screened]
     if missing:
-        raise ValueError(f"the pre-screen in {path} lacks {missing}; run it first (tune --settings {PRESCREEN.key})")
-    chosen = [max((k for k in scores if k.startswith(f"wavemix-{stem}-")), key=scores.__getitem__) for stem in STEMS]
+        raise ValueError(f"the pre-screen in {path} lacks {missing}; run it first (tune --prescreen)")
+    chosen = []
+    for stem in STEMS:
+        scored = [k for k in scores if k.startswith(f"wavemix-{stem}-")]
+        if not scored:
+            raise ValueError(f"the pre-screen in {path}: every {stem} configuration diverged, so none goes on")
+        chosen.append(max(scored, key=scores.__getitem__))
     published = next(c.key for c in contenders(budget) if c.published)
     return list(dict.fromkeys([published, *chosen]))
 

@@ -216,7 +216,7 @@ def _mobilenet_v3_segmentation_backbone(width: int, in_chans: int) -> tuple[nn.M
     segmentation builders take it apart: (backbone, C2 index, C2 channels, C5 index, C5 channels)."""
     models = require("torchvision.models", "a peer model")
     features = models.mobilenet_v3_large(weights=None, dilated=True, width_mult=width / 100).features
-    if in_chans != 3:  # torchvision builds RGB only: its first conv is replaced by one of the same shape
+    if in_chans != 3:  # torchvision builds RGB only: its first conv is replaced (same kernel, stride, width)
         first = features[0][0]
         conv = nn.Conv2d(in_chans, first.out_channels, first.kernel_size, first.stride, first.padding, bias=False)
         nn.init.kaiming_normal_(conv.weight, mode="fan_out")  # as torchvision's MobileNetV3 initialises convs

@@ -26,6 +26,7 @@ import torch
 __all__ = [
     "SUBSET_MIN",
     "TEST_SPLIT_SEED",
+    "LabelledDataset",
     "SplittableDataset",
     "carve_validation",
     "check_split_fingerprint",
@@ -51,9 +52,13 @@ class SplittableDataset(Protocol):
         """One id per item, stable across machines (index in the source, or file name): the fingerprints'."""
         ...
 
+
+class LabelledDataset(SplittableDataset, Protocol):
+    """A splittable data set with classes: what ``--per-class`` (class-balanced subsets) needs."""
+
     @property
     def targets(self) -> list[int]:
-        """Class ids per item; only ``--per-class`` reads them (a source without classes may omit them)."""
+        """The class id of each item."""
         ...
 
 
@@ -104,8 +109,9 @@ def make_splits(
 ) -> tuple[SplittableDataset, SplittableDataset, SplittableDataset | None]:
     """Train/val/test from a source's splits: val held out of train unless the source has one, then
     ``--subset`` (a random ``subset`` training and ``subset // 4`` val/test images) or ``--per-class``
-    (``per_class`` training images of every class; the val split, when the source has none, carved
-    class-balanced from the remaining training images, ``val_fraction`` of the two together; test whole)."""
+    (``per_class`` training images of every class, so ``train`` must be a :class:`LabelledDataset`; the val
+    split, when the source has none, carved class-balanced from the remaining training images,
+    ``val_fraction`` of the two together; test whole)."""
     if subset is not None and per_class is not None:
         raise ValueError("--subset and --per-class both choose the training images; give one")
     if per_class is not None:
