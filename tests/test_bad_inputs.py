@@ -1366,6 +1366,28 @@ def test_a_resume_refuses_options_that_change_what_the_run_trains(tmp_path, caps
     assert main(["train", "--resume", str(run), "--lr", "0.002", "--threads", "1", "--device", "cpu", "--quiet"]) == 0
 
 
+@pytest.mark.parametrize("linked", ["summary.csv", "best"])
+def test_a_resume_refuses_a_run_file_replaced_by_a_link(linked, tmp_path, capsys):
+    """A run writes its own folder: through a link, the file (and a cut write's temporary, which the resume's
+    clean-up never finds) would land outside it, in whatever the link names."""
+    run, elsewhere = tmp_path / "run", tmp_path / "elsewhere"
+    flags = [*TINY_FLAGS, "--epochs", "2", "--bn-recalibrate", "0", "--output", str(run)]
+    assert main(["train", *flags, "--stop-after-steps", "5"]) == 0  # in epoch 2: checkpoint.pt holds epoch 1
+    capsys.readouterr()
+    (run / linked).rename(elsewhere)
+    (run / linked).symlink_to(elsewhere)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    code, err = _cli(["train", "--resume", str(run)], capsys)
+    _assert_one_line_error(code, err, f"--resume {run}: {run / linked} is a link to {elsewhere}; a run writes its")
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written beside what the link names
+    code, err = _cli(["train", *flags, "--force"], capsys)  # nor removed through it
+    _assert_one_line_error(code, err, f"--output {run}: {run / linked} is a link to {elsewhere}; a run writes")
+    assert sorted(p.name for p in tmp_path.iterdir()) == before and elsewhere.exists()
+    (run / linked).unlink()
+    (elsewhere).rename(run / linked)
+    assert main(["train", "--resume", str(run), "--quiet"]) == 0
+
+
 @pytest.mark.parametrize(
     ("content", "reason"),
     [(b"", "an empty file (0 bytes)"), (b"\x89PNG\r\n", "not a PyTorch checkpoint: neither the zip archive")],

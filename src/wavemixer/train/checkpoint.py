@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
@@ -86,6 +87,18 @@ def clean_run_dir(run_dir: Path) -> None:
             remove_stale_temporaries(run_dir.joinpath(*parts), sorted(folder_names))
 
 
+def _linked_run_file(run_dir: Path) -> Path | None:
+    """The first file (or folder of files) a run writes that is a link: writing through it would put the file,
+    and a cut write's temporary, outside the run folder, where :func:`clean_run_dir` never looks."""
+    names = [*(read_manifest(run_dir) or []), *_RUN_FILES]
+    for name in dict.fromkeys(names):
+        parts = PurePosixPath(name).parts
+        for i in range(1, len(parts) + 1):
+            if ".." not in parts[:i] and (p := run_dir.joinpath(*parts[:i])).is_symlink():
+                return p
+    return None
+
+
 @contextmanager
 def own_run_dir(path: Path, *, force: bool, resume: bool = False) -> Iterator[Path]:
     """Claim the run folder for the whole run (two runs never write one folder) and check it can be written.
@@ -102,6 +115,14 @@ def own_run_dir(path: Path, *, force: bool, resume: bool = False) -> Iterator[Pa
         raise FileExistsError(_occupied(path))  # before claiming: a finished run's folder needs no lock to say so
     with claim(path, "run folder", hint) as folder:
         check_writable(folder, "run folder")
+        if (link := _linked_run_file(folder)) is not None:
+            fix = (
+                "put a copy of what it names in its place" if resume else "remove the link, or choose another --output"
+            )
+            raise FileExistsError(
+                f"{'--resume' if resume else '--output'} {path}: {link} is a link to {os.path.realpath(link)}; a run "
+                f"writes its files in its own folder, not through links: {fix}"
+            )
         if not resume and any(folder.iterdir()):
             if not force:
                 raise FileExistsError(_occupied(folder))
