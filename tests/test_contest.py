@@ -201,7 +201,9 @@ def test_a_diverged_tuning_run_counts_as_tried_and_is_never_chosen(tmp_path: Pat
     assert table[2].endswith("| diverged |") and "**54.00**" in table[2]
 
 
-@pytest.mark.parametrize("committed", ["contest/tuning-40k.csv", "small-data/tuning-pc50.csv"])
+@pytest.mark.parametrize(
+    "committed", ["contest/tuning-40k.csv", "small-data/tuning-pc50.csv", "small-data/tuning-pc500.csv"]
+)
 def test_a_committed_tuning_csv_passes_through_a_merge_unchanged(committed: str, tmp_path: Path) -> None:
     """With no run on disk, rebuilding a tuning CSV writes back every committed row as it was (diverged runs,
     edge runs and pre-screens included), byte for byte."""

@@ -258,3 +258,18 @@ def test_a_regime_table_waits_for_seeds_1_3_of_every_tuned_entry(tmp_path: Path)
     assert done.returncode == 0, done.stderr
     rows = [line for line in (tmp_path / "out" / "pc500.md").read_text().splitlines() if line.startswith("| 40k-")]
     assert len(rows) == 2
+
+
+@pytest.mark.parametrize("regime", ["pc50", "pc500"])
+def test_the_committed_tuning_tables_are_rebuilt_from_the_committed_records(regime: str, tmp_path: Path) -> None:
+    """Each tuning run's record is committed with its row: ``summarize-tuning`` over the records alone writes
+    the committed tuning CSV and table byte for byte (no row without its record, no record without its row)."""
+    repo = Path(__file__).resolve().parents[1]
+    committed = repo / "docs" / "bench" / "small-data"
+    cmd = [sys.executable, str(repo / "scripts" / "small_data.py"), "summarize-tuning", "--regime", regime,
+           "--runs", "docs/bench/small-data/records", "--out", str(tmp_path)]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(repo / "src"), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=repo, timeout=300)
+    assert done.returncode == 0, done.stderr
+    for name in (f"tuning-{regime}.csv", f"tuning-{regime}.md"):
+        assert (tmp_path / name).read_text() == (committed / name).read_text(), name
