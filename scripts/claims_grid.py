@@ -37,7 +37,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from wavemixer.bench import claims
-from wavemixer.bench.contest import write_csv
+from wavemixer.bench.tuning import write_csv
 from wavemixer.cli import OneLineParser
 from wavemixer.files import atomic_write_text
 from wavemixer.runs import Job, add_lane_options, at_least, record_path, train_in_lanes

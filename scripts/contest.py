@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from wavemixer.bench import contest as C
+from wavemixer.bench import tuning as T
 from wavemixer.cli import OneLineParser
 from wavemixer.files import atomic_write_text
 from wavemixer.runs import (
@@ -238,7 +239,7 @@ def sweep(args: argparse.Namespace) -> int:
         data_ms = float(kept[0]["data_ms_per_step"]) if kept[0].get("data_ms_per_step") else None
     for row in rows:
         row["data_ms_per_step"] = round(data_ms, 2) if data_ms is not None else None
-    C.write_csv(out, rows)
+    T.write_csv(out, rows)
     lines = [
         f"Training-step time of the contenders: batch {C.BATCH_SIZE}, fp32, CIFAR-10-sized inputs (3x32x32), "
         f"{kept[0]['runs'] if kept else args.rounds} interleaved rounds x {args.iters} steps (1 thread) and 1 round "
@@ -284,7 +285,7 @@ def compile_check(args: argparse.Namespace) -> int:
                     precisions=("fp32",), warmup=args.warmup, iters=args.iters)  # fmt: skip
     for row, (_, e) in zip(rows, [p for pair in zip(pairs, compiled) for p in pair]):
         row["variant"] = e.variant or "eager"
-    C.write_csv(args.out / "compile-check.csv", rows)
+    T.write_csv(args.out / "compile-check.csv", rows)
     info = machine()
     lines = [
         f"Training step (batch {C.BATCH_SIZE}, fp32, one thread) eager and under `torch.compile` (inductor, default "
@@ -320,7 +321,7 @@ def gpu_sweep(args: argparse.Namespace) -> int:
                     iters=args.iters)  # fmt: skip
     for row in rows:
         row["device"] = name
-    C.write_csv(args.out / "throughput-cuda.csv", rows)
+    T.write_csv(args.out / "throughput-cuda.csv", rows)
     by = {(r["budget"], r["key"], r["precision"]): r for r in rows}
     lines = [
         f"Training-step time of the contenders on {name} (torch {torch.__version__}): batch {C.BATCH_SIZE}, "
@@ -395,9 +396,9 @@ def tune(args: argparse.Namespace) -> int:
     """Every selected 40k contender at every setting of the tuning grid, seed 0, at the short budget."""
     budget, _ = C.TIME_BUDGETS[C.TUNING_BUDGET]
     steps = _steps(args, C.TUNING_BUDGET)
-    settings = list(C.TUNING_GRID)
+    settings = list(T.TUNING_GRID)
     if args.settings:
-        known = {s.key: s for s in C.TUNING_GRID}
+        known = {s.key: s for s in T.TUNING_GRID}
         unknown = sorted(set(args.settings) - set(known))
         if unknown:
             raise SystemExit(f"--settings: unknown setting(s) {unknown}; the grid's are {list(known)}")
@@ -422,12 +423,12 @@ def tune(args: argparse.Namespace) -> int:
             raise SystemExit(f"--prescreened: {exc}") from None
         selected = [c for c in selected if c.kind != "wavemix" or c.key in chosen]
 
-    def jobs_for(plan: dict[str, list[C.Setting]]) -> list[tuple[list[str], Path]]:
+    def jobs_for(plan: dict[str, list[T.Setting]]) -> list[tuple[list[str], Path]]:
         jobs = []
         for c in selected:
             for setting in plan.get(c.key, []):
                 out = args.runs / f"tune-{budget}" / c.key / f"{setting.key}-s0"
-                if C.tried(out):
+                if T.tried(out):
                     continue
                 cmd = C.train_command(
                     c, setting, steps=steps[c.key], seed=0, output=out, data_dir=args.data_dir, tuning=True
@@ -435,7 +436,7 @@ def tune(args: argparse.Namespace) -> int:
                 jobs.append((cmd, out))
         return jobs
 
-    def train_round(plan: dict[str, list[C.Setting]]) -> int | None:
+    def train_round(plan: dict[str, list[T.Setting]]) -> int | None:
         jobs = jobs_for(plan)
         failed = _run_jobs(jobs, args) if jobs else []
         summarize_tuning(args)
@@ -444,7 +445,7 @@ def tune(args: argparse.Namespace) -> int:
     if not args.edge:
         return train_round({c.key: settings for c in selected}) or 0
     try:  # the edge rule: a step beyond the rates tried while a best rate is at their boundary
-        return C.edge_rounds(args.out / f"tuning-{budget}.csv", train_round)
+        return T.edge_rounds(args.out / f"tuning-{budget}.csv", train_round)
     except FileNotFoundError as exc:
         raise SystemExit(str(exc)) from None
 
@@ -453,14 +454,14 @@ def summarize_tuning(args: argparse.Namespace) -> int:
     """tuning-<budget>.csv (every run's best val top-1) and .md (contenders x settings, the best marked)."""
     budget, _ = C.TIME_BUDGETS[C.TUNING_BUDGET]
     root = args.runs / f"tune-{budget}"
-    rows = C.tuning_rows(root)
+    rows = T.tuning_rows(root)
     if not rows:
         print(f"no finished tuning runs under {root}", file=sys.stderr)
         return 1
     csv_path = args.out / f"tuning-{budget}.csv"
-    rows = C.merge_tuning(csv_path, rows)  # runs trained elsewhere stay
-    C.write_csv(csv_path, rows)
-    best = C.read_tuning(csv_path, complete=True)
+    rows = T.merge_tuning(csv_path, rows)  # runs trained elsewhere stay
+    T.write_csv(csv_path, rows)
+    best = T.read_tuning(csv_path, complete=True)
 
     def steps(rows_of_key: list[dict[str, Any]]) -> str:
         n = next((r["steps"] for r in rows_of_key if r["steps"]), None)
@@ -475,7 +476,7 @@ def summarize_tuning(args: argparse.Namespace) -> int:
         "`python scripts/contest.py tune --prescreen --data-dir ZIP`, then `tune --prescreened` and `tune --edge` "
         "with the same options.",
         "",
-        *C.tuning_table(rows, best, size=("steps (epochs)", steps)),
+        *T.tuning_table(rows, best, size=("steps (epochs)", steps), prescreen=C.PRESCREEN),
     ]
     atomic_write_text(args.out / f"tuning-{budget}.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
@@ -488,7 +489,7 @@ def run(args: argparse.Namespace) -> int:
     tuning = args.out / f"tuning-{C.TIME_BUDGETS[C.TUNING_BUDGET][0]}.csv"
     if not tuning.is_file():
         raise SystemExit(f"{tuning} does not exist: run `python scripts/contest.py tune` first")
-    best, steps = C.read_tuning(tuning, complete=True), _steps(args, args.grid)
+    best, steps = T.read_tuning(tuning, complete=True), _steps(args, args.grid)
     only = args.only
     if args.keep_best is not None:
         if only:
@@ -549,7 +550,7 @@ def ablation(args: argparse.Namespace) -> int:
     tuning = args.out / f"tuning-{budget}.csv"
     if not tuning.is_file():
         raise SystemExit(f"{tuning} does not exist: run `python scripts/contest.py tune` first")
-    setting, steps = C.read_tuning(tuning, complete=True).get(base.key), _steps(args, grid, [base.key])[base.key]
+    setting, steps = T.read_tuning(tuning, complete=True).get(base.key), _steps(args, grid, [base.key])[base.key]
     if setting is None:
         raise SystemExit(f"ablation: {base.key} is not tuned at every setting in {tuning}")
     print(f"mixer ablation on {base.key} ({setting.key}, {steps:,} steps, seeds {args.seeds})")
@@ -621,7 +622,7 @@ def collect(root: Path, budget: str, throughput: Path) -> list[Run]:
     return runs
 
 
-def _check_ledger_row(row: Run, setting: C.Setting, steps: int, path: Path) -> None:
+def _check_ledger_row(row: Run, setting: T.Setting, steps: int, path: Path) -> None:
     """A ledger row stands for a run only if it trained what the grid trains now (the tuned setting and the
     steps fixed by the sweep); after a new tuning or sweep it is refused, not mixed with the new seeds."""
     recorded = (_float(row.extra.get("lr")), _float(row.extra.get("warmup")), row.steps)

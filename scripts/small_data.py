@@ -33,6 +33,7 @@ from pathlib import Path
 
 from wavemixer.bench import contest as C
 from wavemixer.bench import small_data as S
+from wavemixer.bench import tuning as T
 from wavemixer.cli import OneLineParser
 from wavemixer.files import atomic_write_text
 from wavemixer.runs import (
@@ -57,7 +58,7 @@ def _entries(args: argparse.Namespace) -> list[S.Entry]:
     if not args.contest_tuning.is_file():
         what = "is a folder" if args.contest_tuning.is_dir() else "does not exist"
         raise SystemExit(f"--contest-tuning {args.contest_tuning} {what}: the contest's tuning CSV names the entries")
-    tuned = sorted(C.read_tuning(args.contest_tuning, complete=True))
+    tuned = sorted(T.read_tuning(args.contest_tuning, complete=True))
     if not tuned:
         raise SystemExit(
             f"--contest-tuning {args.contest_tuning} holds no fully tuned contender (a row at every setting of "
@@ -93,24 +94,24 @@ def tune(args: argparse.Namespace) -> int:
     root = args.runs / regime.name / "tune"
     entries = _entries(args)
 
-    def jobs_for(plan: dict[str, list[C.Setting]]) -> list[Job]:
+    def jobs_for(plan: dict[str, list[T.Setting]]) -> list[Job]:
         folders = [(e, s, root / e.key / f"{s.key}-s0") for e in entries for s in plan.get(e.key, [])]
         return [
             Job(S.train_command(e, s, regime, seed=0, output=out, data_dir=args.data_dir, tuning=True), out)
             for e, s, out in folders
-            if not C.tried(out)
+            if not T.tried(out)
         ]
 
-    def train_round(plan: dict[str, list[C.Setting]]) -> int | None:
+    def train_round(plan: dict[str, list[T.Setting]]) -> int | None:
         jobs = jobs_for(plan)
         failed = _train(jobs, args) if jobs else 0
         summarize_tuning(args)
         return failed if jobs else None
 
     if not args.edge:
-        return train_round({e.key: list(C.TUNING_GRID) for e in entries}) or 0
+        return train_round({e.key: list(T.TUNING_GRID) for e in entries}) or 0
     try:  # the contest's edge rule on this regime's own tuning
-        return C.edge_rounds(args.out / f"tuning-{regime.name}.csv", train_round)
+        return T.edge_rounds(args.out / f"tuning-{regime.name}.csv", train_round)
     except FileNotFoundError as exc:
         raise SystemExit(str(exc)) from None
 
@@ -118,14 +119,14 @@ def tune(args: argparse.Namespace) -> int:
 def summarize_tuning(args: argparse.Namespace) -> int:
     """tuning-<regime>.csv (every finished tuning run) and .md (entries x settings, the chosen in bold)."""
     regime = S.REGIMES[args.regime]
-    rows = C.tuning_rows(args.runs / regime.name / "tune")
+    rows = T.tuning_rows(args.runs / regime.name / "tune")
     if not rows:
         print(f"no finished tuning runs under {args.runs / regime.name / 'tune'}", file=sys.stderr)
         return 1
     path = args.out / f"tuning-{regime.name}.csv"
-    rows = C.merge_tuning(path, rows)  # runs trained elsewhere stay
-    C.write_csv(path, rows)
-    best = C.read_tuning(path, complete=True)
+    rows = T.merge_tuning(path, rows)  # runs trained elsewhere stay
+    T.write_csv(path, rows)
+    best = T.read_tuning(path, complete=True)
 
     lines = [
         f"Tuning on {regime.per_class} CIFAR-10 images per class ({regime.train_images:,} training images, batch "
@@ -136,7 +137,7 @@ def summarize_tuning(args: argparse.Namespace) -> int:
         f"`python scripts/small_data.py tune --regime {regime.name}{_entry_flags(r['key'] for r in rows)} "
         "--data-dir ZIP` (then `tune --edge` with the same options).",
         "",
-        *C.tuning_table(rows, best, prescreen=False, max_epochs=regime.max_epochs),
+        *T.tuning_table(rows, best, max_epochs=regime.max_epochs),
     ]
     atomic_write_text(args.out / f"tuning-{regime.name}.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
@@ -150,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
     tuning = args.out / f"tuning-{regime.name}.csv"
     if not tuning.is_file():
         raise SystemExit(f"{tuning} does not exist: run `python scripts/small_data.py tune` first")
-    best = C.read_tuning(tuning, complete=True)
+    best = T.read_tuning(tuning, complete=True)
     entries = _entries(args)
     if args.overlapping:
         if args.only:

@@ -10,7 +10,9 @@ import pytest
 pytest.importorskip("timm")
 
 from wavemixer.bench import contest as C
+from wavemixer.bench import tuning as T
 from wavemixer.bench.conv_audit import audit_convolutions
+from wavemixer.runs.records import diverged
 
 
 @pytest.mark.parametrize("budget", sorted(C.BUDGETS))
@@ -69,7 +71,7 @@ def test_stride_two_cuts_macs_by_the_resolution_ratio() -> None:
 
 def test_train_command_and_steps(tmp_path: Path) -> None:
     c = C.contender("40k", "resnet")
-    cmd = C.train_command(c, C.TUNING_GRID[0], steps=800, seed=1, output=tmp_path / "r", data_dir="D.zip")
+    cmd = C.train_command(c, T.TUNING_GRID[0], steps=800, seed=1, output=tmp_path / "r", data_dir="D.zip")
     # the whole command: resuming a run depends on it staying exactly this; 800 steps of 351 per epoch are
     # 3 epochs, the last cut short
     assert cmd == ["train", "--dataset", "cifar10", "--no-trivial-augment", "--decode-once", "--batch-size", "128",
@@ -78,7 +80,7 @@ def test_train_command_and_steps(tmp_path: Path) -> None:
                    "--model-arg", "params=37058", "--epochs", "3", "--max-steps", "800", "--seed", "1",
                    "--output", str(tmp_path / "r"), "--data-dir", "D.zip"]  # fmt: skip
     # a tuning run selects on val: the same command, the test set left unevaluated
-    tune = C.train_command(c, C.TUNING_GRID[0], steps=800, seed=1, output=tmp_path / "r", data_dir="D.zip",
+    tune = C.train_command(c, T.TUNING_GRID[0], steps=800, seed=1, output=tmp_path / "r", data_dir="D.zip",
                            tuning=True)  # fmt: skip
     at = cmd.index("--epochs")
     assert tune == [*cmd[:at], "--skip-test", *cmd[at:]]
@@ -96,9 +98,9 @@ def test_tuning_table_picks_the_best_val_setting(tmp_path: Path) -> None:
         w = csv.writer(fh)
         w.writerow(["key", "lr", "warmup", "val_top1"])
         w.writerows(rows)
-    best = C.read_tuning(path)
-    assert best["resnet"] == C.Setting(3e-3, 1.0)  # a tie goes to the lower learning rate
-    assert best["vit"] == C.Setting(1e-3, 1.0)
+    best = T.read_tuning(path)
+    assert best["resnet"] == T.Setting(3e-3, 1.0)  # a tie goes to the lower learning rate
+    assert best["vit"] == T.Setting(1e-3, 1.0)
 
 
 def test_prescreen_keeps_the_best_upsampler_per_stem_and_the_published(tmp_path: Path) -> None:
@@ -127,7 +129,7 @@ def test_the_committed_tuning_followed_the_prescreen() -> None:
     contenders the committed tuning tuned fully."""
     tuning = Path(__file__).resolve().parents[1] / "docs" / "bench" / "contest" / "tuning-40k.csv"
     peers = {c.key for c in C.contenders("40k") if c.kind != "wavemix"}
-    assert set(C.read_tuning(tuning, complete=True)) == peers | set(C.prescreen_selection(tuning))
+    assert set(T.read_tuning(tuning, complete=True)) == peers | set(C.prescreen_selection(tuning))
 
 
 def test_runs_are_started_and_resumed_with_the_contests_own_commands(tmp_path: Path) -> None:
@@ -139,7 +141,7 @@ def test_runs_are_started_and_resumed_with_the_contests_own_commands(tmp_path: P
     from wavemixer.runs.lanes import command
 
     out = tmp_path / "40k-5min" / "resnet-s1"
-    args = C.train_command(C.contender("40k", "resnet"), C.TUNING_GRID[0], steps=800, seed=1, output=out,
+    args = C.train_command(C.contender("40k", "resnet"), T.TUNING_GRID[0], steps=800, seed=1, output=out,
                            data_dir="D.zip")  # fmt: skip
     assert command(Job(args, out), nice=10) == ["nice", "-n", "10", sys.executable, "-m", "wavemixer.cli", *args]
     out.mkdir(parents=True)
@@ -154,50 +156,50 @@ def test_edge_rule_steps_beyond_the_rates_tried_while_the_best_is_at_their_bound
         with path.open("w", newline="") as fh:
             w = csv.writer(fh)
             w.writerow(["key", "lr", "warmup", "val_top1"])
-            for s in C.TUNING_GRID:
+            for s in T.TUNING_GRID:
                 w.writerow(["high", s.lr, s.warmup, 50 + 1000 * s.lr])  # best at lr 1e-2
                 w.writerow(["low", s.lr, s.warmup, 50 - 1000 * s.lr])  # best at lr 1e-3
                 w.writerow(["inside", s.lr, s.warmup, 60 if s.lr == 3e-3 else 50])
             w.writerows(extra)
 
     write([])
-    assert C.edge_runs(path) == {"high": [C.Setting(0.03, 0.2), C.Setting(0.03, 1.0)],
-                                 "low": [C.Setting(0.000333, 0.2), C.Setting(0.000333, 1.0)]}  # fmt: skip
+    assert T.edge_runs(path) == {"high": [T.Setting(0.03, 0.2), T.Setting(0.03, 1.0)],
+                                 "low": [T.Setting(0.000333, 0.2), T.Setting(0.000333, 1.0)]}  # fmt: skip
     # "high" is better still at 3e-2: it steps again; "low" peaked inside what it tried, so it stops
     write([("high", 0.03, 0.2, 80.0), ("high", 0.03, 1.0, 99.0), ("low", 0.000333, 0.2, 40.0),
            ("low", 0.000333, 1.0, 41.0)])  # fmt: skip
-    assert C.read_tuning(path, complete=True)["high"] == C.Setting(0.03, 1.0)  # the run grid takes the edge's best
-    assert C.edge_runs(path) == {"high": [C.Setting(0.09, 0.2), C.Setting(0.09, 1.0)]}
+    assert T.read_tuning(path, complete=True)["high"] == T.Setting(0.03, 1.0)  # the run grid takes the edge's best
+    assert T.edge_runs(path) == {"high": [T.Setting(0.09, 0.2), T.Setting(0.09, 1.0)]}
     # a diverged step counts as tried: the best is then inside, and the rule ends
     write([("high", 0.03, 0.2, 80.0), ("high", 0.03, 1.0, 99.0), ("high", 0.09, 0.2, ""), ("high", 0.09, 1.0, "")])
-    assert "high" not in C.edge_runs(path)
+    assert "high" not in T.edge_runs(path)
     # at most EDGE_MAX_STEPS steps beyond the grid
     far = [("high", lr, wu, 60 + lr) for lr in (0.03, 0.09, 0.27) for wu in (0.2, 1.0)]
     write(far)
-    assert C.read_tuning(path, complete=True)["high"].lr == 0.27 and "high" not in C.edge_runs(path)
+    assert T.read_tuning(path, complete=True)["high"].lr == 0.27 and "high" not in T.edge_runs(path)
 
 
 def test_a_diverged_tuning_run_counts_as_tried_and_is_never_chosen(tmp_path: Path) -> None:
     from .fake_runs import fake_run
 
     root = tmp_path / "tune-40k"
-    for i, s in enumerate(C.TUNING_GRID[:-1]):
+    for i, s in enumerate(T.TUNING_GRID[:-1]):
         fake_run(root / "vit" / f"{s.key}-s0", seed=0, test=0.0, best_val=50.0 + i)
-    blown = root / "vit" / f"{C.TUNING_GRID[-1].key}-s0"  # lr 1e-2, warm-up 1: the loss went NaN
+    blown = root / "vit" / f"{T.TUNING_GRID[-1].key}-s0"  # lr 1e-2, warm-up 1: the loss went NaN
     blown.mkdir(parents=True)
     (blown / "checkpoint.pt").write_bytes(b"")
     (root / "vit" / f"{blown.name}.log").write_text("wavemixer train: error: training diverged: the loss is nan\n")
-    assert C.diverged(blown) and not C.diverged(root / "vit" / f"{C.TUNING_GRID[0].key}-s0")
-    rows = C.tuning_rows(root)
-    assert [r["diverged"] for r in rows].count(1) == 1 and len(rows) == len(C.TUNING_GRID)
+    assert diverged(blown) and not diverged(root / "vit" / f"{T.TUNING_GRID[0].key}-s0")
+    rows = T.tuning_rows(root)
+    assert [r["diverged"] for r in rows].count(1) == 1 and len(rows) == len(T.TUNING_GRID)
     path = tmp_path / "t.csv"
     with path.open("w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
-    best = C.read_tuning(path, complete=True)
-    assert best == {"vit": C.TUNING_GRID[-2]}  # complete, and the best of the runs that finished
-    table = C.tuning_table(rows, best)
+    best = T.read_tuning(path, complete=True)
+    assert best == {"vit": T.TUNING_GRID[-2]}  # complete, and the best of the runs that finished
+    table = T.tuning_table(rows, best)
     assert table[2].endswith("| diverged |") and "**54.00**" in table[2]
 
 
@@ -210,9 +212,9 @@ def test_a_committed_tuning_csv_passes_through_a_merge_unchanged(committed: str,
     text = (Path(__file__).resolve().parents[1] / "docs" / "bench" / committed).read_text()
     text += "vit,0.03,1.0,,,,,,1\n"  # a diverged run: tried, no score
     (tmp_path / "in.csv").write_text(text)
-    rows = C.merge_tuning(tmp_path / "in.csv", [])
+    rows = T.merge_tuning(tmp_path / "in.csv", [])
     assert rows[-1]["diverged"] == 1 and rows[-1]["val_top1"] == "" and isinstance(rows[0]["steps"], int)
-    C.write_csv(tmp_path / "out.csv", rows)
+    T.write_csv(tmp_path / "out.csv", rows)
     assert (tmp_path / "out.csv").read_text() == text
 
 
@@ -281,26 +283,26 @@ def test_grid_tables_take_exact_macs_from_the_definitions() -> None:
 
 def test_edge_rounds_train_until_no_best_rate_is_at_the_boundary(tmp_path: Path) -> None:
     path = tmp_path / "t.csv"
-    rows = [("high", s.lr, s.warmup, 50 + 1000 * s.lr) for s in C.TUNING_GRID]  # best at 1e-2
+    rows = [("high", s.lr, s.warmup, 50 + 1000 * s.lr) for s in T.TUNING_GRID]  # best at 1e-2
     val = {0.03: 90.0, 0.09: 70.0}  # better one step beyond the grid, worse two steps beyond
-    plans: list[dict[str, list[C.Setting]]] = []
+    plans: list[dict[str, list[T.Setting]]] = []
 
     def write() -> None:
         path.write_text("key,lr,warmup,val_top1\n" + "".join(f"{k},{lr},{wu},{v}\n" for k, lr, wu, v in rows))
 
-    def train_round(plan: dict[str, list[C.Setting]]) -> int | None:
+    def train_round(plan: dict[str, list[T.Setting]]) -> int | None:
         plans.append(plan)
         rows.extend(("high", s.lr, s.warmup, val[s.lr]) for s in plan.get("high", []))
         write()
         return 0 if plan else None
 
     write()
-    assert C.edge_rounds(path, train_round) == 0
+    assert T.edge_rounds(path, train_round) == 0
     assert [sorted({s.lr for s in p.get("high", [])}) for p in plans] == [[0.03], [0.09], []]
-    assert C.read_tuning(path, complete=True)["high"].lr == 0.03
-    rows[:] = rows[: len(C.TUNING_GRID)]
+    assert T.read_tuning(path, complete=True)["high"].lr == 0.03
+    rows[:] = rows[: len(T.TUNING_GRID)]
     write()
-    assert C.edge_rounds(path, lambda plan: 1) == 1  # a failed round ends the rule with its status
+    assert T.edge_rounds(path, lambda plan: 1) == 1  # a failed round ends the rule with its status
 
 
 def test_throughput_table_is_written_again_from_its_csv_with_exact_macs(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ import pytest
 
 from wavemixer.bench import contest as C
 from wavemixer.bench import small_data as S
+from wavemixer.bench import tuning as T
 from wavemixer.runs import collect_runs, group_runs
 from wavemixer.train.config import add_config_arguments, config_from_args
 
@@ -33,16 +34,16 @@ def test_a_command_is_the_contest_recipe_on_the_subset_with_early_stopping(name:
     regime = S.REGIMES[name]
     entry = S.entries(["resnet", "wavemix-s2-convtranspose"], "wavemix-s2-convtranspose")
     assert [e.key for e in entry] == ["40k-resnet", "40k-wavemix-s2-convtranspose", "500k-wavemix-s2-convtranspose"]
-    cfg = _config(S.train_command(entry[2], C.Setting(3e-3, 1.0), regime, seed=2, output=tmp_path / "r",
+    cfg = _config(S.train_command(entry[2], T.Setting(3e-3, 1.0), regime, seed=2, output=tmp_path / "r",
                                   data_dir="D.zip"))  # fmt: skip
     assert (cfg.per_class, cfg.val_fraction, cfg.patience) == (regime.per_class, 0.2, regime.patience)
     assert (cfg.epochs, cfg.batch_size, cfg.lr, cfg.warmup_epochs) == (regime.max_epochs, regime.batch_size, 3e-3, 1.0)
     assert (cfg.seed, cfg.data_dir, cfg.max_steps, cfg.skip_test) == (2, "D.zip", None, False)
-    tune = _config(S.train_command(entry[2], C.Setting(3e-3, 1.0), regime, seed=0, output=tmp_path / "r",
+    tune = _config(S.train_command(entry[2], T.Setting(3e-3, 1.0), regime, seed=0, output=tmp_path / "r",
                                    data_dir="D.zip", tuning=True))  # fmt: skip
     assert tune.skip_test and tune == dataclasses.replace(cfg, seed=0, skip_test=True)  # nothing else differs
     # the rest is the contest's run, untouched: model, optimizer, precision, threads, data path
-    contest = _config(C.train_command(entry[2].contender, C.Setting(3e-3, 1.0), steps=10, seed=2,
+    contest = _config(C.train_command(entry[2].contender, T.Setting(3e-3, 1.0), steps=10, seed=2,
                                       output=tmp_path / "r", data_dir="D.zip"))  # fmt: skip
     for key in ("model", "model_args", "opt", "weight_decay", "sched", "amp", "threads", "decode_once", "dataset"):
         assert getattr(cfg, key) == getattr(contest, key), key
@@ -103,18 +104,18 @@ def test_seeds_stopped_early_group_as_one_training_and_the_table_joins_the_full_
 
 def test_tuning_rows_and_table_from_tuning_runs(tmp_path: Path) -> None:
     root = tmp_path / "tune"
-    for setting, val, epochs in ((C.TUNING_GRID[0], 30.0, 40), (C.TUNING_GRID[3], 36.0, 25)):
+    for setting, val, epochs in ((T.TUNING_GRID[0], 30.0, 40), (T.TUNING_GRID[3], 36.0, 25)):
         fake_run(root / "40k-resnet" / f"{setting.key}-s0", seed=0, test=0.0, best_val=val, epochs=epochs)
     fake_run(root / "40k-resnet" / "smoke-s0", seed=0, test=0.0, best_val=99.0)  # not a setting: left out
-    rows = C.tuning_rows(root)
+    rows = T.tuning_rows(root)
     assert sorted((r["lr"], r["warmup"], r["val_top1"], r["epochs"]) for r in rows) == [
         (1e-3, 0.2, 30.0, 40), (3e-3, 1.0, 36.0, 25)
     ]  # fmt: skip
-    table = C.tuning_table(rows, {"40k-resnet": C.TUNING_GRID[3]}, prescreen=False)
+    table = T.tuning_table(rows, {"40k-resnet": T.TUNING_GRID[3]})
     assert table[2] == "| 40k-resnet | 30.00 | – | – | **36.00** | – | – |"
-    capped = C.tuning_table(rows, {"40k-resnet": C.TUNING_GRID[3]}, prescreen=False, max_epochs=40)
+    capped = T.tuning_table(rows, {"40k-resnet": T.TUNING_GRID[3]}, max_epochs=40)
     assert capped[2] == "| 40k-resnet | 30.00 † | – | – | **36.00** | – | – |"  # trained all 40 epochs
-    assert C.tuning_table(rows, {}, prescreen=False)[2].startswith("| 40k-resnet (2 of 6) |")
+    assert T.tuning_table(rows, {})[2].startswith("| 40k-resnet (2 of 6) |")
 
 
 def test_tuning_one_entry_on_a_fresh_checkout_keeps_the_committed_rows_of_the_others(tmp_path: Path) -> None:
@@ -127,7 +128,7 @@ def test_tuning_one_entry_on_a_fresh_checkout_keeps_the_committed_rows_of_the_ot
     (out / committed.name).write_text(committed.read_text())
     with committed.open(newline="") as fh:
         before = list(csv.DictReader(fh))
-    for i, setting in enumerate(C.TUNING_GRID):  # every grid setting finished: nothing trains
+    for i, setting in enumerate(T.TUNING_GRID):  # every grid setting finished: nothing trains
         fake_run(runs / "pc50" / "tune" / "40k-resnet" / f"{setting.key}-s0", seed=0, test=0.0, best_val=90.0 + i)
     cmd = [sys.executable, str(repo / "scripts" / "small_data.py"), "tune", "--regime", "pc50", "--data-dir",
            str(tmp_path), "--only", "40k-resnet", "--runs", str(runs), "--out", str(out)]  # fmt: skip
@@ -139,8 +140,8 @@ def test_tuning_one_entry_on_a_fresh_checkout_keeps_the_committed_rows_of_the_ot
     others = [r for r in before if r["key"] != "40k-resnet"]
     assert others and all(r in after for r in others)  # every other entry's rows, unchanged
     resnet = sorted(float(r["val_top1"]) for r in after if r["key"] == "40k-resnet")
-    assert resnet == [90.0 + i for i in range(len(C.TUNING_GRID))]  # replaced by the runs on disk, not doubled
-    assert len(after) == len(others) + len(C.TUNING_GRID)
+    assert resnet == [90.0 + i for i in range(len(T.TUNING_GRID))]  # replaced by the runs on disk, not doubled
+    assert len(after) == len(others) + len(T.TUNING_GRID)
     table = (out / "tuning-pc50.md").read_text()
     assert all(f"| {k} |" in table for k in {r["key"] for r in others})
 
@@ -239,9 +240,9 @@ def test_a_regime_table_waits_for_seeds_1_3_of_every_tuned_entry(tmp_path: Path)
     root = tmp_path / "records" / "pc500"
     entries = {"40k-resnet": "peer:resnet", "40k-convmixer": "peer:convmixer"}
     for key, model in entries.items():
-        for setting in C.TUNING_GRID:
+        for setting in T.TUNING_GRID:
             fake_run(root / "tune" / key / f"{setting.key}-s0", seed=0, test=0.0, best_val=50.0, model=model)
-    fake_run(root / "tune" / "40k-vit" / f"{C.TUNING_GRID[0].key}-s0", seed=0, test=0.0, best_val=40.0)  # not tuned
+    fake_run(root / "tune" / "40k-vit" / f"{T.TUNING_GRID[0].key}-s0", seed=0, test=0.0, best_val=40.0)  # not tuned
     config = {"lr": 0.01, "warmup_epochs": 1.0}
     for key, model in entries.items():
         for seed in (1, 2) if key == "40k-convmixer" else (1, 2, 3):

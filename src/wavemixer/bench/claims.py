@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from wavemixer.bench.contest import GRID_LRS, Setting, edge_settings
+from wavemixer.bench.tuning import GRID_LRS, Setting, edge_settings
 from wavemixer.runs import (
     Column,
     Job,

@@ -7,7 +7,7 @@ split carved class-balanced from the remaining training images (:data:`VAL_FRACT
 is tested once on the whole 10,000-image test set.
 
 * **Its own tuning**: small data moves the best learning rate, so the contest's lr x warm-up grid
-  (:data:`~wavemixer.bench.contest.TUNING_GRID`) is trained again on each subset (seed 0, val only), with the
+  (:data:`~wavemixer.bench.tuning.TUNING_GRID`) is trained again on each subset (seed 0, val only), with the
   contest's edge rule.
 * **To a validation plateau**: early stopping after :attr:`Regime.patience` epochs without a better val top-1,
   at most :attr:`Regime.max_epochs` (the cosine schedule spans the maximum) — not equal compute: with little
@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from wavemixer.bench import contest as C
+from wavemixer.bench import tuning as T
 
 __all__ = [
     "REGIMES",
@@ -116,7 +117,7 @@ def entries(tuned_40k: Sequence[str], wavemix_500k: str | None) -> list[Entry]:
 
 def train_command(
     entry: Entry,
-    setting: C.Setting,
+    setting: T.Setting,
     regime: Regime,
     *,
     seed: int,
@@ -224,11 +225,11 @@ def waiting_entries(root: Path, groups: Sequence[Any]) -> list[str]:
     of seeds 1-3 among ``groups`` (:func:`seed_groups` of ``root``). A regime's table waits for them: a table of
     some entries, or of some seeds, would rank what was not measured alike. Empty where ``root`` holds no
     tuning, so records of seed runs alone make a table."""
-    tried: dict[str, set[C.Setting]] = {}
-    for row in C.tuning_rows(root / "tune"):
-        tried.setdefault(row["key"], set()).add(C.Setting(row["lr"], row["warmup"]))
+    tried: dict[str, set[T.Setting]] = {}
+    for row in T.tuning_rows(root / "tune"):
+        tried.setdefault(row["key"], set()).add(T.Setting(row["lr"], row["warmup"]))
     seeds = {g.name: {r.seed for r in g.runs} for g in groups}
-    return [k for k in sorted(tried) if tried[k] >= set(C.TUNING_GRID) and not {1, 2, 3} <= seeds.get(k, set())]
+    return [k for k in sorted(tried) if tried[k] >= set(T.TUNING_GRID) and not {1, 2, 3} <= seeds.get(k, set())]
 
 
 def overlapping_entries(root: Path, entries: Collection[str] | None = None) -> list[str]:
