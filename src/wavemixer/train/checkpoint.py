@@ -74,28 +74,32 @@ def run_files(folder: Path) -> list[Path]:
     return [p for p in paths if p.is_file()]
 
 
-def clean_run_dir(run_dir: Path) -> None:
-    """Remove what an interrupted save left behind (``.NAME.*.tmp``) for the files a run writes, wherever
-    they are in the run folder; temporaries of other names are not ours and stay."""
+def _run_names(run_dir: Path) -> dict[tuple[str, ...], set[str]]:
+    """The names a run writes, by folder inside the run (its manifest's and every run's standard files; the
+    folders on their way included), never outside it."""
     names: dict[tuple[str, ...], set[str]] = {}
     for rel in [*(read_manifest(run_dir) or []), *_RUN_FILES]:
         parts = PurePosixPath(rel).parts
         for i, part in enumerate(parts):
-            names.setdefault(parts[:i], set()).add(part)
-    for parts, folder_names in names.items():
-        if ".." not in parts:
-            remove_stale_temporaries(run_dir.joinpath(*parts), sorted(folder_names))
+            if ".." not in parts[: i + 1]:
+                names.setdefault(parts[:i], set()).add(part)
+    return names
+
+
+def clean_run_dir(run_dir: Path) -> None:
+    """Remove what an interrupted save left behind (``.NAME.*.tmp``) for the files a run writes, wherever
+    they are in the run folder; temporaries of other names are not ours and stay."""
+    for parts, folder_names in _run_names(run_dir).items():
+        remove_stale_temporaries(run_dir.joinpath(*parts), sorted(folder_names))
 
 
 def _linked_run_file(run_dir: Path) -> Path | None:
     """The first file (or folder of files) a run writes that is a link: writing through it would put the file,
     and a cut write's temporary, outside the run folder, where :func:`clean_run_dir` never looks."""
-    names = [*(read_manifest(run_dir) or []), *_RUN_FILES]
-    for name in dict.fromkeys(names):
-        parts = PurePosixPath(name).parts
-        for i in range(1, len(parts) + 1):
-            if ".." not in parts[:i] and (p := run_dir.joinpath(*parts[:i])).is_symlink():
-                return p
+    for parts, folder_names in _run_names(run_dir).items():
+        for name in sorted(folder_names):
+            if (path := run_dir.joinpath(*parts, name)).is_symlink():
+                return path
     return None
 
 
