@@ -1,6 +1,7 @@
 """The fair contest's command line: throughput sweep, tuning grid, equal-compute grids, summaries.
 
-Definitions (contenders, recipe, tuning grid, budgets) live in :mod:`wavemixer.bench.contest`. Steps, each
+Definitions (contenders, recipe, budgets) live in :mod:`wavemixer.bench.contest`, the tuning grid in
+:mod:`wavemixer.bench.tuning`, the throughput measurement in :mod:`wavemixer.bench.contest_throughput`. Steps, each
 resumable and each writing committed result files under ``--out`` (default ``docs/bench/contest``):
 
   python scripts/contest.py sweep                         # throughput.csv/.md: one interleaved sweep, fixes the steps
@@ -31,7 +32,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
 import sys
 import time
 from collections.abc import Sequence
@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from wavemixer.bench import contest as C
+from wavemixer.bench import contest_throughput as TP
 from wavemixer.bench import tuning as T
 from wavemixer.cli import OneLineParser
 from wavemixer.files import atomic_write_text
@@ -67,140 +68,20 @@ OUT = Path("docs/bench/contest")
 RUNS = Path("runs/contest")
 
 
-# ------------------------------------------------------------------------------------------ machine
-def machine() -> dict[str, str]:
-    """CPU model and the flags that decide kernels (AVX-512, bf16, AMX), torch version, for every result file."""
-    import torch
-
-    from wavemixer.cpu import KERNEL_FLAGS, cpu_flags, cpu_model
-
-    flags = cpu_flags()
-    return dict(
-        cpu=cpu_model(), cpus=str(os.cpu_count()), flags=" ".join(f for f in KERNEL_FLAGS if f in flags),
-        torch=torch.__version__,
-    )  # fmt: skip
-
-
 # ------------------------------------------------------------------------------------------ sweep
-def _entries(budgets: Sequence[str]) -> list[tuple[Any, Any]]:
-    from wavemixer.bench.runner import BenchEntry
-
-    out = []
-    for budget in budgets:
-        for c in C.contenders(budget):
-            model = c.build()
-            if c.kind == "peer":
-                entry = BenchEntry(f"{budget}/{c.key}", "peer", "classification", c.model, dict(model.config),
-                                   (3, C.IMG_SIZE, C.IMG_SIZE), budget)  # fmt: skip
-            else:
-                entry = BenchEntry(f"{budget}/{c.key}", "wavemixer", "classification", c.model, dict(model.config),
-                                   (3, C.IMG_SIZE, C.IMG_SIZE), budget)  # fmt: skip
-            out.append((c, entry))
-    return out
-
-
-def data_loading_ms(data_dir: str, batches: int = 60) -> float:
-    """Milliseconds per batch-128 of the contest's training input pipeline (decoded images: crop, flip,
-    normalise), one thread: the part of an epoch no model spends, kept out of the time budgets."""
-    import torch
-
-    from wavemixer.tasks.classification import ClassificationTask
-    from wavemixer.train import TrainConfig, resolve_config
-
-    torch.set_num_threads(1)
-    cfg = resolve_config(TrainConfig(dataset="cifar10", data_dir=data_dir, decode_once=True, trivial_augment=False))
-    train = ClassificationTask(cfg).build_data().train
-    loader = torch.utils.data.DataLoader(train, batch_size=C.BATCH_SIZE, shuffle=True, num_workers=0)
-    it = iter(loader)
-    next(it)
-    start = time.perf_counter()
-    for _ in range(batches):
-        next(it)
-    return (time.perf_counter() - start) / batches * 1000
-
-
-def _measure(
-    pairs: list[tuple[Any, Any]], *, threads: int | None, rounds: int, device: str, precisions: tuple[str, ...],
-    warmup: int, iters: int,
-) -> list[dict[str, Any]]:  # fmt: skip
-    """One row per contender x precision: median training-step time, step memory, MACs (fresh process each)."""
-    from wavemixer.bench.runner import BenchSettings, aggregate, run_sweep
-
-    settings = BenchSettings(
-        batch_size=C.BATCH_SIZE, modes=("train",), precisions=precisions, warmup=warmup, iters=iters, rounds=rounds,
-        threads=threads, device=device, timeout_s=1800.0,
-    )  # fmt: skip
-    records = run_sweep([e for _, e in pairs], settings, log=lambda t: print(t, flush=True))
-    by_key = {(r["model"], r["precision"]): r for r in aggregate(records)}
-    fastest: dict[tuple[str, str], float] = {}
-    for rec in records:
-        for t in rec.get("times_ms", []):
-            key = (rec["label"], rec["precision"])
-            fastest[key] = min(fastest.get(key, t), t)
-    rows = []
-    for c, e in pairs:
-        for precision in precisions:
-            r = by_key[(e.label, precision)]
-            rows.append(
-                dict(
-                    budget=c.budget, key=c.key, kind=c.kind, published=int(c.published), params=r.get("params"),
-                    macs=r.get("macs"), threads=threads or "",
-                    precision=precision, ms_per_step=round(fastest[(e.label, precision)], 2) if r["runs"] else None,
-                    ms_median=r["ms_median"], ms_p25=r["ms_p25"], ms_p75=r["ms_p75"],
-                    step_mem_mb=r["peak_mem_mb"], runs=r["runs"], error=r["error"],
-                )
-            )  # fmt: skip
-    return rows
-
-
-def _throughput_table(rows: list[dict[str, Any]]) -> list[str]:
-    """The markdown table of a sweep's rows: one line per contender, MACs exact from the definitions."""
-    lines = [
-        "| budget | contender | params | MMACs/image | ms/step (1 thread) | ms/step (2 threads) | img/s (1 thread) "
-        "| step memory (MB) | " + " | ".join(f"steps (epochs) in {g}" for g in C.TIME_BUDGETS) + " |",
-        "|---|---|---:|---:|---:|---:|---:|---:|" + "---:|" * len(C.TIME_BUDGETS),
-    ]
-    one = {(r["budget"], r["key"]): r for r in rows if r["threads"] == 1}
-    two = {(r["budget"], r["key"]): r for r in rows if r["threads"] == 2}
-    for (budget, key), r in one.items():
-        epochs = []
-        for b, minutes in C.TIME_BUDGETS.values():
-            ok = b == budget and r["ms_per_step"]
-            steps = C.steps_for_budget(float(r["ms_per_step"]), minutes) if ok else None
-            epochs.append("" if steps is None else f"{steps:,} ({steps / C.STEPS_PER_EPOCH:.1f})")
-        name = key + (" (published)" if r["published"] else "")
-        lines.append(
-            f"| {budget} | {name} | {r['params']:,} | {C.macs_per_image(budget, key) / 1e6:.2f} | {r['ms_per_step']} "
-            f"| {two.get((budget, key), {}).get('ms_per_step', '–')} "
-            f"| {C.BATCH_SIZE * 1000 / r['ms_per_step'] if r['ms_per_step'] else 0:.0f} "
-            f"| {r['step_mem_mb']} | " + " | ".join(epochs) + " |"
-        )
-    return lines
-
-
-def _typed(row: dict[str, str]) -> dict[str, Any]:
-    """A throughput.csv row with its numbers as numbers (empty: None)."""
-    out: dict[str, Any] = dict(row)
-    for key in ("threads", "published", "params", "macs"):
-        out[key] = int(row[key]) if row.get(key) else None
-    for key in ("ms_per_step", "step_mem_mb"):
-        out[key] = float(row[key]) if row.get(key) else None
-    return out
-
-
 def _render_table_only(args: argparse.Namespace) -> int:
     """``sweep --table-only``: throughput.md's table written again from throughput.csv, its notes kept."""
     csv_path, md_path = args.out / "throughput.csv", args.out / "throughput.md"
     if not csv_path.is_file() or not md_path.is_file():
         raise SystemExit(f"--table-only rewrites the table of {md_path} from {csv_path}; both must exist")
     with csv_path.open(newline="") as fh:
-        rows = [_typed(r) for r in csv.DictReader(fh)]
+        rows = [TP.throughput_row(r) for r in csv.DictReader(fh)]
     text = md_path.read_text()
     notes = text[: text.index("| budget | contender |")] if "| budget | contender |" in text else text
     note = "The table was written again from throughput.csv (`sweep --table-only`), MACs exact from the definitions."
     if note not in notes:
         notes += note + "\n\n"
-    atomic_write_text(md_path, notes + "\n".join(_throughput_table(rows)) + "\n")
+    atomic_write_text(md_path, notes + "\n".join(TP.throughput_table(rows)) + "\n")
     print(f"wrote {md_path}")
     return 0
 
@@ -219,22 +100,24 @@ def sweep(args: argparse.Namespace) -> int:
             "the grids' finished runs (trained at the old budgets); give --force to measure again, or --out another "
             "folder"
         )
-    pairs = _entries(args.budgets)
-    info = machine()
+    pairs = TP.bench_entries(args.budgets)
+    info = TP.machine_info()
     kept: list[dict[str, Any]] = []
     if args.two_threads_only:
         if not out.is_file():
             raise SystemExit(f"--two-threads-only keeps the 1-thread rows of {out}, which does not exist")
         with out.open(newline="") as fh:
             kept = [r for r in csv.DictReader(fh) if r["threads"] == "1" and r["budget"] in args.budgets]
-        kept = [_typed(r) for r in kept]
+        kept = [TP.throughput_row(r) for r in kept]
     rows: list[dict[str, Any]] = list(kept)
     for threads, rounds in ((1, args.rounds), (2, 1)):
         if threads == 1 and args.two_threads_only:
             continue
-        rows += _measure(pairs, threads=threads, rounds=rounds, device="cpu", precisions=("fp32",),
-                         warmup=args.warmup, iters=args.iters)  # fmt: skip
-    data_ms = data_loading_ms(args.data_dir) if args.data_dir else None
+        rows += TP.measure_steps(
+            pairs, threads=threads, rounds=rounds, device="cpu", precisions=("fp32",), warmup=args.warmup,
+            iters=args.iters,
+        )  # fmt: skip
+    data_ms = TP.data_loading_ms(args.data_dir) if args.data_dir else None
     if data_ms is None and kept:
         data_ms = float(kept[0]["data_ms_per_step"]) if kept[0].get("data_ms_per_step") else None
     for row in rows:
@@ -265,7 +148,7 @@ def sweep(args: argparse.Namespace) -> int:
             "not counted in the time budgets.",
             "",
         ]
-    lines += _throughput_table(rows)
+    lines += TP.throughput_table(rows)
     atomic_write_text(args.out / "throughput.md", "\n".join(lines) + "\n")
     atomic_write_text(args.out / "machine.json", json.dumps(info, indent=1) + "\n")
     print("\n".join(lines))
@@ -279,14 +162,17 @@ def compile_check(args: argparse.Namespace) -> int:
     import dataclasses
 
     _check_only(args.budgets, args.only)  # before anything is measured or written
-    pairs = [(c, e) for c, e in _entries(args.budgets) if not args.only or c.key in args.only]
+    pairs = [(c, e) for c, e in TP.bench_entries(args.budgets) if not args.only or c.key in args.only]
     compiled = [(c, dataclasses.replace(e, label=f"{e.label} [compile]", variant="compile")) for c, e in pairs]
-    rows = _measure([p for pair in zip(pairs, compiled) for p in pair], threads=1, rounds=args.rounds, device="cpu",
-                    precisions=("fp32",), warmup=args.warmup, iters=args.iters)  # fmt: skip
-    for row, (_, e) in zip(rows, [p for pair in zip(pairs, compiled) for p in pair]):
+    interleaved = [p for pair in zip(pairs, compiled) for p in pair]
+    rows = TP.measure_steps(
+        interleaved, threads=1, rounds=args.rounds, device="cpu", precisions=("fp32",), warmup=args.warmup,
+        iters=args.iters,
+    )  # fmt: skip
+    for row, (_, e) in zip(rows, interleaved):
         row["variant"] = e.variant or "eager"
     T.write_csv(args.out / "compile-check.csv", rows)
-    info = machine()
+    info = TP.machine_info()
     lines = [
         f"Training step (batch {C.BATCH_SIZE}, fp32, one thread) eager and under `torch.compile` (inductor, default "
         f"mode), interleaved, {args.rounds} round(s) x {args.iters} steps after {args.warmup} warm-up step(s) (the "
@@ -313,12 +199,14 @@ def gpu_sweep(args: argparse.Namespace) -> int:
     if not torch.cuda.is_available():
         raise SystemExit("gpu-sweep needs a CUDA device; torch sees none (the CPU sweep is `contest.py sweep`)")
     _check_only(args.budgets, args.only)  # before anything is measured or written
-    pairs = _entries(args.budgets)
+    pairs = TP.bench_entries(args.budgets)
     if args.only:
         pairs = [(c, e) for c, e in pairs if c.key in args.only]
     name = torch.cuda.get_device_name(0)
-    rows = _measure(pairs, threads=None, rounds=1, device="cuda", precisions=("fp32", "bf16"), warmup=args.warmup,
-                    iters=args.iters)  # fmt: skip
+    rows = TP.measure_steps(
+        pairs, threads=None, rounds=1, device="cuda", precisions=("fp32", "bf16"), warmup=args.warmup,
+        iters=args.iters,
+    )  # fmt: skip
     for row in rows:
         row["device"] = name
     T.write_csv(args.out / "throughput-cuda.csv", rows)

@@ -407,3 +407,48 @@ def test_the_docs_grid_comparisons_are_reproduced_from_the_committed_ledgers(tmp
     assert C.title("500k", "wavemix-s1-convtranspose") == "WaveMix s1, transposed conv (published)"
     assert C.title("40k", "wavemix-s1-convtranspose") == "WaveMix s1, transposed conv"
     assert set(C.PEER_TITLES) == set(C.CONTEST_PEERS)  # a peer entered without a title shows its bare key
+
+
+def test_throughput_table_gives_each_contender_the_steps_its_grids_train() -> None:
+    """The sweep's table and the grids read one budget: the steps (epochs) in each time-budget column are
+    :func:`~wavemixer.bench.contest.budget_steps` of the committed sweep, for every contender and grid."""
+    from wavemixer.bench import contest_throughput as TP
+
+    path = Path(__file__).resolve().parents[1] / "docs" / "bench" / "contest" / "throughput.csv"
+    with path.open(newline="") as fh:
+        rows = [TP.throughput_row(r) for r in csv.DictReader(fh)]
+    assert all(isinstance(r["ms_per_step"], float) and isinstance(r["threads"], int) for r in rows)
+    header, _, *lines = TP.throughput_table(rows)
+    columns = [c.strip() for c in header.strip("|").split("|")]
+    assert len(lines) == sum(r["threads"] == 1 for r in rows)
+    for grid, (budget, _) in C.TIME_BUDGETS.items():
+        steps = C.budget_steps(path, grid)
+        col = columns.index(f"steps (epochs) in {grid}")
+        shown = {
+            cells[1].removesuffix(" (published)"): cells[col]
+            for line in lines
+            if (cells := [c.strip() for c in line.strip("|").split("|")])[0] == budget
+        }
+        assert set(shown) == set(steps) == {c.key for c in C.contenders(budget)}
+        for key, n in steps.items():
+            assert shown[key] == f"{n:,} ({n / C.STEPS_PER_EPOCH:.1f})"
+
+
+def test_bench_entries_time_every_contender_as_the_grids_build_it() -> None:
+    """One entry per contender, labelled ``<budget>/<key>``, built from the contender's own config: peers
+    through the peer source, WaveMix cells through the model registry, at the contest's input size."""
+    import dataclasses
+    import json
+
+    from wavemixer.bench import contest_throughput as TP
+    from wavemixer.bench.worker import build_model
+
+    pairs = TP.bench_entries(["40k"])
+    assert [e.label for _, e in pairs] == [f"40k/{c.key}" for c in C.contenders("40k")]
+    for c, e in pairs:
+        assert e.source == ("peer" if c.kind == "peer" else "wavemixer") and e.input_size == (3, C.IMG_SIZE, C.IMG_SIZE)
+        assert e.group == "40k"
+        model, timed = c.build(), build_model(json.loads(json.dumps(dataclasses.asdict(e))))  # as the worker gets it
+        own = model.model if c.kind == "peer" else model  # a peer is timed as its bare library model
+        assert type(timed) is type(own)
+        assert {k: v.shape for k, v in timed.state_dict().items()} == {k: v.shape for k, v in own.state_dict().items()}
