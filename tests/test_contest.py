@@ -452,3 +452,10 @@ def test_bench_entries_time_every_contender_as_the_grids_build_it() -> None:
         own = model.model if c.kind == "peer" else model  # a peer is timed as its bare library model
         assert type(timed) is type(own)
         assert {k: v.shape for k, v in timed.state_dict().items()} == {k: v.shape for k, v in own.state_dict().items()}
+
+
+def test_fully_tuned_means_every_grid_setting_with_edge_runs_beside() -> None:
+    """The one completeness rule that read_tuning(complete=True) and the small-data tables' wait share."""
+    grid = list(T.TUNING_GRID)
+    assert T.fully_tuned(grid) and T.fully_tuned([*grid, T.Setting(0.27, 1.0)])
+    assert not T.fully_tuned(grid[1:]) and not T.fully_tuned([C.PRESCREEN])

@@ -229,7 +229,7 @@ def waiting_entries(root: Path, groups: Sequence[Any]) -> list[str]:
     for row in T.tuning_rows(root / "tune"):
         tried.setdefault(row["key"], set()).add(T.Setting(row["lr"], row["warmup"]))
     seeds = {g.name: {r.seed for r in g.runs} for g in groups}
-    return [k for k in sorted(tried) if tried[k] >= set(T.TUNING_GRID) and not {1, 2, 3} <= seeds.get(k, set())]
+    return [k for k in sorted(tried) if T.fully_tuned(tried[k]) and not {1, 2, 3} <= seeds.get(k, set())]
 
 
 def overlapping_entries(root: Path, entries: Collection[str] | None = None) -> list[str]:

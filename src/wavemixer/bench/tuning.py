@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import csv
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ __all__ = [
     "edge_rounds",
     "edge_runs",
     "edge_settings",
+    "fully_tuned",
     "merge_tuning",
     "number",
     "read_rows",
@@ -91,6 +92,12 @@ def number(row: dict[str, str], column: str, path: Path, line: int, kind: type =
         raise ValueError(f"{path} line {line}: column {column} must be a number, got {row[column]!r}") from None
 
 
+def fully_tuned(tried: Collection[Setting]) -> bool:
+    """Whether a contender has trained at every setting of :data:`TUNING_GRID` (its edge runs aside): only
+    then is its best setting chosen (a pre-screen trains some at one setting)."""
+    return set(tried) >= set(TUNING_GRID)
+
+
 def read_tuning(path: Path, *, complete: bool = False, within: Sequence[Setting] | None = None) -> dict[str, Setting]:
     """Each contender's best setting from a committed tuning CSV (highest val top-1; ties: lower lr).
 
@@ -109,7 +116,7 @@ def read_tuning(path: Path, *, complete: bool = False, within: Sequence[Setting]
         cur = best.get(row["key"])
         if cur is None or val > cur[0] or (val == cur[0] and s.lr < cur[1].lr):
             best[row["key"]] = (val, s)
-    return {k: s for k, (_, s) in best.items() if not complete or seen[k] >= set(TUNING_GRID)}
+    return {k: s for k, (_, s) in best.items() if not complete or fully_tuned(seen[k])}
 
 
 def edge_settings(best: dict[str, Setting], tried: dict[str, set[float]] | None = None) -> dict[str, list[Setting]]:
