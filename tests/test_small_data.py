@@ -100,6 +100,13 @@ def test_seeds_stopped_early_group_as_one_training_and_the_table_joins_the_full_
     assert S.full_data_figure(full, "500k-resnet") is None
     S.sample_efficiency_plot({"pc50": scores}, full, tmp_path / "plot.png")
     assert (tmp_path / "plot.png").read_bytes()[:4] == b"\x89PNG"
+    both = {"pc500": {"40k-resnet": (60.0, 1.0, 3)}, "pc50": scores}  # columns follow REGIMES, not the dict
+    lines = S.sample_efficiency_table(both, full, params)
+    assert lines[0].startswith("| contender | params | 50 per class | 500 per class | full data")
+    assert "| 40k-resnet | 36,741 | 42.00 ± 2.00 | 60.00 ± 1.00 | 81.00 ± 1.41 | 40k-20min |" in lines
+    assert "| 40k-wavemix-s2-convtranspose | 38,550 | 51.00 ± 1.00 | – | 69.00 ± 0.71 | 40k-5min |" in lines
+    S.sample_efficiency_plot(both, full, tmp_path / "both.png")
+    assert (tmp_path / "both.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_tuning_rows_and_table_from_tuning_runs(tmp_path: Path) -> None:
