@@ -23,7 +23,29 @@ from torch import Tensor, nn
 from .blocks import LevelMLP
 from .files import atomic_write
 
-__all__ = ["export_onnx", "fold_batchnorm", "optimize_for_inference"]
+__all__ = [
+    "ONNX_SINGLE_FILE_BYTES",
+    "check_onnx_single_file",
+    "export_onnx",
+    "fold_batchnorm",
+    "optimize_for_inference",
+]
+
+ONNX_SINGLE_FILE_BYTES = 1536 * 2**20
+"""The most weight bytes an ONNX file is written with. Protobuf caps a file at 2 GiB, and beyond 1.5 GiB torch's
+exporter moves the weights to a second, external-data file named after the file it saves; wavemixer saves
+through a temporary (atomic writes), whose name that file would keep, so it refuses such models instead."""
+
+
+def check_onnx_single_file(model: nn.Module) -> None:
+    """Refuse, before any tracing, a model whose weights do not fit one ONNX file (:data:`ONNX_SINGLE_FILE_BYTES`)."""
+    size = sum(t.numel() * t.element_size() for t in (*model.parameters(), *model.buffers()))
+    if size > ONNX_SINGLE_FILE_BYTES:
+        raise ValueError(
+            f"the model's weights take {size / 2**30:.2f} GiB; an ONNX file is written with at most "
+            f"{ONNX_SINGLE_FILE_BYTES / 2**30:.1f} GiB (more needs an external-data file, which wavemixer does not "
+            "write); export it as pt2 or torchscript, which have no such limit"
+        )
 
 
 def _bn_scale_shift(bn: nn.BatchNorm2d) -> tuple[Tensor, Tensor]:
@@ -120,6 +142,7 @@ def export_onnx(
     """
     import torch.fx.experimental._config as fx_config
 
+    check_onnx_single_file(model)
     fast = copy.deepcopy(model).eval()
     if fold:
         fold_batchnorm(fast)
@@ -135,5 +158,5 @@ def export_onnx(
             program, (x,), dynamo=True, opset_version=opset, input_names=["input"], output_names=["output"],
             verbose=False,
         )  # fmt: skip
-    atomic_write(path, lambda tmp: onnx_program.save(tmp), suffix=".onnx")
+    atomic_write(path, lambda tmp: onnx_program.save(tmp, external_data=False), suffix=".onnx")
     return path
