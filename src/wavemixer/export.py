@@ -25,7 +25,7 @@ import torch
 import torch.fx.experimental._config as fx_config
 from torch import Tensor, nn
 
-from .optimize import check_onnx_single_file, fold_batchnorm
+from .optimize import fold_batchnorm, save_onnx
 
 __all__ = ["FORMATS", "ExportCheck", "ExportResult", "check_opset", "check_sizes", "export_model", "export_program"]
 
@@ -142,7 +142,7 @@ def _write(fmt: str, model: nn.Module, example: Tensor, path: Path, dynamic: boo
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         onnx_program = torch.onnx.export(program, (example,), dynamo=True, opset_version=opset, verbose=False)
-    onnx_program.save(str(path), external_data=False)  # check_onnx_single_file: one file
+    save_onnx(onnx_program, str(path))
 
 
 def _runner(fmt: str, path: Path, opset: int) -> Any:
@@ -192,7 +192,6 @@ def export_model(
         for module in ("onnx", "onnxscript", *(["onnxruntime"] if verify else [])):
             _require(module, "onnx")
         check_opset(opset)
-        check_onnx_single_file(model)
     channels = int(getattr(model, "in_chans", 3))
     c, h, w = input_size if input_size is not None else (channels, 32, 32)
     if c != channels or min(h, w) < _min_size(model):

@@ -16,6 +16,7 @@ import copy
 import os
 import warnings
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -25,27 +26,36 @@ from .files import atomic_write
 
 __all__ = [
     "ONNX_SINGLE_FILE_BYTES",
-    "check_onnx_single_file",
     "export_onnx",
     "fold_batchnorm",
+    "onnx_weight_bytes",
     "optimize_for_inference",
+    "save_onnx",
 ]
 
 ONNX_SINGLE_FILE_BYTES = 1536 * 2**20
-"""The most weight bytes an ONNX file is written with. Protobuf caps a file at 2 GiB, and beyond 1.5 GiB torch's
-exporter moves the weights to a second, external-data file named after the file it saves; wavemixer saves
-through a temporary (atomic writes), whose name that file would keep, so it refuses such models instead."""
+"""The most weight bytes an ONNX graph is saved with. Beyond 1.5 GiB (protobuf caps a file at 2 GiB) torch's
+exporter moves the weights to an external-data file named after the file it saves, and wavemixer saves through a
+temporary (atomic writes), whose name that file would keep; such graphs are refused instead."""
 
 
-def check_onnx_single_file(model: nn.Module) -> None:
-    """Refuse, before any tracing, a model whose weights do not fit one ONNX file (:data:`ONNX_SINGLE_FILE_BYTES`)."""
-    size = sum(t.numel() * t.element_size() for t in (*model.parameters(), *model.buffers()))
+def onnx_weight_bytes(onnx_program: Any) -> int:
+    """Bytes of the exported graph's initializers: what torch's exporter weighs against its external-data threshold
+    (more than the model's parameters where constant folding keeps a weight twice, e.g. also transposed)."""
+    values = onnx_program.model.graph.initializers.values()
+    return sum(v.const_value.nbytes for v in values if v.const_value is not None)
+
+
+def save_onnx(onnx_program: Any, path: str) -> None:
+    """Save a ``torch.onnx.export`` program as one file, or refuse in one line a graph whose weights need two."""
+    size = onnx_weight_bytes(onnx_program)
     if size > ONNX_SINGLE_FILE_BYTES:
         raise ValueError(
-            f"the model's weights take {size / 2**30:.2f} GiB; an ONNX file is written with at most "
-            f"{ONNX_SINGLE_FILE_BYTES / 2**30:.1f} GiB (more needs an external-data file, which wavemixer does not "
-            "write); export it as pt2 or torchscript, which have no such limit"
+            f"the exported graph's weights take {size:,} bytes; an ONNX file is saved with at most "
+            f"{ONNX_SINGLE_FILE_BYTES:,} (more needs an external-data file, which wavemixer does not write); "
+            "export the model as pt2 or torchscript instead, which have no such limit"
         )
+    onnx_program.save(path)
 
 
 def _bn_scale_shift(bn: nn.BatchNorm2d) -> tuple[Tensor, Tensor]:
@@ -142,7 +152,6 @@ def export_onnx(
     """
     import torch.fx.experimental._config as fx_config
 
-    check_onnx_single_file(model)
     fast = copy.deepcopy(model).eval()
     if fold:
         fold_batchnorm(fast)
@@ -158,5 +167,5 @@ def export_onnx(
             program, (x,), dynamo=True, opset_version=opset, input_names=["input"], output_names=["output"],
             verbose=False,
         )  # fmt: skip
-    atomic_write(path, lambda tmp: onnx_program.save(tmp, external_data=False), suffix=".onnx")
+    atomic_write(path, lambda tmp: save_onnx(onnx_program, tmp), suffix=".onnx")
     return path

@@ -3,7 +3,7 @@
 What makes it fair, and where each part lives:
 
 * **Contenders** (:func:`contenders`): every peer family solved to the parameter budget in the macro-design
-  suited to the input size (:mod:`wavemixer.bench.peers`), and WaveMix in its published configuration and its
+  suited to the input size (:mod:`wavemixer.bench.peer_families`), and WaveMix in its published configuration and its
   efficient ones (stride-2 stem, patch-2 stem; bilinear, transposed-conv and pixel-shuffle upsampling), each
   with its width re-solved to the budget (:func:`solve_wavemix`).
 * **One recipe, tuned per model with the same budget** (:data:`wavemixer.bench.tuning.TUNING_GRID`): AdamW,

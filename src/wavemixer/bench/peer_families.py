@@ -295,10 +295,11 @@ class PeerFamily:
     """A library model class with one width knob; ``width`` runs over multiples of ``step``.
 
     ``build`` (a :class:`PeerBuilder`) returns the library model; its parameter count must grow with
-    ``width`` (:func:`solve_peer` bisects on it). ``depths`` are the depths :func:`peer_depth` gives at the
-    ~40k, ~0.5M and ~3M scales (blocks of an isotropic family, blocks per stage of a staged one); ``None``
-    where the architecture fixes its depth, which then refuses ``depth=``. It has no default: a staged family
-    given an isotropic family's depths would still meet its budget, at a quietly shrunken width.
+    ``width`` (:func:`wavemixer.bench.peers.solve_peer` bisects on it). ``depths`` are the depths
+    :func:`peer_depth` gives at the ~40k, ~0.5M and ~3M scales (blocks of an isotropic family, blocks per stage
+    of a staged one); ``None`` where the architecture fixes its depth, which then refuses ``depth=``. It has no
+    default: a staged family given an isotropic family's depths would still meet its budget, at a quietly
+    shrunken width.
     """
 
     name: str

@@ -58,7 +58,7 @@ def rows(pattern: str = "*", task: str | None = None, pretrained: bool = False) 
 
 
 def peer_rows(pattern: str = "*", task: str | None = None) -> list[dict]:
-    """The peer families (:mod:`wavemixer.bench.peers`); listing them needs neither timm nor torchvision."""
+    """The peer families (:mod:`wavemixer.bench.peer_families`); listing them needs neither timm nor torchvision."""
     from fnmatch import fnmatchcase
 
     from wavemixer.bench.peers import PEER_PREFIX, all_peer_families
