@@ -4,14 +4,17 @@ run stops; a run killed while saving resumes exactly."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import math
 import os
+import shutil
 import signal
 import stat
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -1024,6 +1027,113 @@ def read_only_folder(tmp_path):
     finally:
         if undo:
             subprocess.run(undo, check=True)
+
+
+@pytest.fixture
+def unprivileged():
+    """A context manager under which file permissions bind this thread. Root (tests run as root in containers)
+    reads any file; without ``CAP_DAC_OVERRIDE`` and ``CAP_DAC_READ_SEARCH`` it is held to the permission bits
+    like any user, while the files and folders it owns stay readable (the venv, ``tmp_path``). A user other than
+    root is held to them already. Skips, saying why, where the capabilities cannot be dropped."""
+    import ctypes
+
+    if os.geteuid() != 0:
+        yield contextlib.nullcontext
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    class Header(ctypes.Structure):
+        _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+    class Data(ctypes.Structure):
+        _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+
+    header, caps = Header(0x20080522, 0), (Data * 2)()  # _LINUX_CAPABILITY_VERSION_3: two 32-bit words
+    if not hasattr(libc, "capget") or libc.capget(ctypes.byref(header), caps) != 0:
+        pytest.skip("cannot read this thread's capabilities (capget), so cannot drop root's file-permission override")
+    effective = caps[0].effective
+
+    @contextlib.contextmanager
+    def held_to_permissions():
+        caps[0].effective = effective & ~((1 << 1) | (1 << 2))  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
+        if libc.capset(ctypes.byref(header), caps) != 0:
+            pytest.skip(f"cannot drop root's file-permission override (capset: errno {ctypes.get_errno()})")
+        try:
+            yield
+        finally:
+            caps[0].effective = effective
+            assert libc.capset(ctypes.byref(header), caps) == 0
+
+    probe = Path(tempfile.mkdtemp()) / "probe"
+    probe.write_text("x")
+    probe.chmod(0)
+    with held_to_permissions(), pytest.raises(PermissionError):
+        probe.read_text()
+    shutil.rmtree(probe.parent)
+    yield held_to_permissions
+
+
+@pytest.mark.parametrize("what", ["a class folder", "the data zip"])
+def test_a_data_set_the_user_may_not_read_is_said_to_be_unreadable(what, unprivileged, tmp_path, capsys):
+    """An unreadable class folder was reported as a class without images, and an unreadable zip as "neither a
+    folder, a zip file nor a manifest": os.walk and zipfile.is_zipfile take the permission error for an answer."""
+    import zipfile
+
+    root = _class_images(tmp_path / "d")
+    locked = root / "dog"
+    if what == "the data zip":
+        with zipfile.ZipFile(tmp_path / "d.zip", "w") as z:
+            for f in sorted(root.rglob("*.png")):
+                z.write(f, f.relative_to(root).as_posix())
+        root = locked = tmp_path / "d.zip"
+    locked.chmod(0)
+    argv = ["train", "--dataset", "imagefolder", "--data-dir", str(root), "--output", str(tmp_path / "run")]
+    with unprivileged():
+        code, err = _cli(argv, capsys)
+    _assert_one_line_error(code, err, f"{locked}: Permission denied (permission denied: change the permissions")
+    assert not (tmp_path / "run").exists()
+
+
+def test_images_the_user_may_not_read_are_named_not_skipped(unprivileged, model_dir, tmp_path, capsys):
+    """``predict FOLDER`` searched it with Path.rglob, which skips a sub-folder it cannot list: its images went
+    unpredicted, and the command succeeded. An unreadable image, weights file or config is named too."""
+    from wavemixer.data.images import image_files_under
+
+    images = tmp_path / "images"
+    for sub in ("a", "b"):
+        (images / sub).mkdir(parents=True)
+        Image.new("L", (16, 16), 7).save(images / sub / "x.png")
+    (images / "b").chmod(0)
+    (tmp_path / "one.png").write_bytes((images / "a" / "x.png").read_bytes())
+    (tmp_path / "one.png").chmod(0)
+    weights = _tiny_model_folder(tmp_path / "locked-model") / "model.safetensors"
+    weights.chmod(0)
+    (tmp_path / "c.yaml").write_text("epochs: 1\n")
+    (tmp_path / "c.yaml").chmod(0)
+    with unprivileged():
+        with pytest.raises(PermissionError) as raised:
+            image_files_under(images)
+        assert raised.value.filename == str(images / "b")
+        results = [
+            _cli(["predict", str(model_dir), str(images)], capsys),
+            _cli(["predict", str(model_dir), str(tmp_path / "one.png")], capsys),
+            _cli(["predict", str(weights.parent), str(images / "a")], capsys),
+            _cli(["train", "--config", str(tmp_path / "c.yaml")], capsys),
+        ]
+    (images / "b").chmod(0o755)
+    assert image_files_under(images) == [images / "a" / "x.png", images / "b" / "x.png"]
+    hint = "Permission denied (permission denied: change the permissions or choose another path)"
+    for (code, err), fragment in zip(
+        results,
+        [
+            f"{images / 'b'}: {hint}",
+            f"1 of 1 images cannot be read: {tmp_path / 'one.png'} (Permission denied)",
+            f"{weights}: {hint}",
+            f"{tmp_path / 'c.yaml'}: {hint}",
+        ],
+        strict=True,
+    ):
+        _assert_one_line_error(code, err, fragment)
 
 
 def _immutable(path: Path, on: bool) -> None:

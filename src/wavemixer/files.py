@@ -46,6 +46,7 @@ __all__ = [
     "refuse_overwriting_inputs",
     "remove_stale_temporaries",
     "strict_json",
+    "strict_walk",
     "write_target",
 ]
 
@@ -453,6 +454,16 @@ def _finite_or_none(value: Any) -> Any:
 def strict_json(data: Any, *, indent: int | None = 2) -> str:
     """Standard JSON text (no ``NaN``/``Infinity``, which strict parsers reject): non-finite numbers become null."""
     return json.dumps(_finite_or_none(data), indent=indent, allow_nan=False) + "\n"
+
+
+def _stop_walk(exc: OSError) -> None:
+    raise exc
+
+
+def strict_walk(root: str | os.PathLike, *, followlinks: bool = False) -> Iterator[tuple[str, list[str], list[str]]]:
+    """``os.walk`` that raises the ``OSError`` of a folder it cannot list (permission denied, an I/O error):
+    ``os.walk`` and ``Path.rglob`` skip such a folder, and every file in it, without a word."""
+    return os.walk(root, onerror=_stop_walk, followlinks=followlinks)
 
 
 def refuse_overwrite(paths: Iterable[str | os.PathLike], *, force: bool, option: str = "--force") -> None:

@@ -22,7 +22,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from .builtin import default_data_dir
-from .images import IMAGE_EXTENSIONS, load_image, open_image
+from .images import IMAGE_EXTENSIONS, image_files_under, load_image, open_image
 from .masks import CAMVID_NPZ
 from .transforms import HRCrop
 
@@ -192,7 +192,7 @@ class HRFileDataset(_HRBase):
 def _images_in(folder: Path) -> list[Path]:
     if not folder.is_dir():
         raise FileNotFoundError(f"image folder {folder} does not exist; check --data-dir")
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    files = [p for p in image_files_under(folder) if p.is_file()]
     if not files:
         raise ValueError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in {folder}")
     return files

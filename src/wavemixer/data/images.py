@@ -16,11 +16,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from wavemixer.files import strict_walk
+
 __all__ = [
     "IMAGE_EXTENSIONS",
     "UnreadableImage",
     "find_images",
     "image_features",
+    "image_files_under",
     "list_unreadable",
     "load_image",
     "open_image",
@@ -183,6 +186,13 @@ def settle_unreadable(unreadable: list[tuple[str, str]], total: int, skipped: li
         skipped += unreadable
 
 
+def image_files_under(folder: Path) -> list[Path]:
+    """Files with an image extension below ``folder`` (symlinked folders not followed), sorted; a sub-folder that
+    cannot be listed raises its ``OSError`` instead of being skipped with its images (``Path.rglob`` would)."""
+    found = [Path(d) / f for d, _, files in strict_walk(folder) for f in files]
+    return sorted(p for p in found if p.suffix.lower() in IMAGE_EXTENSIONS)
+
+
 def find_images(inputs: list[str]) -> list[Path]:
     """Image files among ``inputs`` (files, or folders searched recursively), in a stable order; a file given
     twice (or also inside a given folder) is listed once."""
@@ -190,7 +200,7 @@ def find_images(inputs: list[str]) -> list[Path]:
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and not p.is_dir())
+            found = image_files_under(path)
             if not found:
                 raise ValueError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) found in folder {path}")
             files += found

@@ -18,7 +18,7 @@ from torch.utils.data import Dataset
 
 from wavemixer.constants import IGNORE_INDEX
 
-from .images import IMAGE_EXTENSIONS, load_image
+from .images import IMAGE_EXTENSIONS, image_files_under, load_image
 
 __all__ = [
     "CAMVID_CLASSES",
@@ -243,12 +243,8 @@ def _pair_files(image_dir: Path, mask_dir: Path) -> list[tuple[Path, Path]]:
         raise FileNotFoundError(f"image folder {image_dir} does not exist")
     if not mask_dir.is_dir():
         raise FileNotFoundError(f"mask folder {mask_dir} does not exist (expected beside {image_dir})")
-    images = sorted(p for p in image_dir.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
-    masks = {
-        p.relative_to(mask_dir).with_suffix("").as_posix(): p
-        for p in mask_dir.rglob("*")
-        if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
-    }
+    images = [p for p in image_files_under(image_dir) if p.is_file()]
+    masks = {p.relative_to(mask_dir).with_suffix("").as_posix(): p for p in image_files_under(mask_dir) if p.is_file()}
     if not images:
         raise ValueError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in {image_dir}")
     pairs, missing = [], []

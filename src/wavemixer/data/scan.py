@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from wavemixer.files import strict_walk
+
 from .datasets import FolderDataset
 from .images import IMAGE_EXTENSIONS, UnreadableImage, list_unreadable, open_image, unreadable_reason
 from .manifest import MANIFEST_SUFFIXES, is_absolute, read_manifest
@@ -46,7 +48,7 @@ def _walk_files(root: Path) -> tuple[list[str], list[str]]:
     names: list[str] = []
     folders: list[str] = []
     seen: set[str] = set()
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+    for dirpath, dirnames, filenames in strict_walk(root, followlinks=True):
         real = os.path.realpath(dirpath)
         if real in seen:  # a symlink cycle or a folder linked twice
             dirnames[:] = []
@@ -57,6 +59,13 @@ def _walk_files(root: Path) -> tuple[list[str], list[str]]:
         folders += [(rel / d).as_posix() for d in dirnames]
         names += [(rel / f).as_posix() for f in sorted(filenames) if not f.startswith(".")]
     return names, folders
+
+
+def _readable(path: Path) -> bool:
+    """True, or the ``OSError`` of opening ``path`` (``zipfile.is_zipfile`` reads an unreadable file as "not a
+    zip", so a data set the user may not read was refused as not being one)."""
+    with open(path, "rb"):
+        return True
 
 
 def _zip_names(root: Path) -> tuple[list[str], list[str]]:
@@ -81,7 +90,7 @@ def _list_source(root: Path) -> tuple[str, list[tuple[str, str, str | None]], Pa
         return "manifest", read_manifest(root), root.parent
     if root.is_dir():
         names, folders = _walk_files(root)
-    elif root.exists() and zipfile.is_zipfile(root):
+    elif root.exists() and _readable(root) and zipfile.is_zipfile(root):
         names, folders = _zip_names(root)
     elif root.exists():
         raise ValueError(
