@@ -1136,6 +1136,27 @@ def test_images_the_user_may_not_read_are_named_not_skipped(unprivileged, model_
         _assert_one_line_error(code, err, fragment)
 
 
+def test_a_run_the_user_may_not_read_is_not_called_corrupt_or_foreign(unprivileged, tmp_path, capsys):
+    """An unreadable checkpoint was "corrupt — start a new run", and an unreadable manifest "not a wavemixer
+    manifest: move the file away": advice that loses a sound run. The OS's reason is the message now."""
+    run = tmp_path / "run"
+    train(TrainConfig(output=str(run), epochs=2, stop_after_steps=5, **TINY))
+    hint = "Permission denied (permission denied: change the permissions or choose another path)"
+    for name, argv in (
+        ("checkpoint.pt", ["train", "--resume", str(run)]),
+        (MANIFEST, ["train", "--resume", str(run)]),
+        ("checkpoint.pt", ["train", "--init-from", str(run / "checkpoint.pt"), "--output", str(tmp_path / "new")]),
+    ):
+        before = (run / name).read_bytes()
+        (run / name).chmod(0)
+        with unprivileged():
+            code, err = _cli(argv, capsys)
+        (run / name).chmod(0o644)
+        _assert_one_line_error(code, err, f"{run / name}: {hint}")
+        assert (run / name).read_bytes() == before
+    assert not (tmp_path / "new").exists()
+
+
 def _immutable(path: Path, on: bool) -> None:
     subprocess.run(["chattr", "+i" if on else "-i", str(path)], check=True)
 

@@ -216,6 +216,8 @@ def read_state_dict(path: Path) -> dict[str, Tensor]:
         return read_safetensors(path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
+    except OSError:  # unreadable (permissions, I/O): the file may be sound, so the OS's reason is the message
+        raise
     except Exception as exc:  # torn or foreign files raise many kinds of errors
         raise ValueError(f"--init-from {path} is not a readable checkpoint ({describe_load_error(path, exc)})") from exc
     if isinstance(state, dict) and isinstance(state.get("model"), dict):

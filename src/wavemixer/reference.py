@@ -90,6 +90,8 @@ def _plain_state_dict(state: Any) -> dict[str, Tensor]:
     if isinstance(state, (str, os.PathLike)):
         try:
             state = torch.load(state, map_location="cpu", weights_only=True)
+        except OSError:  # unreadable (permissions, I/O): the OS's reason, not "cannot read a checkpoint"
+            raise
         except Exception as exc:
             reason = describe_load_error(state, exc)
             raise ValueError(f"cannot read reference checkpoint {os.fspath(state)!r}: {reason}") from exc

@@ -29,8 +29,8 @@ def read_manifest(folder: str | os.PathLike) -> list[str] | None:
     """The relative paths wavemixer wrote in ``folder``, or ``None`` when it has no (valid) manifest."""
     try:
         data = json.loads((Path(folder) / MANIFEST).read_text())
-    except (OSError, ValueError):
-        return None
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError, ValueError):
+        return None  # none, or not one (a folder, text that is not this JSON); an unreadable one raises
     if not isinstance(data, dict) or data.get("format") != _FORMAT or not isinstance(data.get("files"), list):
         return None
     return [str(p) for p in data["files"] if _inside(str(p))]  # an entry outside the folder is never ours

@@ -207,6 +207,8 @@ def load_train_state(path: Path) -> dict[str, Any]:
         raise FileNotFoundError(f"{path} not found: --resume needs a run folder with a {TRAIN_STATE}")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
+    except OSError:  # unreadable (permissions, I/O): the file may be sound, so the OS's reason is the message
+        raise
     except Exception as exc:  # a torn or foreign file raises many kinds of errors
         raise ValueError(
             f"{path} is not a readable training checkpoint ({describe_load_error(path, exc)}); "
