@@ -180,6 +180,19 @@ def test_bad_inputs_get_clear_errors(tmp_path):
         build_segmentation_datasets(_cfg(dataset="voc"))
 
 
+def test_a_mask_that_fails_in_a_loader_worker_is_one_line(tmp_path, capsys):
+    """A mask that does not decode fails mid-epoch, inside a DataLoader worker process, which torch re-raises
+    with the worker's whole traceback as its message; the command line printed all of it."""
+    root = make_segfolder(tmp_path / "seg", n_train=4, n_test=2)
+    (root / "masks" / "train" / "002.png").write_bytes(b"not a png")
+    data = ["--task", "segmentation", "--dataset", "segfolder", "--data-dir", str(root)]
+    run = ["--workers", "1", "--epochs", "1", "--batch-size", "2", "--threads", "1", "--quiet"]
+    code = main(["train", *data, *run, "--output", str(tmp_path / "run")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert err.startswith(f"wavemixer train: error: cannot read mask {root / 'masks' / 'train' / '002.png'} ("), err
+
+
 # -------------------------------------------------------------------------------------------- training
 @pytest.fixture(scope="module")
 def seg_run(tmp_path_factory) -> tuple[Path, Path]:

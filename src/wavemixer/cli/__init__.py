@@ -153,6 +153,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def from_worker(exc: BaseException) -> str | None:
+    """The original one-line message of an error raised in a ``DataLoader`` worker process (a file that fails
+    to decode mid-epoch), which torch re-raises with the worker's whole traceback as its message; else None."""
+    text = str(exc)
+    if not (text.startswith("Caught ") and "\nOriginal Traceback" in text):
+        return None
+    last = [line for line in text.splitlines() if line.strip()][-1]
+    prefix = f"{type(exc).__name__}: "
+    return last[len(prefix) :] if last.startswith(prefix) else last
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -166,7 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, TypeError) as exc:
         if getattr(args, "debug", False):
             raise
-        print(f"wavemixer {args.command}: error: {exc}", file=sys.stderr)
+        print(f"wavemixer {args.command}: error: {from_worker(exc) or exc}", file=sys.stderr)
         return 2
     except OSError as exc:  # our own messages (errno None) and faults of the OS: a path, what, what to do
         if isinstance(exc, BrokenPipeError):  # the reader closed standard output
@@ -175,7 +186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         from wavemixer.files import describe_os_error
 
-        print(f"wavemixer {args.command}: error: {describe_os_error(exc)}", file=sys.stderr)
+        print(f"wavemixer {args.command}: error: {from_worker(exc) or describe_os_error(exc)}", file=sys.stderr)
         return 2
     except (MemoryError, RuntimeError) as exc:
         if getattr(args, "debug", False) or not _out_of_memory(exc):
