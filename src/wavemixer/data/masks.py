@@ -18,7 +18,7 @@ from torch.utils.data import Dataset
 
 from wavemixer.constants import IGNORE_INDEX
 
-from .images import IMAGE_EXTENSIONS, image_files_under, load_image
+from .images import IMAGE_EXTENSIONS, image_files_under, load_image, unreadable_reason
 
 __all__ = [
     "CAMVID_CLASSES",
@@ -201,7 +201,7 @@ def read_mask(path: Path) -> Tensor:
                 )
             arr = np.asarray(im).astype(np.int64)
     except (UnidentifiedImageError, OSError) as exc:
-        raise ValueError(f"cannot read mask {path} ({exc})") from exc
+        raise ValueError(f"cannot read mask {path} ({unreadable_reason(exc)})") from exc
     return torch.from_numpy(arr)
 
 
