@@ -1157,6 +1157,41 @@ def test_a_run_the_user_may_not_read_is_not_called_corrupt_or_foreign(unprivileg
     assert not (tmp_path / "new").exists()
 
 
+def test_a_manifest_or_gzip_file_that_cannot_be_read_says_why_in_one_line(unprivileged, tmp_path, capsys, monkeypatch):
+    """A CSV manifest with a field over the csv module's limit ended in a ``_csv.Error`` traceback; an MNIST
+    ``.gz`` the user may not read was "not a valid gzip-compressed IDX file; delete it and download again"."""
+    import gzip
+
+    from wavemixer.data.builtin import mnist_family_root
+
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("path,label\n" + "a" * 200_000 + ",cat\n")
+    argv = ["train", "--dataset", "imagefolder", "--data-dir", str(manifest), "--output", str(tmp_path / "run")]
+    code, err = _cli(argv, capsys)
+    _assert_one_line_error(code, err, f"cannot read manifest {manifest} (field larger than field limit (131072))")
+    manifest.write_text("path,label\n")
+    manifest.chmod(0)
+    with unprivileged():
+        code, err = _cli(argv, capsys)
+    _assert_one_line_error(code, err, f"cannot read manifest {manifest} (Permission denied)")
+
+    monkeypatch.setenv("WAVEMIXER_DATA", str(tmp_path / "cache"))
+    raw = tmp_path / "data" / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    stems = [f"{kind}-{part}" for kind in ("train", "t10k") for part in ("images-idx3-ubyte", "labels-idx1-ubyte")]
+    for stem in stems:
+        (raw / f"{stem}.gz").write_bytes(gzip.compress(b"idx"))
+    (raw / f"{stems[0]}.gz").write_bytes(b"not gzip")
+    with pytest.raises(ValueError, match="is not a valid gzip-compressed IDX file"):
+        mnist_family_root("mnist", tmp_path / "data")
+    (raw / f"{stems[0]}.gz").write_bytes(gzip.compress(b"idx"))
+    (raw / f"{stems[0]}.gz").chmod(0)
+    with unprivileged(), pytest.raises(PermissionError) as raised:
+        mnist_family_root("mnist", tmp_path / "data")
+    assert raised.value.filename == str(raw / f"{stems[0]}.gz")
+    assert not [p for p in (tmp_path / "cache").rglob("*") if p.name.endswith(".tmp")]  # no temporary left
+
+
 def _immutable(path: Path, on: bool) -> None:
     subprocess.run(["chattr", "+i" if on else "-i", str(path)], check=True)
 

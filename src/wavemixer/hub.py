@@ -287,6 +287,8 @@ def read_safetensors(path: Path) -> dict[str, Tensor]:
     try:
         state = load_file(path)
     except (SafetensorError, OSError, ValueError) as exc:
+        if isinstance(exc, OSError) and exc.errno is not None:  # the OS's fault (permissions, I/O), not the file's
+            raise
         raise ValueError(f"{path} is not a readable safetensors file ({exc}); the checkpoint is corrupt") from exc
     bad = [k for k, t in state.items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
     if bad:

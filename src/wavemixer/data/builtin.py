@@ -14,6 +14,7 @@ import gzip
 import hashlib
 import os
 import shutil
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -100,11 +101,14 @@ def mnist_family_root(name: str, data_dir: Path) -> Path | None:
             try:
                 with gzip.open(src, "rb") as fin, open(tmp, "wb") as fout:
                     shutil.copyfileobj(fin, fout)
-            except (OSError, EOFError) as exc:
+            except (gzip.BadGzipFile, EOFError, zlib.error) as exc:  # not the OS's faults: those keep their reason
                 tmp.unlink(missing_ok=True)
                 raise ValueError(
                     f"{src} is not a valid gzip-compressed IDX file ({exc}); delete it and download again"
                 ) from exc
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
             tmp.replace(target / stem)
     return cache
 

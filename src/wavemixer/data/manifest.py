@@ -52,8 +52,9 @@ def read_manifest(path: Path) -> list[tuple[str, str, str | None]]:
                 raise ValueError(
                     f"manifest {path}: expected a list of {{path, label[, split]}} objects or a {{path: label}} map"
                 )
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"cannot read manifest {path} ({exc})") from exc
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, csv.Error) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)  # the path is named once
+        raise ValueError(f"cannot read manifest {path} ({reason})") from exc
     rows: list[tuple[str, str, str | None]] = []
     first: dict[str, tuple[str, str]] = {}  # normalised path -> (where, label)
     for where, file, label, split in raw:
