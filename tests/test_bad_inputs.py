@@ -991,6 +991,23 @@ def test_an_empty_class_folder_is_an_error_not_a_missing_class(tmp_path, capsys)
     _assert_one_line_error(code, err, "class folder train/emu in")
 
 
+def test_a_zip_whose_directory_is_damaged_is_one_line(tmp_path, capsys):
+    """zipfile.is_zipfile reads only the end record; a damaged central directory then ended in a BadZipFile
+    traceback."""
+    import zipfile
+
+    root = _class_images(tmp_path / "d")
+    with zipfile.ZipFile(tmp_path / "d.zip", "w") as z:
+        for p in sorted(root.rglob("*.png")):
+            z.write(p, p.relative_to(root).as_posix())
+    data = (tmp_path / "d.zip").read_bytes()
+    end = data.rfind(b"PK\x05\x06")
+    directory = int.from_bytes(data[end + 16 : end + 20], "little")  # the end record's offset of the directory
+    (tmp_path / "d.zip").write_bytes(data[:directory] + b"XX" + data[directory + 2 :])
+    code, err = _cli(["train", "--dataset", "imagefolder", "--data-dir", str(tmp_path / "d.zip")], capsys)
+    _assert_one_line_error(code, err, f"{tmp_path / 'd.zip'} is a damaged zip file (Bad magic number for central")
+
+
 @pytest.mark.parametrize("entry", ["/abs/cat/x.png", "data/../../cat/x.png", "C:/data/cat/x.png"])
 def test_a_zip_entry_outside_the_tree_is_refused_not_made_a_class(entry, tmp_path, capsys):
     import zipfile

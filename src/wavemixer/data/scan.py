@@ -70,8 +70,11 @@ def _readable(path: Path) -> bool:
 
 def _zip_names(root: Path) -> tuple[list[str], list[str]]:
     """Files and folders of a zip; an absolute or ``..`` entry is refused (it is no part of a data set tree)."""
-    with zipfile.ZipFile(root) as z:
-        entries = z.namelist()
+    try:
+        with zipfile.ZipFile(root) as z:
+            entries = z.namelist()
+    except zipfile.BadZipFile as exc:  # its end record reads, its directory does not
+        raise ValueError(f"{root} is a damaged zip file ({exc}); zip the data set again") from exc
     for name in entries:
         if is_absolute(name) or ".." in name.replace("\\", "/").split("/"):
             raise ValueError(
