@@ -1008,6 +1008,31 @@ def test_a_zip_whose_directory_is_damaged_is_one_line(tmp_path, capsys):
     _assert_one_line_error(code, err, f"{tmp_path / 'd.zip'} is a damaged zip file (Bad magic number for central")
 
 
+@pytest.mark.parametrize(
+    ("name", "fragment"),
+    [
+        ("summary.csv", "is not a run's per-epoch table (CSV text)"),
+        ("results.json", "is not JSON text (invalid start byte at byte 1)"),
+    ],
+)
+def test_run_files_that_are_not_text_are_named(name, fragment, tmp_path, capsys):
+    """A summary.csv or results.json that is not UTF-8 gave only "'utf-8' codec can't decode byte 0xff ...",
+    without the file; a segmentation folder's classes.txt likewise."""
+    from .fake_runs import fake_run
+
+    run = fake_run(tmp_path / "run-s0", seed=0, test=50.0)
+    (run / name).write_bytes(b"\x00\xff\xfe not text\n")
+    code, err = _cli(["runs", str(run)], capsys)
+    _assert_one_line_error(code, err, f"{run / name} {fragment}")
+    if name == "summary.csv":
+        from wavemixer.data.masks import load_segfolder
+
+        (tmp_path / "seg").mkdir()
+        (tmp_path / "seg" / "classes.txt").write_bytes(b"road\n\xff\xfe\n")
+        with pytest.raises(ValueError, match=r"classes\.txt is not UTF-8 text \(invalid start byte at byte 5\)"):
+            load_segfolder(tmp_path / "seg")
+
+
 @pytest.mark.parametrize("entry", ["/abs/cat/x.png", "data/../../cat/x.png", "C:/data/cat/x.png"])
 def test_a_zip_entry_outside_the_tree_is_refused_not_made_a_class(entry, tmp_path, capsys):
     import zipfile

@@ -272,7 +272,11 @@ def load_segfolder(root: Path) -> tuple[dict[str, Any], list[str]]:
             f"{classes_file} not found: a segmentation folder needs classes.txt (one class "
             "name per line, line i = mask value i; 255 = ignore), images/ and masks/"
         )
-    classes = [c.strip() for c in classes_file.read_text().splitlines() if c.strip()]
+    try:
+        classes = [c.strip() for c in classes_file.read_text(encoding="utf-8-sig").splitlines() if c.strip()]
+    except UnicodeDecodeError as exc:
+        reason = f"{exc.reason} at byte {exc.start}"
+        raise ValueError(f"{classes_file} is not UTF-8 text ({reason}); it lists one class name per line") from None
     if len(classes) < 2:
         raise ValueError(f"{classes_file} lists {len(classes)} class(es); segmentation needs at least 2")
     if len(classes) > 255:

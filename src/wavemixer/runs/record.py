@@ -145,15 +145,20 @@ def _history(folder: Path) -> list[dict[str, Any]]:
     summary = folder / "summary.csv"
     if not summary.is_file():
         return []
-    with summary.open(newline="") as fh:
-        return list(csv.DictReader(fh))
+    try:
+        with summary.open(newline="", encoding="utf-8") as fh:
+            return list(csv.DictReader(fh))
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise ValueError(f"{summary} is not a run's per-epoch table (CSV text): {exc}") from None
 
 
 def _read_json(path: Path) -> dict[str, Any]:
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path} is not valid JSON ({exc.msg}, line {exc.lineno}): an unfinished write?") from None
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path} is not JSON text ({exc.reason} at byte {exc.start})") from None
     if not isinstance(data, dict):
         raise ValueError(f"{path} is not a run's results (a JSON object)")
     return data
