@@ -701,6 +701,16 @@ def test_a_run_folder_without_its_weights_is_named_as_one(command, image, tmp_pa
     code, err = _cli([command, *args[command]], capsys)
     _assert_one_line_error(code, err, f"{run} is a training run folder without its weights ({run / 'best'} is missing")
     assert not (tmp_path / "m.onnx").exists()
+    (run / "best").write_text("a file where the saved model belongs\n")  # was "best is missing"
+    code, err = _cli([command, *args[command]], capsys)
+    _assert_one_line_error(code, err, f"{run} is a training run folder whose saved model is damaged ({run / 'best'} is")
+    (run / "best").unlink()
+    (run / "best" / "config.json").mkdir(parents=True)
+    code, err = _cli([command, *args[command]], capsys)
+    _assert_one_line_error(code, err, f"saved model is damaged ({run / 'best' / 'config.json'} is not a file)")
+    (run / "checkpoint.pt").mkdir()
+    code, err = _cli(["train", "--resume", str(run)], capsys)
+    _assert_one_line_error(code, err, f"{run / 'checkpoint.pt'} is not a file: --resume needs a run folder with a")
 
 
 # ------------------------------------------------------------------------------- crash safety

@@ -51,8 +51,12 @@ def weights_folder(path: Path) -> Path:
     if (path / "best" / "config.json").is_file():
         return path / "best"
     if (path / "results.json").is_file() and not (path / "config.json").is_file():
+        best = path / "best"
+        if best.exists() or best.is_symlink():  # there, but not a model folder: say what it is instead
+            what = f"{best / 'config.json'} is not a file" if best.is_dir() else f"{best} is not a folder"
+            raise FileNotFoundError(f"{path} is a training run folder whose saved model is damaged ({what})")
         raise FileNotFoundError(
-            f"{path} is a training run folder without its weights ({path / 'best'} is missing; a run restored "
+            f"{path} is a training run folder without its weights ({best} is missing; a run restored "
             "from its record keeps none): give a run folder with best/, or a saved model folder"
         )
     return path

@@ -204,7 +204,8 @@ def save_train_state(path: Path, state: dict[str, Any]) -> None:
 def load_train_state(path: Path) -> dict[str, Any]:
     """A training checkpoint to resume from; a missing, torn or foreign file is a one-line error."""
     if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: --resume needs a run folder with a {TRAIN_STATE}")
+        what = "is not a file" if path.exists() else "not found"
+        raise FileNotFoundError(f"{path} {what}: --resume needs a run folder with a {TRAIN_STATE}")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except OSError:  # unreadable (permissions, I/O): the file may be sound, so the OS's reason is the message
