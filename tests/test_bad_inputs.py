@@ -988,6 +988,13 @@ def test_a_named_pipe_among_the_images_is_reported_not_read(tmp_path, capsys):
     _assert_one_line_error(code, err, f"1 of 6 images cannot be read: {root / 'cat' / 'x.png'} (not a regular file")
 
 
+@pytest.mark.timeout(120)  # the zip check blocked on the pipe forever
+def test_a_named_pipe_as_the_data_set_is_refused_not_opened(tmp_path, capsys):
+    os.mkfifo(tmp_path / "d.zip")
+    code, err = _cli(["train", "--dataset", "imagefolder", "--data-dir", str(tmp_path / "d.zip")], capsys)
+    _assert_one_line_error(code, err, f"{tmp_path / 'd.zip'} is neither a folder, a zip file nor a .csv/.json manifest")
+
+
 def test_an_empty_class_folder_is_an_error_not_a_missing_class(tmp_path, capsys):
     root = _class_images(tmp_path / "d")
     (root / "emu").mkdir()

@@ -93,7 +93,7 @@ def _list_source(root: Path) -> tuple[str, list[tuple[str, str, str | None]], Pa
         return "manifest", read_manifest(root), root.parent
     if root.is_dir():
         names, folders = _walk_files(root)
-    elif root.exists() and _readable(root) and zipfile.is_zipfile(root):
+    elif root.is_file() and _readable(root) and zipfile.is_zipfile(root):  # a pipe or device would block here
         names, folders = _zip_names(root)
     elif root.exists():
         raise ValueError(
