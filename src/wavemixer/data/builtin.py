@@ -101,13 +101,12 @@ def mnist_family_root(name: str, data_dir: Path) -> Path | None:
             try:
                 with gzip.open(src, "rb") as fin, open(tmp, "wb") as fout:
                     shutil.copyfileobj(fin, fout)
-            except (gzip.BadGzipFile, EOFError, zlib.error) as exc:  # not the OS's faults: those keep their reason
+            except BaseException as exc:
                 tmp.unlink(missing_ok=True)
-                raise ValueError(
-                    f"{src} is not a valid gzip-compressed IDX file ({exc}); delete it and download again"
-                ) from exc
-            except BaseException:
-                tmp.unlink(missing_ok=True)
+                if isinstance(exc, (gzip.BadGzipFile, EOFError, zlib.error)):  # the OS's faults keep their reason
+                    raise ValueError(
+                        f"{src} is not a valid gzip-compressed IDX file ({exc}); delete it and download again"
+                    ) from exc
                 raise
             tmp.replace(target / stem)
     return cache
