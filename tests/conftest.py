@@ -1,7 +1,8 @@
-"""Shared fixtures: seeded RNG, the offline data folder, small thread count for a 2-core CI."""
+"""Shared fixtures: seeded RNG, the offline data folder, and the cores shared among the test workers."""
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -18,6 +19,18 @@ def _seed() -> None:
     torch.manual_seed(0)
 
 
+def _share_cores() -> None:
+    """pytest-xdist runs one worker per core; each worker (and the processes its tests start) takes its share of
+    the cores, not all of them, so that two workers on a 2-core machine do not fight over each other's threads."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        share = max(1, cores // workers)
+        torch.set_num_threads(share)
+        os.environ.setdefault("OMP_NUM_THREADS", str(share))
+
+
+_share_cores()
 _THREADS = torch.get_num_threads()  # before any test changes it
 
 
