@@ -102,19 +102,20 @@ def score_curves(
     xlog: bool = True,
 ) -> None:  # fmt: skip
     """Write a PNG of one line per model (``series``: name -> (budget, score over seeds) points), mean ± std
-    error bars; names starting with ``wavemix`` solid, the others dashed."""
+    error bars; names starting with ``wavemix`` solid with round markers, the others dashed with square ones."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 5))
-    for name, points in series.items():
-        if not points:
-            continue
+    drawn = [(name, points) for name, points in series.items() if points]
+    colours = plt.get_cmap("tab10" if len(drawn) <= 10 else "tab20").colors  # no two lines share a colour
+    for (name, points), colour in zip(drawn, colours * (len(drawn) // len(colours) + 1)):
         xs, stats = zip(*sorted(points, key=lambda p: p[0]))
-        ax.errorbar(xs, [s.mean for s in stats], yerr=[s.std for s in stats], capsize=3, marker="o",
-                    linestyle="-" if _wavemix_name(name) else "--", label=name)  # fmt: skip
+        wavemix = _wavemix_name(name)
+        ax.errorbar(xs, [s.mean for s in stats], yerr=[s.std for s in stats], capsize=3, color=colour,
+                    marker="o" if wavemix else "s", linestyle="-" if wavemix else "--", label=name)  # fmt: skip
     ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
     if xlog:
         ax.set_xscale("log")
