@@ -6,6 +6,7 @@ WaveMix models are circles or solid lines, everything else (peers, baselines) tr
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -110,8 +111,8 @@ def score_curves(
 
     fig, ax = plt.subplots(figsize=(7, 5))
     drawn = [(name, points) for name, points in series.items() if points]
-    colours = plt.get_cmap("tab10" if len(drawn) <= 10 else "tab20").colors  # no two lines share a colour
-    for (name, points), colour in zip(drawn, colours * (len(drawn) // len(colours) + 1)):
+    colours = plt.get_cmap("tab10" if len(drawn) <= 10 else "tab20").colors  # distinct up to 20 lines
+    for (name, points), colour in zip(drawn, itertools.cycle(colours)):
         xs, stats = zip(*sorted(points, key=lambda p: p[0]))
         wavemix = _wavemix_name(name)
         ax.errorbar(xs, [s.mean for s in stats], yerr=[s.std for s in stats], capsize=3, color=colour,
