@@ -33,6 +33,7 @@ RULES: list[tuple[str, str, str]] = [
      "trains or needs the MNIST run of the first line (DATA: where MNIST lives)"),
     (r"my_images/|shirt\.png|cat\.png|cifar10_94\.58\.pth", "your-files", "needs your own images or checkpoint"),
     (r"^wavemixer bench", "long", "a benchmark sweep (a minute or more)"),
+    (r"tests\.record_goldens", "long", "needs a checkout of the recording version; rewrites the goldens"),
     (r"^wavemixer models( |$)|^\.venv/bin/ruff check|^wavemixer export --model \S+ --pretrained", "run",
      "seconds, offline"),
 ]  # fmt: skip

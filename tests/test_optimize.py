@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import glob
 
 import pytest
@@ -73,14 +74,20 @@ def test_fold_every_upsampler(upsample: str, level: int) -> None:
 
 def test_fold_counts_and_bf16_copy() -> None:
     model = _randomise_bn(create_model("wavemix_192_16_tinyimagenet", depth=2, final_dim=32, num_classes=5))
-    copy = optimize_for_inference(model)
-    assert fold_batchnorm(copy) == 0  # already folded
+    folded = optimize_for_inference(model)
+    assert fold_batchnorm(folded) == 0  # already folded
     assert fold_batchnorm(_randomise_bn(create_model("wavemix_192_16_tinyimagenet", depth=2, final_dim=32))) == 6
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
+        expected = model(x)
         low = optimize_for_inference(model, dtype=torch.bfloat16)(x.bfloat16())
         assert low.dtype == torch.bfloat16
-        torch.testing.assert_close(low.float(), model(x), atol=1e-2, rtol=2e-2)  # logits up to 0.5 here
+        plain = copy.deepcopy(model).bfloat16()(x.bfloat16())
+    # bf16's own rounding decides the error, and it depends on the CPU's kernels (within 0.01 + 2 % on AMD Zen 4,
+    # 0.02-0.04 on Sapphire Rapids, logits up to 0.5 here): the folded copy must be as close as the unfolded model
+    # cast to bf16 (ratio 0.96-1.09 over six seeds there); a fold that loses one BatchNorm's mean is off by 0.11.
+    error = (low.float() - expected).abs().max().item()
+    assert error <= 1.5 * (plain.float() - expected).abs().max().item() + 1e-3
 
 
 def test_compiled_eval_path_matches() -> None:

@@ -1,0 +1,154 @@
+"""Record this CPU platform's exact golden values, with whatever ``wavemixer`` is importable.
+
+The goldens pin what the code *before* the training package was reorganised gave, so record them with that
+version on a new platform::
+
+    git worktree add --detach /tmp/wavemixer-ff3dc7e ff3dc7e
+    PYTHONPATH=/tmp/wavemixer-ff3dc7e/src python -m tests.record_goldens
+
+It runs what ``test_training_golden.py`` and ``test_old_run_folder.py`` run (the same functions below) and adds
+or replaces this platform's entry in each golden file's ``exact`` list; the shared values (configs, split
+fingerprints, parameter counts, the first platform's numbers) are never rewritten.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+
+from .goldens import PLATFORM, summary_values, weights_sha256
+
+GOLDEN_DIR = Path(__file__).resolve().parent / "golden"
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+TRAIN_GOLDEN = GOLDEN_DIR / "train_classification.json"
+OLD = GOLDEN_DIR / "old_run"
+THREADS = ["--threads", "2"]  # what old_run/expected.json was recorded with
+
+
+def train_values(config: dict, workdir: Path) -> dict:
+    """Train one golden config in ``workdir``; what the golden pins of it."""
+    from wavemixer.train import TrainConfig, train
+
+    config = dict(config)
+    if config.get("data_dir"):
+        config["data_dir"] = str(SHARED_DATA / Path(config["data_dir"]).relative_to("../shared/data"))
+    run = workdir / "run"
+    before = os.environ.get("WAVEMIXER_DATA")
+    os.environ["WAVEMIXER_DATA"] = str(workdir / "cache")  # a fresh data cache, as on a new machine
+    try:
+        results = train(TrainConfig(**config, output=str(run), quiet=True))
+    finally:
+        if before is None:
+            del os.environ["WAVEMIXER_DATA"]
+        else:
+            os.environ["WAVEMIXER_DATA"] = before
+    saved = json.loads((run / "best" / "config.json").read_text())
+    return dict(
+        split_hashes=saved["metadata"]["data"]["split_hashes"],
+        params=results["params"],
+        summary=summary_values(run),
+        test=results["test"],
+        best=weights_sha256(run / "best"),
+        last=weights_sha256(run / "last"),
+    )
+
+
+def copy_old_run(workdir: Path) -> Path:
+    run = workdir / "digits-run"
+    shutil.copytree(OLD / "digits-run", run)  # the committed folder is never written
+    return run
+
+
+def eval_values(run: Path, split: str) -> dict:
+    from wavemixer.cli import main
+
+    assert main(["eval", str(run), "--split", split, *THREADS]) == 0
+    metrics = json.loads((run / f"eval-digits-{split}" / "metrics.json").read_text())
+    return {k: metrics[k] for k in ("images", "top1", "top5")}
+
+
+def predict_values(run: Path, out: Path) -> list[dict]:
+    from wavemixer.cli import main
+
+    assert main(["predict", str(run), str(OLD / "images"), "--format", "json", "--output", str(out), *THREADS]) == 0
+    rows = json.loads(out.read_text())["predictions"]
+    return [{k: r[k] for k in ("label", "probability", "input_z")} for r in rows]
+
+
+def resume_values(run: Path) -> dict:
+    from wavemixer.cli import main
+
+    assert main(["train", "--resume", str(run), "--quiet"]) == 0
+    results = json.loads((run / "results.json").read_text())
+    return dict(
+        best=weights_sha256(run / "best"),
+        last=weights_sha256(run / "last"),
+        summary=summary_values(run),
+        test=results["test"],
+    )
+
+
+def _fresh(fn, *args):
+    """Each value from a fresh temporary folder and the seed the test suite's fixture sets."""
+    torch.manual_seed(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        return fn(*args, Path(tmp))
+
+
+def _code_version() -> str:
+    import wavemixer
+
+    src = Path(wavemixer.__file__).resolve().parent
+    try:
+        out = subprocess.run(["git", "-C", str(src), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+        return out.stdout.strip() or "unknown"
+    except OSError:
+        return "unknown"
+
+
+def _put(golden: dict, entry: dict) -> None:
+    golden["exact"] = [e for e in golden.get("exact", []) if e["platform"] != PLATFORM] + [entry]
+
+
+def main() -> int:
+    if not SHARED_DATA.is_dir():
+        print(f"error: the offline datasets are needed at {SHARED_DATA}", file=sys.stderr)
+        return 2
+    torch.set_num_threads(1)  # as each test worker on a 2-core machine; every run below pins its own threads
+    version = _code_version()
+    golden = json.loads(TRAIN_GOLDEN.read_text())
+    if golden["recorded_with"] == PLATFORM:
+        print("this platform recorded the goldens themselves; nothing to add")
+        return 0
+    runs = {}
+    for name, want in golden["runs"].items():
+        got = _fresh(lambda w, c=want["config"]: train_values(c, w))
+        if got["split_hashes"] != want["split_hashes"] or got["params"] != want["params"]:
+            print(f"error: {name}: the data split or model differs from the golden; not recording", file=sys.stderr)
+            return 1
+        runs[name] = {k: got[k] for k in ("summary", "test", "best", "last")}
+        print(f"{name}: recorded")
+    _put(golden, dict(platform=PLATFORM, code=version, runs=runs))
+    TRAIN_GOLDEN.write_text(json.dumps(golden, indent=1) + "\n")
+
+    expected = json.loads((OLD / "expected.json").read_text())
+    entry: dict = dict(platform=PLATFORM, code=version)
+    entry["eval_test"] = _fresh(lambda w: eval_values(copy_old_run(w), "test"))
+    entry["eval_val"] = _fresh(lambda w: eval_values(copy_old_run(w), "val"))
+    entry["predict"] = _fresh(lambda w: predict_values(copy_old_run(w), w / "p.json"))
+    entry["resumed"] = _fresh(lambda w: resume_values(copy_old_run(w)))
+    _put(expected, entry)
+    (OLD / "expected.json").write_text(json.dumps(expected, indent=1) + "\n")
+    print(f"old run folder: recorded ({PLATFORM}, code {version})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
