@@ -53,6 +53,19 @@ def test_precision_auto_uses_bf16_only_where_it_is_native(monkeypatch, caplog):
     assert "slower than fp32 here" in caplog.messages[0]
 
 
+def test_cpu_flags_without_proc_cpuinfo_agree_with_it(monkeypatch):
+    """Where ``/proc/cpuinfo`` is missing (macOS, Windows) the flags come from torch's probes; on Linux the two
+    sources must name the same kernel-deciding flags, or ``--amp auto`` would choose otherwise there."""
+    from wavemixer import cpu
+
+    if not Path("/proc/cpuinfo").is_file():
+        pytest.skip("needs /proc/cpuinfo as the independent reference")
+    probed = {"avx2", "avx512f", "avx512_bf16", "amx_tile"}
+    from_proc = cpu.cpu_flags() & probed
+    monkeypatch.setattr(cpu, "_cpuinfo", lambda: (None, None))
+    assert cpu.cpu_flags() == from_proc
+
+
 def test_eval_reuses_the_runs_data_and_its_exact_val_split(seeded_run, capsys):
     from wavemixer.data.splits import split_hash
     from wavemixer.tasks.classification import ClassificationTask

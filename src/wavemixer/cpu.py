@@ -37,13 +37,26 @@ def cpu_model() -> str:
 
 
 def cpu_flags() -> frozenset[str]:
-    """The CPU's instruction-set flags; without ``/proc/cpuinfo``, ``avx512_bf16`` when torch dispatches AMX."""
+    """The CPU's instruction-set flags; without ``/proc/cpuinfo``, those of :data:`KERNEL_FLAGS` torch detects."""
     flags = _cpuinfo()[1]
-    if flags is not None:
-        return flags
+    return flags if flags is not None else _torch_probed_flags()
+
+
+_TORCH_PROBES = {
+    "avx2": "_is_avx2_supported",
+    "avx512f": "_is_avx512_supported",
+    "avx512_bf16": "_is_avx512_bf16_supported",
+    "amx_tile": "_is_amx_tile_supported",
+}
+
+
+def _torch_probed_flags() -> frozenset[str]:
+    """The kernel-deciding flags torch's own CPU probes report (cpuinfo), for an OS without ``/proc/cpuinfo``.
+
+    ``get_cpu_capability()`` cannot stand in: it reads ``AVX512`` on Sapphire Rapids and on Zen 4 alike."""
     import torch
 
-    return frozenset({"avx512_bf16"}) if "amx" in torch.backends.cpu.get_cpu_capability().lower() else frozenset()
+    return frozenset(flag for flag, probe in _TORCH_PROBES.items() if getattr(torch.cpu, probe, lambda: False)())
 
 
 def cpu_description() -> str:
