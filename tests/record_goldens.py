@@ -19,17 +19,27 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 
-from .goldens import PLATFORM, summary_values, weights_sha256
+from .goldens import (
+    PLATFORM,
+    RECORDING_VERSION,
+    old_run_within_tolerance,
+    summary_values,
+    training_within_tolerance,
+    weights_sha256,
+)
 
 GOLDEN_DIR = Path(__file__).resolve().parent / "golden"
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 TRAIN_GOLDEN = GOLDEN_DIR / "train_classification.json"
 OLD = GOLDEN_DIR / "old_run"
 THREADS = ["--threads", "2"]  # what old_run/expected.json was recorded with
+T = TypeVar("T")
 
 
 def train_values(config: dict, workdir: Path) -> dict:
@@ -61,8 +71,9 @@ def train_values(config: dict, workdir: Path) -> dict:
 
 
 def copy_old_run(workdir: Path) -> Path:
+    """A copy of the committed old run folder in ``workdir``: eval, predict and resume write into their folder."""
     run = workdir / "digits-run"
-    shutil.copytree(OLD / "digits-run", run)  # the committed folder is never written
+    shutil.copytree(OLD / "digits-run", run)
     return run
 
 
@@ -95,22 +106,27 @@ def resume_values(run: Path) -> dict:
     )
 
 
-def _fresh(fn, *args):
-    """Each value from a fresh temporary folder and the seed the test suite's fixture sets."""
+def _fresh(fn: Callable[[Path], T]) -> T:
+    """A value computed in a fresh temporary folder, after the seed the test suite's fixture sets."""
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as tmp:
-        return fn(*args, Path(tmp))
+        return fn(Path(tmp))
 
 
-def _code_version() -> str:
+def _code_version() -> str | None:
+    """The short commit of the imported ``wavemixer``'s checkout, or None if it has uncommitted changes or is
+    not a git checkout (then what it gives cannot be named)."""
     import wavemixer
 
     src = Path(wavemixer.__file__).resolve().parent
     try:
-        out = subprocess.run(["git", "-C", str(src), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
-        return out.stdout.strip() or "unknown"
+        head = subprocess.run(["git", "-C", str(src), "rev-parse", "--short=7", "HEAD"], capture_output=True, text=True)
+        dirty = subprocess.run(["git", "-C", str(src), "status", "--porcelain", "."], capture_output=True, text=True)
     except OSError:
-        return "unknown"
+        return None
+    if head.returncode or dirty.returncode or dirty.stdout.strip():
+        return None
+    return head.stdout.strip()
 
 
 def _put(golden: dict, entry: dict) -> None:
@@ -121,32 +137,43 @@ def main() -> int:
     if not SHARED_DATA.is_dir():
         print(f"error: the offline datasets are needed at {SHARED_DATA}", file=sys.stderr)
         return 2
-    torch.set_num_threads(1)  # as each test worker on a 2-core machine; every run below pins its own threads
     version = _code_version()
+    if version != RECORDING_VERSION:
+        print(
+            f"error: wavemixer is imported from a checkout at {version or 'an unnamed or modified version'}; the "
+            f"goldens pin {RECORDING_VERSION}: set PYTHONPATH to a clean checkout of it (see this file's docstring)",
+            file=sys.stderr,
+        )
+        return 2
     golden = json.loads(TRAIN_GOLDEN.read_text())
+    expected = json.loads((OLD / "expected.json").read_text())
     if golden["recorded_with"] == PLATFORM:
         print("this platform recorded the goldens themselves; nothing to add")
         return 0
-    runs = {}
+    runs: dict[str, dict] = {}
     for name, want in golden["runs"].items():
         got = _fresh(lambda w, c=want["config"]: train_values(c, w))
         if got["split_hashes"] != want["split_hashes"] or got["params"] != want["params"]:
             print(f"error: {name}: the data split or model differs from the golden; not recording", file=sys.stderr)
             return 1
+        if not training_within_tolerance(got, want):
+            print(f"error: {name}: beyond the tolerance of the recorded platform; not recording", file=sys.stderr)
+            return 1
         runs[name] = {k: got[k] for k in ("summary", "test", "best", "last")}
-        print(f"{name}: recorded")
-    _put(golden, dict(platform=PLATFORM, code=version, runs=runs))
-    TRAIN_GOLDEN.write_text(json.dumps(golden, indent=1) + "\n")
-
-    expected = json.loads((OLD / "expected.json").read_text())
-    entry: dict = dict(platform=PLATFORM, code=version)
+    entry: dict[str, object] = dict(platform=PLATFORM, code=version)
     entry["eval_test"] = _fresh(lambda w: eval_values(copy_old_run(w), "test"))
     entry["eval_val"] = _fresh(lambda w: eval_values(copy_old_run(w), "val"))
     entry["predict"] = _fresh(lambda w: predict_values(copy_old_run(w), w / "p.json"))
     entry["resumed"] = _fresh(lambda w: resume_values(copy_old_run(w)))
+    for key in ("eval_test", "eval_val", "predict", "resumed"):
+        if not old_run_within_tolerance(key, entry[key], expected[key]):
+            print(f"error: old run folder, {key}: beyond the tolerance of the recorded platform", file=sys.stderr)
+            return 1
+    _put(golden, dict(platform=PLATFORM, code=version, runs=runs))
     _put(expected, entry)
+    TRAIN_GOLDEN.write_text(json.dumps(golden, indent=1) + "\n")
     (OLD / "expected.json").write_text(json.dumps(expected, indent=1) + "\n")
-    print(f"old run folder: recorded ({PLATFORM}, code {version})")
+    print(f"recorded {PLATFORM} with {version}: {', '.join(runs)} and the old run folder")
     return 0
 
 

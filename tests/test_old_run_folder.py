@@ -13,50 +13,51 @@ also depend on the CPU platform: ``expected.json`` lists exact values per platfo
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from wavemixer.cli import main
 
 from .conftest import GOLDEN_DIR
-from .goldens import exact_values, weights_sha256
+from .goldens import RECORDING_VERSION, exact_values, old_run_within_tolerance, weights_sha256
 from .record_goldens import copy_old_run, eval_values, predict_values, resume_values
 
 OLD = GOLDEN_DIR / "old_run"
 EXPECTED = json.loads((OLD / "expected.json").read_text())
 EXACT = exact_values(EXPECTED)
+KEYS = ("eval_test", "eval_val", "predict", "resumed")
 
 
 @pytest.fixture
-def old_run(tmp_path):
+def old_run(tmp_path: Path) -> Path:
     return copy_old_run(tmp_path)
 
 
-def _want(key: str):
-    """This platform's recorded value where there is one, else the first platform's with a tolerance."""
+def _as_before(key: str, got: object) -> bool:
+    """Exactly this platform's record where there is one, else near the recording platform's values."""
     if EXACT is not None:
-        return EXACT[key]
-    return _approx(EXPECTED[key])
-
-
-def _approx(value):
-    if isinstance(value, float):
-        return pytest.approx(value, abs=1e-4)
-    if isinstance(value, dict):
-        return {k: _approx(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_approx(v) for v in value]
-    return value
+        return got == EXACT[key]
+    return old_run_within_tolerance(key, got, EXPECTED[key])
 
 
 def test_old_run_evaluates_as_before(old_run, capsys):
     assert weights_sha256(old_run / "best") == EXPECTED["best_before_resume"]
     for split in ("test", "val"):
-        assert eval_values(old_run, split) == _want(f"eval_{split}")
+        got = eval_values(old_run, split)
+        assert _as_before(f"eval_{split}", got), got
 
 
 def test_old_run_predicts_as_before(old_run, tmp_path, capsys):
-    assert predict_values(old_run, tmp_path / "p.json") == _want("predict")
+    got = predict_values(old_run, tmp_path / "p.json")
+    assert _as_before("predict", got), got
+
+
+def test_old_run_platform_records_are_the_recording_version_within_tolerance():
+    """Each added platform was recorded with the version the folder pins, and within what an unlisted one meets."""
+    for record in EXPECTED.get("exact", []):
+        assert record["code"] == RECORDING_VERSION, record["platform"]
+        assert all(old_run_within_tolerance(k, record[k], EXPECTED[k]) for k in KEYS), record["platform"]
 
 
 def test_old_run_exports(old_run, tmp_path, capsys):
@@ -69,7 +70,4 @@ def test_old_run_exports(old_run, tmp_path, capsys):
 def test_old_run_resumes_to_the_same_weights(old_run, capsys):
     got = resume_values(old_run)
     assert json.loads((old_run / "results.json").read_text())["epochs"] == 2
-    if EXACT is not None:
-        assert got == EXACT["resumed"]
-    else:
-        assert got["test"]["top1"] == pytest.approx(EXPECTED["resumed"]["test"]["top1"], abs=2.0)
+    assert _as_before("resumed", got), got

@@ -10,21 +10,15 @@ platform it does not list the values are compared with a tolerance: there the la
 from __future__ import annotations
 
 import json
-import math
 
 import pytest
 
 from .conftest import GOLDEN_DIR, SHARED_DATA
-from .goldens import exact_values
+from .goldens import RECORDING_VERSION, exact_values, training_within_tolerance
 from .record_goldens import train_values
 
 GOLDEN = json.loads((GOLDEN_DIR / "train_classification.json").read_text())
 EXACT = exact_values(GOLDEN)
-
-
-def _close(got: dict, want: dict) -> bool:
-    return got.keys() == want.keys() and all(math.isclose(float(got[k]), float(want[k]), rel_tol=1e-3, abs_tol=1e-3)
-                                             for k in want)  # fmt: skip
 
 
 @pytest.mark.parametrize("name", list(GOLDEN["runs"]))
@@ -42,14 +36,14 @@ def test_classification_training_is_unchanged(name, tmp_path):
         assert got["best"] == exact["best"]
         assert got["last"] == exact["last"]
     else:
-        assert all(_close(g, w) for g, w in zip(got["summary"], golden["summary"], strict=True))
-        assert _close(got["test"], golden["test"])
+        assert training_within_tolerance(got, golden), (got["summary"], golden["summary"])
 
 
-def test_tolerance_holds_between_recorded_platforms():
-    """The tolerance used on an unlisted platform covers the measured spread between the listed ones."""
+def test_every_platform_record_is_the_recording_version_within_tolerance():
+    """Each added platform was recorded with the version the goldens pin, for every run, and lies within the
+    tolerance an unlisted platform must meet: the tolerance covers the measured spread between platforms."""
     for record in GOLDEN.get("exact", []):
+        assert record["code"] == RECORDING_VERSION, record["platform"]
+        assert record["runs"].keys() == GOLDEN["runs"].keys(), record["platform"]
         for name, exact in record["runs"].items():
-            golden = GOLDEN["runs"][name]
-            assert all(_close(g, w) for g, w in zip(exact["summary"], golden["summary"], strict=True)), name
-            assert _close(exact["test"], golden["test"]), name
+            assert training_within_tolerance(exact, GOLDEN["runs"][name]), (record["platform"], name)

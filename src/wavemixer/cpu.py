@@ -46,6 +46,7 @@ _TORCH_PROBES = {
     "avx2": "_is_avx2_supported",
     "avx512f": "_is_avx512_supported",
     "avx512_bf16": "_is_avx512_bf16_supported",
+    "amx_bf16": "_is_amx_tile_supported",  # every CPU with AMX tiles has AMX-BF16 (torch has no probe of its own)
     "amx_tile": "_is_amx_tile_supported",
 }
 
