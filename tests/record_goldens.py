@@ -78,6 +78,7 @@ def copy_old_run(workdir: Path) -> Path:
 
 
 def eval_values(run: Path, split: str) -> dict:
+    """``wavemixer eval`` of the folder on one split: its image count and scores."""
     from wavemixer.cli import main
 
     assert main(["eval", str(run), "--split", split, *THREADS]) == 0
@@ -86,6 +87,7 @@ def eval_values(run: Path, split: str) -> dict:
 
 
 def predict_values(run: Path, out: Path) -> list[dict]:
+    """``wavemixer predict`` of the folder on the committed images: label, probability, input z-score each."""
     from wavemixer.cli import main
 
     assert main(["predict", str(run), str(OLD / "images"), "--format", "json", "--output", str(out), *THREADS]) == 0
@@ -94,6 +96,7 @@ def predict_values(run: Path, out: Path) -> list[dict]:
 
 
 def resume_values(run: Path) -> dict:
+    """``wavemixer train --resume`` of the interrupted folder to its end: weights, curve and test scores."""
     from wavemixer.cli import main
 
     assert main(["train", "--resume", str(run), "--quiet"]) == 0
