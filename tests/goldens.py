@@ -25,6 +25,7 @@ reorganised. Every platform's exact record is made with it."""
 
 
 def _cpu_vendor() -> str:
+    """Read here, not through ``wavemixer.cpu``: the key must come out the same whichever version is imported."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("vendor_id"):
@@ -74,6 +75,10 @@ def training_within_tolerance(got: dict, golden: dict) -> bool:
         _close(g, w, 1e-3) for g, w in zip(got["summary"], golden["summary"])
     )
     return rows_ok and _close(got["test"], golden["test"], 1e-3)
+
+
+OLD_RUN_KEYS = ("eval_test", "eval_val", "predict", "resumed")
+"""What the old run folder's golden holds per platform."""
 
 
 def old_run_within_tolerance(key: str, got: Any, want: Any) -> bool:

@@ -25,7 +25,9 @@ from typing import TypeVar
 
 import torch
 
+from .conftest import GOLDEN_DIR, SHARED_DATA
 from .goldens import (
+    OLD_RUN_KEYS,
     PLATFORM,
     RECORDING_VERSION,
     old_run_within_tolerance,
@@ -34,8 +36,6 @@ from .goldens import (
     weights_sha256,
 )
 
-GOLDEN_DIR = Path(__file__).resolve().parent / "golden"
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 TRAIN_GOLDEN = GOLDEN_DIR / "train_classification.json"
 OLD = GOLDEN_DIR / "old_run"
 THREADS = ["--threads", "2"]  # what old_run/expected.json was recorded with
@@ -168,7 +168,7 @@ def main() -> int:
     entry["eval_val"] = _fresh(lambda w: eval_values(copy_old_run(w), "val"))
     entry["predict"] = _fresh(lambda w: predict_values(copy_old_run(w), w / "p.json"))
     entry["resumed"] = _fresh(lambda w: resume_values(copy_old_run(w)))
-    for key in ("eval_test", "eval_val", "predict", "resumed"):
+    for key in OLD_RUN_KEYS:
         if not old_run_within_tolerance(key, entry[key], expected[key]):
             print(f"error: old run folder, {key}: beyond the tolerance of the recorded platform", file=sys.stderr)
             return 1

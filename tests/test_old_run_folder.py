@@ -20,13 +20,12 @@ import pytest
 from wavemixer.cli import main
 
 from .conftest import GOLDEN_DIR
-from .goldens import RECORDING_VERSION, exact_values, old_run_within_tolerance, weights_sha256
+from .goldens import OLD_RUN_KEYS, RECORDING_VERSION, exact_values, old_run_within_tolerance, weights_sha256
 from .record_goldens import copy_old_run, eval_values, predict_values, resume_values
 
 OLD = GOLDEN_DIR / "old_run"
 EXPECTED = json.loads((OLD / "expected.json").read_text())
 EXACT = exact_values(EXPECTED)
-KEYS = ("eval_test", "eval_val", "predict", "resumed")
 
 
 @pytest.fixture
@@ -57,7 +56,7 @@ def test_old_run_platform_records_are_the_recording_version_within_tolerance():
     """Each added platform was recorded with the version the folder pins, and within what an unlisted one meets."""
     for record in EXPECTED.get("exact", []):
         assert record["code"] == RECORDING_VERSION, record["platform"]
-        assert all(old_run_within_tolerance(k, record[k], EXPECTED[k]) for k in KEYS), record["platform"]
+        assert all(old_run_within_tolerance(k, record[k], EXPECTED[k]) for k in OLD_RUN_KEYS), record["platform"]
 
 
 def test_old_run_exports(old_run, tmp_path, capsys):
